@@ -1,0 +1,102 @@
+"""Command line: `zonemq run` (and `python -m broker run`).
+
+Flags override the config file and the environment (see broker/config.py). The first
+SIGTERM or SIGINT drains gracefully within `broker.shutdown_timeout`; a second one exits
+at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from broker.config import ConfigError, Settings, load_settings
+from broker.server import Broker
+
+log = logging.getLogger("zonemq")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zonemq", description="ZoneMQ message broker")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the broker in the foreground")
+    run.add_argument("--config", help="TOML config file (default: embedded defaults)")
+    run.add_argument("--data-dir", help="data directory (broker.data_dir)")
+    run.add_argument("--bind", help="address every listener binds to (broker.bind)")
+    run.add_argument("--name", help="broker name (broker.name)")
+    run.add_argument("--stomp-port", type=int, help="STOMP port, 0 = ephemeral")
+    run.add_argument("--console-port", type=int, help="console/metrics HTTP port, 0 = ephemeral")
+    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {
+        "broker.data_dir": args.data_dir,
+        "broker.bind": args.bind,
+        "broker.name": args.name,
+        "broker.log_level": args.log_level,
+        "listeners.stomp.port": args.stomp_port,
+        "listeners.console.port": args.console_port,
+    }
+    config = args.config or os.environ.get("ZONEMQ_CONFIG")
+    return load_settings(config, overrides=overrides)
+
+
+async def serve(settings: Settings) -> int:
+    """Run a broker until a signal stops it; returns the process exit code."""
+    loop = asyncio.get_running_loop()
+    broker = Broker(settings)
+    stop_requested = asyncio.Event()
+    signals = 0
+
+    def on_signal(signum: int) -> None:
+        nonlocal signals
+        signals += 1
+        if signals == 1:
+            log.info("received %s, draining (again to exit at once)", signal.Signals(signum).name)
+            stop_requested.set()
+        else:
+            log.warning("second signal: exiting now")
+            os._exit(130)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        await broker.start()
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    log.info("broker %s started", settings.broker.name)
+    await stop_requested.wait()
+    await broker.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+    except ConfigError as exc:
+        print(f"zonemq: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.broker.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
+        return asyncio.run(serve(settings))
+    return uvloop.run(serve(settings))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,285 @@
+"""Typed settings: embedded defaults < config file (TOML) < environment < command-line flags.
+
+Every setting is a field of a frozen dataclass below; its default is the embedded default,
+and config/zonemq.toml documents the same values (a test keeps the two equal). Loading
+validates once: an unknown key or a value of the wrong type or range stops start-up with
+a ConfigError naming the dotted key (``listeners.stomp.port``). Nothing reads settings
+lazily; the Broker receives a finished Settings and passes slices of it down.
+
+Environment overrides are ``ZONEMQ_`` followed by the dotted key in upper case with
+``__`` for each dot, e.g. ``ZONEMQ_LISTENERS__STOMP__PORT=61614``; values are parsed as
+TOML scalars (so ``true``, ``10``, ``"text"`` or bare text).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A setting is unknown or invalid; the message names its dotted key."""
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    """Process-wide settings."""
+
+    name: str = "zonemq"
+    data_dir: str = "./data"
+    bind: str = "127.0.0.1"
+    shutdown_timeout: float = 10.0
+    log_level: str = "info"
+
+
+@dataclass(frozen=True)
+class StompSettings:
+    """The STOMP listener and its limits (ActiveMQ's defaults where it has one)."""
+
+    enabled: bool = True
+    port: int = 61613
+    max_connections: int = 10000
+    max_frame_size: int = 104857600
+    max_headers: int = 1000
+    max_header_length: int = 10240
+    max_subscriptions: int = 10000
+    # Outbound bytes buffered for one connection before its consumers stop receiving.
+    write_buffer_high: int = 1048576
+    write_buffer_low: int = 262144
+    # A client that promised heart-beats every N ms is dropped after N * grace of silence.
+    heartbeat_grace: float = 1.5
+    # A client that never sends CONNECT is dropped after this many seconds.
+    connect_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    """The HTTP console port: /metrics and /healthz (the web console comes later)."""
+
+    enabled: bool = True
+    port: int = 8161
+
+
+@dataclass(frozen=True)
+class ListenerSettings:
+    """All listeners; each protocol has its own table."""
+
+    stomp: StompSettings = field(default_factory=StompSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
+
+
+@dataclass(frozen=True)
+class DestinationPolicy:
+    """Overrides for destinations whose name matches an ActiveMQ wildcard pattern."""
+
+    pattern: str = ">"
+    dead_letter_queue: str = "ActiveMQ.DLQ"
+    max_redeliveries: int = 6
+
+
+@dataclass(frozen=True)
+class DestinationSettings:
+    """Defaults for every destination; ``policies`` override them by name pattern."""
+
+    queue_prefetch: int = 1000
+    topic_prefetch: int = 32766
+    max_redeliveries: int = 6
+    dead_letter_queue: str = "ActiveMQ.DLQ"
+    expired_to_dlq: bool = True
+    expiry_check_interval: float = 30.0
+    # Bytes of message bodies a queue holds before producers are made to wait.
+    queue_memory_limit: int = 67108864
+    # Messages a topic subscriber may fall behind before the slow-consumer policy acts.
+    topic_pending_limit: int = 10000
+    slow_consumer_policy: str = "drop-oldest"
+    policies: tuple[DestinationPolicy, ...] = ()
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """Users (name to password); empty means no authentication (loopback only)."""
+
+    users: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole configuration, built once by load_settings."""
+
+    broker: BrokerSettings = field(default_factory=BrokerSettings)
+    listeners: ListenerSettings = field(default_factory=ListenerSettings)
+    destinations: DestinationSettings = field(default_factory=DestinationSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "broker.log_level": ("debug", "info", "warning", "error"),
+    "destinations.slow_consumer_policy": ("drop-oldest", "disconnect"),
+}
+_PORTS = ("listeners.stomp.port", "listeners.console.port")
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Merge file, environment and flag overrides (dotted keys) over the embedded defaults."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                raw = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    for key, value in _env_overrides(os.environ if env is None else env).items():
+        _set_dotted(raw, key, value)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(raw, key, value)
+    settings = _build(Settings, raw, "")
+    _validate(settings)
+    return settings
+
+
+def flatten(settings: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted key to value for every setting (used by the defaults test and `zonemq config`)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            out.update(flatten(value, key + "."))
+        else:
+            out[key] = value
+    return out
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, text in env.items():
+        if not name.startswith("ZONEMQ_") or name in ("ZONEMQ_CONFIG",):
+            continue
+        key = name[len("ZONEMQ_") :].lower().replace("__", ".")
+        try:
+            out[key] = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key] = text
+    return out
+
+
+def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    *parents, last = key.split(".")
+    node = raw
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{key}: {part} is not a table")
+        node = child
+    node[last] = value
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a table")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in names:
+            raise ConfigError(f"{prefix}{key}: unknown setting")
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name in raw:
+            kwargs[f.name] = _convert(hints[f.name], raw[f.name], prefix + f.name)
+    return cls(**kwargs)
+
+
+def _convert(hint: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key + ".")
+    if origin is tuple:
+        (item,) = typing.get_args(hint)[:1]
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list")
+        return tuple(_convert(item, v, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin in (Mapping, dict):
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise ConfigError(f"{key}: expected a table of strings")
+        return types.MappingProxyType(dict(value))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported setting type {hint!r}")  # pragma: no cover
+
+
+def _validate(s: Settings) -> None:
+    flat = flatten(s)
+    for key, choices in _CHOICES.items():
+        if flat[key] not in choices:
+            raise ConfigError(f"{key}: must be one of {', '.join(choices)}, got {flat[key]!r}")
+    for key in _PORTS:
+        if not 0 <= flat[key] <= 65535:
+            raise ConfigError(f"{key}: port must be 0..65535, got {flat[key]}")
+    for key, value in flat.items():
+        if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+            raise ConfigError(f"{key}: must not be negative, got {value}")
+    for key in (
+        "listeners.stomp.max_frame_size",
+        "listeners.stomp.max_headers",
+        "listeners.stomp.max_header_length",
+        "destinations.queue_prefetch",
+        "destinations.topic_prefetch",
+        "destinations.topic_pending_limit",
+        "destinations.queue_memory_limit",
+    ):
+        if flat[key] < 1:
+            raise ConfigError(f"{key}: must be at least 1, got {flat[key]}")
+    stomp = s.listeners.stomp
+    if stomp.write_buffer_low > stomp.write_buffer_high:
+        raise ConfigError("listeners.stomp.write_buffer_low: must not exceed write_buffer_high")
+    if stomp.heartbeat_grace < 1.0:
+        raise ConfigError("listeners.stomp.heartbeat_grace: must be at least 1.0")
+    try:
+        address = ipaddress.ip_address(s.broker.bind)
+    except ValueError:
+        raise ConfigError(f"broker.bind: not an IP address: {s.broker.bind!r}") from None
+    if not address.is_loopback and not s.auth.users:
+        raise ConfigError(
+            f"broker.bind: refusing to listen on non-loopback address {s.broker.bind} "
+            "without users configured in [auth] users"
+        )
+    for i, policy in enumerate(s.destinations.policies):
+        if not policy.pattern:
+            raise ConfigError(f"destinations.policies[{i}].pattern: must not be empty")
+
+
+def default_config_path() -> Path:
+    """The documented configuration file shipped in the repository."""
+    return Path(__file__).resolve().parent.parent / "config" / "zonemq.toml"

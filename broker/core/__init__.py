@@ -1,0 +1,32 @@
+"""The broker core: the one protocol-neutral API every wire protocol uses.
+
+See DESIGN.md "The core, as the protocols see it". Import from here, not from the
+submodules, so the core's layout can change without touching protocols.
+"""
+
+from broker.core.core import Core, CoreLimits, DestinationStats
+from broker.core.errors import CoreError
+from broker.core.message import QUEUE, TEMP_QUEUE, TEMP_TOPIC, TOPIC, Address, Message
+from broker.core.queue import ACK_MODES, AUTO, CLIENT, INDIVIDUAL, Consumer, MessageQueue, Subscription
+from broker.core.transaction import Transaction
+
+__all__ = [
+    "ACK_MODES",
+    "AUTO",
+    "CLIENT",
+    "INDIVIDUAL",
+    "QUEUE",
+    "TEMP_QUEUE",
+    "TEMP_TOPIC",
+    "TOPIC",
+    "Address",
+    "Consumer",
+    "Core",
+    "CoreError",
+    "CoreLimits",
+    "DestinationStats",
+    "Message",
+    "MessageQueue",
+    "Subscription",
+    "Transaction",
+]

@@ -1,0 +1,386 @@
+"""The Core: destinations, routing, subscriptions, dead-lettering and expiry.
+
+This is the one API every protocol uses (see DESIGN.md "The core, as the protocols see
+it"). It knows no wire protocol and never awaits: it is called on the event loop and
+schedules its own timers through the `call_later` it is given. Destinations are created
+on first use, as ActiveMQ does; temporary ones belong to an owner (a connection) and are
+deleted with it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from broker.core.errors import DELETED, INVALID, NOT_FOUND, CoreError
+from broker.core.message import QUEUE, TEMP_QUEUE, TEMP_TOPIC, TOPIC, Address, Message
+from broker.core.policy import Policy, PolicyMap
+from broker.core.queue import ACK_MODES, Consumer, MessageQueue, Subscription
+from broker.core.topic import Topic
+from broker.core.transaction import Transaction
+
+KINDS = (QUEUE, TOPIC, TEMP_QUEUE, TEMP_TOPIC)
+
+
+@dataclass(frozen=True, slots=True)
+class CoreLimits:
+    """The slice of configuration the core uses."""
+
+    queue_prefetch: int = 1000
+    topic_prefetch: int = 32766
+    max_redeliveries: int = 6
+    dead_letter_queue: str = "ActiveMQ.DLQ"
+    expired_to_dlq: bool = True
+    expiry_check_interval: float = 30.0
+    queue_memory_limit: int = 64 * 1024 * 1024
+    topic_pending_limit: int = 10000
+    slow_consumer_policy: str = "drop-oldest"
+    policies: tuple[tuple[str, str, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationStats:
+    """A snapshot of one destination for metrics, console and admin."""
+
+    kind: str
+    name: str
+    depth: int
+    inflight: int
+    consumers: int
+    enqueued: int
+    dispatched: int
+    acked: int
+    redelivered: int
+    dlq: int
+    expired: int
+    discarded: int
+
+
+class Core:
+    """All destinations of one broker and the operations on them."""
+
+    def __init__(
+        self,
+        limits: CoreLimits | None = None,
+        *,
+        name: str = "zonemq",
+        clock: Callable[[], float] = time.time,
+        call_later: Callable[[float, Callable[[], None]], Any] | None = None,
+    ) -> None:
+        self.limits = limits or CoreLimits()
+        self.clock = clock
+        self._call_later = call_later
+        self.queues: dict[Address, MessageQueue] = {}
+        self.topics: dict[Address, Topic] = {}
+        self.policies = PolicyMap(
+            Policy(self.limits.dead_letter_queue, self.limits.max_redeliveries),
+            [(pat, Policy(dlq, maxr)) for pat, dlq, maxr in self.limits.policies],
+        )
+        # Unique per broker start: message ids must not repeat across restarts.
+        self._id_prefix = f"ID:{name}-{int(clock() * 1000)}-"
+        self._ids = itertools.count(1)
+        self._sub_nums = itertools.count(1)
+        self._expiry_timer: Any = None
+        # Counters for destinations that have been deleted, so totals never go down.
+        self.retired = {"enqueued": 0, "dispatched": 0, "acked": 0, "dlq": 0, "redelivered": 0}
+        if call_later is not None and self.limits.expiry_check_interval > 0:
+            self._expiry_timer = call_later(self.limits.expiry_check_interval, self._sweep)
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def next_id(self) -> str:
+        return self._id_prefix + str(next(self._ids))
+
+    def close(self) -> None:
+        if self._expiry_timer is not None:
+            self._expiry_timer.cancel()
+            self._expiry_timer = None
+
+    # -- destinations ---------------------------------------------------------------------
+
+    def queue(self, address: Address, *, create: bool = True) -> MessageQueue:
+        q = self.queues.get(address)
+        if q is None:
+            if address.kind == TEMP_QUEUE:
+                raise CoreError(DELETED, f"temporary queue {address.name} does not exist")
+            if not create:
+                raise CoreError(NOT_FOUND, f"no such queue: {address.name}")
+            self._check_name(address)
+            q = MessageQueue(self, address, memory_limit=self.limits.queue_memory_limit)
+            self.queues[address] = q
+        return q
+
+    def topic(self, address: Address, *, create: bool = True) -> Topic:
+        t = self.topics.get(address)
+        if t is None:
+            if address.kind == TEMP_TOPIC:
+                raise CoreError(DELETED, f"temporary topic {address.name} does not exist")
+            if not create:
+                raise CoreError(NOT_FOUND, f"no such topic: {address.name}")
+            self._check_name(address)
+            t = Topic(address)
+            self.topics[address] = t
+        return t
+
+    def create_temporary(self, address: Address, owner: object) -> None:
+        """Create a temporary destination that lives until `delete_owned(owner)`."""
+        if address.kind == TEMP_QUEUE:
+            if address not in self.queues:
+                self.queues[address] = MessageQueue(
+                    self, address, memory_limit=self.limits.queue_memory_limit, owner=owner
+                )
+        elif address.kind == TEMP_TOPIC:
+            if address not in self.topics:
+                self.topics[address] = Topic(address, owner=owner)
+        else:
+            raise CoreError(INVALID, f"{address} is not a temporary destination")
+
+    def delete_owned(self, owner: object) -> None:
+        """Delete the temporary destinations of `owner`, closing their subscriptions."""
+        for address in [a for a, q in self.queues.items() if q.owner is owner]:
+            self.delete(address)
+        for address in [a for a, t in self.topics.items() if t.owner is owner]:
+            self.delete(address)
+
+    def delete(self, address: Address) -> None:
+        """Delete a destination; its consumers are detached and its messages dropped."""
+        if address.is_queue:
+            q = self.queues.pop(address, None)
+            if q is None:
+                return
+            for sub in list(q.consumers):
+                sub.close()
+            self._retire(q)
+        else:
+            t = self.topics.pop(address, None)
+            if t is None:
+                return
+            for sub in list(t.subs):
+                sub.close()
+            self.retired["enqueued"] += t.enqueued
+
+    def _retire(self, q: MessageQueue) -> None:
+        for key in self.retired:
+            self.retired[key] += getattr(q, key)
+
+    @staticmethod
+    def _check_name(address: Address) -> None:
+        if address.kind not in KINDS:
+            raise CoreError(INVALID, f"unknown destination kind {address.kind!r}")
+        if not address.name:
+            raise CoreError(INVALID, "destination name is empty")
+
+    # -- producing ------------------------------------------------------------------------
+
+    def send(
+        self, address: Address, msg: Message, *, tx: Transaction | None = None
+    ) -> Awaitable[None] | None:
+        """Accept a message for `address`. Returns an awaitable that completes when the
+        message is durable, or None when there is nothing to wait for. Without the journal
+        (issue 3) nothing is durable and every send returns None."""
+        if not msg.id:
+            msg.id = self.next_id()
+        if not msg.timestamp:
+            msg.timestamp = self.now_ms()
+        msg.destination = address
+        if tx is not None:
+            if tx.finished:
+                raise CoreError(INVALID, "transaction already finished")
+            # Check now that the destination exists, so the error reaches the sender.
+            self._resolve(address)
+            tx.add_send(address, msg)
+            return None
+        self.route(address, msg)
+        return None
+
+    def _resolve(self, address: Address) -> MessageQueue | Topic:
+        return self.queue(address) if address.is_queue else self.topic(address)
+
+    def route(self, address: Address, msg: Message) -> None:
+        self._resolve(address).put(msg)
+
+    def when_space(self, address: Address, callback: Callable[[], None]) -> bool:
+        """Producer flow control: True (and `callback` later) if `address` is full."""
+        q = self.queues.get(address)
+        return q is not None and q.when_space(callback)
+
+    def begin(self) -> Transaction:
+        return Transaction(self)
+
+    # -- consuming ------------------------------------------------------------------------
+
+    def subscribe(
+        self,
+        address: Address,
+        consumer: Consumer,
+        *,
+        ack_mode: str = "auto",
+        prefetch: int | None = None,
+        no_local: bool = False,
+        origin: object = None,
+        tag: object = None,
+    ) -> Subscription:
+        """Attach a push consumer; delivery starts at once if messages are waiting."""
+        if ack_mode not in ACK_MODES:
+            raise CoreError(INVALID, f"unknown ack mode {ack_mode!r}")
+        if prefetch is not None and prefetch < 1:
+            raise CoreError(INVALID, "prefetch must be at least 1")
+        if address.is_queue:
+            source = self.queue(address)
+            sub = Subscription(
+                self,
+                next(self._sub_nums),
+                address,
+                source,
+                consumer,
+                ack_mode=ack_mode,
+                prefetch=prefetch or self.limits.queue_prefetch,
+                no_local=no_local,
+                origin=origin,
+                tag=tag,
+            )
+            source.consumers.append(sub)
+            source.dispatch()
+            return sub
+        topic = self.topic(address)
+        source = MessageQueue(self, address, limit=self.limits.topic_pending_limit)
+        sub = Subscription(
+            self,
+            next(self._sub_nums),
+            address,
+            source,
+            consumer,
+            ack_mode=ack_mode,
+            prefetch=prefetch or self.limits.topic_prefetch,
+            no_local=no_local,
+            origin=origin,
+            tag=tag,
+            topic=topic,
+        )
+        source.consumers.append(sub)
+        topic.subs.append(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        """Called by Subscription.close; detaches it from its destination."""
+        if sub in sub.source.consumers:
+            sub.source.consumers.remove(sub)
+        topic = sub.topic
+        if isinstance(topic, Topic) and sub in topic.subs:
+            topic.subs.remove(sub)
+            # Keep the totals of departed subscribers so topic counters never go down.
+            for key in topic.gone:
+                topic.gone[key] += getattr(sub.source, key)
+
+    # -- outcomes (called by subscriptions and transactions) ------------------------------
+
+    def acked(self, source: MessageQueue, msgs: list[Message]) -> None:
+        """Messages consumed for good (the journal will record their removal here)."""
+
+    def redeliver(self, source: MessageQueue, msgs: list[Message], *, counted: bool) -> None:
+        """Put messages back at the front of `source`; counted ones past the destination's
+        redelivery limit go to the dead letter queue instead."""
+        back: list[Message] = []
+        limit = self.policies.for_name(source.address.name).max_redeliveries
+        for msg in msgs:
+            if counted:
+                msg = msg.redelivery_copy()
+                if msg.delivery_count > limit:
+                    self.dead_letter(source, msg, "redelivery limit exceeded")
+                    continue
+                source.redelivered += 1
+            back.append(msg)
+        if back:
+            source.push_front(back)
+
+    def dead_letter(self, source: MessageQueue, msg: Message, cause: str) -> None:
+        """Move a message to its destination's dead letter queue."""
+        source.dlq += 1
+        dlq_name = self.policies.for_name(source.address.name).dead_letter_queue
+        dlq = Address(QUEUE, dlq_name)
+        if source.address == dlq:
+            return  # a message that fails on the DLQ itself is dropped, not looped
+        copy = msg.copy()
+        copy.properties["originalDestination"] = str(msg.destination or source.address)
+        copy.properties["dlqDeliveryFailureCause"] = cause
+        copy.destination = dlq
+        copy.expiration = 0
+        self.queue(dlq).put(copy)
+
+    def expire(self, source: MessageQueue, msg: Message) -> None:
+        """A message past its expiration: persistent ones to the DLQ, the rest dropped."""
+        source.expired += 1
+        if msg.persistent and self.limits.expired_to_dlq:
+            self.dead_letter(source, msg, "expired")
+
+    def over_limit(self, source: MessageQueue) -> None:
+        """A topic subscriber fell `limit` messages behind: apply the slow-consumer policy."""
+        if self.limits.slow_consumer_policy == "disconnect":
+            for sub in list(source.consumers):
+                sub.consumer.slow(sub)
+            source.drop_oldest()
+        else:
+            source.drop_oldest()
+
+    # -- inspection -----------------------------------------------------------------------
+
+    def browse(self, address: Address) -> list[Message]:
+        return self.queue(address, create=False).browse()
+
+    def purge(self, address: Address) -> int:
+        return self.queue(address, create=False).purge()
+
+    def stats(self) -> list[DestinationStats]:
+        out = []
+        for q in self.queues.values():
+            out.append(
+                DestinationStats(
+                    q.address.kind,
+                    q.address.name,
+                    q.count + q.inflight_count,
+                    q.inflight_count,
+                    len(q.consumers),
+                    q.enqueued,
+                    q.dispatched,
+                    q.acked,
+                    q.redelivered,
+                    q.dlq,
+                    q.expired,
+                    q.discarded,
+                )
+            )
+        for t in self.topics.values():
+            subs = [s.source for s in t.subs]
+            totals = {k: v + sum(getattr(s, k) for s in subs) for k, v in t.gone.items()}
+            out.append(
+                DestinationStats(
+                    t.address.kind,
+                    t.address.name,
+                    sum(s.count for s in subs),
+                    sum(s.inflight_count for s in subs),
+                    len(t.subs),
+                    t.enqueued,
+                    totals["dispatched"],
+                    totals["acked"],
+                    totals["redelivered"],
+                    totals["dlq"],
+                    totals["expired"],
+                    totals["discarded"],
+                )
+            )
+        return out
+
+    def _sweep(self) -> None:
+        now = self.now_ms()
+        for q in list(self.queues.values()):
+            q.sweep_expired(now)
+            q.dispatch()
+        for t in list(self.topics.values()):
+            for sub in list(t.subs):
+                sub.source.sweep_expired(now)
+        if self._call_later is not None:
+            self._expiry_timer = self._call_later(self.limits.expiry_check_interval, self._sweep)

@@ -1,0 +1,120 @@
+"""The broker's message model, shared by every protocol.
+
+A Message is owned by exactly one place at a time when it sits on a queue, so the core
+mutates its delivery state there. A topic shares one Message object among all its
+subscribers; such a message is never mutated: redelivery and dead-lettering work on a
+copy (`redelivery_copy`, `copy`). Protocols may cache encoded bytes in `wire`, which a
+copy does not inherit.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+PropertyValue = str | int | float | bool | bytes
+
+QUEUE = "queue"
+TOPIC = "topic"
+TEMP_QUEUE = "temp-queue"
+TEMP_TOPIC = "temp-topic"
+
+
+class Address(NamedTuple):
+    """A destination's kind (queue, topic, temp-queue, temp-topic) and name."""
+
+    kind: str
+    name: str
+
+    @property
+    def is_queue(self) -> bool:
+        return self.kind == QUEUE or self.kind == TEMP_QUEUE
+
+    def __str__(self) -> str:
+        return f"{self.kind}://{self.name}"
+
+
+class Message:
+    """One message: immutable content plus the delivery state the core keeps for it.
+
+    `text` records whether the producer sent text (ActiveMQ's TextMessage) or bytes
+    (BytesMessage); protocols preserve it on the way out. Times are ms since the epoch;
+    `expiration` 0 means never.
+    """
+
+    __slots__ = (
+        "body",
+        "content_type",
+        "correlation_id",
+        "delivery_count",
+        "destination",
+        "expiration",
+        "group_id",
+        "id",
+        "origin",
+        "persistent",
+        "priority",
+        "properties",
+        "redelivered",
+        "reply_to",
+        "text",
+        "timestamp",
+        "type",
+        "wire",
+    )
+
+    def __init__(
+        self,
+        body: bytes,
+        *,
+        destination: Address | None = None,
+        properties: dict[str, PropertyValue] | None = None,
+        persistent: bool = False,
+        priority: int = 4,
+        timestamp: int = 0,
+        expiration: int = 0,
+        text: bool = False,
+        correlation_id: str | None = None,
+        reply_to: Address | None = None,
+        content_type: str | None = None,
+        group_id: str | None = None,
+        type: str | None = None,
+        origin: object = None,
+    ) -> None:
+        self.id = ""
+        self.body = body
+        self.destination = destination
+        self.properties = properties if properties is not None else {}
+        self.persistent = persistent
+        self.priority = priority
+        self.timestamp = timestamp
+        self.expiration = expiration
+        self.text = text
+        self.correlation_id = correlation_id
+        self.reply_to = reply_to
+        self.content_type = content_type
+        self.group_id = group_id
+        self.type = type
+        # Who sent it (a connection object); lets a subscription skip its own messages.
+        self.origin = origin
+        self.delivery_count = 0
+        self.redelivered = False
+        self.wire: Any = None
+
+    def copy(self) -> Message:
+        """A new Message with the same content and delivery state, no cached wire bytes."""
+        m = Message.__new__(Message)
+        for name in Message.__slots__:
+            setattr(m, name, getattr(self, name))
+        m.properties = dict(self.properties)
+        m.wire = None
+        return m
+
+    def redelivery_copy(self) -> Message:
+        """The message as it goes back for another delivery: counted and flagged."""
+        m = self.copy()
+        m.delivery_count += 1
+        m.redelivered = True
+        return m
+
+    def __repr__(self) -> str:
+        return f"<Message {self.id} to {self.destination} {len(self.body)}B>"

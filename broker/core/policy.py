@@ -1,0 +1,51 @@
+"""Per-destination policy: dead letter queue and redelivery limit, chosen by name pattern.
+
+Patterns use ActiveMQ's wildcards: "." separates segments, "*" matches one segment and
+">" matches the rest (one or more). The first configured policy whose pattern matches
+wins; otherwise the destination defaults apply. Results are cached per name because
+lookups happen whenever a message is dead-lettered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What the core needs to know about one destination."""
+
+    dead_letter_queue: str
+    max_redeliveries: int
+
+
+def wildcard_match(pattern: str, name: str) -> bool:
+    """True if `name` matches the ActiveMQ wildcard `pattern`."""
+    pat = pattern.split(".")
+    parts = name.split(".")
+    for i, p in enumerate(pat):
+        if p == ">":
+            return len(parts) > i
+        if i >= len(parts):
+            return False
+        if p != "*" and p != parts[i]:
+            return False
+    return len(parts) == len(pat)
+
+
+class PolicyMap:
+    """Resolves a destination name to its Policy (first matching pattern, else defaults)."""
+
+    def __init__(self, default: Policy, rules: list[tuple[str, Policy]]) -> None:
+        self._default = default
+        self._rules = rules
+        self._cache: dict[str, Policy] = {}
+
+    def for_name(self, name: str) -> Policy:
+        policy = self._cache.get(name)
+        if policy is None:
+            policy = next((p for pat, p in self._rules if wildcard_match(pat, name)), self._default)
+            if len(self._cache) > 10000:
+                self._cache.clear()
+            self._cache[name] = policy
+        return policy

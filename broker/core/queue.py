@@ -1,0 +1,419 @@
+"""Message queues and the subscriptions that consume from them.
+
+A MessageQueue holds pending messages in ten FIFO lanes, one per priority (higher first,
+FIFO within a lane), and hands them to its consumers round-robin among those with credit.
+A broker queue is one MessageQueue shared by competing subscriptions; each topic
+subscription owns a private MessageQueue (bounded by the slow-consumer limit) that the
+topic fills.
+
+Invariants (single-threaded: everything runs on the event loop, and nothing here awaits,
+so "no await between check and change" holds by construction):
+- a message is in exactly one place: a pending lane, one subscription's `inflight`, or a
+  transaction's ack list; counters (`count`, `bytes`, `inflight_count`) follow it;
+- a subscription never holds more than `prefetch` unacknowledged messages, and receives
+  nothing while `paused` (its connection's outbound buffer is full);
+- the core never mutates a delivered message; a redelivery is a counted copy.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from broker.core.message import Address, Message
+
+if TYPE_CHECKING:
+    from broker.core.core import Core
+    from broker.core.transaction import Transaction
+
+AUTO = "auto"
+CLIENT = "client"
+INDIVIDUAL = "client-individual"
+ACK_MODES = (AUTO, CLIENT, INDIVIDUAL)
+
+
+class Consumer(Protocol):
+    """What the core needs from a protocol's consumer (e.g. one STOMP subscription)."""
+
+    def deliver(self, sub: Subscription, msg: Message) -> None:
+        """Send `msg`; called only while `sub.ready()` is true. Must not call back into the
+        core synchronously except to pause `sub`."""
+
+    def slow(self, sub: Subscription) -> None:
+        """The subscription fell too far behind and the policy is to disconnect it."""
+
+
+class MessageQueue:
+    """Pending messages of one queue (or one topic subscription) and its consumers."""
+
+    __slots__ = (
+        "_rr",
+        "_space_waiters",
+        "acked",
+        "address",
+        "bytes",
+        "consumers",
+        "core",
+        "count",
+        "discarded",
+        "dispatched",
+        "dlq",
+        "enqueued",
+        "expired",
+        "inflight_count",
+        "lanes",
+        "limit",
+        "memory_limit",
+        "owner",
+        "redelivered",
+        "top",
+    )
+
+    def __init__(
+        self,
+        core: Core,
+        address: Address,
+        *,
+        limit: int = 0,
+        memory_limit: int = 0,
+        owner: object = None,
+    ) -> None:
+        self.core = core
+        self.address = address
+        self.lanes: list[deque[Message]] = [deque() for _ in range(10)]
+        # Highest lane that may be non-empty; lanes above it are empty.
+        self.top = 0
+        self.count = 0
+        self.bytes = 0
+        self.inflight_count = 0
+        self.consumers: list[Subscription] = []
+        self._rr = 0
+        # Topic subscriptions: messages kept beyond credit before the slow-consumer policy.
+        self.limit = limit
+        self.memory_limit = memory_limit
+        self._space_waiters: list[Callable[[], None]] = []
+        # The connection a temporary destination belongs to.
+        self.owner = owner
+        self.enqueued = 0
+        self.dispatched = 0
+        self.acked = 0
+        self.redelivered = 0
+        self.dlq = 0
+        self.expired = 0
+        self.discarded = 0
+
+    # -- intake ---------------------------------------------------------------------------
+
+    def put(self, msg: Message) -> None:
+        """Offer a new message: straight to a ready consumer if nothing waits, else queue it."""
+        self.enqueued += 1
+        if self.count == 0 and self.consumers:
+            if msg.expiration and msg.expiration <= self.core.now_ms():
+                self.core.expire(self, msg)
+                return
+            sub = self._next_ready()
+            if sub is not None:
+                sub.deliver(msg)
+                return
+        self._push(msg)
+
+    def _push(self, msg: Message) -> None:
+        prio = msg.priority
+        self.lanes[prio].append(msg)
+        if prio > self.top:
+            self.top = prio
+        self.count += 1
+        self.bytes += len(msg.body)
+        if self.limit and self.count > self.limit:
+            self.core.over_limit(self)
+
+    def push_front(self, msgs: list[Message]) -> None:
+        """Return messages ahead of newer ones, keeping their relative order."""
+        for msg in reversed(msgs):
+            prio = msg.priority
+            self.lanes[prio].appendleft(msg)
+            if prio > self.top:
+                self.top = prio
+            self.count += 1
+            self.bytes += len(msg.body)
+
+    def pop(self) -> Message | None:
+        """Remove and return the highest-priority, oldest message."""
+        if not self.count:
+            return None
+        lanes = self.lanes
+        top = self.top
+        while not lanes[top]:
+            top -= 1
+        self.top = top
+        msg = lanes[top].popleft()
+        self.count -= 1
+        self.bytes -= len(msg.body)
+        if self._space_waiters and self.bytes <= self.memory_limit * 0.7:
+            self._wake_producers()
+        return msg
+
+    def drop_oldest(self) -> Message | None:
+        """Discard the oldest message of the lowest non-empty priority (slow-consumer policy)."""
+        for lane in self.lanes:
+            if lane:
+                msg = lane.popleft()
+                self.count -= 1
+                self.bytes -= len(msg.body)
+                self.discarded += 1
+                return msg
+        return None
+
+    # -- dispatch -------------------------------------------------------------------------
+
+    def _next_ready(self) -> Subscription | None:
+        consumers = self.consumers
+        n = len(consumers)
+        if n == 1:
+            sub = consumers[0]
+            return sub if sub.ready() else None
+        start = self._rr
+        for i in range(n):
+            j = (start + i) % n
+            sub = consumers[j]
+            if sub.ready():
+                self._rr = j + 1
+                return sub
+        return None
+
+    def dispatch(self) -> None:
+        """Hand pending messages to ready consumers until one side runs out."""
+        if not self.count or not self.consumers:
+            return
+        now = self.core.now_ms()
+        while self.count:
+            sub = self._next_ready()
+            if sub is None:
+                return
+            msg = self.pop()
+            assert msg is not None
+            if msg.expiration and msg.expiration <= now:
+                self.core.expire(self, msg)
+                continue
+            sub.deliver(msg)
+
+    # -- producer flow control ------------------------------------------------------------
+
+    @property
+    def full(self) -> bool:
+        return bool(self.memory_limit) and self.bytes > self.memory_limit
+
+    def when_space(self, callback: Callable[[], None]) -> bool:
+        """If the queue is over its memory limit, call `callback` once it has drained
+        below 70% of it and return True; otherwise return False and never call it."""
+        if not self.full:
+            return False
+        self._space_waiters.append(callback)
+        return True
+
+    def _wake_producers(self) -> None:
+        waiters, self._space_waiters = self._space_waiters, []
+        for callback in waiters:
+            callback()
+
+    # -- browsing and admin ---------------------------------------------------------------
+
+    def browse(self) -> list[Message]:
+        out: list[Message] = []
+        for lane in reversed(self.lanes):
+            out.extend(lane)
+        return out
+
+    def purge(self) -> int:
+        n = self.count
+        for lane in self.lanes:
+            lane.clear()
+        self.count = 0
+        self.bytes = 0
+        self.top = 0
+        if self._space_waiters:
+            self._wake_producers()
+        return n
+
+    def sweep_expired(self, now: int) -> None:
+        """Remove expired pending messages (the periodic expiry timer calls this)."""
+        if not self.count:
+            return
+        expired: list[Message] = []
+        for i, lane in enumerate(self.lanes):
+            if not lane or not any(m.expiration and m.expiration <= now for m in lane):
+                continue
+            keep = deque(m for m in lane if not (m.expiration and m.expiration <= now))
+            expired.extend(m for m in lane if m.expiration and m.expiration <= now)
+            self.lanes[i] = keep
+        for msg in expired:
+            self.count -= 1
+            self.bytes -= len(msg.body)
+            self.core.expire(self, msg)
+        if self._space_waiters and self.bytes <= self.memory_limit * 0.7:
+            self._wake_producers()
+
+
+class Subscription:
+    """One consumer's attachment to a queue or topic.
+
+    Owned by the protocol connection that created it; the core calls
+    `consumer.deliver(self, msg)` only while `ready()`. `inflight` maps message id to
+    message in delivery order (dicts keep insertion order), which makes a cumulative
+    (client) ack a walk from the front.
+    """
+
+    __slots__ = (
+        "ack_mode",
+        "address",
+        "auto",
+        "closed",
+        "consumer",
+        "core",
+        "inflight",
+        "no_local",
+        "num",
+        "origin",
+        "paused",
+        "prefetch",
+        "source",
+        "tag",
+        "topic",
+    )
+
+    def __init__(
+        self,
+        core: Core,
+        num: int,
+        address: Address,
+        source: MessageQueue,
+        consumer: Consumer,
+        *,
+        ack_mode: str,
+        prefetch: int,
+        no_local: bool = False,
+        origin: object = None,
+        tag: object = None,
+        topic: object = None,
+    ) -> None:
+        self.core = core
+        self.num = num
+        self.address = address
+        self.source = source
+        self.consumer = consumer
+        self.ack_mode = ack_mode
+        self.auto = ack_mode == AUTO
+        self.prefetch = prefetch
+        self.no_local = no_local
+        self.origin = origin
+        # Free for the protocol: e.g. the STOMP subscription id.
+        self.tag = tag
+        # The Topic this subscription listens to, or None for a queue subscription.
+        self.topic = topic
+        self.inflight: dict[str, Message] = {}
+        self.paused = False
+        self.closed = False
+
+    def ready(self) -> bool:
+        return not self.paused and (self.auto or len(self.inflight) < self.prefetch)
+
+    def deliver(self, msg: Message) -> None:
+        source = self.source
+        source.dispatched += 1
+        if self.auto:
+            source.acked += 1
+        else:
+            self.inflight[msg.id] = msg
+            source.inflight_count += 1
+        self.consumer.deliver(self, msg)
+
+    # -- outcomes -------------------------------------------------------------------------
+
+    def _take(self, msg_id: str, cumulative: bool) -> list[Message]:
+        inflight = self.inflight
+        if msg_id not in inflight:
+            return []
+        if not cumulative:
+            taken = [inflight.pop(msg_id)]
+        else:
+            taken = []
+            for key in list(inflight):
+                taken.append(inflight.pop(key))
+                if key == msg_id:
+                    break
+        self.source.inflight_count -= len(taken)
+        return taken
+
+    def ack(self, msg_id: str, *, tx: Transaction | None = None) -> bool:
+        """Acknowledge `msg_id` (and, in client mode, every earlier delivery). False if
+        it is not in flight on this subscription."""
+        taken = self._take(msg_id, self.ack_mode == CLIENT)
+        if not taken:
+            return False
+        if tx is not None:
+            tx.add_acks(self, taken, redeliver=False)
+        else:
+            self.source.acked += len(taken)
+            self.core.acked(self.source, taken)
+        if not self.closed:
+            self.source.dispatch()
+        return True
+
+    def nack(self, msg_id: str, *, tx: Transaction | None = None) -> bool:
+        """Give `msg_id` back for redelivery with its count raised; dead-letter it past the
+        destination's redelivery limit."""
+        taken = self._take(msg_id, False)
+        if not taken:
+            return False
+        if tx is not None:
+            tx.add_acks(self, taken, redeliver=True)
+        else:
+            self.core.redeliver(self.source, taken, counted=True)
+        if not self.closed:
+            self.source.dispatch()
+        return True
+
+    def dead_letter(self, msg_id: str, cause: str, *, tx: Transaction | None = None) -> bool:
+        """Move `msg_id` straight to the dead letter queue (a poison acknowledgement)."""
+        taken = self._take(msg_id, False)
+        if not taken:
+            return False
+        if tx is not None:
+            tx.add_poison(self, taken, cause)
+        else:
+            for msg in taken:
+                self.core.dead_letter(self.source, msg, cause)
+        if not self.closed:
+            self.source.dispatch()
+        return True
+
+    def release(self, msg_id: str) -> bool:
+        """Give `msg_id` back unchanged, as if it had never been delivered."""
+        taken = self._take(msg_id, False)
+        if not taken:
+            return False
+        self.core.redeliver(self.source, taken, counted=False)
+        if not self.closed:
+            self.source.dispatch()
+        return True
+
+    def set_paused(self, paused: bool) -> None:
+        """The consumer's connection can (not) take more; resuming restarts dispatch."""
+        if paused == self.paused:
+            return
+        self.paused = paused
+        if not paused and not self.closed:
+            self.source.dispatch()
+
+    def close(self) -> None:
+        """Detach; unacknowledged messages go back flagged redelivered."""
+        if self.closed:
+            return
+        self.closed = True
+        self.core.unsubscribe(self)
+        taken = list(self.inflight.values())
+        self.inflight.clear()
+        self.source.inflight_count -= len(taken)
+        if taken and self.topic is None:
+            self.core.redeliver(self.source, taken, counted=True)

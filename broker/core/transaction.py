@@ -1,0 +1,71 @@
+"""Local transactions: sends and acknowledgements that take effect together at commit.
+
+A Transaction belongs to one protocol session. Sends are held (not routed) until commit;
+acknowledged messages leave the subscription's in-flight set at once, so the consumer's
+credit is freed as ActiveMQ frees prefetch for transacted acks, but are only counted as
+consumed at commit. Abort drops the sends and gives every message acknowledged in the
+transaction back to its queue for redelivery.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from broker.core.message import Address, Message
+
+if TYPE_CHECKING:
+    from broker.core.core import Core
+    from broker.core.queue import Subscription
+
+
+class Transaction:
+    """One open transaction; `finished` once committed or aborted."""
+
+    __slots__ = ("acks", "core", "finished", "sends")
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self.sends: list[tuple[Address, Message]] = []
+        # (subscription, messages, outcome): outcome "ack", "redeliver" or a poison cause.
+        self.acks: list[tuple[Subscription, list[Message], str]] = []
+        self.finished = False
+
+    def add_send(self, address: Address, msg: Message) -> None:
+        self.sends.append((address, msg))
+
+    def add_acks(self, sub: Subscription, msgs: list[Message], *, redeliver: bool) -> None:
+        self.acks.append((sub, msgs, "redeliver" if redeliver else "ack"))
+
+    def add_poison(self, sub: Subscription, msgs: list[Message], cause: str) -> None:
+        self.acks.append((sub, msgs, "poison:" + cause))
+
+    def commit(self) -> None:
+        """Route the held sends and settle the held acknowledgements."""
+        self.finished = True
+        core = self.core
+        for address, msg in self.sends:
+            core.route(address, msg)
+        for sub, msgs, outcome in self.acks:
+            source = sub.source
+            if outcome == "ack":
+                source.acked += len(msgs)
+                core.acked(source, msgs)
+            elif outcome == "redeliver":
+                core.redeliver(source, msgs, counted=True)
+            else:
+                for msg in msgs:
+                    core.dead_letter(source, msg, outcome[len("poison:") :])
+            source.dispatch()
+        self.sends.clear()
+        self.acks.clear()
+
+    def abort(self) -> None:
+        """Drop the held sends; acknowledged messages go back for redelivery."""
+        self.finished = True
+        for sub, msgs, _outcome in self.acks:
+            if sub.topic is not None and sub.closed:
+                continue
+            self.core.redeliver(sub.source, msgs, counted=True)
+            sub.source.dispatch()
+        self.sends.clear()
+        self.acks.clear()

@@ -1,0 +1,62 @@
+"""The console port (ActiveMQ's 8161): Prometheus /metrics and /healthz, on aiohttp.
+
+The web console and admin REST API will join these routes; for now the port serves
+what operators and load-balancers need to watch a broker.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from broker.metrics import make_registry, render
+
+
+class ConsoleListener:
+    """The running aiohttp site on the console port."""
+
+    def __init__(self, runner: web.AppRunner, address: tuple[str, int]) -> None:
+        self.runner = runner
+        self.address = address
+
+    def stop_accepting(self) -> None:
+        pass
+
+    async def drain(self, timeout: float) -> None:
+        await self.runner.cleanup()
+
+
+async def start(broker: object) -> ConsoleListener:
+    """Registry entry point: serve /metrics and /healthz for `broker`."""
+    from broker.server import Broker
+
+    assert isinstance(broker, Broker)
+
+    def connections() -> dict[str, int]:
+        return {
+            name: len(getattr(listener, "connections", ()))
+            for name, listener in broker.listeners.items()
+            if hasattr(listener, "connections")
+        }
+
+    registry = make_registry(lambda: broker.core, connections)
+
+    async def metrics(_request: web.Request) -> web.Response:
+        body = render(registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(_request: web.Request) -> web.Response:
+        if broker.started.is_set() and not broker.stopped.is_set():
+            return web.json_response({"status": "ok"})
+        return web.json_response({"status": "starting"}, status=503)
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    settings = broker.settings
+    site = web.TCPSite(runner, settings.broker.bind, settings.listeners.console.port)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    return ConsoleListener(runner, (host, port))

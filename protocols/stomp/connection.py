@@ -1,0 +1,593 @@
+"""STOMP 1.0–1.2 over TCP: asyncio glue around the sans-IO codec, with ActiveMQ's semantics.
+
+Mapping onto the core (see mapping.py for headers and destinations):
+- SEND → `core.send`; with `transaction` it is held in the core Transaction until COMMIT.
+  A RECEIPT for a persistent SEND waits for the core's durability awaitable.
+- SUBSCRIBE → `core.subscribe` with ack mode auto | client | client-individual and
+  credit `activemq.prefetchSize` (default: the destination kind's prefetch).
+- ACK → `Subscription.ack` (cumulative in client mode); NACK → a poison ack: the message
+  goes to the dead letter queue at once, as ActiveMQ 5.x does for STOMP.
+- UNSUBSCRIBE, DISCONNECT and a lost connection return unacknowledged messages, flagged
+  redelivered, and abort open transactions.
+- 1.2 `ack` ids are ``<subscription number>-<message id>`` so an ACK finds its
+  subscription without a per-message table.
+
+Hot path: `data_received` parses every complete frame at once; outgoing frames collect
+in a list that is written with one `writelines` per loop turn. When the bytes waiting for
+one connection pass `write_buffer_high`, its subscriptions are paused (no credit) until
+the transport drains below `write_buffer_low`; that is how a slow consumer pushes back
+on dispatch.
+
+State ownership: a StompConnection owns its subscriptions and transactions and is only
+touched from the event loop; nothing awaits between a check and the change it guards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from broker.core import AUTO, ACK_MODES, CLIENT, Address, CoreError, Message, Subscription
+from broker.core import TEMP_QUEUE, TEMP_TOPIC
+from broker.core.transaction import Transaction
+from protocols.stomp.codec import Frame, FrameParser, StompError, encode_frame
+from protocols.stomp.mapping import (
+    BadHeader,
+    encode_headers,
+    message_from_send,
+    message_headers,
+    needs_private_encoding,
+    parse_destination,
+)
+
+if TYPE_CHECKING:
+    from protocols.stomp.listener import StompListener
+
+log = logging.getLogger("zonemq.stomp")
+
+VERSIONS = ("1.0", "1.1", "1.2")
+_conn_ids = itertools.count(1)
+
+
+class ProtocolError(Exception):
+    """A client error answered with an ERROR frame; `fatal` ones close the connection."""
+
+    def __init__(self, message: str, *, fatal: bool = False, detail: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.fatal = fatal
+        self.detail = detail
+
+
+class StompSub:
+    """The protocol side of one subscription: its id and pre-encoded header prefixes."""
+
+    __slots__ = ("ack_prefix", "core_sub", "id", "prefix")
+
+    def __init__(self, sub_id: str, version: str) -> None:
+        self.id = sub_id
+        esc = encode_headers([("subscription", sub_id)], version)
+        self.prefix = b"MESSAGE\n" + esc
+        self.ack_prefix = b""
+        self.core_sub: Subscription | None = None
+
+
+class StompConnection(asyncio.Protocol):
+    """One client connection (see module docstring for the mapping and invariants)."""
+
+    def __init__(self, listener: StompListener) -> None:
+        self.listener = listener
+        self.core = listener.core
+        self.settings = listener.settings
+        self.loop = listener.loop
+        self.id = f"ID:{listener.broker_name}-{listener.started_ms}-{next(_conn_ids)}"
+        self.parser = FrameParser(
+            max_frame_size=self.settings.max_frame_size,
+            max_headers=self.settings.max_headers,
+            max_header_length=self.settings.max_header_length,
+        )
+        self.transport: asyncio.Transport | None = None
+        self.version = "1.0"
+        self.connected = False
+        self.closing = False
+        self.subs: dict[str, StompSub] = {}
+        self.by_num: dict[int, StompSub] = {}
+        self.txs: dict[str, Transaction] = {}
+        self.peer = ""
+        self._out: list[bytes] = []
+        self._out_bytes = 0
+        self._flush_scheduled = False
+        self._write_paused = False
+        self._consumers_paused = False
+        self._last_read = 0.0
+        self._last_write = 0.0
+        self._timers: list[asyncio.TimerHandle] = []
+        # Durability awaitables whose RECEIPT is still owed (a graceful stop waits on them).
+        self.pending: set[asyncio.Future[Any]] = set()
+        self._handlers: dict[str, Callable[[Frame], None]] = {
+            "SEND": self._on_send,
+            "SUBSCRIBE": self._on_subscribe,
+            "UNSUBSCRIBE": self._on_unsubscribe,
+            "ACK": self._on_ack,
+            "NACK": self._on_nack,
+            "BEGIN": self._on_begin,
+            "COMMIT": self._on_commit,
+            "ABORT": self._on_abort,
+            "DISCONNECT": self._on_disconnect,
+            "CONNECT": self._on_connect,
+            "STOMP": self._on_connect,
+        }
+
+    # -- asyncio.Protocol -----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio.Transport, so no isinstance check.
+        self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        transport.set_write_buffer_limits(
+            high=self.settings.write_buffer_high, low=self.settings.write_buffer_low
+        )
+        self._last_read = self.loop.time()
+        self.listener.connections.add(self)
+        if len(self.listener.connections) > self.settings.max_connections:
+            self._fatal("Too many connections", b"")
+            return
+        if self.settings.connect_timeout > 0:
+            self._timers.append(
+                self.loop.call_later(self.settings.connect_timeout, self._connect_timeout)
+            )
+
+    def data_received(self, data: bytes) -> None:
+        self._last_read = self.loop.time()
+        if self.closing:
+            return
+        try:
+            frames = self.parser.feed(data)
+        except StompError as exc:
+            frames = None
+            error = exc
+        if frames is None:
+            self._fatal(error.message, error.snippet)
+            return
+        handlers = self._handlers
+        for frame in frames:
+            if self.closing:
+                break
+            try:
+                if not self.connected and frame.command not in ("CONNECT", "STOMP"):
+                    raise ProtocolError("Not connected", fatal=True)
+                handlers[frame.command](frame)
+            except ProtocolError as exc:
+                self._error(exc.message, frame, detail=exc.detail, close=exc.fatal)
+            except BadHeader as exc:
+                self._error(str(exc), frame)
+            except CoreError as exc:
+                self._error(exc.message, frame)
+        if self._out:
+            self._flush()
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        self._release_all()
+        self.listener.connections.discard(self)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._pause_consumers()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._out_bytes < self.settings.write_buffer_high:
+            self._resume_consumers()
+
+    # -- output ---------------------------------------------------------------------------
+
+    def _send(self, data: bytes) -> None:
+        self._out.append(data)
+        self._out_bytes += len(data)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._out:
+            return
+        out = self._out
+        self._out = []
+        self._out_bytes = 0
+        self._last_write = self.loop.time()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.writelines(out)
+        if self._consumers_paused and not self._write_paused and not self.closing:
+            self._resume_consumers()
+
+    def _pause_consumers(self) -> None:
+        if self._consumers_paused:
+            return
+        self._consumers_paused = True
+        for s in self.subs.values():
+            if s.core_sub is not None:
+                s.core_sub.paused = True
+
+    def _resume_consumers(self) -> None:
+        if not self._consumers_paused:
+            return
+        self._consumers_paused = False
+        for s in list(self.subs.values()):
+            if s.core_sub is not None:
+                s.core_sub.set_paused(False)
+
+    # -- the Consumer interface the core calls ------------------------------------------
+
+    def deliver(self, sub: Subscription, msg: Message) -> None:
+        ssub: StompSub = sub.tag  # type: ignore[assignment]
+        version = self.version
+        wire = msg.wire
+        if wire is None or wire[0] != version or wire[3]:
+            private = needs_private_encoding(msg)
+            head = encode_headers(message_headers(msg, self.id), version)
+            wire = (version, msg.id.encode(), head, private)
+            if not private:
+                msg.wire = wire
+        out = self._out
+        out.append(ssub.prefix)
+        size = len(ssub.prefix) + len(wire[2]) + len(msg.body) + 2
+        if ssub.ack_prefix:
+            out.append(ssub.ack_prefix)
+            out.append(wire[1])
+            out.append(b"\n")
+            size += len(ssub.ack_prefix) + len(wire[1]) + 1
+        out.append(wire[2])
+        out.append(b"\n")
+        out.append(msg.body)
+        out.append(b"\x00")
+        self._out_bytes += size
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+        if self._out_bytes > self.settings.write_buffer_high:
+            self._pause_consumers()
+
+    def slow(self, sub: Subscription) -> None:
+        if not self.closing:
+            self._fatal("Slow consumer: subscription fell too far behind", b"")
+
+    # -- errors ---------------------------------------------------------------------------
+
+    def _error(self, message: str, frame: Frame | None, *, detail: str = "", close: bool) -> None:
+        headers = [("message", message), ("content-type", "text/plain")]
+        if frame is not None and "receipt" in frame.headers:
+            headers.append(("receipt-id", frame.headers["receipt"]))
+        body = (detail or message).encode()
+        headers.append(("content-length", str(len(body))))
+        self._send(encode_frame("ERROR", headers, body, self.version))
+        if close:
+            self._close_after_flush()
+
+    def _fatal(self, message: str, snippet: bytes) -> None:
+        log.info("closing STOMP connection from %s: %s (near %r)", self.peer, message, snippet)
+        self._error(message, None, close=True)
+
+    def _close_after_flush(self) -> None:
+        if self.closing:
+            return
+        self.closing = True
+        self._release_all()
+        self._flush()
+        if self.transport is not None:
+            self.transport.close()
+
+    def _connect_timeout(self) -> None:
+        if not self.connected and not self.closing:
+            self._fatal("Timed out waiting for CONNECT", b"")
+
+    def _receipt(self, frame: Frame) -> None:
+        receipt = frame.headers.get("receipt")
+        if receipt is not None:
+            self._send(encode_frame("RECEIPT", {"receipt-id": receipt}, b"", self.version))
+
+    # -- CONNECT and heart-beats ----------------------------------------------------------
+
+    def _on_connect(self, frame: Frame) -> None:
+        if self.connected:
+            raise ProtocolError("Already connected", fatal=True)
+        h = frame.headers
+        accepted = h.get("accept-version")
+        if accepted is None:
+            version = "1.0"
+        else:
+            offered = {v.strip() for v in accepted.split(",")}
+            common = [v for v in VERSIONS if v in offered]
+            if not common:
+                self._send(
+                    encode_frame(
+                        "ERROR",
+                        {
+                            "version": ",".join(VERSIONS),
+                            "content-type": "text/plain",
+                            "message": "Supported protocol versions are 1.0,1.1,1.2",
+                        },
+                        b"Supported protocol versions are 1.0,1.1,1.2",
+                        "1.0",
+                    )
+                )
+                self._close_after_flush()
+                return
+            version = common[-1]
+        users = self.listener.users
+        if users:
+            login = h.get("login")
+            if login is None or users.get(login) != h.get("passcode"):
+                raise ProtocolError(
+                    f"User name [{login}] or password is invalid.", fatal=True
+                )
+        cx, cy = 0, 0
+        if version != "1.0" and "heart-beat" in h:
+            try:
+                cx_s, cy_s = h["heart-beat"].split(",")
+                cx, cy = int(cx_s), int(cy_s)
+                if cx < 0 or cy < 0:
+                    raise ValueError
+            except ValueError:
+                raise ProtocolError(
+                    f"Invalid heart-beat header: {h['heart-beat']}", fatal=True
+                ) from None
+        self.version = version
+        self.parser.version = version
+        self.connected = True
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        headers = [("version", version), ("session", self.id), ("server", "ZoneMQ/0.1")]
+        if version != "1.0":
+            headers.insert(1, ("heart-beat", f"{cy},{cx}"))
+        self._send(encode_frame("CONNECTED", headers, b"", version))
+        if cx > 0:
+            limit = cx / 1000 * self.settings.heartbeat_grace
+            self._timers.append(self.loop.call_later(limit, self._check_read, limit))
+        if cy > 0:
+            interval = cy / 1000
+            self._timers.append(self.loop.call_later(interval, self._heartbeat, interval))
+
+    def _check_read(self, limit: float) -> None:
+        if self.closing:
+            return
+        idle = self.loop.time() - self._last_read
+        if idle >= limit:
+            log.info("dropping STOMP client %s: no heart-beat for %.1fs", self.peer, idle)
+            self._close_after_flush()
+            return
+        self._timers.append(self.loop.call_later(limit - idle, self._check_read, limit))
+
+    def _heartbeat(self, interval: float) -> None:
+        if self.closing:
+            return
+        if self.loop.time() - self._last_write >= interval * 0.9 and not self._out:
+            self._send(b"\n")
+        self._timers.append(self.loop.call_later(interval, self._heartbeat, interval))
+
+    # -- frames ---------------------------------------------------------------------------
+
+    def _destination(self, frame: Frame) -> Address:
+        text = frame.headers.get("destination")
+        if text is None or text == "":
+            raise ProtocolError("No destination is specified!")
+        address = parse_destination(text, self.id)
+        if address.kind in (TEMP_QUEUE, TEMP_TOPIC) and address.name.startswith(self.id + ":"):
+            self.core.create_temporary(address, self)
+        return address
+
+    def _transaction(self, frame: Frame) -> Transaction | None:
+        txid = frame.headers.get("transaction")
+        if txid is None:
+            return None
+        tx = self.txs.get(txid)
+        if tx is None:
+            raise ProtocolError(f"Invalid transaction id: {txid}")
+        return tx
+
+    def _on_send(self, frame: Frame) -> None:
+        address = self._destination(frame)
+        tx = self._transaction(frame)
+        msg = message_from_send(frame.headers, frame.body, address, self.id, self)
+        done = self.core.send(address, msg, tx=tx)
+        if done is not None:
+            self._after(done, frame)
+        else:
+            self._receipt(frame)
+        if tx is None and address.is_queue:
+            self._flow_control(address)
+
+    def _after(self, done: Awaitable[None], frame: Frame) -> None:
+        """Send the receipt once the core says the message is durable."""
+        fut = asyncio.ensure_future(done)
+        self.pending.add(fut)
+
+        def finished(f: asyncio.Future[Any]) -> None:
+            self.pending.discard(fut)
+            if self.closing:
+                return
+            if f.cancelled() or f.exception() is not None:
+                self._error("Message could not be stored", frame, close=True)
+            else:
+                self._receipt(frame)
+
+        fut.add_done_callback(finished)
+
+    def _flow_control(self, address: Address) -> None:
+        """A producer sending to a full queue stops being read until the queue drains."""
+        if self.transport is None:
+            return
+
+        def resume() -> None:
+            if self.transport is not None and not self.closing:
+                self.transport.resume_reading()
+
+        if self.core.when_space(address, resume):
+            self.transport.pause_reading()
+
+    def _on_subscribe(self, frame: Frame) -> None:
+        h = frame.headers
+        address = self._destination(frame)
+        sub_id = h.get("id")
+        if sub_id is None:
+            if self.version != "1.0":
+                raise ProtocolError("Subscription id is required")
+            sub_id = h["destination"]
+        if sub_id in self.subs:
+            raise ProtocolError(f"Duplicate subscription id: {sub_id}")
+        if len(self.subs) >= self.settings.max_subscriptions:
+            raise ProtocolError("Too many subscriptions on this connection")
+        ack = h.get("ack", AUTO)
+        if ack not in ACK_MODES:
+            raise ProtocolError(f"Invalid ack mode: {ack}")
+        if h.get("selector"):
+            raise ProtocolError("JMS selectors are not supported yet")
+        if h.get("activemq.subscriptionName") or h.get("durable-subscription-name"):
+            raise ProtocolError("Durable subscriptions are not supported yet")
+        prefetch = None
+        if "activemq.prefetchSize" in h:
+            try:
+                prefetch = int(h["activemq.prefetchSize"])
+            except ValueError:
+                raise ProtocolError(
+                    f"Invalid activemq.prefetchSize: {h['activemq.prefetchSize']}"
+                ) from None
+            if prefetch < 1:
+                raise ProtocolError("activemq.prefetchSize must be at least 1")
+        ssub = StompSub(sub_id, self.version)
+        self.subs[sub_id] = ssub
+        core_sub = self.core.subscribe(
+            address,
+            self,
+            ack_mode=ack,
+            prefetch=prefetch,
+            no_local=h.get("activemq.noLocal") == "true",
+            origin=self,
+            tag=ssub,
+        )
+        ssub.core_sub = core_sub
+        self.by_num[core_sub.num] = ssub
+        if self.version == "1.2" and ack != AUTO:
+            ssub.ack_prefix = b"ack:" + str(core_sub.num).encode() + b"-"
+        if self._consumers_paused:
+            core_sub.paused = True
+        self._receipt(frame)
+
+    def _on_unsubscribe(self, frame: Frame) -> None:
+        h = frame.headers
+        sub_id = h.get("id")
+        if sub_id is None:
+            if self.version == "1.0" and "destination" in h:
+                sub_id = h["destination"]
+            else:
+                raise ProtocolError("Subscription id is required")
+        ssub = self.subs.pop(sub_id, None)
+        if ssub is None:
+            raise ProtocolError(f"No subscription matched: {sub_id}")
+        if ssub.core_sub is not None:
+            self.by_num.pop(ssub.core_sub.num, None)
+            ssub.core_sub.close()
+        self._receipt(frame)
+
+    def _find_ack(self, frame: Frame) -> tuple[Subscription, str]:
+        h = frame.headers
+        if self.version == "1.2":
+            ack_id = h.get("id")
+            if ack_id is None:
+                raise ProtocolError("ACK/NACK requires an id header")
+            num, _, msg_id = ack_id.partition("-")
+            ssub = self.by_num.get(int(num)) if num.isdigit() else None
+            if ssub is not None and ssub.core_sub is not None and msg_id in ssub.core_sub.inflight:
+                return ssub.core_sub, msg_id
+            raise ProtocolError(f"Unexpected ACK received for message-id [{ack_id}]")
+        msg_id = h.get("message-id")
+        if msg_id is None:
+            raise ProtocolError("ACK/NACK requires a message-id header")
+        candidates = self.subs.values()
+        if self.version == "1.1" and "subscription" in h:
+            one = self.subs.get(h["subscription"])
+            candidates = [one] if one is not None else []
+        for ssub in candidates:
+            if ssub.core_sub is not None and msg_id in ssub.core_sub.inflight:
+                return ssub.core_sub, msg_id
+        raise ProtocolError(f"Unexpected ACK received for message-id [{msg_id}]")
+
+    def _on_ack(self, frame: Frame) -> None:
+        sub, msg_id = self._find_ack(frame)
+        sub.ack(msg_id, tx=self._transaction(frame))
+        self._receipt(frame)
+
+    def _on_nack(self, frame: Frame) -> None:
+        if self.version == "1.0":
+            raise ProtocolError("NACK is not part of STOMP 1.0")
+        sub, msg_id = self._find_ack(frame)
+        sub.dead_letter(msg_id, "NACK", tx=self._transaction(frame))
+        self._receipt(frame)
+
+    def _txid(self, frame: Frame) -> str:
+        txid = frame.headers.get("transaction")
+        if txid is None:
+            raise ProtocolError("Must specify the transaction you are beginning")
+        return txid
+
+    def _on_begin(self, frame: Frame) -> None:
+        txid = self._txid(frame)
+        if txid in self.txs:
+            raise ProtocolError(f"The transaction was already started: {txid}")
+        self.txs[txid] = self.core.begin()
+        self._receipt(frame)
+
+    def _on_commit(self, frame: Frame) -> None:
+        txid = self._txid(frame)
+        tx = self.txs.pop(txid, None)
+        if tx is None:
+            raise ProtocolError(f"Invalid transaction id: {txid}")
+        tx.commit()
+        self._receipt(frame)
+
+    def _on_abort(self, frame: Frame) -> None:
+        txid = self._txid(frame)
+        tx = self.txs.pop(txid, None)
+        if tx is None:
+            raise ProtocolError(f"Invalid transaction id: {txid}")
+        tx.abort()
+        self._receipt(frame)
+
+    def _on_disconnect(self, frame: Frame) -> None:
+        self._receipt(frame)
+        self._close_after_flush()
+
+    # -- teardown -------------------------------------------------------------------------
+
+    def _release_all(self) -> None:
+        """Abort open transactions, return unacked messages, drop temp destinations."""
+        txs, self.txs = self.txs, {}
+        for tx in txs.values():
+            tx.abort()
+        subs, self.subs = self.subs, {}
+        self.by_num.clear()
+        for ssub in subs.values():
+            if ssub.core_sub is not None:
+                ssub.core_sub.close()
+        self.core.delete_owned(self)
+
+    def shutdown(self) -> None:
+        """Broker stop: flush what is queued and close."""
+        if not self.closing:
+            self._close_after_flush()

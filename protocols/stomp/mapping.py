@@ -1,0 +1,193 @@
+"""STOMP frames to and from the core's message model, following ActiveMQ 5.x conventions.
+
+Destinations: ``/queue/x`` is queue x, ``/topic/x`` topic x, a name without a prefix is a
+queue; ``/temp-queue/x`` and ``/temp-topic/x`` name a temporary destination of the
+sending connection, stored in the core as ``<connection id>:x``; other connections see
+it (e.g. in ``reply-to``) as ``/remote-temp-queue/<connection id>:x`` and may send to it.
+
+SEND headers onto a Message:
+  destination → destination            persistent:true → persistent (default false)
+  priority (0–9, default 4) → priority  expires (ms since epoch, 0 = never) → expiration
+  correlation-id → correlation_id       reply-to → reply_to (a destination)
+  type → type                           content-type → content_type
+  JMSXGroupID → group_id                content-length present → bytes message, else text
+  receipt, transaction, content-length, message-id, timestamp, redelivered, subscription
+  and ack are frame-level and not stored; every other header becomes a string property.
+
+MESSAGE frames carry message-id, destination, subscription, ack (1.2, when the
+subscription acknowledges), redelivered, timestamp, expires, priority, persistent (when
+true), correlation-id, reply-to, type, content-type, the properties as headers, and
+content-length for bytes messages only (a text message has none, as ActiveMQ sends it),
+plus original-destination / dlqDeliveryFailureCause on dead-lettered messages.
+"""
+
+from __future__ import annotations
+
+from broker.core import QUEUE, TEMP_QUEUE, TEMP_TOPIC, TOPIC, Address, Message
+from protocols.stomp.codec import escape_header
+
+
+class BadHeader(ValueError):
+    """A header value the broker cannot accept; the text goes into the ERROR frame."""
+
+
+FRAME_HEADERS = frozenset(
+    {
+        "destination",
+        "receipt",
+        "transaction",
+        "content-length",
+        "message-id",
+        "timestamp",
+        "redelivered",
+        "subscription",
+        "ack",
+        "persistent",
+        "priority",
+        "expires",
+        "correlation-id",
+        "reply-to",
+        "type",
+        "content-type",
+        "JMSXGroupID",
+    }
+)
+
+_PREFIXES = (
+    ("/queue/", QUEUE),
+    ("/topic/", TOPIC),
+    ("/remote-temp-queue/", TEMP_QUEUE),
+    ("/remote-temp-topic/", TEMP_TOPIC),
+)
+_ADDRESS_PREFIX = {QUEUE: "/queue/", TOPIC: "/topic/"}
+
+
+def parse_destination(text: str, conn_id: str) -> Address:
+    """A STOMP destination header as the core's Address (see module docstring)."""
+    for prefix, kind in _PREFIXES:
+        if text.startswith(prefix):
+            name = text[len(prefix) :]
+            break
+    else:
+        if text.startswith("/temp-queue/"):
+            kind, name = TEMP_QUEUE, conn_id + ":" + text[len("/temp-queue/") :]
+        elif text.startswith("/temp-topic/"):
+            kind, name = TEMP_TOPIC, conn_id + ":" + text[len("/temp-topic/") :]
+        else:
+            kind, name = QUEUE, text
+    if not name or name.endswith(":") and kind in (TEMP_QUEUE, TEMP_TOPIC):
+        raise BadHeader(f"Invalid destination: {text!r}")
+    return Address(kind, name)
+
+
+def format_destination(address: Address, conn_id: str) -> str:
+    """The Address as this connection names it on the wire."""
+    prefix = _ADDRESS_PREFIX.get(address.kind)
+    if prefix is not None:
+        return prefix + address.name
+    own = conn_id + ":"
+    if address.name.startswith(own):
+        return f"/{address.kind}/{address.name[len(own) :]}"
+    return f"/remote-{address.kind}/{address.name}"
+
+
+def _int_header(headers: dict[str, str], name: str, default: int) -> int:
+    value = headers.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise BadHeader(f"Invalid {name} header: {value!r}") from None
+
+
+def message_from_send(
+    headers: dict[str, str], body: bytes, destination: Address, conn_id: str, origin: object
+) -> Message:
+    """Build the core Message for a SEND frame."""
+    priority = _int_header(headers, "priority", 4)
+    if not 0 <= priority <= 9:
+        raise BadHeader(f"Invalid priority header: {priority} (must be 0-9)")
+    expiration = _int_header(headers, "expires", 0)
+    if expiration < 0:
+        raise BadHeader(f"Invalid expires header: {expiration}")
+    reply = headers.get("reply-to")
+    properties: dict[str, str | int | float | bool | bytes] = {
+        k: v for k, v in headers.items() if k not in FRAME_HEADERS
+    }
+    return Message(
+        body,
+        destination=destination,
+        properties=properties,
+        persistent=headers.get("persistent") == "true",
+        priority=priority,
+        expiration=expiration,
+        text="content-length" not in headers,
+        correlation_id=headers.get("correlation-id"),
+        reply_to=parse_destination(reply, conn_id) if reply else None,
+        content_type=headers.get("content-type"),
+        group_id=headers.get("JMSXGroupID"),
+        type=headers.get("type"),
+        origin=origin,
+    )
+
+
+def _property_header(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def message_headers(msg: Message, conn_id: str) -> list[tuple[str, str]]:
+    """Headers of a MESSAGE frame that are the same for every subscriber of `msg`
+    (everything but subscription and ack); `conn_id` only matters for temp names."""
+    assert msg.destination is not None
+    h: list[tuple[str, str]] = [
+        ("message-id", msg.id),
+        ("destination", format_destination(msg.destination, conn_id)),
+        ("redelivered", "true" if msg.redelivered else "false"),
+        ("timestamp", str(msg.timestamp)),
+        ("expires", str(msg.expiration)),
+        ("priority", str(msg.priority)),
+    ]
+    if msg.persistent:
+        h.append(("persistent", "true"))
+    if msg.correlation_id is not None:
+        h.append(("correlation-id", msg.correlation_id))
+    if msg.reply_to is not None:
+        h.append(("reply-to", format_destination(msg.reply_to, conn_id)))
+    if msg.type is not None:
+        h.append(("type", msg.type))
+    if msg.content_type is not None:
+        h.append(("content-type", msg.content_type))
+    if msg.group_id is not None:
+        h.append(("JMSXGroupID", msg.group_id))
+    for key, value in msg.properties.items():
+        if key == "originalDestination" and isinstance(value, str) and "://" in value:
+            kind, _, name = value.partition("://")
+            h.append(("original-destination", format_destination(Address(kind, name), conn_id)))
+        else:
+            h.append((key, _property_header(value)))
+    if not msg.text:
+        h.append(("content-length", str(len(msg.body))))
+    return h
+
+
+def needs_private_encoding(msg: Message) -> bool:
+    """True when the MESSAGE headers depend on the receiving connection (temp names)."""
+    d = msg.destination
+    r = msg.reply_to
+    return (d is not None and d.kind in (TEMP_QUEUE, TEMP_TOPIC)) or (
+        r is not None and r.kind in (TEMP_QUEUE, TEMP_TOPIC)
+    )
+
+
+def encode_headers(headers: list[tuple[str, str]], version: str) -> bytes:
+    """`name:value\\n` lines, escaped for `version` (never for CONNECTED)."""
+    if version == "1.0":
+        return "".join(f"{k}:{v}\n" for k, v in headers).encode()
+    return "".join(
+        f"{escape_header(k, version)}:{escape_header(v, version)}\n" for k, v in headers
+    ).encode()
