@@ -163,7 +163,9 @@ class StompConnection(asyncio.Protocol):
                 break
             try:
                 if not self.connected and frame.command not in ("CONNECT", "STOMP"):
-                    raise ProtocolError("Not connected", fatal=True)
+                    if frame.command == "DISCONNECT":
+                        continue  # ActiveMQ ignores it silently before CONNECT
+                    raise ProtocolError("Not connected.")
                 handlers[frame.command](frame)
             except ProtocolError as exc:
                 self._error(exc.message, frame, detail=exc.detail, close=exc.fatal)
@@ -270,11 +272,12 @@ class StompConnection(asyncio.Protocol):
     # -- errors ---------------------------------------------------------------------------
 
     def _error(self, message: str, frame: Frame | None, *, detail: str = "", close: bool) -> None:
-        headers = [("message", message), ("content-type", "text/plain")]
+        # Header order and the missing content-length follow ActiveMQ 5.17's ERROR frames.
+        headers = [("content-type", "text/plain")]
         if frame is not None and "receipt" in frame.headers:
             headers.append(("receipt-id", frame.headers["receipt"]))
-        body = (detail or message).encode()
-        headers.append(("content-length", str(len(body))))
+        headers.append(("message", message))
+        body = (detail or message).replace("\x00", "").encode()
         self._send(encode_frame("ERROR", headers, body, self.version))
         if close:
             self._close_after_flush()
@@ -305,7 +308,7 @@ class StompConnection(asyncio.Protocol):
 
     def _on_connect(self, frame: Frame) -> None:
         if self.connected:
-            raise ProtocolError("Already connected", fatal=True)
+            raise ProtocolError("Already connected.")
         h = frame.headers
         accepted = h.get("accept-version")
         if accepted is None:
@@ -314,20 +317,11 @@ class StompConnection(asyncio.Protocol):
             offered = {v.strip() for v in accepted.split(",")}
             common = [v for v in VERSIONS if v in offered]
             if not common:
-                self._send(
-                    encode_frame(
-                        "ERROR",
-                        {
-                            "version": ",".join(VERSIONS),
-                            "content-type": "text/plain",
-                            "message": "Supported protocol versions are 1.0,1.1,1.2",
-                        },
-                        b"Supported protocol versions are 1.0,1.1,1.2",
-                        "1.0",
-                    )
+                raise ProtocolError(
+                    f"Invalid Protocol version[{accepted}], supported versions are: "
+                    "[1.2, 1.1, 1.0]",
+                    fatal=True,
                 )
-                self._close_after_flush()
-                return
             version = common[-1]
         users = self.listener.users
         if users:
@@ -386,7 +380,7 @@ class StompConnection(asyncio.Protocol):
     def _destination(self, frame: Frame) -> Address:
         text = frame.headers.get("destination")
         if text is None or text == "":
-            raise ProtocolError("No destination is specified!")
+            raise ProtocolError(f"{frame.command} received without a Destination specified!")
         address = parse_destination(text, self.id)
         if address.kind in (TEMP_QUEUE, TEMP_TOPIC) and address.name.startswith(self.id + ":"):
             self.core.create_temporary(address, self)

@@ -1,0 +1,300 @@
+"""Test fixtures: a real broker on ephemeral ports, real stomp.py clients, raw sockets.
+
+The broker runs in-process on its own uvloop event loop in a background thread, so tests
+drive it over real sockets exactly as external clients do. Waiting is always on a
+queue or event with a timeout, never a bare sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import stomp
+import uvloop
+
+from broker.config import load_settings
+from broker.server import Broker
+
+WAIT = 5.0
+
+
+class BrokerThread:
+    """A Broker running on a private event loop in a daemon thread."""
+
+    def __init__(self, data_dir: Path, **overrides: Any) -> None:
+        base = {
+            "listeners.stomp.port": 0,
+            "listeners.console.port": 0,
+            "broker.data_dir": str(data_dir),
+        }
+        base.update(overrides)
+        self.settings = load_settings(None, env={}, overrides=base)
+        self.loop = uvloop.new_event_loop()
+        self.broker = Broker(self.settings)
+        self._thread = threading.Thread(target=self._run, name="broker", daemon=True)
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self.broker.start())
+        except BaseException as exc:  # reported to the test thread
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        self.loop.run_forever()
+
+    def start(self) -> BrokerThread:
+        self._thread.start()
+        self._ready.wait(WAIT)
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self) -> None:
+        if self.loop.is_running():
+            fut = asyncio.run_coroutine_threadsafe(self.broker.stop(), self.loop)
+            fut.result(WAIT * 2)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(WAIT)
+
+    @property
+    def stomp_port(self) -> int:
+        return self.broker.port("stomp")
+
+    @property
+    def console_port(self) -> int:
+        return self.broker.port("console")
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        """Run `fn` on the broker's loop (the only safe way to look at core state)."""
+
+        async def run() -> Any:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(WAIT)
+
+    def stats(self, name: str, kind: str = "queue") -> Any:
+        def find() -> Any:
+            for s in self.broker.core.stats():
+                if s.kind == kind and s.name == name:
+                    return s
+            return None
+
+        return self.call(find)
+
+
+@pytest.fixture
+def broker_factory(tmp_path: Path) -> Iterator[Callable[..., BrokerThread]]:
+    started: list[BrokerThread] = []
+
+    def make(**overrides: Any) -> BrokerThread:
+        b = BrokerThread(tmp_path / f"data{len(started)}", **overrides).start()
+        started.append(b)
+        return b
+
+    yield make
+    for b in started:
+        b.stop()
+
+
+@pytest.fixture
+def broker(broker_factory: Callable[..., BrokerThread]) -> BrokerThread:
+    return broker_factory()
+
+
+class Collector(stomp.ConnectionListener):
+    """Collects everything a stomp.py connection receives into thread-safe queues."""
+
+    def __init__(self) -> None:
+        self.messages: queue.Queue[stomp.utils.Frame] = queue.Queue()
+        self.errors: queue.Queue[stomp.utils.Frame] = queue.Queue()
+        self.receipts: queue.Queue[str] = queue.Queue()
+        self.disconnected = threading.Event()
+        self.heartbeat_timeouts = 0
+
+    def on_message(self, frame: stomp.utils.Frame) -> None:
+        self.messages.put(frame)
+
+    def on_error(self, frame: stomp.utils.Frame) -> None:
+        self.errors.put(frame)
+
+    def on_receipt(self, frame: stomp.utils.Frame) -> None:
+        self.receipts.put(frame.headers["receipt-id"])
+
+    def on_disconnected(self) -> None:
+        self.disconnected.set()
+
+    def on_heartbeat_timeout(self) -> None:
+        self.heartbeat_timeouts += 1
+
+    def next(self, timeout: float = WAIT) -> stomp.utils.Frame:
+        return self.messages.get(timeout=timeout)
+
+    def take(self, n: int, timeout: float = WAIT) -> list[stomp.utils.Frame]:
+        return [self.messages.get(timeout=timeout) for _ in range(n)]
+
+    def none_within(self, timeout: float = 0.3) -> bool:
+        """True if no message arrives within `timeout` (used to show absence)."""
+        try:
+            self.messages.get(timeout=timeout)
+        except queue.Empty:
+            return True
+        return False
+
+    def error(self, timeout: float = WAIT) -> stomp.utils.Frame:
+        return self.errors.get(timeout=timeout)
+
+    def receipt(self, timeout: float = WAIT) -> str:
+        return self.receipts.get(timeout=timeout)
+
+
+class Client:
+    """A connected stomp.py client with its Collector."""
+
+    def __init__(self, conn: Any, listener: Collector, version: str) -> None:
+        self.conn = conn
+        self.listener = listener
+        self.version = version
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+    def ack_frame(self, frame: stomp.utils.Frame) -> None:
+        h = frame.headers
+        if self.version == "1.2":
+            self.conn.ack(h["ack"])
+        elif self.version == "1.1":
+            self.conn.ack(h["message-id"], h["subscription"])
+        else:
+            self.conn.ack(h["message-id"])
+
+    def nack_frame(self, frame: stomp.utils.Frame) -> None:
+        h = frame.headers
+        if self.version == "1.2":
+            self.conn.nack(h["ack"])
+        else:
+            self.conn.nack(h["message-id"], h["subscription"])
+
+    def sync(self) -> None:
+        """Round trip: every frame sent before this has been processed by the broker."""
+        self.conn.send("/queue/zonemq.test.sync", "", receipt="sync")
+        while self.listener.receipt() != "sync":
+            pass
+
+    def close(self) -> None:
+        if self.conn.is_connected():
+            self.conn.disconnect()
+
+
+@pytest.fixture
+def connect(broker: BrokerThread) -> Iterator[Callable[..., Client]]:
+    clients: list[Client] = []
+
+    def make(
+        version: str = "1.2",
+        *,
+        port: int | None = None,
+        heartbeats: tuple[int, int] = (0, 0),
+        **connect_kw: Any,
+    ) -> Client:
+        cls = {"1.0": stomp.Connection10, "1.1": stomp.Connection11, "1.2": stomp.Connection12}
+        kw: dict[str, Any] = {}
+        if version != "1.0":
+            kw["heartbeats"] = heartbeats
+        conn = cls[version]([("127.0.0.1", port or broker.stomp_port)], **kw)
+        listener = Collector()
+        conn.set_listener("collector", listener)
+        conn.connect(wait=True, **connect_kw)
+        client = Client(conn, listener, version)
+        clients.append(client)
+        return client
+
+    yield make
+    for c in clients:
+        try:
+            c.close()
+        except Exception:
+            pass
+
+
+class RawClient:
+    """A plain TCP socket for sending exact bytes, including bad ones."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+        self.buf = b""
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def connect(self, version: str = "1.2", extra: str = "") -> bytes:
+        self.send(f"CONNECT\naccept-version:{version}\nhost:localhost\n{extra}\n\x00".encode())
+        frame = self.frame()
+        assert frame.startswith(b"CONNECTED\n"), frame
+        return frame
+
+    def frame(self, timeout: float = WAIT) -> bytes:
+        """The next frame (up to its NUL), skipping heart-beat newlines."""
+        self.sock.settimeout(timeout)
+        while True:
+            self.buf = self.buf.lstrip(b"\r\n")
+            end = self.buf.find(b"\x00")
+            if end >= 0:
+                frame, self.buf = self.buf[:end], self.buf[end + 1 :]
+                return frame
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"closed; buffered {self.buf!r}")
+            self.buf += chunk
+
+    def closed(self, timeout: float = WAIT) -> bool:
+        """True if the broker closes the socket within `timeout` (data is discarded)."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except TimeoutError:
+            return False
+        except ConnectionResetError:
+            return True
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def headers_of(frame: bytes) -> tuple[str, dict[str, str]]:
+    """Command and headers (first wins) of a raw frame, without unescaping."""
+    head = frame.split(b"\n\n", 1)[0].decode()
+    command, *lines = head.split("\n")
+    headers: dict[str, str] = {}
+    for line in lines:
+        k, _, v = line.partition(":")
+        headers.setdefault(k, v)
+    return command, headers
+
+
+@pytest.fixture
+def raw(broker: BrokerThread) -> Iterator[Callable[[], RawClient]]:
+    socks: list[RawClient] = []
+
+    def make() -> RawClient:
+        c = RawClient(broker.stomp_port)
+        socks.append(c)
+        return c
+
+    yield make
+    for s in socks:
+        s.close()
