@@ -47,9 +47,7 @@ def core_limits(settings: Settings) -> CoreLimits:
         queue_memory_limit=d.queue_memory_limit,
         topic_pending_limit=d.topic_pending_limit,
         slow_consumer_policy=d.slow_consumer_policy,
-        policies=tuple(
-            (p.pattern, p.dead_letter_queue, p.max_redeliveries) for p in d.policies
-        ),
+        policies=tuple((p.pattern, p.dead_letter_queue, p.max_redeliveries) for p in d.policies),
     )
 
 

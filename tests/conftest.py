@@ -8,6 +8,7 @@ queue or event with a timeout, never a bare sleep.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import socket
 import threading
@@ -221,10 +222,8 @@ def connect(broker: BrokerThread) -> Iterator[Callable[..., Client]]:
 
     yield make
     for c in clients:
-        try:
+        with contextlib.suppress(Exception):
             c.close()
-        except Exception:
-            pass
 
 
 class RawClient:

@@ -7,7 +7,15 @@ submodules, so the core's layout can change without touching protocols.
 from broker.core.core import Core, CoreLimits, DestinationStats
 from broker.core.errors import CoreError
 from broker.core.message import QUEUE, TEMP_QUEUE, TEMP_TOPIC, TOPIC, Address, Message
-from broker.core.queue import ACK_MODES, AUTO, CLIENT, INDIVIDUAL, Consumer, MessageQueue, Subscription
+from broker.core.queue import (
+    ACK_MODES,
+    AUTO,
+    CLIENT,
+    INDIVIDUAL,
+    Consumer,
+    MessageQueue,
+    Subscription,
+)
 from broker.core.transaction import Transaction
 
 __all__ = [

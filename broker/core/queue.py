@@ -417,3 +417,4 @@ class Subscription:
         self.source.inflight_count -= len(taken)
         if taken and self.topic is None:
             self.core.redeliver(self.source, taken, counted=True)
+            self.source.dispatch()

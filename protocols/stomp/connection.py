@@ -31,8 +31,16 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from broker.core import AUTO, ACK_MODES, CLIENT, Address, CoreError, Message, Subscription
-from broker.core import TEMP_QUEUE, TEMP_TOPIC
+from broker.core import (
+    ACK_MODES,
+    AUTO,
+    TEMP_QUEUE,
+    TEMP_TOPIC,
+    Address,
+    CoreError,
+    Message,
+    Subscription,
+)
 from broker.core.transaction import Transaction
 from protocols.stomp.codec import Frame, FrameParser, StompError, encode_frame
 from protocols.stomp.mapping import (
@@ -50,6 +58,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("zonemq.stomp")
 
 VERSIONS = ("1.0", "1.1", "1.2")
+_CONNECTS = ("CONNECT", "STOMP")
 _conn_ids = itertools.count(1)
 
 
@@ -149,20 +158,33 @@ class StompConnection(asyncio.Protocol):
         self._last_read = self.loop.time()
         if self.closing:
             return
-        try:
-            frames = self.parser.feed(data)
-        except StompError as exc:
-            frames = None
-            error = exc
-        if frames is None:
-            self._fatal(error.message, error.snippet)
-            return
+        error: StompError | None = None
+        while True:
+            try:
+                frames = self.parser.feed(data)
+            except StompError as exc:
+                # Frames completed before the bad bytes are still served, then we close.
+                frames = exc.frames
+                error = exc
+            self._handle(frames)
+            if error is not None:
+                if not self.closing:
+                    self._fatal(error.message, error.snippet)
+                return
+            # The parser stops after CONNECT so frames behind it use the negotiated version.
+            if not (frames and frames[-1].command in _CONNECTS and self.parser.buffered()):
+                break
+            data = b""
+        if self._out:
+            self._flush()
+
+    def _handle(self, frames: list[Frame]) -> None:
         handlers = self._handlers
         for frame in frames:
             if self.closing:
-                break
+                return
             try:
-                if not self.connected and frame.command not in ("CONNECT", "STOMP"):
+                if not self.connected and frame.command not in _CONNECTS:
                     if frame.command == "DISCONNECT":
                         continue  # ActiveMQ ignores it silently before CONNECT
                     raise ProtocolError("Not connected.")
@@ -170,11 +192,9 @@ class StompConnection(asyncio.Protocol):
             except ProtocolError as exc:
                 self._error(exc.message, frame, detail=exc.detail, close=exc.fatal)
             except BadHeader as exc:
-                self._error(str(exc), frame)
+                self._error(str(exc), frame, close=False)
             except CoreError as exc:
-                self._error(exc.message, frame)
-        if self._out:
-            self._flush()
+                self._error(exc.message, frame, close=False)
 
     def eof_received(self) -> bool | None:
         return None
@@ -266,8 +286,9 @@ class StompConnection(asyncio.Protocol):
             self._pause_consumers()
 
     def slow(self, sub: Subscription) -> None:
+        # Deferred: the core is iterating the topic's subscribers right now.
         if not self.closing:
-            self._fatal("Slow consumer: subscription fell too far behind", b"")
+            self.loop.call_soon(self._fatal, "Slow consumer: subscription fell too far behind", b"")
 
     # -- errors ---------------------------------------------------------------------------
 
@@ -327,9 +348,7 @@ class StompConnection(asyncio.Protocol):
         if users:
             login = h.get("login")
             if login is None or users.get(login) != h.get("passcode"):
-                raise ProtocolError(
-                    f"User name [{login}] or password is invalid.", fatal=True
-                )
+                raise ProtocolError(f"User name [{login}] or password is invalid.", fatal=True)
         cx, cy = 0, 0
         if version != "1.0" and "heart-beat" in h:
             try:
@@ -570,15 +589,18 @@ class StompConnection(asyncio.Protocol):
     # -- teardown -------------------------------------------------------------------------
 
     def _release_all(self) -> None:
-        """Abort open transactions, return unacked messages, drop temp destinations."""
-        txs, self.txs = self.txs, {}
-        for tx in txs.values():
-            tx.abort()
+        """Return unacked messages, abort open transactions, drop temp destinations.
+
+        Subscriptions close first so that messages an aborted transaction gives back
+        are not dispatched to this dying connection (and counted twice)."""
         subs, self.subs = self.subs, {}
         self.by_num.clear()
         for ssub in subs.values():
             if ssub.core_sub is not None:
                 ssub.core_sub.close()
+        txs, self.txs = self.txs, {}
+        for tx in txs.values():
+            tx.abort()
         self.core.delete_owned(self)
 
     def shutdown(self) -> None:

@@ -64,18 +64,17 @@ _ADDRESS_PREFIX = {QUEUE: "/queue/", TOPIC: "/topic/"}
 
 def parse_destination(text: str, conn_id: str) -> Address:
     """A STOMP destination header as the core's Address (see module docstring)."""
-    for prefix, kind in _PREFIXES:
+    kind, name = QUEUE, text
+    for prefix, prefix_kind in _PREFIXES:
         if text.startswith(prefix):
-            name = text[len(prefix) :]
+            kind, name = prefix_kind, text[len(prefix) :]
             break
     else:
         if text.startswith("/temp-queue/"):
             kind, name = TEMP_QUEUE, conn_id + ":" + text[len("/temp-queue/") :]
         elif text.startswith("/temp-topic/"):
             kind, name = TEMP_TOPIC, conn_id + ":" + text[len("/temp-topic/") :]
-        else:
-            kind, name = QUEUE, text
-    if not name or name.endswith(":") and kind in (TEMP_QUEUE, TEMP_TOPIC):
+    if not name or (name.endswith(":") and kind in (TEMP_QUEUE, TEMP_TOPIC)):
         raise BadHeader(f"Invalid destination: {text!r}")
     return Address(kind, name)
 
