@@ -94,6 +94,7 @@ class DestinationSettings:
     max_redeliveries: int = 6
     dead_letter_queue: str = "ActiveMQ.DLQ"
     expired_to_dlq: bool = True
+    dead_letter_non_persistent: bool = False
     expiry_check_interval: float = 30.0
     # Bytes of message bodies a queue holds before producers are made to wait.
     queue_memory_limit: int = 67108864

@@ -43,6 +43,7 @@ def core_limits(settings: Settings) -> CoreLimits:
         max_redeliveries=d.max_redeliveries,
         dead_letter_queue=d.dead_letter_queue,
         expired_to_dlq=d.expired_to_dlq,
+        dead_letter_non_persistent=d.dead_letter_non_persistent,
         expiry_check_interval=d.expiry_check_interval,
         queue_memory_limit=d.queue_memory_limit,
         topic_pending_limit=d.topic_pending_limit,
@@ -95,13 +96,18 @@ class Broker:
         timeout = self.settings.broker.shutdown_timeout
         for listener in self.listeners.values():
             listener.stop_accepting()
-        results = await asyncio.gather(
-            *(listener.drain(timeout) for listener in self.listeners.values()),
-            return_exceptions=True,
-        )
-        for result in results:
-            if isinstance(result, BaseException):
-                log.warning("listener did not stop cleanly: %r", result)
+        drains = [
+            asyncio.ensure_future(listener.drain(timeout)) for listener in self.listeners.values()
+        ]
+        if drains:
+            # The bound is the operator's promise; a listener that overruns it is cut off.
+            done, late = await asyncio.wait(drains, timeout=timeout + 1.0)
+            for task in late:
+                task.cancel()
+                log.warning("a listener did not stop within %.1fs", timeout)
+            for task in done:
+                if task.exception() is not None:
+                    log.warning("listener did not stop cleanly: %r", task.exception())
         if self.core is not None:
             self.core.close()
         self.stopped.set()

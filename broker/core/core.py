@@ -34,6 +34,7 @@ class CoreLimits:
     max_redeliveries: int = 6
     dead_letter_queue: str = "ActiveMQ.DLQ"
     expired_to_dlq: bool = True
+    dead_letter_non_persistent: bool = False
     expiry_check_interval: float = 30.0
     queue_memory_limit: int = 64 * 1024 * 1024
     topic_pending_limit: int = 10000
@@ -223,8 +224,10 @@ class Core:
         no_local: bool = False,
         origin: object = None,
         tag: object = None,
+        paused: bool = False,
     ) -> Subscription:
-        """Attach a push consumer; delivery starts at once if messages are waiting."""
+        """Attach a push consumer; delivery starts at once if messages are waiting, or
+        with `paused`, when the caller has finished its own set-up and unpauses it."""
         if ack_mode not in ACK_MODES:
             raise CoreError(INVALID, f"unknown ack mode {ack_mode!r}")
         if prefetch is not None and prefetch < 1:
@@ -243,6 +246,7 @@ class Core:
                 origin=origin,
                 tag=tag,
             )
+            sub.paused = paused
             source.consumers.append(sub)
             source.dispatch()
             return sub
@@ -261,6 +265,7 @@ class Core:
             tag=tag,
             topic=topic,
         )
+        sub.paused = paused
         source.consumers.append(sub)
         topic.subs.append(sub)
         return sub
@@ -290,23 +295,33 @@ class Core:
             if counted:
                 msg = msg.redelivery_copy()
                 if msg.delivery_count > limit:
-                    self.dead_letter(source, msg, "redelivery limit exceeded")
+                    self.dead_letter(
+                        source,
+                        msg,
+                        f"Delivery[{msg.delivery_count + 1}] exceeds redelivery limit[{limit}]",
+                    )
                     continue
                 source.redelivered += 1
             back.append(msg)
         if back:
             source.push_front(back)
 
-    def dead_letter(self, source: MessageQueue, msg: Message, cause: str) -> None:
-        """Move a message to its destination's dead letter queue."""
+    def dead_letter(self, source: MessageQueue, msg: Message, cause: str = "") -> None:
+        """Move a message to its destination's dead letter queue. As in ActiveMQ's
+        default strategy, a non-persistent message is dropped instead (unless
+        `dead_letter_non_persistent`), and a message failing on the DLQ itself too."""
         source.dlq += 1
         dlq_name = self.policies.for_name(source.address.name).dead_letter_queue
         dlq = Address(QUEUE, dlq_name)
         if source.address == dlq:
-            return  # a message that fails on the DLQ itself is dropped, not looped
+            return
+        if not msg.persistent and not self.limits.dead_letter_non_persistent:
+            return
         copy = msg.copy()
         copy.properties["originalDestination"] = str(msg.destination or source.address)
-        copy.properties["dlqDeliveryFailureCause"] = cause
+        copy.properties["originalExpiration"] = msg.expiration
+        if cause:
+            copy.properties["dlqDeliveryFailureCause"] = cause
         copy.destination = dlq
         copy.expiration = 0
         self.queue(dlq).put(copy)
@@ -315,7 +330,7 @@ class Core:
         """A message past its expiration: persistent ones to the DLQ, the rest dropped."""
         source.expired += 1
         if msg.persistent and self.limits.expired_to_dlq:
-            self.dead_letter(source, msg, "expired")
+            self.dead_letter(source, msg, f"Message Expired. Expiration:{msg.expiration}")
 
     def over_limit(self, source: MessageQueue) -> None:
         """A topic subscriber fell `limit` messages behind: apply the slow-consumer policy."""

@@ -374,7 +374,7 @@ class Subscription:
             self.source.dispatch()
         return True
 
-    def dead_letter(self, msg_id: str, cause: str, *, tx: Transaction | None = None) -> bool:
+    def dead_letter(self, msg_id: str, cause: str = "", *, tx: Transaction | None = None) -> bool:
         """Move `msg_id` straight to the dead letter queue (a poison acknowledgement)."""
         taken = self._take(msg_id, False)
         if not taken:
@@ -397,6 +397,12 @@ class Subscription:
         if not self.closed:
             self.source.dispatch()
         return True
+
+    def restore(self, msgs: list[Message]) -> None:
+        """Make messages taken by an aborted transaction in flight here again."""
+        for msg in msgs:
+            self.inflight[msg.id] = msg
+        self.source.inflight_count += len(msgs)
 
     def set_paused(self, paused: bool) -> None:
         """The consumer's connection can (not) take more; resuming restarts dispatch."""

@@ -3,8 +3,10 @@
 A Transaction belongs to one protocol session. Sends are held (not routed) until commit;
 acknowledged messages leave the subscription's in-flight set at once, so the consumer's
 credit is freed as ActiveMQ frees prefetch for transacted acks, but are only counted as
-consumed at commit. Abort drops the sends and gives every message acknowledged in the
-transaction back to its queue for redelivery.
+consumed at commit. Abort drops the sends; a message acknowledged in the transaction
+becomes unacknowledged again on its subscription (ActiveMQ 5.17 does the same for STOMP:
+no new MESSAGE, the client may ACK it again, and it is redelivered if the subscription
+closes), or goes back to its queue for redelivery if that subscription has closed.
 """
 
 from __future__ import annotations
@@ -60,12 +62,13 @@ class Transaction:
         self.acks.clear()
 
     def abort(self) -> None:
-        """Drop the held sends; acknowledged messages go back for redelivery."""
+        """Drop the held sends; acknowledged messages become unacknowledged again."""
         self.finished = True
         for sub, msgs, _outcome in self.acks:
-            if sub.topic is not None and sub.closed:
-                continue
-            self.core.redeliver(sub.source, msgs, counted=True)
-            sub.source.dispatch()
+            if not sub.closed:
+                sub.restore(msgs)
+            elif sub.topic is None:
+                self.core.redeliver(sub.source, msgs, counted=True)
+                sub.source.dispatch()
         self.sends.clear()
         self.acks.clear()

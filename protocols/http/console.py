@@ -53,7 +53,13 @@ async def start(broker: object) -> ConsoleListener:
     app = web.Application()
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # Keep-alive HTTP clients must not hold a broker stop past its shutdown timeout.
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=min(1.0, broker.settings.broker.shutdown_timeout),
+    )
     await runner.setup()
     settings = broker.settings
     site = web.TCPSite(runner, settings.broker.bind, settings.listeners.console.port)

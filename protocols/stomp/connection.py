@@ -77,9 +77,9 @@ class StompSub:
 
     __slots__ = ("ack_prefix", "core_sub", "id", "prefix")
 
-    def __init__(self, sub_id: str, version: str) -> None:
+    def __init__(self, sub_id: str, version: str, *, has_id: bool = True) -> None:
         self.id = sub_id
-        esc = encode_headers([("subscription", sub_id)], version)
+        esc = encode_headers([("subscription", sub_id)], version) if has_id else b""
         self.prefix = b"MESSAGE\n" + esc
         self.ack_prefix = b""
         self.core_sub: Subscription | None = None
@@ -366,9 +366,14 @@ class StompConnection(asyncio.Protocol):
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
-        headers = [("version", version), ("session", self.id), ("server", "ZoneMQ/0.1")]
-        if version != "1.0":
-            headers.insert(1, ("heart-beat", f"{cy},{cx}"))
+        # ActiveMQ answers the client's heart-beat swapped, and names the session after
+        # client-id when one is given.
+        headers = [
+            ("server", "ZoneMQ/0.1"),
+            ("heart-beat", f"{cy},{cx}"),
+            ("session", h.get("client-id") or self.id),
+            ("version", version),
+        ]
         self._send(encode_frame("CONNECTED", headers, b"", version))
         if cx > 0:
             limit = cx / 1000 * self.settings.heartbeat_grace
@@ -399,7 +404,9 @@ class StompConnection(asyncio.Protocol):
     def _destination(self, frame: Frame) -> Address:
         text = frame.headers.get("destination")
         if text is None or text == "":
-            raise ProtocolError(f"{frame.command} received without a Destination specified!")
+            if frame.command == "SEND":
+                raise ProtocolError("SEND received without a Destination specified!")
+            raise ProtocolError("Invalid empty or 'null' Destination header")
         address = parse_destination(text, self.id)
         if address.kind in (TEMP_QUEUE, TEMP_TOPIC) and address.name.startswith(self.id + ":"):
             self.core.create_temporary(address, self)
@@ -460,7 +467,9 @@ class StompConnection(asyncio.Protocol):
         sub_id = h.get("id")
         if sub_id is None:
             if self.version != "1.0":
-                raise ProtocolError("Subscription id is required")
+                raise ProtocolError("SUBSCRIBE received without a subscription id!")
+            # 1.0 allows it; ActiveMQ then sends MESSAGEs without a subscription header
+            # and UNSUBSCRIBE names the destination instead.
             sub_id = h["destination"]
         if sub_id in self.subs:
             raise ProtocolError(f"Duplicate subscription id: {sub_id}")
@@ -483,7 +492,7 @@ class StompConnection(asyncio.Protocol):
                 ) from None
             if prefetch < 1:
                 raise ProtocolError("activemq.prefetchSize must be at least 1")
-        ssub = StompSub(sub_id, self.version)
+        ssub = StompSub(sub_id, self.version, has_id="id" in h)
         self.subs[sub_id] = ssub
         core_sub = self.core.subscribe(
             address,
@@ -493,14 +502,15 @@ class StompConnection(asyncio.Protocol):
             no_local=h.get("activemq.noLocal") == "true",
             origin=self,
             tag=ssub,
+            paused=True,
         )
         ssub.core_sub = core_sub
         self.by_num[core_sub.num] = ssub
         if self.version == "1.2" and ack != AUTO:
             ssub.ack_prefix = b"ack:" + str(core_sub.num).encode() + b"-"
-        if self._consumers_paused:
-            core_sub.paused = True
+        # The RECEIPT goes out before any MESSAGE of the new subscription, as ActiveMQ's.
         self._receipt(frame)
+        core_sub.set_paused(self._consumers_paused)
 
     def _on_unsubscribe(self, frame: Frame) -> None:
         h = frame.headers
@@ -509,10 +519,10 @@ class StompConnection(asyncio.Protocol):
             if self.version == "1.0" and "destination" in h:
                 sub_id = h["destination"]
             else:
-                raise ProtocolError("Subscription id is required")
+                raise ProtocolError("UNSUBSCRIBE received without a subscription id!")
         ssub = self.subs.pop(sub_id, None)
         if ssub is None:
-            raise ProtocolError(f"No subscription matched: {sub_id}")
+            raise ProtocolError("No subscription matched.")
         if ssub.core_sub is not None:
             self.by_num.pop(ssub.core_sub.num, None)
             ssub.core_sub.close()
@@ -520,18 +530,19 @@ class StompConnection(asyncio.Protocol):
 
     def _find_ack(self, frame: Frame) -> tuple[Subscription, str]:
         h = frame.headers
+        what = frame.command
         if self.version == "1.2":
             ack_id = h.get("id")
             if ack_id is None:
-                raise ProtocolError("ACK/NACK requires an id header")
+                raise ProtocolError(f"{what} received without a ack id for acknowledge!")
             num, _, msg_id = ack_id.partition("-")
             ssub = self.by_num.get(int(num)) if num.isdigit() else None
             if ssub is not None and ssub.core_sub is not None and msg_id in ssub.core_sub.inflight:
                 return ssub.core_sub, msg_id
-            raise ProtocolError(f"Unexpected ACK received for message-id [{ack_id}]")
+            raise ProtocolError(f"Unexpected {what} received for message-id [{ack_id}]")
         msg_id = h.get("message-id")
         if msg_id is None:
-            raise ProtocolError("ACK/NACK requires a message-id header")
+            raise ProtocolError(f"{what} received without a message-id to acknowledge!")
         candidates = self.subs.values()
         if self.version == "1.1" and "subscription" in h:
             one = self.subs.get(h["subscription"])
@@ -539,7 +550,7 @@ class StompConnection(asyncio.Protocol):
         for ssub in candidates:
             if ssub.core_sub is not None and msg_id in ssub.core_sub.inflight:
                 return ssub.core_sub, msg_id
-        raise ProtocolError(f"Unexpected ACK received for message-id [{msg_id}]")
+        raise ProtocolError(f"Unexpected {what} received for message-id [{msg_id}]")
 
     def _on_ack(self, frame: Frame) -> None:
         sub, msg_id = self._find_ack(frame)
@@ -548,26 +559,26 @@ class StompConnection(asyncio.Protocol):
 
     def _on_nack(self, frame: Frame) -> None:
         if self.version == "1.0":
-            raise ProtocolError("NACK is not part of STOMP 1.0")
+            raise ProtocolError("NACK received but connection is in v1.0 mode.")
         sub, msg_id = self._find_ack(frame)
-        sub.dead_letter(msg_id, "NACK", tx=self._transaction(frame))
+        sub.dead_letter(msg_id, "", tx=self._transaction(frame))
         self._receipt(frame)
 
-    def _txid(self, frame: Frame) -> str:
+    def _txid(self, frame: Frame, doing: str) -> str:
         txid = frame.headers.get("transaction")
         if txid is None:
-            raise ProtocolError("Must specify the transaction you are beginning")
+            raise ProtocolError(f"Must specify the transaction you are {doing}")
         return txid
 
     def _on_begin(self, frame: Frame) -> None:
-        txid = self._txid(frame)
+        txid = self._txid(frame, "beginning")
         if txid in self.txs:
             raise ProtocolError(f"The transaction was already started: {txid}")
         self.txs[txid] = self.core.begin()
         self._receipt(frame)
 
     def _on_commit(self, frame: Frame) -> None:
-        txid = self._txid(frame)
+        txid = self._txid(frame, "committing")
         tx = self.txs.pop(txid, None)
         if tx is None:
             raise ProtocolError(f"Invalid transaction id: {txid}")
@@ -575,7 +586,7 @@ class StompConnection(asyncio.Protocol):
         self._receipt(frame)
 
     def _on_abort(self, frame: Frame) -> None:
-        txid = self._txid(frame)
+        txid = self._txid(frame, "aborting")
         tx = self.txs.pop(txid, None)
         if tx is None:
             raise ProtocolError(f"Invalid transaction id: {txid}")

@@ -14,11 +14,12 @@ SEND headers onto a Message:
   receipt, transaction, content-length, message-id, timestamp, redelivered, subscription
   and ack are frame-level and not stored; every other header becomes a string property.
 
-MESSAGE frames carry message-id, destination, subscription, ack (1.2, when the
-subscription acknowledges), redelivered, timestamp, expires, priority, persistent (when
-true), correlation-id, reply-to, type, content-type, the properties as headers, and
-content-length for bytes messages only (a text message has none, as ActiveMQ sends it),
-plus original-destination / dlqDeliveryFailureCause on dead-lettered messages.
+MESSAGE frames carry, as ActiveMQ 5.17 does: message-id, destination, subscription (when
+the SUBSCRIBE had an id), ack (1.2, client and client-individual only), timestamp,
+expires (0 = never), priority, redelivered:true and persistent:true only when true,
+correlation-id, reply-to, type, content-type, the properties as headers, content-length
+for bytes messages only (a text message has none), and on dead-lettered messages
+original-destination, originalExpiration and (expired ones) dlqDeliveryFailureCause.
 """
 
 from __future__ import annotations
@@ -146,11 +147,12 @@ def message_headers(msg: Message, conn_id: str) -> list[tuple[str, str]]:
     h: list[tuple[str, str]] = [
         ("message-id", msg.id),
         ("destination", format_destination(msg.destination, conn_id)),
-        ("redelivered", "true" if msg.redelivered else "false"),
         ("timestamp", str(msg.timestamp)),
         ("expires", str(msg.expiration)),
         ("priority", str(msg.priority)),
     ]
+    if msg.redelivered:
+        h.append(("redelivered", "true"))
     if msg.persistent:
         h.append(("persistent", "true"))
     if msg.correlation_id is not None:
