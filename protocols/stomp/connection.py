@@ -59,6 +59,7 @@ log = logging.getLogger("zonemq.stomp")
 
 VERSIONS = ("1.0", "1.1", "1.2")
 _CONNECTS = ("CONNECT", "STOMP")
+_TEMP = (TEMP_QUEUE, TEMP_TOPIC)
 _conn_ids = itertools.count(1)
 
 
@@ -350,12 +351,11 @@ class StompConnection(asyncio.Protocol):
             if login is None or users.get(login) != h.get("passcode"):
                 raise ProtocolError(f"User name [{login}] or password is invalid.", fatal=True)
         cx, cy = 0, 0
-        if version != "1.0" and "heart-beat" in h:
+        # ActiveMQ honours heart-beats on 1.0 connections too, and reads negatives as 0.
+        if "heart-beat" in h:
             try:
                 cx_s, cy_s = h["heart-beat"].split(",")
-                cx, cy = int(cx_s), int(cy_s)
-                if cx < 0 or cy < 0:
-                    raise ValueError
+                cx, cy = max(0, int(cx_s)), max(0, int(cy_s))
             except ValueError:
                 raise ProtocolError(
                     f"Invalid heart-beat header: {h['heart-beat']}", fatal=True
@@ -408,7 +408,7 @@ class StompConnection(asyncio.Protocol):
                 raise ProtocolError("SEND received without a Destination specified!")
             raise ProtocolError("Invalid empty or 'null' Destination header")
         address = parse_destination(text, self.id)
-        if address.kind in (TEMP_QUEUE, TEMP_TOPIC) and address.name.startswith(self.id + ":"):
+        if address.kind in _TEMP and address.name.startswith(self.id + ":"):
             self.core.create_temporary(address, self)
         return address
 
@@ -425,6 +425,10 @@ class StompConnection(asyncio.Protocol):
         address = self._destination(frame)
         tx = self._transaction(frame)
         msg = message_from_send(frame.headers, frame.body, address, self.id, self)
+        reply = msg.reply_to
+        if reply is not None and reply.kind in _TEMP and reply.name.startswith(self.id + ":"):
+            # Naming one's own temp destination in reply-to creates it, as in ActiveMQ.
+            self.core.create_temporary(reply, self)
         done = self.core.send(address, msg, tx=tx)
         if done is not None:
             self._after(done, frame)
