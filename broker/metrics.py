@@ -58,6 +58,9 @@ class BrokerCollector(Collector):
             "zonemq_destination_inflight", "Messages delivered, not yet acked", labels=labels
         )
         consumers = GaugeMetricFamily("zonemq_consumers", "Consumers attached", labels=labels)
+        memory = GaugeMetricFamily(
+            "zonemq_destination_memory_bytes", "Body bytes of pending messages", labels=labels
+        )
         counters = {
             attr: CounterMetricFamily(name, doc, labels=labels) for attr, name, doc in _COUNTERS
         }
@@ -66,11 +69,13 @@ class BrokerCollector(Collector):
             depth.add_metric(key, s.depth)
             inflight.add_metric(key, s.inflight)
             consumers.add_metric(key, s.consumers)
+            memory.add_metric(key, s.memory)
             for attr, family in counters.items():
                 family.add_metric(key, getattr(s, attr))
         yield depth
         yield inflight
         yield consumers
+        yield memory
         yield from counters.values()
 
 

@@ -58,6 +58,7 @@ class DestinationStats:
     dlq: int
     expired: int
     discarded: int
+    memory: int
 
 
 class Core:
@@ -366,6 +367,7 @@ class Core:
                     q.dlq,
                     q.expired,
                     q.discarded,
+                    q.bytes,
                 )
             )
         for t in self.topics.values():
@@ -385,6 +387,7 @@ class Core:
                     totals["dlq"],
                     totals["expired"],
                     totals["discarded"],
+                    sum(s.bytes for s in subs),
                 )
             )
         return out
