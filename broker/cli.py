@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from broker.config import ConfigError, Settings, load_settings
-from broker.server import Broker
+from broker.server import Broker, StartupError
 
 log = logging.getLogger("zonemq")
 
@@ -33,6 +33,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--stomp-port", type=int, help="STOMP port, 0 = ephemeral")
     run.add_argument("--console-port", type=int, help="console/metrics HTTP port, 0 = ephemeral")
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    run.add_argument("--fsync", choices=["always", "interval", "never"], help="store.fsync")
+    run.add_argument(
+        "--recover-skip-corrupt",
+        action="store_true",
+        default=None,
+        help="start even if a record in the middle of the journal is corrupt",
+    )
     return parser
 
 
@@ -44,6 +51,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "broker.log_level": args.log_level,
         "listeners.stomp.port": args.stomp_port,
         "listeners.console.port": args.console_port,
+        "store.fsync": args.fsync,
+        "store.skip_corrupt": args.recover_skip_corrupt,
     }
     config = args.config or os.environ.get("ZONEMQ_CONFIG")
     return load_settings(config, overrides=overrides)
@@ -70,13 +79,22 @@ async def serve(settings: Settings) -> int:
         loop.add_signal_handler(signum, on_signal, signum)
     try:
         await broker.start()
+    except StartupError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
     except OSError as exc:
         log.error("cannot start: %s", exc)
         return 1
     log.info("broker %s started", settings.broker.name)
-    await stop_requested.wait()
+    waits = [
+        asyncio.ensure_future(stop_requested.wait()),
+        asyncio.ensure_future(broker.failed.wait()),
+    ]
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for w in waits:
+        w.cancel()
     await broker.stop()
-    return 0
+    return 1 if broker.failed.is_set() else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -105,6 +105,19 @@ class DestinationSettings:
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    """The journal of persistent messages (in `broker.data_dir`/journal)."""
+
+    fsync: str = "always"
+    fsync_interval_ms: int = 100
+    segment_size: int = 67108864
+    # Seconds between checks for old segments worth compacting.
+    compaction_interval: float = 10.0
+    # Start even if a record in the middle of the journal is corrupt, skipping it.
+    skip_corrupt: bool = False
+
+
+@dataclass(frozen=True)
 class AuthSettings:
     """Users (name to password); empty means no authentication (loopback only)."""
 
@@ -118,12 +131,14 @@ class Settings:
     broker: BrokerSettings = field(default_factory=BrokerSettings)
     listeners: ListenerSettings = field(default_factory=ListenerSettings)
     destinations: DestinationSettings = field(default_factory=DestinationSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "broker.log_level": ("debug", "info", "warning", "error"),
     "destinations.slow_consumer_policy": ("drop-oldest", "disconnect"),
+    "store.fsync": ("always", "interval", "never"),
 }
 _PORTS = ("listeners.stomp.port", "listeners.console.port")
 
@@ -259,9 +274,12 @@ def _validate(s: Settings) -> None:
         "destinations.topic_prefetch",
         "destinations.topic_pending_limit",
         "destinations.queue_memory_limit",
+        "store.fsync_interval_ms",
     ):
         if flat[key] < 1:
             raise ConfigError(f"{key}: must be at least 1, got {flat[key]}")
+    if s.store.segment_size < 65536:
+        raise ConfigError(f"store.segment_size: must be at least 65536, got {s.store.segment_size}")
     stomp = s.listeners.stomp
     if stomp.write_buffer_low > stomp.write_buffer_high:
         raise ConfigError("listeners.stomp.write_buffer_low: must not exceed write_buffer_high")

@@ -79,14 +79,6 @@ class BrokerCollector(Collector):
         yield from counters.values()
 
 
-def make_registry(
-    core: Callable[[], Core], connections: Callable[[], dict[str, int]]
-) -> CollectorRegistry:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(BrokerCollector(core, connections))
-    return registry
-
-
 def render(registry: CollectorRegistry) -> bytes:
     """The text exposition format of everything in `registry`."""
     return generate_latest(registry)

@@ -1,20 +1,32 @@
-"""Broker: owns the core and the listeners; start, graceful drain, stop.
+"""Broker: owns the data directory, journal, core and listeners; start, drain, stop.
 
-The broker never imports a protocol package: listeners are started through import
-strings in LISTENERS, each naming an ``async def start(broker) -> Listener``. Stop order
-(uvicorn's): stop accepting on every listener, let each finish what it owes (receipts)
-within `broker.shutdown_timeout`, close connections, then stop the core's timers.
+Start order: lock the data directory, replay the journal into the core, then start the
+listeners (so no client sees a half-recovered broker). The broker never imports a
+protocol package: listeners are started through import strings in LISTENERS, each
+naming an ``async def start(broker) -> Listener``. Stop order (uvicorn's): stop accepting
+on every listener, let each finish what it owes (receipts) within
+`broker.shutdown_timeout`, close connections, stop the core's timers, flush and close
+the journal, release the lock. A failed journal write or fsync sets `failed`: the
+process must stop, since acknowledging anything after it would be a lie (redis' rule).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
+import time
+from pathlib import Path
 from typing import Protocol
+
+from prometheus_client import CollectorRegistry
 
 from broker.config import Settings
 from broker.core import Core, CoreLimits
+from broker.metrics import BrokerCollector
+from broker.store import DataDirLock, DataDirLocked, Journal, JournalError, JournalFailed
+from broker.store.messages import MessageStore
 
 log = logging.getLogger("zonemq")
 
@@ -23,6 +35,10 @@ LISTENERS: dict[str, str] = {
     "stomp": "protocols.stomp.listener:start",
     "console": "protocols.http.console:start",
 }
+
+
+class StartupError(Exception):
+    """The broker cannot start (data directory locked, journal corrupt, ...)."""
 
 
 class Listener(Protocol):
@@ -59,14 +75,80 @@ class Broker:
         self.settings = settings
         self.core: Core = None  # type: ignore[assignment]  # created in start(), on the loop
         self.listeners: dict[str, Listener] = {}
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(BrokerCollector(lambda: self.core, self._connection_counts))
+        self.lock: DataDirLock | None = None
+        self.journal: Journal | None = None
+        self.store: MessageStore | None = None
         self.started = asyncio.Event()
         self.stopped = asyncio.Event()
+        self.failed = asyncio.Event()
+        self._compactor: asyncio.Task[None] | None = None
+
+    def _connection_counts(self) -> dict[str, int]:
+        return {
+            name: len(getattr(listener, "connections", ()))
+            for name, listener in self.listeners.items()
+            if hasattr(listener, "connections")
+        }
+
+    def _open_store(self) -> dict:  # type: ignore[type-arg]
+        """Lock the data directory and replay the journal (blocking, before serving)."""
+        data_dir = Path(self.settings.broker.data_dir)
+        self.lock = DataDirLock(data_dir)
+        try:
+            self.lock.acquire()
+        except DataDirLocked as exc:
+            self.lock = None
+            raise StartupError(str(exc)) from None
+        st = self.settings.store
+        self.journal = Journal(
+            data_dir / "journal",
+            segment_size=st.segment_size,
+            fsync=st.fsync,  # type: ignore[arg-type]
+            fsync_interval_ms=st.fsync_interval_ms,
+            skip_corrupt=st.skip_corrupt,
+            registry=self.registry,
+            on_failure=self._journal_failed,
+        )
+        self.store = MessageStore(self.journal)
+        started = time.monotonic()
+        try:
+            recovered = self.store.recover()
+        except JournalError as exc:
+            raise StartupError(
+                f"{exc} (start with --recover-skip-corrupt to skip corrupt records)"
+            ) from None
+        count = sum(len(m) for m in recovered.queues.values())
+        log.info(
+            "journal: %d records replayed, %d messages on %d queues recovered in %.2fs",
+            recovered.records,
+            count,
+            len(recovered.queues),
+            time.monotonic() - started,
+        )
+        return recovered.queues
+
+    def _journal_failed(self, exc: JournalFailed) -> None:
+        log.critical("journal failure, stopping the broker: %s", exc)
+        self.failed.set()
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        try:
+            queues = self._open_store()
+        except BaseException:
+            self._release_lock()
+            raise
         self.core = Core(
-            core_limits(self.settings), name=self.settings.broker.name, call_later=loop.call_later
+            core_limits(self.settings),
+            name=self.settings.broker.name,
+            call_later=loop.call_later,
+            store=self.store,
         )
+        self.core.restore(queues)
+        if self.settings.store.compaction_interval > 0:
+            self._compactor = asyncio.ensure_future(self._compact_forever())
         enabled = {
             "stomp": self.settings.listeners.stomp.enabled,
             "console": self.settings.listeners.console.enabled,
@@ -108,7 +190,33 @@ class Broker:
             for task in done:
                 if task.exception() is not None:
                     log.warning("listener did not stop cleanly: %r", task.exception())
+        if self._compactor is not None:
+            self._compactor.cancel()
+            with contextlib.suppress(asyncio.CancelledError, JournalError):
+                await self._compactor
         if self.core is not None:
             self.core.close()
+        if self.journal is not None:
+            with contextlib.suppress(JournalError):
+                await self.journal.close()
+        self._release_lock()
         self.stopped.set()
         log.info("broker stopped")
+
+    def _release_lock(self) -> None:
+        if self.lock is not None and self.lock.held:
+            self.lock.release()
+        self.lock = None
+
+    async def _compact_forever(self) -> None:
+        """Now and then copy live records out of old segments so they can be deleted."""
+        assert self.store is not None
+        interval = self.settings.store.compaction_interval
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                moved = await self.store.compact()
+            except JournalFailed:
+                return  # _journal_failed has already stopped the broker
+            if moved:
+                log.debug("compaction moved %d live records", moved)

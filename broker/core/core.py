@@ -17,6 +17,7 @@ from typing import Any
 
 from broker.core.errors import DELETED, INVALID, NOT_FOUND, CoreError
 from broker.core.message import QUEUE, TEMP_QUEUE, TEMP_TOPIC, TOPIC, Address, Message
+from broker.core.persistence import Store
 from broker.core.policy import Policy, PolicyMap
 from broker.core.queue import ACK_MODES, Consumer, MessageQueue, Subscription
 from broker.core.topic import Topic
@@ -71,8 +72,10 @@ class Core:
         name: str = "zonemq",
         clock: Callable[[], float] = time.time,
         call_later: Callable[[float, Callable[[], None]], Any] | None = None,
+        store: Store | None = None,
     ) -> None:
         self.limits = limits or CoreLimits()
+        self.store = store
         self.clock = clock
         self._call_later = call_later
         self.queues: dict[Address, MessageQueue] = {}
@@ -114,7 +117,16 @@ class Core:
             self._check_name(address)
             q = MessageQueue(self, address, memory_limit=self.limits.queue_memory_limit)
             self.queues[address] = q
+            if q.durable:
+                self.store.queue_created(address)  # type: ignore[union-attr]
         return q
+
+    def restore(self, queues: dict[Address, list[Message]]) -> None:
+        """Rebuild queues recovered from the journal, messages in their stored order."""
+        for address, msgs in queues.items():
+            q = self.queue(address)
+            q.push_front(msgs)
+            q.enqueued += len(msgs)
 
     def topic(self, address: Address, *, create: bool = True) -> Topic:
         t = self.topics.get(address)
@@ -156,6 +168,9 @@ class Core:
                 return
             for sub in list(q.consumers):
                 sub.close()
+            q.purge()
+            if q.durable:
+                self.store.queue_deleted(address)  # type: ignore[union-attr]
             self._retire(q)
         else:
             t = self.topics.pop(address, None)
@@ -196,14 +211,29 @@ class Core:
             self._resolve(address)
             tx.add_send(address, msg)
             return None
-        self.route(address, msg)
+        dest = self._resolve(address)
+        if msg.persistent and address.kind == QUEUE and self.store is not None:
+            self.store.add(address, msg)
+            dest.put(msg)
+            return self.store.barrier()
+        dest.put(msg)
         return None
+
+    def barrier(self) -> Awaitable[None] | None:
+        """Completes when everything the core has written so far is durable (receipts
+        for acks, commits and the like wait on it); None if nothing is outstanding."""
+        return self.store.barrier() if self.store is not None else None
 
     def _resolve(self, address: Address) -> MessageQueue | Topic:
         return self.queue(address) if address.is_queue else self.topic(address)
 
     def route(self, address: Address, msg: Message) -> None:
+        """Deliver to the destination without journaling (the caller has done that)."""
         self._resolve(address).put(msg)
+
+    def stored(self, address: Address, msg: Message) -> bool:
+        """Would a send of `msg` to `address` be journaled?"""
+        return msg.persistent and address.kind == QUEUE and self.store is not None
 
     def when_space(self, address: Address, callback: Callable[[], None]) -> bool:
         """Producer flow control: True (and `callback` later) if `address` is full."""
@@ -285,7 +315,12 @@ class Core:
     # -- outcomes (called by subscriptions and transactions) ------------------------------
 
     def acked(self, source: MessageQueue, msgs: list[Message]) -> None:
-        """Messages consumed for good (the journal will record their removal here)."""
+        """Messages consumed for good: journal their removal."""
+        if source.durable:
+            store = self.store
+            for msg in msgs:
+                if msg.persistent:
+                    store.remove(source.address, msg)  # type: ignore[union-attr]
 
     def redeliver(self, source: MessageQueue, msgs: list[Message], *, counted: bool) -> None:
         """Put messages back at the front of `source`; counted ones past the destination's
@@ -303,6 +338,8 @@ class Core:
                     )
                     continue
                 source.redelivered += 1
+                if source.durable and msg.persistent:
+                    self.store.returned(source.address, msg)  # type: ignore[union-attr]
             back.append(msg)
         if back:
             source.push_front(back)
@@ -314,9 +351,12 @@ class Core:
         source.dlq += 1
         dlq_name = self.policies.for_name(source.address.name).dead_letter_queue
         dlq = Address(QUEUE, dlq_name)
-        if source.address == dlq:
-            return
-        if not msg.persistent and not self.limits.dead_letter_non_persistent:
+        stored = source.durable and msg.persistent
+        if source.address == dlq or (
+            not msg.persistent and not self.limits.dead_letter_non_persistent
+        ):
+            if stored:
+                self.store.remove(source.address, msg)  # type: ignore[union-attr]
             return
         copy = msg.copy()
         copy.properties["originalDestination"] = str(msg.destination or source.address)
@@ -325,13 +365,22 @@ class Core:
             copy.properties["dlqDeliveryFailureCause"] = cause
         copy.destination = dlq
         copy.expiration = 0
-        self.queue(dlq).put(copy)
+        target = self.queue(dlq)
+        if stored or (target.durable and copy.persistent):
+            # The move survives a crash whole: added to the DLQ and removed from the source.
+            self.store.transaction(  # type: ignore[union-attr]
+                [(dlq, copy)] if target.durable and copy.persistent else [],
+                [(source.address, msg)] if stored else [],
+            )
+        target.put(copy)
 
     def expire(self, source: MessageQueue, msg: Message) -> None:
         """A message past its expiration: persistent ones to the DLQ, the rest dropped."""
         source.expired += 1
         if msg.persistent and self.limits.expired_to_dlq:
             self.dead_letter(source, msg, f"Message Expired. Expiration:{msg.expiration}")
+        elif source.durable and msg.persistent:
+            self.store.remove(source.address, msg)  # type: ignore[union-attr]
 
     def over_limit(self, source: MessageQueue) -> None:
         """A topic subscriber fell `limit` messages behind: apply the slow-consumer policy."""

@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from broker.core.message import Address, Message
+from broker.core.message import QUEUE, Address, Message
 
 if TYPE_CHECKING:
     from broker.core.core import Core
@@ -59,6 +59,7 @@ class MessageQueue:
         "discarded",
         "dispatched",
         "dlq",
+        "durable",
         "enqueued",
         "expired",
         "inflight_count",
@@ -81,6 +82,8 @@ class MessageQueue:
     ) -> None:
         self.core = core
         self.address = address
+        # Persistent messages here are journaled (a broker queue, with a store).
+        self.durable = address.kind == QUEUE and core.store is not None
         self.lanes: list[deque[Message]] = [deque() for _ in range(10)]
         # Highest lane that may be non-empty; lanes above it are empty.
         self.top = 0
@@ -227,6 +230,11 @@ class MessageQueue:
 
     def purge(self) -> int:
         n = self.count
+        if self.durable:
+            for lane in self.lanes:
+                for msg in lane:
+                    if msg.persistent:
+                        self.core.store.remove(self.address, msg)  # type: ignore[union-attr]
         for lane in self.lanes:
             lane.clear()
         self.count = 0
@@ -322,10 +330,15 @@ class Subscription:
         source = self.source
         source.dispatched += 1
         if self.auto:
+            # ActiveMQ's STOMP auto ack: consumed once handed to the connection.
             source.acked += 1
+            if source.durable and msg.persistent:
+                self.core.store.remove(source.address, msg)  # type: ignore[union-attr]
         else:
             self.inflight[msg.id] = msg
             source.inflight_count += 1
+            if source.durable and msg.persistent:
+                self.core.store.delivered(source.address, msg)  # type: ignore[union-attr]
         self.consumer.deliver(self, msg)
 
     # -- outcomes -------------------------------------------------------------------------

@@ -42,16 +42,27 @@ class Transaction:
         self.acks.append((sub, msgs, "poison:" + cause))
 
     def commit(self) -> None:
-        """Route the held sends and settle the held acknowledgements."""
+        """Route the held sends and settle the held acknowledgements; what the journal
+        must know of both is written as one record, so a crash keeps all or nothing."""
         self.finished = True
         core = self.core
+        if core.store is not None:
+            adds = [(a, m) for a, m in self.sends if core.stored(a, m)]
+            removes = [
+                (sub.source.address, m)
+                for sub, msgs, outcome in self.acks
+                if outcome == "ack" and sub.source.durable
+                for m in msgs
+                if m.persistent
+            ]
+            if adds or removes:
+                core.store.transaction(adds, removes)
         for address, msg in self.sends:
             core.route(address, msg)
         for sub, msgs, outcome in self.acks:
             source = sub.source
             if outcome == "ack":
                 source.acked += len(msgs)
-                core.acked(source, msgs)
             elif outcome == "redeliver":
                 core.redeliver(source, msgs, counted=True)
             else:

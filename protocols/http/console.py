@@ -9,7 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from broker.metrics import make_registry, render
+from broker.metrics import render
 
 
 class ConsoleListener:
@@ -32,14 +32,7 @@ async def start(broker: object) -> ConsoleListener:
 
     assert isinstance(broker, Broker)
 
-    def connections() -> dict[str, int]:
-        return {
-            name: len(getattr(listener, "connections", ()))
-            for name, listener in broker.listeners.items()
-            if hasattr(listener, "connections")
-        }
-
-    registry = make_registry(lambda: broker.core, connections)
+    registry = broker.registry
 
     async def metrics(_request: web.Request) -> web.Response:
         body = render(registry)

@@ -28,6 +28,7 @@ import asyncio
 import itertools
 import logging
 import socket
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -118,6 +119,9 @@ class StompConnection(asyncio.Protocol):
         self._timers: list[asyncio.TimerHandle] = []
         # Durability awaitables whose RECEIPT is still owed (a graceful stop waits on them).
         self.pending: set[asyncio.Future[Any]] = set()
+        # Receipts in frame order, each sent once its awaitable and all before it are done.
+        self._owed: deque[tuple[asyncio.Future[Any], bytes, Frame]] = deque()
+        self._close_when_paid = False
         self._handlers: dict[str, Callable[[Frame], None]] = {
             "SEND": self._on_send,
             "SUBSCRIBE": self._on_subscribe,
@@ -300,7 +304,21 @@ class StompConnection(asyncio.Protocol):
             headers.append(("receipt-id", frame.headers["receipt"]))
         headers.append(("message", message))
         body = (detail or message).replace("\x00", "").encode()
-        self._send(encode_frame("ERROR", headers, body, self.version))
+        data = encode_frame("ERROR", headers, body, self.version)
+        if self._owed and not self.closing:
+            # Receipts of earlier frames are still waiting for the disk: keep frame order.
+            done: asyncio.Future[Any] = self.loop.create_future()
+            done.set_result(None)
+            self._owed.append((done, data, frame))
+            done.add_done_callback(self._pay)
+            if close:
+                self._close_when_paid = True
+                self._release_all()
+                self.closing = True
+                if self.transport is not None:
+                    self.transport.pause_reading()
+            return
+        self._send(data)
         if close:
             self._close_after_flush()
 
@@ -321,10 +339,45 @@ class StompConnection(asyncio.Protocol):
         if not self.connected and not self.closing:
             self._fatal("Timed out waiting for CONNECT", b"")
 
-    def _receipt(self, frame: Frame) -> None:
+    def _receipt(self, frame: Frame, done: Awaitable[None] | None = None) -> None:
+        """RECEIPT for `frame` once what it wrote is durable (`done`, or the core's
+        barrier), and never before the receipts of earlier frames."""
         receipt = frame.headers.get("receipt")
-        if receipt is not None:
-            self._send(encode_frame("RECEIPT", {"receipt-id": receipt}, b"", self.version))
+        if receipt is None:
+            return
+        data = encode_frame("RECEIPT", {"receipt-id": receipt}, b"", self.version)
+        if done is None:
+            done = self.core.barrier()
+        if done is None and not self._owed:
+            self._send(data)
+            return
+        if done is None:
+            fut: asyncio.Future[Any] = self.loop.create_future()
+            fut.set_result(None)
+        else:
+            fut = asyncio.ensure_future(done)
+        self._owed.append((fut, data, frame))
+        self.pending.add(fut)
+        fut.add_done_callback(self._pay)
+
+    def _pay(self, _done: asyncio.Future[Any]) -> None:
+        owed = self._owed
+        while owed and owed[0][0].done():
+            fut, data, frame = owed.popleft()
+            self.pending.discard(fut)
+            if self.closing and not self._close_when_paid:
+                continue
+            if fut.cancelled() or fut.exception() is not None:
+                owed.clear()
+                self._close_when_paid = False
+                self.closing = False
+                self._error("Message could not be stored", frame, close=True)
+                return
+            self._send(data)
+        if not owed and self._close_when_paid:
+            self._close_when_paid = False
+            self.closing = False
+            self._close_after_flush()
 
     # -- CONNECT and heart-beats ----------------------------------------------------------
 
@@ -430,28 +483,9 @@ class StompConnection(asyncio.Protocol):
             # Naming one's own temp destination in reply-to creates it, as in ActiveMQ.
             self.core.create_temporary(reply, self)
         done = self.core.send(address, msg, tx=tx)
-        if done is not None:
-            self._after(done, frame)
-        else:
-            self._receipt(frame)
+        self._receipt(frame, done)
         if tx is None and address.is_queue:
             self._flow_control(address)
-
-    def _after(self, done: Awaitable[None], frame: Frame) -> None:
-        """Send the receipt once the core says the message is durable."""
-        fut = asyncio.ensure_future(done)
-        self.pending.add(fut)
-
-        def finished(f: asyncio.Future[Any]) -> None:
-            self.pending.discard(fut)
-            if self.closing:
-                return
-            if f.cancelled() or f.exception() is not None:
-                self._error("Message could not be stored", frame, close=True)
-            else:
-                self._receipt(frame)
-
-        fut.add_done_callback(finished)
 
     def _flow_control(self, address: Address) -> None:
         """A producer sending to a full queue stops being read until the queue drains."""
@@ -599,6 +633,14 @@ class StompConnection(asyncio.Protocol):
 
     def _on_disconnect(self, frame: Frame) -> None:
         self._receipt(frame)
+        if self._owed:
+            # Close once the receipts still owed (this one included) have gone out.
+            self._close_when_paid = True
+            self._release_all()
+            self.closing = True
+            if self.transport is not None:
+                self.transport.pause_reading()
+            return
         self._close_after_flush()
 
     # -- teardown -------------------------------------------------------------------------

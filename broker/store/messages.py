@@ -1,0 +1,376 @@
+"""MessageStore: persistent messages of durable queues as journal records.
+
+The journal stores opaque records; this layer decides what they mean. Records (payloads
+are `marshal` format 4 tuples of primitives, which CPython reads and writes in C):
+
+  ADD       (queue, seq, message fields...)   a persistent message now held by a queue
+  REMOVE    (queue, msg id)                   consumed, purged or moved: dead on arrival
+  COUNT     (queue, msg id, delivery count)   delivered, or returned with a higher count
+  TX        ([ADD...], [REMOVE...])           a transaction's sends and acks, atomically
+  DEST      (kind, name, created?)            a queue was created / deleted
+
+Only persistent messages on queues of kind "queue" are written; non-persistent
+messages, topics (no durable subscriptions yet) and temporary queues never are.
+
+Liveness: an ADD is live until its message is removed; a TX record is live while any of
+its messages is; REMOVE and COUNT are dead on arrival (the journal deletes segments
+oldest first, so they outlive the ADDs they refer to). A live message that compaction
+copies forward loses its COUNT history (the copy carries the count of its ADD): it then
+comes back after a crash flagged redelivered but with a lower count; documented, rare.
+
+Replay is keyed by (queue, message id), so duplicate ADDs (a crash between compaction's
+copy and the deletion of the old segment) collapse, and queue order comes from `seq`,
+the enqueue sequence stored in each ADD, not from record order. A message once removed
+never comes back under the same key, so replay ignores later ADDs of a removed key: that
+is what makes a compaction copy of a partly consumed TX record safe.
+
+Ownership: used only from the event loop thread; no method awaits.
+"""
+
+from __future__ import annotations
+
+import marshal
+from collections.abc import Awaitable, Iterator
+from typing import Any
+
+from broker.core.message import QUEUE, Address, Message
+from broker.store.format import Record, RecordRef
+from broker.store.journal import Journal
+
+ADD = 1
+REMOVE = 2
+COUNT = 3
+TX = 4
+DEST = 5
+
+_MARSHAL_VERSION = 4
+
+
+def _message_tuple(queue: Address, seq: int, m: Message) -> tuple[Any, ...]:
+    reply = (m.reply_to.kind, m.reply_to.name) if m.reply_to is not None else None
+    dest = (m.destination.kind, m.destination.name) if m.destination is not None else None
+    return (
+        queue.kind,
+        queue.name,
+        seq,
+        m.id,
+        m.body,
+        m.priority,
+        m.timestamp,
+        m.expiration,
+        m.text,
+        m.correlation_id,
+        reply,
+        m.content_type,
+        m.group_id,
+        m.type,
+        m.properties,
+        m.delivery_count,
+        dest,
+    )
+
+
+def _message_from(t: tuple[Any, ...]) -> tuple[Address, int, Message]:
+    (kind, name, seq, mid, body, prio, ts, exp, text, corr, reply, ctype, group, mtype,
+     props, count, dest) = t  # fmt: skip
+    m = Message(
+        body,
+        destination=Address(*dest) if dest is not None else Address(kind, name),
+        properties=props,
+        persistent=True,
+        priority=prio,
+        timestamp=ts,
+        expiration=exp,
+        text=text,
+        correlation_id=corr,
+        reply_to=Address(*reply) if reply is not None else None,
+        content_type=ctype,
+        group_id=group,
+        type=mtype,
+    )
+    m.id = mid
+    m.delivery_count = count
+    return Address(kind, name), seq, m
+
+
+class _Shared:
+    """A TX record referenced by several messages; released when the last one goes."""
+
+    __slots__ = ("ref", "users")
+
+    def __init__(self, ref: RecordRef, users: int) -> None:
+        self.ref = ref
+        self.users = users
+
+
+class Recovered:
+    """What replay rebuilt: queues (in creation order) and their messages in order."""
+
+    def __init__(self) -> None:
+        self.queues: dict[Address, list[Message]] = {}
+        self.next_seq = 1
+        self.records = 0
+
+
+class MessageStore:
+    """Maps the core's persistent-message events to journal records (see module doc)."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        # (queue, msg id) -> the record keeping the message alive.
+        self._refs: dict[tuple[Address, str], RecordRef | _Shared] = {}
+        # Messages that have had a COUNT written for their current delivery.
+        self._marked: set[tuple[Address, str]] = set()
+        self._dest_refs: dict[Address, RecordRef] = {}
+        # Live TX records by where they are (compaction asks about them).
+        self._shared: dict[RecordRef, _Shared] = {}
+        self._seq = 1
+        self._dirty = False
+
+    # -- recovery -------------------------------------------------------------------------
+
+    def recover(self) -> Recovered:
+        """Replay the journal (blocking; call before serving)."""
+        out = Recovered()
+        msgs: dict[tuple[Address, str], tuple[int, Message, RecordRef | _Shared]] = {}
+        counts: dict[tuple[Address, str], int] = {}
+        queues: dict[Address, RecordRef | None] = {}
+        dead: list[RecordRef] = []
+        release_later: list[RecordRef] = []
+        removed: set[tuple[Address, str]] = set()
+        max_seq = 0
+
+        def add(t: tuple[Any, ...], holder: RecordRef | _Shared) -> bool:
+            nonlocal max_seq
+            queue, seq, m = _message_from(t)
+            key = (queue, m.id)
+            max_seq = max(max_seq, seq)
+            if key in removed:
+                return False
+            old = msgs.get(key)
+            if old is not None:
+                # A compaction copy of a message we already have: keep the first position.
+                _drop(old[2])
+                seq = old[0]
+            msgs[key] = (seq, m, holder)
+            queues.setdefault(queue, None)
+            return True
+
+        def remove(kind: str, name: str, mid: str) -> None:
+            key = (Address(kind, name), mid)
+            removed.add(key)
+            old = msgs.pop(key, None)
+            if old is not None:
+                _drop(old[2])
+            counts.pop(key, None)
+
+        def _drop(holder: RecordRef | _Shared) -> None:
+            if isinstance(holder, _Shared):
+                holder.users -= 1
+                if holder.users == 0:
+                    self._shared.pop(holder.ref, None)
+                    release_later.append(holder.ref)
+            else:
+                release_later.append(holder)
+
+        record: Record
+        for record in self.journal.open():
+            out.records += 1
+            t = marshal.loads(record.payload)
+            rtype = record.rtype
+            if rtype == ADD:
+                if not add(t, record.ref):
+                    dead.append(record.ref)
+            elif rtype == REMOVE:
+                remove(*t)
+                dead.append(record.ref)
+            elif rtype == COUNT:
+                kind, name, mid, count = t
+                key = (Address(kind, name), mid)
+                if key in msgs:
+                    counts[key] = count
+                dead.append(record.ref)
+            elif rtype == TX:
+                adds, removes = t
+                shared = _Shared(record.ref, 0)
+                for r in removes:
+                    remove(*r)
+                for a in adds:
+                    shared.users += add(a, shared)
+                if shared.users:
+                    self._shared[record.ref] = shared
+                else:
+                    dead.append(record.ref)
+            elif rtype == DEST:
+                kind, name, created = t
+                address = Address(kind, name)
+                old_ref = queues.pop(address, None)
+                if old_ref is not None:
+                    release_later.append(old_ref)
+                if created:
+                    queues[address] = record.ref
+                else:
+                    dead.append(record.ref)
+            else:
+                raise ValueError(f"unknown journal record type {rtype} at {record.ref}")
+        for ref in dead:
+            self.journal.release(ref)
+        for ref in release_later:
+            self.journal.release(ref)
+        by_queue: dict[Address, list[tuple[int, Message]]] = {q: [] for q in queues}
+        for (queue, mid), (seq, m, holder) in msgs.items():
+            count = counts.get((queue, mid))
+            if count is not None:
+                # Delivered before the restart and never acknowledged: it comes back
+                # the way a closed subscription returns it.
+                m.delivery_count = count + 1
+                m.redelivered = True
+            by_queue.setdefault(queue, []).append((seq, m))
+            self._refs[(queue, mid)] = holder
+        for queue, ref in queues.items():
+            if ref is not None:
+                self._dest_refs[queue] = ref
+        for queue, items in by_queue.items():
+            items.sort(key=lambda item: item[0])
+            out.queues[queue] = [m for _, m in items]
+        self._seq = out.next_seq = max_seq + 1
+        return out
+
+    # -- the core's events ----------------------------------------------------------------
+
+    def _append(self, rtype: int, value: Any, *, live: bool) -> RecordRef:
+        self._dirty = True
+        return self.journal.append(rtype, marshal.dumps(value, _MARSHAL_VERSION), live=live)
+
+    def add(self, queue: Address, msg: Message) -> None:
+        seq = self._seq
+        self._seq = seq + 1
+        ref = self._append(ADD, _message_tuple(queue, seq, msg), live=True)
+        self._refs[(queue, msg.id)] = ref
+
+    def remove(self, queue: Address, msg: Message) -> None:
+        key = (queue, msg.id)
+        holder = self._refs.pop(key, None)
+        if holder is None:
+            return
+        self._marked.discard(key)
+        self._append(REMOVE, (queue.kind, queue.name, msg.id), live=False)
+        self._release(holder)
+
+    def delivered(self, queue: Address, msg: Message) -> None:
+        """First delivery of this copy: after a crash it must come back redelivered."""
+        key = (queue, msg.id)
+        if key in self._marked or key not in self._refs:
+            return
+        self._marked.add(key)
+        self._append(COUNT, (queue.kind, queue.name, msg.id, msg.delivery_count), live=False)
+
+    def returned(self, queue: Address, msg: Message) -> None:
+        """The message came back (count raised); its next delivery is marked again."""
+        key = (queue, msg.id)
+        if key not in self._refs:
+            return
+        self._marked.discard(key)
+        self._append(COUNT, (queue.kind, queue.name, msg.id, msg.delivery_count - 1), live=False)
+
+    def transaction(
+        self, adds: list[tuple[Address, Message]], removes: list[tuple[Address, Message]]
+    ) -> None:
+        """Several adds and removes that must survive a crash together or not at all."""
+        add_tuples = []
+        seqs = []
+        for queue, msg in adds:
+            seqs.append(self._seq)
+            add_tuples.append(_message_tuple(queue, self._seq, msg))
+            self._seq += 1
+        remove_tuples = []
+        holders = []
+        for queue, msg in removes:
+            key = (queue, msg.id)
+            holder = self._refs.pop(key, None)
+            if holder is None:
+                continue
+            self._marked.discard(key)
+            holders.append(holder)
+            remove_tuples.append((queue.kind, queue.name, msg.id))
+        if not add_tuples and not remove_tuples:
+            return
+        ref = self._append(TX, (add_tuples, remove_tuples), live=bool(add_tuples))
+        if add_tuples:
+            shared = _Shared(ref, len(add_tuples))
+            self._shared[ref] = shared
+            for queue, msg in adds:
+                self._refs[(queue, msg.id)] = shared
+        for holder in holders:
+            self._release(holder)
+
+    def queue_created(self, queue: Address) -> None:
+        if queue.kind == QUEUE and queue not in self._dest_refs:
+            self._dest_refs[queue] = self._append(DEST, (queue.kind, queue.name, True), live=True)
+
+    def queue_deleted(self, queue: Address) -> None:
+        ref = self._dest_refs.pop(queue, None)
+        if ref is not None:
+            self._append(DEST, (queue.kind, queue.name, False), live=False)
+            self.journal.release(ref)
+
+    def holds(self, queue: Address, msg: Message) -> bool:
+        return (queue, msg.id) in self._refs
+
+    def barrier(self) -> Awaitable[None] | None:
+        """An awaitable that completes when everything written so far is durable, or
+        None when nothing was written since the last barrier (whose awaitable already
+        covers anything older)."""
+        if not self._dirty:
+            return None
+        self._dirty = False
+        return self.journal.commit()
+
+    def _release(self, holder: RecordRef | _Shared) -> None:
+        if isinstance(holder, _Shared):
+            holder.users -= 1
+            if holder.users:
+                return
+            self._shared.pop(holder.ref, None)
+            holder = holder.ref
+        self.journal.release(holder)
+
+    # -- compaction -----------------------------------------------------------------------
+
+    def live(self, record: Record) -> bool:
+        """Compaction asks: does this record still hold something? (our own index)"""
+        if record.rtype == ADD:
+            t = marshal.loads(record.payload)
+            return self._refs.get((Address(t[0], t[1]), t[3])) == record.ref
+        if record.rtype == TX:
+            return record.ref in self._shared
+        if record.rtype == DEST:
+            t = marshal.loads(record.payload)
+            return self._dest_refs.get(Address(t[0], t[1])) == record.ref
+        return False
+
+    async def compact(self) -> int:
+        """Copy live records out of the oldest segments; returns how many moved."""
+        mapping = await self.journal.compact(self.live)
+        if not mapping:
+            return 0
+        # No await between the move and re-pointing (see Journal.compact).
+        for key, holder in self._refs.items():
+            if isinstance(holder, RecordRef):
+                new = mapping.get(holder)
+                if new is not None:
+                    self._refs[key] = new
+        for old, h in list(self._shared.items()):
+            new = mapping.get(old)
+            if new is not None:
+                h.ref = new
+                del self._shared[old]
+                self._shared[new] = h
+        for queue, ref in self._dest_refs.items():
+            new = mapping.get(ref)
+            if new is not None:
+                self._dest_refs[queue] = new
+        return len(mapping)
+
+    def __iter__(self) -> Iterator[tuple[Address, str]]:
+        return iter(self._refs)
