@@ -114,7 +114,7 @@ class Broker:
         self.store = MessageStore(self.journal)
         started = time.monotonic()
         try:
-            recovered = self.store.recover()
+            recovered = self.store.recover(self.settings.destinations.queue_memory_limit)
         except JournalError as exc:
             raise StartupError(
                 f"{exc} (start with --recover-skip-corrupt to skip corrupt records)"

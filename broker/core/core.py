@@ -122,11 +122,16 @@ class Core:
         return q
 
     def restore(self, queues: dict[Address, list[Message]]) -> None:
-        """Rebuild queues recovered from the journal, messages in their stored order."""
+        """Rebuild queues recovered from the journal, messages in their stored order
+        (bodies the store left paged out stay so until dispatch)."""
         for address, msgs in queues.items():
             q = self.queue(address)
             q.push_front(msgs)
             q.enqueued += len(msgs)
+
+    def page_in(self, source: MessageQueue, msg: Message) -> bytes:
+        """The body of a paged-out message, read back from the journal."""
+        return self.store.load(source.address, msg)  # type: ignore[union-attr]
 
     def topic(self, address: Address, *, create: bool = True) -> Topic:
         t = self.topics.get(address)

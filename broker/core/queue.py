@@ -12,7 +12,12 @@ so "no await between check and change" holds by construction):
   transaction's ack list; counters (`count`, `bytes`, `inflight_count`) follow it;
 - a subscription never holds more than `prefetch` unacknowledged messages, and receives
   nothing while `paused` (its connection's outbound buffer is full);
-- the core never mutates a delivered message; a redelivery is a counted copy.
+- the core never mutates a delivered message; a redelivery is a counted copy;
+- paging: a persistent message arriving at a durable queue already over its memory
+  limit keeps only its index entry (`body` None, not counted in `bytes`); its body is
+  read back from the journal when it is popped for dispatch. So `bytes` is what the
+  queue really holds in memory, and only non-persistent messages push it past the limit
+  (producer flow control handles those).
 """
 
 from __future__ import annotations
@@ -127,7 +132,10 @@ class MessageQueue:
         if prio > self.top:
             self.top = prio
         self.count += 1
-        self.bytes += len(msg.body)
+        if self.bytes > self.memory_limit and self.durable and msg.persistent:
+            msg.body = None  # type: ignore[assignment]  # paged out: the journal has it
+        else:
+            self.bytes += len(msg.body)
         if self.limit and self.count > self.limit:
             self.core.over_limit(self)
 
@@ -139,7 +147,8 @@ class MessageQueue:
             if prio > self.top:
                 self.top = prio
             self.count += 1
-            self.bytes += len(msg.body)
+            if msg.body is not None:
+                self.bytes += len(msg.body)
 
     def pop(self) -> Message | None:
         """Remove and return the highest-priority, oldest message."""
@@ -152,7 +161,10 @@ class MessageQueue:
         self.top = top
         msg = lanes[top].popleft()
         self.count -= 1
-        self.bytes -= len(msg.body)
+        if msg.body is None:
+            msg.body = self.core.page_in(self, msg)
+        else:
+            self.bytes -= len(msg.body)
         if self._space_waiters and self.bytes <= self.memory_limit * 0.7:
             self._wake_producers()
         return msg
@@ -163,7 +175,8 @@ class MessageQueue:
             if lane:
                 msg = lane.popleft()
                 self.count -= 1
-                self.bytes -= len(msg.body)
+                if msg.body is not None:
+                    self.bytes -= len(msg.body)
                 self.discarded += 1
                 return msg
         return None
@@ -257,7 +270,10 @@ class MessageQueue:
             self.lanes[i] = keep
         for msg in expired:
             self.count -= 1
-            self.bytes -= len(msg.body)
+            if msg.body is None:
+                msg.body = self.core.page_in(self, msg)
+            else:
+                self.bytes -= len(msg.body)
             self.core.expire(self, msg)
         if self._space_waiters and self.bytes <= self.memory_limit * 0.7:
             self._wake_producers()

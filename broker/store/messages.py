@@ -129,8 +129,10 @@ class MessageStore:
 
     # -- recovery -------------------------------------------------------------------------
 
-    def recover(self) -> Recovered:
-        """Replay the journal (blocking; call before serving)."""
+    def recover(self, page_over: int = 0) -> Recovered:
+        """Replay the journal (blocking; call before serving). Beyond `page_over` bytes
+        of bodies per queue (0 = no limit), bodies are dropped and paged in on demand,
+        so a deep backlog does not have to fit in memory at start-up."""
         out = Recovered()
         msgs: dict[tuple[Address, str], tuple[int, Message, RecordRef | _Shared]] = {}
         counts: dict[tuple[Address, str], int] = {}
@@ -218,7 +220,14 @@ class MessageStore:
         for ref in release_later:
             self.journal.release(ref)
         by_queue: dict[Address, list[tuple[int, Message]]] = {q: [] for q in queues}
+        held: dict[Address, int] = {}
         for (queue, mid), (seq, m, holder) in msgs.items():
+            if page_over:
+                size = held.get(queue, 0) + len(m.body)
+                if size > page_over:
+                    m.body = None  # type: ignore[assignment]
+                else:
+                    held[queue] = size
             count = counts.get((queue, mid))
             if count is not None:
                 # Delivered before the restart and never acknowledged: it comes back
@@ -313,6 +322,16 @@ class MessageStore:
         if ref is not None:
             self._append(DEST, (queue.kind, queue.name, False), live=False)
             self.journal.release(ref)
+
+    def load(self, queue: Address, msg: Message) -> bytes:
+        """Read a paged-out message's body back from its record."""
+        holder = self._refs[(queue, msg.id)]
+        ref = holder.ref if isinstance(holder, _Shared) else holder
+        t = marshal.loads(self.journal.read(ref))
+        if len(t) == 2:  # a TX record: ([adds], [removes])
+            key = (queue.kind, queue.name, msg.id)
+            t = next(a for a in t[0] if (a[0], a[1], a[3]) == key)
+        return t[4]  # type: ignore[no-any-return]
 
     def holds(self, queue: Address, msg: Message) -> bool:
         return (queue, msg.id) in self._refs

@@ -484,7 +484,8 @@ class StompConnection(asyncio.Protocol):
             self.core.create_temporary(reply, self)
         done = self.core.send(address, msg, tx=tx)
         self._receipt(frame, done)
-        if tx is None and address.is_queue:
+        if tx is None and address.is_queue and not self.core.stored(address, msg):
+            # Journaled messages page out instead; only memory-only ones need to wait.
             self._flow_control(address)
 
     def _flow_control(self, address: Address) -> None:
