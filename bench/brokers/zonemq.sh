@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Start ZoneMQ for benchmarking: STOMP 127.0.0.1:61613, console 8171, data in
+# /tmp/zonemq-bench. Idempotent: if one is already running from this script, prints its
+# pid and exits. Prints the broker's pid on stdout; the log is /tmp/zonemq-bench/broker.log.
+#
+#   pid=$(bench/brokers/zonemq.sh)
+#   python -m bench queue --target "stomp://127.0.0.1:61613?pid=$pid&name=zonemq"
+#   bench/brokers/zonemq.sh stop            # or: kill -TERM "$pid" (graceful drain)
+#
+# Environment: ZONEMQ_BENCH_PORT (61613), ZONEMQ_BENCH_CONSOLE (8171),
+# ZONEMQ_BENCH_DIR (/tmp/zonemq-bench), PYTHON (python3), and any ZONEMQ_* setting,
+# e.g. ZONEMQ_LISTENERS__STOMP__MAX_CONNECTIONS=20000 for the idle scenario.
+set -euo pipefail
+
+port=${ZONEMQ_BENCH_PORT:-61613}
+console=${ZONEMQ_BENCH_CONSOLE:-8171}
+dir=${ZONEMQ_BENCH_DIR:-/tmp/zonemq-bench}
+py=${PYTHON:-python3}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+pidfile=$dir/broker.pid
+
+running() { [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+
+if [[ ${1:-start} == stop ]]; then
+    if running; then
+        pid=$(cat "$pidfile")
+        kill -TERM "$pid"
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        echo "stopped $pid" >&2
+    fi
+    rm -f "$pidfile"
+    exit 0
+fi
+
+mkdir -p "$dir"
+if running; then
+    cat "$pidfile"
+    exit 0
+fi
+# 10,000 idle connections need as many file descriptors.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+cd "$root"
+nohup "$py" -m broker run --stomp-port "$port" --console-port "$console" --data-dir "$dir" \
+    --log-level warning >"$dir/broker.log" 2>&1 &
+echo $! >"$pidfile"
+for _ in $(seq 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        cat "$pidfile"
+        exit 0
+    fi
+    sleep 0.1
+done
+echo "ZoneMQ did not open 127.0.0.1:$port; see $dir/broker.log" >&2
+exit 1

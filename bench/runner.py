@@ -1,0 +1,224 @@
+"""Command line: parse options, run targets interleaved (A B A B ...), record and report.
+
+Each (run, target) gets its own destination name, so runs never see each other's
+messages. Results go to <out>/results.jsonl (one JSON object per run, appended), a
+table on stdout (medians, ratio to the first target) and PNG plots in <out>/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import platform
+import resource
+import secrets
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.procstat import BrokerSampler, ClientUsage
+from bench.report import plot_results, print_table
+from bench.scenarios import Options, run_scenario
+from bench.stompclient import StompProtocol, connect, header
+from bench.target import Target, parse_target
+
+SCENARIOS = ("queue", "receipts", "latency", "fanout", "idle")
+
+# Scenario defaults; anything given on the command line wins.
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "queue": {"messages": 100_000},
+    "receipts": {
+        "messages": 50_000,
+        "producers": 4,
+        "consumers": 4,
+        "persistent": True,
+        "receipts": True,
+        "window": 100,
+    },
+    "latency": {"rate": 1000, "size": 4096, "messages": 10_000, "warmup": 1.0},
+    "fanout": {"messages": 50_000, "subscribers": 8, "window": 5000},
+    "idle": {"messages": 100_000, "connections": 1000},
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Load-test STOMP brokers; several --target run interleaved.",
+    )
+    p.add_argument("scenario", choices=SCENARIOS)
+    p.add_argument(
+        "--target",
+        action="append",
+        required=True,
+        help="stomp://127.0.0.1:PORT[?pid=PID&name=NAME&login=U&passcode=P&host=VHOST]",
+    )
+    p.add_argument("--runs", type=int, default=3, help="runs per target (interleaved)")
+    p.add_argument("--out", help="results folder (default bench/results/<stamp>)")
+    p.add_argument("--duration", type=float, default=60.0, help="time limit per run, s")
+    p.add_argument("--messages", "-n", type=int, help="messages per run")
+    p.add_argument("--size", "-s", type=int, help="body bytes (at least 32)")
+    p.add_argument("--producers", "-p", type=int, help="producer connections")
+    p.add_argument("--consumers", "-c", type=int, help="consumer connections (queue)")
+    p.add_argument("--subscribers", "-k", type=int, help="topic subscribers (fanout)")
+    p.add_argument("--ack", choices=("auto", "client", "client-individual"))
+    p.add_argument("--prefetch", type=int, help="activemq.prefetchSize / prefetch-count")
+    p.add_argument("--persistent", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--receipts", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument(
+        "--window",
+        "-w",
+        type=int,
+        help="receipts: unanswered SENDs per producer; queue/fanout: messages sent but "
+        "not yet consumed (0 = unbounded)",
+    )
+    p.add_argument("--batch", type=int, help="SEND frames per write (default 64)")
+    p.add_argument("--rate", type=int, help="latency: messages per second")
+    p.add_argument("--warmup", type=float, help="latency: seconds of samples to discard")
+    p.add_argument("--connections", type=int, help="idle: idle connections to hold")
+    p.add_argument("--heartbeat", type=int, help="idle: heart-beat interval, ms")
+    p.add_argument("--hold", type=float, help="idle: seconds to hold before the traffic run")
+    p.add_argument("--label", help="name of this configuration in tables and plots")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument(
+        "--warmup-run",
+        action="store_true",
+        help="one unrecorded run per target first (JIT warm-up of Java brokers)",
+    )
+    return p
+
+
+def options_from(args: argparse.Namespace) -> Options:
+    values: dict[str, Any] = dict(DEFAULTS[args.scenario])
+    for field in dataclasses.fields(Options):
+        given = getattr(args, field.name, None)
+        if given is not None:
+            values[field.name] = given
+    return Options(**values)
+
+
+def describe(scenario: str, o: Options) -> str:
+    """A short label for a configuration, e.g. ``queue 4→4 256B client-individual``."""
+    pers = " persistent" if o.persistent else ""
+    if scenario == "queue":
+        return f"queue {o.producers}→{o.consumers} {o.size}B {o.ack}{pers}"
+    if scenario == "receipts":
+        return f"receipts {o.producers}→{o.consumers} {o.size}B w{o.window}{pers}"
+    if scenario == "latency":
+        return f"latency {o.rate}/s {o.size}B{pers}"
+    if scenario == "fanout":
+        return f"fanout 1→{o.subscribers} {o.size}B"
+    return f"idle {o.connections} conns + 1→1 {o.size}B"
+
+
+async def probe(target: Target) -> str:
+    """The broker's `server` header (its name and version), checking it answers."""
+    proto = await connect(target, StompProtocol)
+    head = await proto.connected
+    await proto.disconnect(3)
+    server = header(head, b"server")
+    return server.decode("utf-8", "replace") if server else "?"
+
+
+def _raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+async def run_all(args: argparse.Namespace) -> int:
+    targets = [parse_target(t) for t in args.target]
+    opts = options_from(args)
+    label = args.label or describe(args.scenario, opts)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out or Path(__file__).parent / "results" / stamp)
+    out.mkdir(parents=True, exist_ok=True)
+    servers = {}
+    for t in targets:
+        servers[t.name] = await probe(t)
+        print(f"# {t.name}: {servers[t.name]} at {t.host}:{t.port} pid={t.pid}", flush=True)
+    print(f"# {label}: {args.runs} run(s) per target, interleaved; results in {out}", flush=True)
+    token = secrets.token_hex(3)
+    if args.warmup_run:
+        for ti, target in enumerate(targets):
+            name = f"bench.{args.scenario}.{stamp}.{token}.warmup.t{ti}"
+            await run_scenario(args.scenario, target, opts, name)
+            print(f"  warm-up run {target.name} done", flush=True)
+    records: list[dict[str, Any]] = []
+    for run in range(args.runs):
+        for ti, target in enumerate(targets):
+            name = f"bench.{args.scenario}.{stamp}.{token}.r{run}.t{ti}"
+            sampler = BrokerSampler(target.pid)
+            usage = ClientUsage()
+            sampler.start()
+            figures = await run_scenario(args.scenario, target, opts, name)
+            figures.update(await sampler.stop())
+            figures.update(usage.stop())
+            record = {
+                "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "scenario": args.scenario,
+                "label": label,
+                "target": target.name,
+                "url": target.url,
+                "server": servers[target.name],
+                "run": run,
+                "options": dataclasses.asdict(opts),
+                "client": {
+                    "python": platform.python_version(),
+                    "cpus": os.cpu_count(),
+                    "loop": type(asyncio.get_running_loop()).__module__,
+                },
+                **figures,
+            }
+            records.append(record)
+            with open(out / "results.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+            print(_progress(record), flush=True)
+            # Let the broker settle (GC, closing sockets) before the next target's run.
+            await asyncio.sleep(0.5)
+    print_table(records, [t.name for t in targets], label)
+    if not args.no_plots:
+        for path in plot_results(out):
+            print(f"# wrote {path}")
+    bad = any(r.get("lost") or r.get("duplicated") or r.get("timed_out") for r in records)
+    return 2 if bad else 0
+
+
+def _progress(r: dict[str, Any]) -> str:
+    keys = (
+        "msgs_per_s",
+        "deliveries_per_s",
+        "receipt_p99_ms",
+        "latency_p99_ms",
+        "loaded_ratio",
+        "lost",
+        "duplicated",
+        "timed_out",
+        "client_cpu_pct",
+        "broker_cpu_pct",
+    )
+    shown = " ".join(f"{k}={r[k]}" for k in keys if k in r)
+    errors = f" errors={r['errors']}" if r.get("errors") else ""
+    return f"  run {r['run']} {r['target']}: {shown}{errors}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        for t in args.target:
+            parse_target(t)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    _raise_fd_limit()
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return asyncio.run(run_all(args))
+    return uvloop.run(run_all(args))
