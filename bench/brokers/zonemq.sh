@@ -40,7 +40,7 @@ fi
 # 10,000 idle connections need as many file descriptors.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 cd "$root"
-nohup "$py" -m broker run --stomp-port "$port" --console-port "$console" --data-dir "$dir" \
+nohup env -u ZONEMQ_BENCH_PORT -u ZONEMQ_BENCH_CONSOLE -u ZONEMQ_BENCH_DIR "$py" -m broker run --stomp-port "$port" --console-port "$console" --data-dir "$dir" \
     --log-level warning >"$dir/broker.log" 2>&1 &
 echo $! >"$pidfile"
 for _ in $(seq 100); do

@@ -15,7 +15,7 @@ from broker.config import StompSettings
 from broker.core import QUEUE, Address, Core, Message
 from protocols.stomp.codec import FrameParser, encode_frame
 from protocols.stomp.connection import StompConnection, StompSub
-from protocols.stomp.mapping import encode_headers, message_headers
+from protocols.stomp.mapping import encode_message_head
 
 BODY = b"x" * 256
 
@@ -66,7 +66,7 @@ def test_message_headers_encode(benchmark) -> None:
     msg = _message()
 
     def encode() -> bytes:
-        return encode_headers(message_headers(msg, "ID:conn-1"), "1.2")
+        return encode_message_head(msg, "ID:conn-1", "1.2")
 
     assert b"message-id:" in benchmark(encode)
 

@@ -123,11 +123,23 @@ class Core:
 
     def restore(self, queues: dict[Address, list[Message]]) -> None:
         """Rebuild queues recovered from the journal, messages in their stored order
-        (bodies the store left paged out stay so until dispatch)."""
+        (bodies the store left paged out stay so until dispatch). A message whose
+        delivery a crash ended counts that delivery: past the limit it is dead-lettered,
+        as a closed subscription's return would have done."""
         for address, msgs in queues.items():
             q = self.queue(address)
-            q.push_front(msgs)
-            q.enqueued += len(msgs)
+            limit = self.policies.for_name(address.name).max_redeliveries
+            keep = []
+            for msg in msgs:
+                if msg.redelivered and msg.delivery_count > limit:
+                    if msg.body is None:
+                        msg.body = self.page_in(q, msg)
+                    count = msg.delivery_count + 1
+                    self.dead_letter(q, msg, f"Delivery[{count}] exceeds redelivery limit[{limit}]")
+                else:
+                    keep.append(msg)
+            q.push_front(keep)
+            q.enqueued += len(keep)
 
     def page_in(self, source: MessageQueue, msg: Message) -> bytes:
         """The body of a paged-out message, read back from the journal."""
@@ -239,6 +251,11 @@ class Core:
     def stored(self, address: Address, msg: Message) -> bool:
         """Would a send of `msg` to `address` be journaled?"""
         return msg.persistent and address.kind == QUEUE and self.store is not None
+
+    def full(self, address: Address) -> bool:
+        """Is `address` a queue over its memory limit? (cheap; checked per send)"""
+        q = self.queues.get(address)
+        return q is not None and q.bytes > q.memory_limit
 
     def when_space(self, address: Address, callback: Callable[[], None]) -> bool:
         """Producer flow control: True (and `callback` later) if `address` is full."""
@@ -370,6 +387,9 @@ class Core:
             copy.properties["dlqDeliveryFailureCause"] = cause
         copy.destination = dlq
         copy.expiration = 0
+        # On the DLQ it starts afresh (ActiveMQ shows no redelivered flag there).
+        copy.delivery_count = 0
+        copy.redelivered = False
         target = self.queue(dlq)
         if stored or (target.durable and copy.persistent):
             # The move survives a crash whole: added to the DLQ and removed from the source.

@@ -347,7 +347,7 @@ class Journal:
 
     async def compact(
         self,
-        live: Callable[[Record], bool],
+        live: Callable[[Record], bool | bytes],
         *,
         max_live_ratio: float = 0.5,
         max_bytes: int | None = None,
@@ -356,8 +356,9 @@ class Journal:
 
         `live(record)` is asked about every record of the chosen segments (see
         compaction.pick_victims; at most about `max_bytes`, default one segment, is read)
-        and must answer from the caller's own index; True copies the record. The copies
-        and the mapping are made in one synchronous step after the last await, so when
+        and must answer from the caller's own index; True copies the record, bytes copy
+        it with that payload instead (the caller's current version of it), False drops it.
+        The copies and the mapping are made in one synchronous step after the last await, so when
         the caller awaits compact() directly, no other coroutine runs between the move
         and the caller seeing the mapping: switch your pointers before you next await.
         The emptied segments are deleted once the copies are durable.
@@ -394,7 +395,10 @@ class Journal:
             self._collect()
 
     def _move(
-        self, victims: list[Segment], blobs: list[bytes], live: Callable[[Record], bool]
+        self,
+        victims: list[Segment],
+        blobs: list[bytes],
+        live: Callable[[Record], bool | bytes],
     ) -> dict[RecordRef, RecordRef]:
         # Decide everything first: if the data is damaged or `live` raises, nothing has
         # been appended and the victims keep their records and counts.
@@ -418,8 +422,12 @@ class Journal:
                 record = Record(
                     RecordRef(seg.id, offset, length), rtype, bytes(view[start : start + length])
                 )
-                if live(record):
+                verdict = live(record)
+                if verdict is True:
                     keep.append(record)
+                elif verdict:
+                    # The caller's up-to-date version of a record it still needs.
+                    keep.append(Record(record.ref, rtype, bytes(verdict)))
         mapping = {rec.ref: self.append(rec.rtype, rec.payload) for rec in keep}
         for seg in victims:
             seg.live = 0

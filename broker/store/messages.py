@@ -29,6 +29,7 @@ Ownership: used only from the event loop thread; no method awaits.
 
 from __future__ import annotations
 
+import asyncio
 import marshal
 from collections.abc import Awaitable, Iterator
 from typing import Any
@@ -126,6 +127,8 @@ class MessageStore:
         self._shared: dict[RecordRef, _Shared] = {}
         self._seq = 1
         self._dirty = False
+        # The commit future of the newest barrier, until it completes.
+        self._last: asyncio.Future[None] | None = None
 
     # -- recovery -------------------------------------------------------------------------
 
@@ -338,12 +341,15 @@ class MessageStore:
 
     def barrier(self) -> Awaitable[None] | None:
         """An awaitable that completes when everything written so far is durable, or
-        None when nothing was written since the last barrier (whose awaitable already
-        covers anything older)."""
-        if not self._dirty:
+        None when all of it already is."""
+        last = self._last
+        if self._dirty:
+            self._dirty = False
+            last = self._last = self.journal.commit()
+        if last is None or last.done():
+            self._last = None
             return None
-        self._dirty = False
-        return self.journal.commit()
+        return last
 
     def _release(self, holder: RecordRef | _Shared) -> None:
         if isinstance(holder, _Shared):
@@ -356,13 +362,24 @@ class MessageStore:
 
     # -- compaction -----------------------------------------------------------------------
 
-    def live(self, record: Record) -> bool:
-        """Compaction asks: does this record still hold something? (our own index)"""
+    def live(self, record: Record) -> bool | bytes:
+        """Compaction asks: does this record still hold something? (our own index)
+
+        A TX record some of whose messages are gone is copied as a TX of the live ones
+        only: the REMOVEs of the others may be deleted with the old segments, and a
+        verbatim copy would bring those messages back at the next replay."""
         if record.rtype == ADD:
             t = marshal.loads(record.payload)
             return self._refs.get((Address(t[0], t[1]), t[3])) == record.ref
         if record.rtype == TX:
-            return record.ref in self._shared
+            shared = self._shared.get(record.ref)
+            if shared is None:
+                return False
+            adds, _removes = marshal.loads(record.payload)
+            live = [a for a in adds if self._refs.get((Address(a[0], a[1]), a[3])) is shared]
+            if len(live) == len(adds):
+                return True
+            return marshal.dumps((live, []), _MARSHAL_VERSION)
         if record.rtype == DEST:
             t = marshal.loads(record.payload)
             return self._dest_refs.get(Address(t[0], t[1])) == record.ref

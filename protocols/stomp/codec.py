@@ -38,6 +38,7 @@ Invariants
 """
 
 import re
+from collections.abc import Callable
 
 __all__ = [
     "CLIENT_COMMANDS",
@@ -87,7 +88,6 @@ _SMALL_BODY = 4096
 _EOL_RUN = re.compile(rb"(?:\r?\n)*")
 _HEADER_END = re.compile(rb"\n\r?\n")
 # ".?" so that a lone trailing backslash is matched too and reported as an error.
-_ESCAPE_SEQ = re.compile(r"\\.?", re.DOTALL)
 
 _UNESCAPE_11 = {"\\\\": "\\", "\\n": "\n", "\\c": ":"}
 _UNESCAPE_12 = {**_UNESCAPE_11, "\\r": "\r"}
@@ -150,14 +150,21 @@ def _unescape_error(line: str, seq: str) -> StompError:
 
 
 def _unescape(text: str, table: dict[str, str], line: str) -> str:
-    def replace(match: re.Match[str]) -> str:
-        seq = match.group()
-        try:
-            return table[seq]
-        except KeyError:
-            raise _unescape_error(line, seq) from None
-
-    return _ESCAPE_SEQ.sub(replace, text)
+    # Escaped backslashes first (split on them), then each remaining backslash must start
+    # one of the table's sequences; str.replace runs in C, so no per-match Python call.
+    # Replacements contain no backslash, so a backslash left over is an undefined escape.
+    parts = text.split("\\\\")
+    for i, part in enumerate(parts):
+        if "\\" not in part:
+            continue
+        for seq, char in table.items():
+            if seq != "\\\\":
+                part = part.replace(seq, char)
+        bad = part.find("\\")
+        if bad >= 0:
+            raise _unescape_error(line, part[bad : bad + 2])
+        parts[i] = part
+    return "\\".join(parts)
 
 
 class FrameParser:
@@ -509,6 +516,14 @@ def _escape_12(value: str) -> str:
 
 
 _ESCAPERS = {"1.0": _escape_10, "1.1": _escape_11, "1.2": _escape_12}
+
+
+def escaper(version: str) -> Callable[[str], str]:
+    """The escaping function for ``version`` (hot paths look it up once, not per header)."""
+    try:
+        return _ESCAPERS[version]
+    except KeyError:
+        raise ValueError(f"unsupported STOMP version {version!r}") from None
 
 
 def escape_header(value: str, version: str) -> str:

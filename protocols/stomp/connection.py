@@ -43,12 +43,12 @@ from broker.core import (
     Subscription,
 )
 from broker.core.transaction import Transaction
-from protocols.stomp.codec import Frame, FrameParser, StompError, encode_frame
+from protocols.stomp.codec import Frame, FrameParser, StompError, encode_frame, escaper
 from protocols.stomp.mapping import (
     BadHeader,
     encode_headers,
+    encode_message_head,
     message_from_send,
-    message_headers,
     needs_private_encoding,
     parse_destination,
 )
@@ -108,10 +108,14 @@ class StompConnection(asyncio.Protocol):
         self.subs: dict[str, StompSub] = {}
         self.by_num: dict[int, StompSub] = {}
         self.txs: dict[str, Transaction] = {}
+        self._dests: dict[str, Address] = {}
         self.peer = ""
         self._out: list[bytes] = []
         self._out_bytes = 0
         self._flush_scheduled = False
+        # _hold: this batch has a delivery needing the journal; _held: waiting for it.
+        self._hold = False
+        self._held = False
         self._write_paused = False
         self._consumers_paused = False
         self._last_read = 0.0
@@ -232,8 +236,17 @@ class StompConnection(asyncio.Protocol):
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if not self._out:
+        if not self._out or self._held:
             return
+        if self._hold:
+            # A persistent message goes out only once the journal has its delivery
+            # record, so one delivered before a crash comes back redelivered:true.
+            self._hold = False
+            done = self.core.barrier()
+            if done is not None:
+                self._held = True
+                asyncio.ensure_future(done).add_done_callback(self._release_held)
+                return
         out = self._out
         self._out = []
         self._out_bytes = 0
@@ -242,6 +255,14 @@ class StompConnection(asyncio.Protocol):
             self.transport.writelines(out)
         if self._consumers_paused and not self._write_paused and not self.closing:
             self._resume_consumers()
+
+    def _release_held(self, done: asyncio.Future[Any]) -> None:
+        self._held = False
+        if done.cancelled() or done.exception() is not None:
+            self._out.clear()
+            self._close_after_flush()
+            return
+        self._flush()
 
     def _pause_consumers(self) -> None:
         if self._consumers_paused:
@@ -267,10 +288,13 @@ class StompConnection(asyncio.Protocol):
         wire = msg.wire
         if wire is None or wire[0] != version or wire[3]:
             private = needs_private_encoding(msg)
-            head = encode_headers(message_headers(msg, self.id), version)
-            wire = (version, msg.id.encode(), head, private)
+            head = encode_message_head(msg, self.id, version)
+            # The id goes into the 1.2 ack header, escaped like any header value.
+            wire = (version, escaper(version)(msg.id).encode(), head, private)
             if not private:
                 msg.wire = wire
+        if not sub.auto and msg.persistent and sub.source.durable:
+            self._hold = True
         out = self._out
         out.append(ssub.prefix)
         size = len(ssub.prefix) + len(wire[2]) + len(msg.body) + 2
@@ -460,9 +484,14 @@ class StompConnection(asyncio.Protocol):
             if frame.command == "SEND":
                 raise ProtocolError("SEND received without a Destination specified!")
             raise ProtocolError("Invalid empty or 'null' Destination header")
-        address = parse_destination(text, self.id)
-        if address.kind in _TEMP and address.name.startswith(self.id + ":"):
-            self.core.create_temporary(address, self)
+        address = self._dests.get(text)
+        if address is None:
+            address = parse_destination(text, self.id)
+            if address.kind in _TEMP and address.name.startswith(self.id + ":"):
+                self.core.create_temporary(address, self)
+            # Producers name the same few destinations over and over; bounded.
+            if len(self._dests) < 256:
+                self._dests[text] = address
         return address
 
     def _transaction(self, frame: Frame) -> Transaction | None:
@@ -484,7 +513,7 @@ class StompConnection(asyncio.Protocol):
             self.core.create_temporary(reply, self)
         done = self.core.send(address, msg, tx=tx)
         self._receipt(frame, done)
-        if tx is None and address.is_queue and not self.core.stored(address, msg):
+        if tx is None and self.core.full(address) and not self.core.stored(address, msg):
             # Journaled messages page out instead; only memory-only ones need to wait.
             self._flow_control(address)
 
