@@ -61,6 +61,25 @@ class StompSettings:
 
 
 @dataclass(frozen=True)
+class AmqpSettings:
+    """The AMQP 1.0 listener and its limits (ActiveMQ's defaults where it has one)."""
+
+    enabled: bool = True
+    port: int = 5672
+    max_connections: int = 10000
+    # Largest frame we accept (negotiated down in open) and highest channel number.
+    max_frame_size: int = 1048576
+    channel_max: int = 32767
+    # Largest message (all frames of one transfer) a client may send.
+    max_message_size: int = 104857600
+    # Seconds of silence before a peer is dropped (we advertise half of it in open).
+    idle_timeout: float = 30.0
+    # Outbound bytes buffered for one connection before its consumers stop receiving.
+    write_buffer_high: int = 1048576
+    write_buffer_low: int = 262144
+
+
+@dataclass(frozen=True)
 class ConsoleSettings:
     """The HTTP console port: /metrics and /healthz (the web console comes later)."""
 
@@ -73,6 +92,7 @@ class ListenerSettings:
     """All listeners; each protocol has its own table."""
 
     stomp: StompSettings = field(default_factory=StompSettings)
+    amqp: AmqpSettings = field(default_factory=AmqpSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
 
 
@@ -140,7 +160,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "destinations.slow_consumer_policy": ("drop-oldest", "disconnect"),
     "store.fsync": ("always", "interval", "never"),
 }
-_PORTS = ("listeners.stomp.port", "listeners.console.port")
+_PORTS = ("listeners.stomp.port", "listeners.amqp.port", "listeners.console.port")
 
 
 def load_settings(
@@ -270,6 +290,8 @@ def _validate(s: Settings) -> None:
         "listeners.stomp.max_frame_size",
         "listeners.stomp.max_headers",
         "listeners.stomp.max_header_length",
+        "listeners.amqp.max_frame_size",
+        "listeners.amqp.max_message_size",
         "destinations.queue_prefetch",
         "destinations.topic_prefetch",
         "destinations.topic_pending_limit",
@@ -283,6 +305,14 @@ def _validate(s: Settings) -> None:
     stomp = s.listeners.stomp
     if stomp.write_buffer_low > stomp.write_buffer_high:
         raise ConfigError("listeners.stomp.write_buffer_low: must not exceed write_buffer_high")
+    amqp = s.listeners.amqp
+    if amqp.write_buffer_low > amqp.write_buffer_high:
+        raise ConfigError("listeners.amqp.write_buffer_low: must not exceed write_buffer_high")
+    if amqp.max_frame_size < 512:
+        # AMQP 1.0 2.7.1: every peer must accept frames of 512 bytes.
+        raise ConfigError("listeners.amqp.max_frame_size: must be at least 512")
+    if amqp.channel_max > 65535:
+        raise ConfigError("listeners.amqp.channel_max: must be at most 65535")
     if stomp.heartbeat_grace < 1.0:
         raise ConfigError("listeners.stomp.heartbeat_grace: must be at least 1.0")
     try:

@@ -33,6 +33,7 @@ log = logging.getLogger("zonemq")
 # Listener name → "module:function"; the function is awaited with the Broker.
 LISTENERS: dict[str, str] = {
     "stomp": "protocols.stomp.listener:start",
+    "amqp": "protocols.amqp.listener:start",
     "console": "protocols.http.console:start",
 }
 
@@ -151,6 +152,7 @@ class Broker:
             self._compactor = asyncio.ensure_future(self._compact_forever())
         enabled = {
             "stomp": self.settings.listeners.stomp.enabled,
+            "amqp": self.settings.listeners.amqp.enabled,
             "console": self.settings.listeners.console.enabled,
         }
         try:

@@ -32,6 +32,7 @@ class BrokerThread:
     def __init__(self, data_dir: Path, **overrides: Any) -> None:
         base = {
             "listeners.stomp.port": 0,
+            "listeners.amqp.port": 0,
             "listeners.console.port": 0,
             "broker.data_dir": str(data_dir),
         }

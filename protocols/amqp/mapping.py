@@ -1,0 +1,336 @@
+"""AMQP 1.0 messages and addresses to and from the core's model (ActiveMQ's conventions).
+
+Addresses: ``queue://x`` is queue x, ``topic://x`` topic x, ``temp-queue://x`` and
+``temp-topic://x`` temporary ones; a bare name is a queue unless the terminus carries the
+``topic`` capability (or ``temporary-queue`` / ``temporary-topic``), or, for a message's
+``to`` on the anonymous relay, unless its ``x-opt-jms-dest`` annotation says otherwise
+(0 queue, 1 topic, 2 temporary queue, 3 temporary topic). On the way out every address is
+written with its prefix (``str(Address)``), so STOMP's ``/queue/x`` is AMQP's
+``queue://x`` and a temporary queue keeps its one name on both protocols.
+
+Message mapping, AMQP → core (inbound) and core → AMQP (outbound):
+
+  header.durable            ↔ persistent (STOMP persistent:true)
+  header.priority           ↔ priority (clamped to 0–9 inbound)
+  header.ttl                → expiration = arrival + ttl; outbound ttl = time left
+  properties.absolute-expiry-time ↔ expiration (wins over ttl when both are set)
+  properties.creation-time  ↔ timestamp
+  properties.message-id     → kept in property JMS_AMQP_MessageId (see below);
+                              outbound message-id = that property, else the core id
+  properties.correlation-id ↔ correlation_id (non-string ids as their text)
+  properties.reply-to       ↔ reply_to (an address, as above; x-opt-jms-reply-to hints)
+  properties.to             ← destination (inbound only for the anonymous relay)
+  properties.subject        ↔ type (JMSType; STOMP's ``type`` header)
+  properties.content-type   ↔ content_type
+  properties.group-id       ↔ group_id (STOMP JMSXGroupID)
+  properties.group-sequence ↔ property JMSXGroupSeq
+  properties.user-id        ↔ property JMSXUserID
+  properties.content-encoding ↔ property JMS_AMQP_ContentEncoding
+  header.delivery-count     ← delivery_count; first-acquirer ← not redelivered
+  application-properties    ↔ properties (str/int/float/bool/bytes; other AMQP simple
+                              types such as symbol, uuid, timestamp arrive as str/int)
+  message-annotations: x-opt-jms-dest / x-opt-jms-reply-to (address kinds) and
+    x-opt-jms-msg-type (5 text, 3 bytes, 2 map, 4 stream, 0 plain) are written on the
+    way out; x-opt-delivery-delay / x-opt-delivery-time are refused (the core has no
+    scheduled delivery yet); any other scalar annotation is kept as property
+    JMS_AMQP_MA_<name> and restored as an annotation.
+  delivery-annotations and footer are not kept.
+
+The core keeps its own message id (it keys the journal and the in-flight tables, so a
+client may not choose it); the id an AMQP producer gave is kept in JMS_AMQP_MessageId and
+is what AMQP consumers see as message-id, so JMS-style request/reply correlation works.
+STOMP consumers see the core id in ``message-id`` and the original in that header.
+
+Bodies: amqp-value string ↔ text message (STOMP frame without content-length); one data
+section ↔ bytes message (STOMP content-length). Every other body keeps its AMQP encoding
+so an AMQP consumer gets exactly what was sent: the core body is the AMQP-encoded value
+(amqp-value of binary, map, list or any other type, or the list of an amqp-sequence) and
+property JMS_AMQP_ORIGINAL_ENCODING records the section (ActiveMQ's codes: 1 no body,
+3 amqp-sequence, 6 binary value, 7 map value, 8 list value, 0 any other value). A STOMP
+consumer receives such a message as a bytes message whose body is that AMQP encoding and
+whose JMS_AMQP_ORIGINAL_ENCODING header says how to read it, much as ActiveMQ hands an
+untransformed MapMessage to STOMP as its marshalled bytes. A STOMP text body that is not
+valid UTF-8 goes out as a data section.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from proton import Data, Described, byte, symbol
+from proton import Message as AmqpMessage
+
+from broker.core import QUEUE, TEMP_QUEUE, TEMP_TOPIC, TOPIC, Address, Message
+
+# x-opt-jms-dest / x-opt-jms-reply-to values (Qpid JMS, ActiveMQ).
+_KIND_CODES = {QUEUE: 0, TOPIC: 1, TEMP_QUEUE: 2, TEMP_TOPIC: 3}
+_CODE_KINDS = {v: k for k, v in _KIND_CODES.items()}
+_PREFIXES = (
+    ("queue://", QUEUE),
+    ("topic://", TOPIC),
+    ("temp-queue://", TEMP_QUEUE),
+    ("temp-topic://", TEMP_TOPIC),
+)
+CAPABILITY_KINDS = {
+    "queue": QUEUE,
+    "topic": TOPIC,
+    "temporary-queue": TEMP_QUEUE,
+    "temporary-topic": TEMP_TOPIC,
+}
+
+JMS_DEST = symbol("x-opt-jms-dest")
+JMS_REPLY_TO = symbol("x-opt-jms-reply-to")
+JMS_MSG_TYPE = symbol("x-opt-jms-msg-type")
+_DELAYS = ("x-opt-delivery-delay", "x-opt-delivery-time")
+MSG_PLAIN, MSG_MAP, MSG_BYTES, MSG_STREAM, MSG_TEXT = 0, 2, 3, 4, 5
+
+# Reserved properties carrying AMQP fields the core has no slot for.
+P_MESSAGE_ID = "JMS_AMQP_MessageId"
+P_ENCODING = "JMS_AMQP_ORIGINAL_ENCODING"
+P_CONTENT_ENCODING = "JMS_AMQP_ContentEncoding"
+P_GROUP_SEQ = "JMSXGroupSeq"
+P_USER_ID = "JMSXUserID"
+P_ANNOTATION = "JMS_AMQP_MA_"
+# JMS_AMQP_ORIGINAL_ENCODING values (ActiveMQ's AmqpMessageSupport codes).
+ENC_OTHER, ENC_NULL, ENC_SEQUENCE, ENC_BINARY, ENC_MAP, ENC_LIST = 0, 1, 3, 6, 7, 8
+_ENCODING_TYPE = {
+    ENC_NULL: MSG_PLAIN,
+    ENC_SEQUENCE: MSG_STREAM,
+    ENC_BINARY: MSG_BYTES,
+    ENC_MAP: MSG_MAP,
+    ENC_LIST: MSG_STREAM,
+}
+_RESERVED = frozenset({P_MESSAGE_ID, P_ENCODING, P_CONTENT_ENCODING, P_GROUP_SEQ, P_USER_ID})
+
+
+class MappingError(ValueError):
+    """A message or address the broker cannot take; `condition` is the AMQP error name."""
+
+    def __init__(self, condition: str, description: str) -> None:
+        super().__init__(description)
+        self.condition = condition
+        self.description = description
+
+
+def parse_address(text: str, kind_hint: str | None = None) -> Address:
+    """An AMQP address as the core's Address; `kind_hint` types a bare name."""
+    kind, name = kind_hint or QUEUE, text
+    for prefix, prefix_kind in _PREFIXES:
+        if text.startswith(prefix):
+            kind, name = prefix_kind, text[len(prefix) :]
+            break
+    if not name:
+        raise MappingError("amqp:invalid-field", f"invalid address {text!r}")
+    return Address(kind, name)
+
+
+def format_address(address: Address) -> str:
+    return f"{address.kind}://{address.name}"
+
+
+def _kind_of(code: Any) -> str | None:
+    return _CODE_KINDS.get(code) if isinstance(code, int) else None
+
+
+def _plain(value: Any) -> str | int | float | bool | bytes:
+    """An AMQP simple value as one the core's properties hold: proton's ulong, symbol,
+    float32 and friends subclass the Python types and are stored as their base type;
+    anything else (uuid, timestamp, decimal, char) as its text."""
+    if type(value) in (str, int, float, bool, bytes):
+        return value  # type: ignore[no-any-return]
+    if isinstance(value, memoryview):  # proton hands binary values out as memoryviews
+        return bytes(value)
+    for base in (bool, int, float, bytes, str):
+        if isinstance(value, base):
+            return base(value)  # type: ignore[no-any-return]
+    return str(value)
+
+
+def _id_text(value: Any) -> str:
+    if isinstance(value, bytes | memoryview):
+        value = bytes(value)
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def message_from_amqp(
+    pm: AmqpMessage,
+    destination: Address,
+    *,
+    now_ms: int,
+    origin: object,
+) -> Message:
+    """Build the core Message for a received AMQP message (see module docstring)."""
+    props: dict[str, str | int | float | bool | bytes] = {}
+    app = pm.properties
+    if app:
+        for key, value in app.items():
+            props[str(key)] = _plain(value)
+    annotations = pm.annotations
+    reply_hint: str | None = None
+    msg_type: Any = None
+    if annotations:
+        for key, value in annotations.items():
+            name = str(key)
+            if name in _DELAYS:
+                if value:
+                    raise MappingError(
+                        "amqp:not-implemented", "scheduled delivery is not supported yet"
+                    )
+            elif name == "x-opt-jms-reply-to":
+                reply_hint = _kind_of(value)
+            elif name == "x-opt-jms-msg-type":
+                msg_type = value
+            elif name != "x-opt-jms-dest" and isinstance(value, str | int | float | bytes):
+                props[P_ANNOTATION + name] = _plain(value)
+    body = pm.body
+    text = False
+    if isinstance(body, str):
+        data = body.encode()
+        text = True
+    elif isinstance(body, bytes | memoryview):
+        data = bytes(body)
+        if not pm.inferred:
+            props[P_ENCODING] = ENC_BINARY
+    elif body is None:
+        data = b""
+        if msg_type == MSG_TEXT:
+            text = True
+        else:
+            props[P_ENCODING] = ENC_NULL
+    else:
+        enc = Data()
+        enc.put_object(body)
+        data = enc.encode()
+        if isinstance(body, dict):
+            props[P_ENCODING] = ENC_MAP
+        elif isinstance(body, list):
+            props[P_ENCODING] = ENC_SEQUENCE if pm.inferred else ENC_LIST
+        else:
+            props[P_ENCODING] = ENC_OTHER
+    if pm.id is not None:
+        mid = pm.id
+        props[P_MESSAGE_ID] = _plain(mid)
+    if pm.group_sequence:
+        props[P_GROUP_SEQ] = int(pm.group_sequence)
+    if pm.user_id:
+        props[P_USER_ID] = _id_text(pm.user_id)
+    if pm.content_encoding:
+        props[P_CONTENT_ENCODING] = str(pm.content_encoding)
+    expiration = 0
+    if pm.expiry_time:
+        expiration = int(pm.expiry_time * 1000)
+    elif pm.ttl:
+        expiration = now_ms + int(pm.ttl * 1000)
+    reply = pm.reply_to
+    corr = pm.correlation_id
+    return Message(
+        data,
+        destination=destination,
+        properties=props,
+        persistent=pm.durable,
+        priority=min(pm.priority, 9),
+        timestamp=int(pm.creation_time * 1000),
+        expiration=expiration,
+        text=text,
+        correlation_id=_id_text(corr) if corr is not None else None,
+        reply_to=parse_address(reply, reply_hint) if reply else None,
+        content_type=str(pm.content_type) if pm.content_type else None,
+        group_id=pm.group_id or None,
+        type=pm.subject or None,
+        origin=origin,
+    )
+
+
+def destination_of(pm: AmqpMessage) -> Address:
+    """Where a message sent on the anonymous relay goes: its `to` address."""
+    if not pm.address:
+        raise MappingError(
+            "amqp:precondition-failed", "anonymous relay message without a 'to' address"
+        )
+    hint = _kind_of((pm.annotations or {}).get(JMS_DEST))
+    return parse_address(pm.address, hint)
+
+
+def encode_message(pm: AmqpMessage, msg: Message, now_ms: int) -> bytes:
+    """The wire form of `msg` for an AMQP consumer; `pm` is a scratch Message to reuse."""
+    pm.clear()
+    props = msg.properties
+    annotations: dict[symbol, Any] = {}
+    app: dict[str, Any] = {}
+    encoding: Any = None
+    for key, value in props.items():
+        if key in _RESERVED:
+            if key == P_ENCODING:
+                encoding = value
+            continue
+        if key.startswith(P_ANNOTATION):
+            annotations[symbol(key[len(P_ANNOTATION) :])] = value
+        else:
+            app[key] = value
+    pm.id = props.get(P_MESSAGE_ID, msg.id)
+    pm.durable = msg.persistent
+    pm.priority = msg.priority
+    if msg.timestamp:
+        pm.creation_time = msg.timestamp / 1000
+    if msg.expiration:
+        pm.expiry_time = msg.expiration / 1000
+        left = msg.expiration - now_ms
+        pm.ttl = max(left, 1) / 1000
+    if msg.delivery_count:
+        pm.delivery_count = msg.delivery_count
+    pm.first_acquirer = not msg.redelivered
+    dest = msg.destination
+    if dest is not None:
+        pm.address = format_address(dest)
+        annotations[JMS_DEST] = byte(_KIND_CODES.get(dest.kind, 0))
+    if msg.reply_to is not None:
+        pm.reply_to = format_address(msg.reply_to)
+        annotations[JMS_REPLY_TO] = byte(_KIND_CODES.get(msg.reply_to.kind, 0))
+    if msg.correlation_id is not None:
+        pm.correlation_id = msg.correlation_id
+    if msg.content_type is not None:
+        pm.content_type = msg.content_type
+    if msg.group_id is not None:
+        pm.group_id = msg.group_id
+    if msg.type is not None:
+        pm.subject = msg.type
+    seq = props.get(P_GROUP_SEQ)
+    if isinstance(seq, int) and not isinstance(seq, bool):
+        pm.group_sequence = seq
+    user = props.get(P_USER_ID)
+    if isinstance(user, str):
+        pm.user_id = user.encode()
+    cenc = props.get(P_CONTENT_ENCODING)
+    if isinstance(cenc, str):
+        pm.content_encoding = cenc
+    body = msg.body
+    if type(body) is not bytes:
+        body = bytes(body)  # e.g. a memoryview slice of a STOMP frame
+    if encoding is None:
+        if msg.text:
+            try:
+                pm.body = body.decode()
+                msg_type = MSG_TEXT
+            except UnicodeDecodeError:
+                pm.body, pm.inferred, msg_type = body, True, MSG_BYTES
+        else:
+            pm.body, pm.inferred, msg_type = body, True, MSG_BYTES
+    else:
+        msg_type = _ENCODING_TYPE.get(encoding, MSG_PLAIN)
+        if encoding == ENC_NULL:
+            pm.body = None
+        elif encoding == ENC_BINARY:
+            pm.body, pm.inferred = body, False
+        else:
+            dec = Data()
+            dec.decode(body)
+            value = dec.get_object()
+            if isinstance(value, Described) or encoding != ENC_SEQUENCE:
+                pm.body = value
+            else:
+                pm.body, pm.inferred = value, True
+    annotations[JMS_MSG_TYPE] = byte(msg_type)
+    pm.annotations = annotations
+    pm.properties = app or None
+    return pm.encode()
