@@ -9,25 +9,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Client, headers_of
+from tests.conftest import Client, bodies, headers_of, quiet, subscribe
 
 VERSIONS = ["1.0", "1.1", "1.2"]
 NACK_VERSIONS = ["1.1", "1.2"]
 PREFETCH_1 = {"activemq.prefetchSize": "1"}
-
-
-def subscribe(c: Client, dest: str, sub_id: str, ack: str = "auto", **headers: Any) -> None:
-    """SUBSCRIBE and wait for its receipt, so later sends see the subscription."""
-    receipt = f"sub-{sub_id}"
-    c.subscribe(dest, id=sub_id, ack=ack, headers=headers, receipt=receipt)
-    assert c.listener.receipt() == receipt
-
-
-def quiet(c: Client, wait: float = 0.05) -> bool:
-    """True if nothing more arrives for `c`: after a receipt round trip on `c` every
-    frame the broker had queued for it is in, so only a short extra wait is needed."""
-    c.sync()
-    return c.listener.none_within(wait)
 
 
 def disconnect(c: Client) -> None:
@@ -40,10 +26,6 @@ def send_all(c: Client, dest: str, payloads: list[str], **headers: str) -> None:
     for body in payloads:
         c.send(dest, body, headers=headers)
     c.sync()
-
-
-def bodies(frames: list[Any]) -> list[str]:
-    return [f.body for f in frames]
 
 
 def redelivered(frame: Any) -> bool:

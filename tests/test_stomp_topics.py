@@ -2,31 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from tests.conftest import Client
+from tests.conftest import bodies, quiet, subscribe
 
 VERSIONS = ["1.0", "1.1", "1.2"]
-
-
-def subscribe(c: Client, dest: str, sub_id: str, ack: str = "auto", **headers: Any) -> None:
-    """SUBSCRIBE and wait for its receipt, so later sends see the subscription."""
-    receipt = f"sub-{sub_id}"
-    c.subscribe(dest, id=sub_id, ack=ack, headers=headers, receipt=receipt)
-    assert c.listener.receipt() == receipt
-
-
-def quiet(c: Client, wait: float = 0.05) -> bool:
-    """True if nothing more arrives for `c`: after a receipt round trip on `c` every
-    frame the broker had queued for it is in, so only a short extra wait is needed."""
-    c.sync()
-    return c.listener.none_within(wait)
-
-
-def bodies(frames: list[Any]) -> list[str]:
-    return [f.body for f in frames]
 
 
 @pytest.mark.parametrize("version", VERSIONS)
