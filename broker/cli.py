@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--name", help="broker name (broker.name)")
     run.add_argument("--stomp-port", type=int, help="STOMP port, 0 = ephemeral")
     run.add_argument("--amqp-port", type=int, help="AMQP 1.0 port, 0 = ephemeral")
+    run.add_argument("--sqs-port", type=int, help="SQS HTTP API port, 0 = ephemeral")
     run.add_argument("--console-port", type=int, help="console/metrics HTTP port, 0 = ephemeral")
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     run.add_argument("--fsync", choices=["always", "interval", "never"], help="store.fsync")
@@ -52,6 +53,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "broker.log_level": args.log_level,
         "listeners.stomp.port": args.stomp_port,
         "listeners.amqp.port": args.amqp_port,
+        "listeners.aws.port": args.sqs_port,
         "listeners.console.port": args.console_port,
         "store.fsync": args.fsync,
         "store.skip_corrupt": args.recover_skip_corrupt,

@@ -88,11 +88,25 @@ class ConsoleSettings:
 
 
 @dataclass(frozen=True)
+class AwsSettings:
+    """The SQS HTTP API (AWS JSON 1.0 and Query protocols) on one port."""
+
+    enabled: bool = True
+    port: int = 9324
+    # Account id and region in queue URLs and ARNs.
+    account_id: str = "000000000000"
+    region: str = "us-east-1"
+    # Largest MaximumMessageSize a queue may have (SQS allows up to 1 MiB).
+    max_message_size: int = 1048576
+
+
+@dataclass(frozen=True)
 class ListenerSettings:
     """All listeners; each protocol has its own table."""
 
     stomp: StompSettings = field(default_factory=StompSettings)
     amqp: AmqpSettings = field(default_factory=AmqpSettings)
+    aws: AwsSettings = field(default_factory=AwsSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
 
 
@@ -160,7 +174,12 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "destinations.slow_consumer_policy": ("drop-oldest", "disconnect"),
     "store.fsync": ("always", "interval", "never"),
 }
-_PORTS = ("listeners.stomp.port", "listeners.amqp.port", "listeners.console.port")
+_PORTS = (
+    "listeners.stomp.port",
+    "listeners.amqp.port",
+    "listeners.aws.port",
+    "listeners.console.port",
+)
 
 
 def load_settings(
@@ -313,6 +332,11 @@ def _validate(s: Settings) -> None:
         raise ConfigError("listeners.amqp.max_frame_size: must be at least 512")
     if amqp.channel_max > 65535:
         raise ConfigError("listeners.amqp.channel_max: must be at most 65535")
+    aws = s.listeners.aws
+    if not 1024 <= aws.max_message_size <= 1048576:
+        raise ConfigError("listeners.aws.max_message_size: must be 1024..1048576")
+    if not (len(aws.account_id) == 12 and aws.account_id.isdigit()):
+        raise ConfigError("listeners.aws.account_id: must be 12 digits")
     if stomp.heartbeat_grace < 1.0:
         raise ConfigError("listeners.stomp.heartbeat_grace: must be at least 1.0")
     try:

@@ -34,6 +34,7 @@ log = logging.getLogger("zonemq")
 LISTENERS: dict[str, str] = {
     "stomp": "protocols.stomp.listener:start",
     "amqp": "protocols.amqp.listener:start",
+    "aws": "protocols.aws.listener:start",
     "console": "protocols.http.console:start",
 }
 
@@ -153,6 +154,7 @@ class Broker:
         enabled = {
             "stomp": self.settings.listeners.stomp.enabled,
             "amqp": self.settings.listeners.amqp.enabled,
+            "aws": self.settings.listeners.aws.enabled,
             "console": self.settings.listeners.console.enabled,
         }
         try:

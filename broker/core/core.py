@@ -385,19 +385,24 @@ class Core:
         copy.properties["originalExpiration"] = msg.expiration
         if cause:
             copy.properties["dlqDeliveryFailureCause"] = cause
-        copy.destination = dlq
         copy.expiration = 0
-        # On the DLQ it starts afresh (ActiveMQ shows no redelivered flag there).
+        self.move(source, msg, copy, dlq)
+
+    def move(self, source: MessageQueue, msg: Message, copy: Message, target: Address) -> None:
+        """Put `copy` of `msg` (which has left `source`) on queue `target`, starting afresh
+        (count 0, not redelivered: ActiveMQ shows no redelivered flag on the DLQ). When
+        either side is journaled the move is one record, so a crash keeps it whole."""
+        copy.destination = target
         copy.delivery_count = 0
         copy.redelivered = False
-        target = self.queue(dlq)
-        if stored or (target.durable and copy.persistent):
-            # The move survives a crash whole: added to the DLQ and removed from the source.
+        dest = self.queue(target)
+        stored = source.durable and msg.persistent
+        if stored or (dest.durable and copy.persistent):
             self.store.transaction(  # type: ignore[union-attr]
-                [(dlq, copy)] if target.durable and copy.persistent else [],
+                [(target, copy)] if dest.durable and copy.persistent else [],
                 [(source.address, msg)] if stored else [],
             )
-        target.put(copy)
+        dest.put(copy)
 
     def expire(self, source: MessageQueue, msg: Message) -> None:
         """A message past its expiration: persistent ones to the DLQ, the rest dropped."""

@@ -257,6 +257,22 @@ class MessageQueue:
             self._wake_producers()
         return n
 
+    def remove_pending(self, ids: set[int]) -> None:
+        """Take the pending messages whose `id()` is in `ids` off the queue (the caller
+        owns them now; paged-out bodies are not read back)."""
+        for i, lane in enumerate(self.lanes):
+            if not lane or not any(id(m) in ids for m in lane):
+                continue
+            keep: deque[Message] = deque()
+            for msg in lane:
+                if id(msg) in ids:
+                    self.count -= 1
+                    if msg.body is not None:
+                        self.bytes -= len(msg.body)
+                else:
+                    keep.append(msg)
+            self.lanes[i] = keep
+
     def sweep_expired(self, now: int) -> None:
         """Remove expired pending messages (the periodic expiry timer calls this)."""
         if not self.count:
@@ -426,6 +442,14 @@ class Subscription:
         if not self.closed:
             self.source.dispatch()
         return True
+
+    def take_back(self, msg_id: str) -> Message | None:
+        """Remove `msg_id` from in flight with no outcome at all: the caller (pull
+        delivery) decides what happens to it next."""
+        msg = self.inflight.pop(msg_id, None)
+        if msg is not None:
+            self.source.inflight_count -= 1
+        return msg
 
     def restore(self, msgs: list[Message]) -> None:
         """Make messages taken by an aborted transaction in flight here again."""

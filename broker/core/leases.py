@@ -1,0 +1,490 @@
+"""Pull delivery (SQS-style): leases on a queue's messages, built on a Subscription.
+
+DESIGN.md: "push in-flight and pull leases are one mechanism". A PullQueue attaches one
+client-individual Subscription to a core MessageQueue; a received message is in that
+subscription's `inflight` like any pushed delivery, and a Lease adds what pull needs:
+a token (the protocol builds its receipt handle from it) and a deadline. When the
+deadline passes, the message goes back to the front of its queue with its delivery
+count raised (a counted return, journaled as any redelivery). STOMP/AMQP consumers of
+the same queue compete with pull receivers for the same messages.
+
+What a PullQueue adds to the queue, all protocol-neutral and set by its owner in
+`policy`:
+- delayed messages: journaled at send, put on the queue when due (until then they are
+  held here, not on the queue);
+- retention: a message older than `retention_ms` is dropped when a receive meets it;
+- redrive: a message whose next receive would exceed `max_receives` is moved to
+  `dead_letter` (a plain queue) instead of being delivered;
+- `grouped` (FIFO): at most one receive holds messages of a group at a time, and a
+  receive takes the oldest messages of unlocked groups, one group after another;
+- long polling: `receive(wait=...)` completes as soon as a message is there. While a
+  receiver waits the subscription is unpaused, so the queue hands a new message to it
+  directly (MessageQueue.put); returns, deletes and due delays wake it too. For a
+  grouped queue with a backlog whose groups are all locked, a message put by another
+  protocol is seen at the next wake-up or when the wait ends (documented gap).
+
+Ownership: everything runs on the event loop and nothing here awaits between a check
+and the change it guards, except `receive`, which re-checks after its wait. The
+Subscription is paused whenever no receiver waits, so the queue never pushes to it
+then; `_sink` is set only inside `_collect`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+from collections import deque
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from broker.core.message import Address, Message
+from broker.core.queue import INDIVIDUAL, MessageQueue, Subscription
+
+if TYPE_CHECKING:
+    from broker.core.core import Core
+
+_UNLIMITED = 1 << 62
+
+
+@dataclass(slots=True)
+class PullPolicy:
+    """Per-queue rules of pull delivery (0 / None = off)."""
+
+    retention_ms: int = 0
+    max_receives: int = 0
+    dead_letter: Address | None = None
+    grouped: bool = False
+
+
+class Lease:
+    """One received message: in flight on the pull subscription until `deadline`."""
+
+    __slots__ = ("active", "deadline", "first_receive", "msg", "timer", "token")
+
+    def __init__(self, token: str, msg: Message, deadline: float, first_receive: int) -> None:
+        self.token = token
+        self.msg = msg
+        self.deadline = deadline
+        self.first_receive = first_receive
+        self.timer: asyncio.TimerHandle | None = None
+        # False once the lease has ended (expired, deleted, returned).
+        self.active = True
+
+    @property
+    def receive_count(self) -> int:
+        """How many times the message has been received, this time included."""
+        return self.msg.delivery_count + 1
+
+
+class _Waiter:
+    __slots__ = ("future", "got", "max", "scheduled", "visibility")
+
+    def __init__(self, max_: int, visibility: float, future: asyncio.Future[list[Lease]]) -> None:
+        self.max = max_
+        self.visibility = visibility
+        self.future = future
+        self.got: list[Lease] = []
+        self.scheduled = False
+
+
+class PullQueue:
+    """Pull delivery on one core queue (see the module docstring)."""
+
+    def __init__(self, owner: Leases, address: Address) -> None:
+        self.owner = owner
+        self.core = owner.core
+        self.loop = owner.loop
+        self.address = address
+        self.policy = PullPolicy()
+        self.queue: MessageQueue = self.core.queue(address)
+        self.sub: Subscription = self.core.subscribe(
+            address, self, ack_mode=INDIVIDUAL, prefetch=_UNLIMITED, paused=True
+        )
+        # token -> lease, for active leases and for the latest ended one of a message
+        # (a handle stays usable for delete until the message is received again).
+        self.leases: dict[str, Lease] = {}
+        self.latest: dict[str, Lease] = {}
+        self.first_receive: dict[str, int] = {}
+        self.delayed: dict[str, tuple[Message, asyncio.TimerHandle]] = {}
+        self.group_holds: dict[str | None, int] = {}
+        self.waiters: deque[_Waiter] = deque()
+        self._sink: list[Message] | None = None
+
+    # -- the Consumer interface (called by the core's MessageQueue) -----------------------
+
+    def deliver(self, sub: Subscription, msg: Message) -> None:
+        if self._sink is not None:
+            self._sink.append(msg)
+            return
+        # Pushed by the queue while a receiver waits (put or dispatch).
+        if not self._acceptable(msg, self.core.now_ms()):
+            self._untake(msg)
+            self._dispose(msg, self.core.now_ms())
+            return
+        if self.policy.grouped and self.group_holds.get(msg.group_id):
+            # Its group is held by another receive: back in front, stop listening.
+            self._untake(msg)
+            self.queue.push_front([msg])
+            self.sub.paused = True
+            return
+        self._hand_to_waiter(msg)
+
+    def slow(self, sub: Subscription) -> None:  # queue subscriptions are never slow
+        pass
+
+    # -- receiving ------------------------------------------------------------------------
+
+    async def receive(self, max_: int, visibility: float, wait: float) -> list[Lease]:
+        """Up to `max_` leases of `visibility` seconds; waits up to `wait` seconds for the
+        first message and returns as soon as there is one."""
+        got = self._collect(max_, visibility)
+        if got or wait <= 0:
+            return got
+        future: asyncio.Future[list[Lease]] = self.loop.create_future()
+        waiter = _Waiter(max_, visibility, future)
+        self.waiters.append(waiter)
+        self._listen()
+        timer = self.loop.call_later(wait, self._time_up, waiter)
+        try:
+            return await future
+        finally:
+            timer.cancel()
+            if waiter in self.waiters:
+                self.waiters.remove(waiter)
+            self._listen()
+
+    def _time_up(self, waiter: _Waiter) -> None:
+        if waiter.future.done():
+            return
+        if waiter in self.waiters:
+            self.waiters.remove(waiter)
+        # Last look (a grouped queue may have gained messages without a wake-up).
+        got = waiter.got or self._collect(waiter.max, waiter.visibility)
+        waiter.future.set_result(got)
+
+    def _listen(self) -> None:
+        """Unpause the subscription while someone waits (for a grouped queue only while
+        nothing is pending, since pending messages there may belong to held groups)."""
+        listen = bool(self.waiters) and (not self.policy.grouped or self.queue.count == 0)
+        if listen == (not self.sub.paused):
+            return
+        if listen:
+            self.sub.set_paused(False)
+        else:
+            self.sub.paused = True
+
+    def _hand_to_waiter(self, msg: Message) -> None:
+        waiter = self.waiters[0]
+        waiter.got.append(self._lease(msg, waiter.visibility))
+        if len(waiter.got) >= waiter.max:
+            self._finish(waiter)
+        elif not waiter.scheduled:
+            # Let messages arriving in the same loop turn join this response.
+            waiter.scheduled = True
+            self.loop.call_soon(self._finish, waiter)
+
+    def _finish(self, waiter: _Waiter) -> None:
+        if waiter in self.waiters:
+            self.waiters.remove(waiter)
+        if not waiter.future.done():
+            waiter.future.set_result(waiter.got)
+        self._listen()
+
+    def wake(self) -> None:
+        """Something may have become receivable: serve waiting receivers in order."""
+        while self.waiters:
+            waiter = self.waiters[0]
+            if waiter.got:
+                return
+            got = self._collect(waiter.max, waiter.visibility)
+            if not got:
+                break
+            waiter.got = got
+            self._finish(waiter)
+        self._listen()
+
+    def _collect(self, max_: int, visibility: float) -> list[Lease]:
+        """Take up to `max_` receivable pending messages and lease them."""
+        now = self.core.now_ms()
+        picked = self._pick_grouped(max_, now) if self.policy.grouped else None
+        sink: list[Message] = []
+        self._sink = sink
+        try:
+            if picked is None:
+                queue = self.queue
+                while len(sink) < max_ and queue.count:
+                    msg = queue.pop()
+                    assert msg is not None
+                    if self._acceptable(msg, now):
+                        self.sub.deliver(msg)
+                    else:
+                        self._dispose(msg, now)
+            else:
+                for msg in picked:
+                    if msg.body is None:
+                        msg.body = self.core.page_in(self.queue, msg)
+                    self.sub.deliver(msg)
+        finally:
+            self._sink = None
+        return [self._lease(msg, visibility) for msg in sink]
+
+    def _pick_grouped(self, max_: int, now: int) -> list[Message]:
+        """FIFO: the oldest messages of groups nobody holds, as many of one group as
+        possible before the next. Removes them (and unreceivable ones) from the queue."""
+        holds = self.group_holds
+        chosen: list[Message] = []
+        order: list[str | None] = []
+        by_group: dict[str | None, list[Message]] = {}
+        dead: list[Message] = []
+        for msg in self.queue.browse():
+            if not self._acceptable(msg, now):
+                dead.append(msg)
+                continue
+            g = msg.group_id
+            if holds.get(g):
+                continue
+            if g not in by_group:
+                by_group[g] = []
+                order.append(g)
+            by_group[g].append(msg)
+        for g in order:
+            room = max_ - len(chosen)
+            if room <= 0:
+                break
+            chosen.extend(by_group[g][:room])
+        if chosen or dead:
+            self.queue.remove_pending({id(m) for m in chosen} | {id(m) for m in dead})
+            for msg in dead:
+                self._dispose(msg, now)
+        return chosen
+
+    def _acceptable(self, msg: Message, now: int) -> bool:
+        p = self.policy
+        if msg.expiration and msg.expiration <= now:
+            return False
+        if p.retention_ms and msg.timestamp + p.retention_ms <= now:
+            return False
+        return not (p.max_receives and p.dead_letter and msg.delivery_count >= p.max_receives)
+
+    def _dispose(self, msg: Message, now: int) -> None:
+        """A message taken off the queue that must not be delivered: expired (the core's
+        rule), past retention (dropped), or out of receives (moved to the DLQ)."""
+        if msg.body is None:
+            msg.body = self.core.page_in(self.queue, msg)
+        p = self.policy
+        if msg.expiration and msg.expiration <= now:
+            self.core.expire(self.queue, msg)
+        elif p.retention_ms and msg.timestamp + p.retention_ms <= now:
+            self.queue.expired += 1
+            self._forget(msg)
+            if self.queue.durable and msg.persistent:
+                self.core.store.remove(self.address, msg)  # type: ignore[union-attr]
+        else:
+            assert p.dead_letter is not None
+            self._move(msg, p.dead_letter)
+
+    def _move(self, msg: Message, target: Address) -> None:
+        """Redrive: the message goes to `target` as it is (count reset), in one journal
+        transaction when either side is durable."""
+        self.queue.dlq += 1
+        self._forget(msg)
+        self.core.move(self.queue, msg, msg.copy(), target)
+        self.owner.woken(target)
+
+    def _lease(self, msg: Message, visibility: float) -> Lease:
+        old = self.latest.get(msg.id)
+        if old is not None:
+            self.leases.pop(old.token, None)
+        first = self.first_receive.setdefault(msg.id, self.core.now_ms())
+        token = self.owner.token()
+        lease = Lease(token, msg, self.loop.time() + visibility, first)
+        lease.timer = self.loop.call_later(visibility, self._expired, lease)
+        self.leases[token] = lease
+        self.latest[msg.id] = lease
+        if self.policy.grouped:
+            self.group_holds[msg.group_id] = self.group_holds.get(msg.group_id, 0) + 1
+        return lease
+
+    # -- outcomes -------------------------------------------------------------------------
+
+    def lease(self, token: str) -> Lease | None:
+        """The lease named by `token`: active, or the latest ended one of its message."""
+        return self.leases.get(token)
+
+    def delete(self, lease: Lease) -> bool:
+        """Consume the leased message. An ended lease still deletes its message while
+        it waits in the queue unreceived (as SQS does); False if it is gone."""
+        if lease.active:
+            self._end(lease)
+            self.sub.ack(lease.msg.id)
+            self._forget(lease.msg)
+            self.wake()
+            return True
+        self.leases.pop(lease.token, None)
+        self.latest.pop(lease.msg.id, None)
+        mid = lease.msg.id
+        for msg in self.queue.browse():
+            if msg.id == mid:
+                self.queue.remove_pending({id(msg)})
+                self.queue.acked += 1
+                self._forget(msg)
+                self.core.acked(self.queue, [msg])
+                return True
+        return False
+
+    def change_visibility(self, lease: Lease, seconds: float) -> None:
+        """New deadline `seconds` from now; 0 returns the message at once."""
+        assert lease.active
+        if lease.timer is not None:
+            lease.timer.cancel()
+        if seconds <= 0:
+            self._expired(lease)
+            return
+        lease.deadline = self.loop.time() + seconds
+        lease.timer = self.loop.call_later(seconds, self._expired, lease)
+
+    def _end(self, lease: Lease) -> None:
+        lease.active = False
+        if lease.timer is not None:
+            lease.timer.cancel()
+            lease.timer = None
+        if self.policy.grouped:
+            g = lease.msg.group_id
+            n = self.group_holds.get(g, 0) - 1
+            if n > 0:
+                self.group_holds[g] = n
+            else:
+                self.group_holds.pop(g, None)
+
+    def _expired(self, lease: Lease) -> None:
+        """The deadline passed: a counted return to the front of the queue."""
+        if not lease.active:
+            return
+        self._end(lease)
+        msg = self._untake_id(lease.msg.id)
+        if msg is None:
+            return
+        back = msg.redelivery_copy()
+        self.queue.redelivered += 1
+        if self.queue.durable and back.persistent:
+            self.core.store.returned(self.address, back)  # type: ignore[union-attr]
+        # The ended lease keeps naming the message (now the returned copy).
+        lease.msg = back
+        self.queue.push_front([back])
+        self.queue.dispatch()
+        self.wake()
+
+    def _untake(self, msg: Message) -> None:
+        self._untake_id(msg.id)
+
+    def _untake_id(self, mid: str) -> Message | None:
+        return self.sub.take_back(mid)
+
+    def _forget(self, msg: Message) -> None:
+        self.first_receive.pop(msg.id, None)
+        old = self.latest.pop(msg.id, None)
+        if old is not None:
+            self.leases.pop(old.token, None)
+
+    # -- sending with a delay -------------------------------------------------------------
+
+    def send(self, msg: Message, delay: float = 0.0) -> Awaitable[None] | None:
+        """Send to this queue; with `delay` the message is journaled now and put on the
+        queue when due. Returns the durability awaitable as `Core.send` does."""
+        if delay <= 0:
+            done = self.core.send(self.address, msg)
+            self.wake()
+            return done
+        core = self.core
+        if not msg.id:
+            msg.id = core.next_id()
+        if not msg.timestamp:
+            msg.timestamp = core.now_ms()
+        msg.destination = self.address
+        timer = self.loop.call_later(delay, self._due, msg.id)
+        self.delayed[msg.id] = (msg, timer)
+        if core.stored(self.address, msg):
+            core.store.add(self.address, msg)  # type: ignore[union-attr]
+            return core.store.barrier()  # type: ignore[union-attr]
+        return None
+
+    def _due(self, mid: str) -> None:
+        entry = self.delayed.pop(mid, None)
+        if entry is not None:
+            self.queue.put(entry[0])
+            self.wake()
+
+    # -- admin ----------------------------------------------------------------------------
+
+    def purge(self) -> int:
+        """Drop pending and delayed messages (in-flight leases stay, as in SQS)."""
+        n = self.queue.purge()
+        for msg, timer in self.delayed.values():
+            timer.cancel()
+            if self.queue.durable and msg.persistent:
+                self.core.store.remove(self.address, msg)  # type: ignore[union-attr]
+        n += len(self.delayed)
+        self.delayed.clear()
+        self.latest = {k: v for k, v in self.latest.items() if v.active}
+        self.leases = {k: v for k, v in self.leases.items() if v.active}
+        return n
+
+    def close(self) -> None:
+        """Stop: waiters get what they have, leases end (their messages go back when
+        the subscription closes), delayed messages stay journaled."""
+        for waiter in list(self.waiters):
+            self._finish(waiter)
+        for lease in list(self.leases.values()):
+            if lease.timer is not None:
+                lease.timer.cancel()
+            lease.active = False
+        for _msg, timer in self.delayed.values():
+            timer.cancel()
+        self.leases.clear()
+        self.latest.clear()
+        self.sub.close()
+
+
+class Leases:
+    """The PullQueues of one core, created on first use."""
+
+    def __init__(self, core: Core, loop: asyncio.AbstractEventLoop) -> None:
+        self.core = core
+        self.loop = loop
+        self.queues: dict[Address, PullQueue] = {}
+        self._seq = itertools.count(1)
+        self._salt = secrets.token_hex(4)
+
+    def token(self) -> str:
+        """A lease token unique for this broker run (never reused)."""
+        return f"{self._salt}{next(self._seq):x}{secrets.token_hex(4)}"
+
+    def get(self, address: Address) -> PullQueue:
+        pq = self.queues.get(address)
+        if pq is None or pq.sub.closed or self.core.queues.get(address) is not pq.queue:
+            pq = PullQueue(self, address)
+            self.queues[address] = pq
+        return pq
+
+    def woken(self, address: Address) -> None:
+        """A message was put on `address` by pull machinery: wake its receivers."""
+        pq = self.queues.get(address)
+        if pq is not None and not pq.sub.closed:
+            pq.wake()
+
+    def drop(self, address: Address) -> None:
+        """Forget a queue that is about to be deleted; delayed messages are discarded."""
+        pq = self.queues.pop(address, None)
+        if pq is None:
+            return
+        for msg, _timer in pq.delayed.values():
+            if pq.queue.durable and msg.persistent:
+                self.core.store.remove(address, msg)  # type: ignore[union-attr]
+        pq.close()
+
+    def close(self) -> None:
+        for pq in self.queues.values():
+            pq.close()
+        self.queues.clear()

@@ -1,0 +1,76 @@
+"""Amazon SQS over the broker core: AWS JSON 1.0 and Query protocols on one HTTP port.
+
+Modules: listener (aiohttp glue, auth, protocol detection), wire (Query form → JSON shape,
+XML and error rendering; sans-IO), sqs (one handler per action), queues (SQS attributes,
+tags and their file), attributes (message attributes ↔ core properties), md5, fifo
+(deduplication, sequence numbers), sigv4, errors (the one error table). Pull delivery
+itself is the core's: broker/core/leases.py.
+
+Queues. SQS queue ``orders`` is the core queue ``orders``: STOMP ``/queue/orders``, AMQP
+``queue://orders``, URL ``http://<host>:<port>/<account_id>/orders`` (host as the client
+addressed us). Every core queue with a valid SQS name is visible to SQS (default
+attributes until set); ``.fifo`` names are FIFO queues.
+
+SQS message → core Message (SendMessage):
+  MessageBody (UTF-8) → body, text=True   persistent=True (journaled before the response)
+  MessageAttributes → properties: String → str, Binary → bytes, Number → str (its exact
+      text); a type that the value does not tell (Number, ``String.custom`` ...) is
+      recorded in property ``AWS.SQS.Types`` = ``name=Type;...``
+  MessageGroupId → group_id (STOMP header ``JMSXGroupID``)
+  SentTimestamp ← timestamp (ms; set by the core at send)
+  MessageId ← the core message id (STOMP ``message-id`` is the same string)
+  SenderId → property ``AWS.SQS.SenderId`` (access key id, else the account id)
+  MessageDeduplicationId → ``AWS.SQS.MessageDeduplicationId`` (FIFO; content-based: the
+      SHA-256 of the body); SequenceNumber → ``AWS.SQS.SequenceNumber`` (FIFO)
+  MessageSystemAttributes.AWSTraceHeader → ``AWS.SQS.AWSTraceHeader``
+  DelaySeconds → held by the lease layer, put on the queue when due (journaled at once;
+      after a restart a still-delayed message is visible at once)
+Properties in the ``AWS.SQS.`` namespace (which SQS clients cannot use: names starting
+with ``AWS.`` are reserved) reach STOMP consumers as headers of the same name.
+
+core Message → SQS message (ReceiveMessage), whichever protocol sent it:
+  body → Body (decoded as UTF-8, invalid bytes replaced); properties (except the
+  ``AWS.SQS.`` ones) → MessageAttributes: str → String, bytes → Binary, int/float →
+  Number, bool → String "true"/"false", unless ``AWS.SQS.Types`` says otherwise.
+  So a STOMP header ``color:red`` is the String attribute ``color``.
+  ApproximateReceiveCount = delivery count + 1 (a STOMP NACK or a closed STOMP
+  subscription counts too); ApproximateFirstReceiveTimestamp = first SQS receive (in
+  memory); MessageGroupId ← group_id; SenderId ← property, else the account id.
+  Not mapped: correlation-id, reply-to, type, content-type, priority and expires of
+  messages from other protocols (an expired message is not delivered, as on STOMP).
+
+Visibility timeout: a received message is in flight on the queue (its STOMP consumers do
+not get it either) until deleted, or until its deadline, when it returns to the front of
+the queue with its delivery count raised. RedrivePolicy's maxReceiveCount moves a
+message to the target queue when a receive would exceed it (AWS's rule); retention
+(MessageRetentionPeriod) drops old messages when a receive meets them. The destination
+policies of [destinations] (ActiveMQ.DLQ after max_redeliveries) apply to STOMP and AMQP
+deliveries only; SQS returns never dead-letter there.
+
+Checked against the AWS API reference (and tested): the error codes, HTTP statuses and
+JSON/XML error shapes of the table in errors.py; queue-name, attribute, batch (10
+entries, 1 MiB, distinct ids, id format), message-attribute (10, names, types, Number
+range) and body-character rules; MD5s; idempotent CreateQueue; PurgeQueue once per 60 s;
+FIFO rules (group id required, dedup id or content-based, no per-message delay, 5-minute
+window, DeduplicationScope, one in-flight batch per group); a stale standard-queue
+handle deletes the message only while it waits unreceived, an expired FIFO handle fails.
+
+Knowingly different or missing:
+- StartMessageMoveTask, CancelMessageMoveTask, ListMessageMoveTasks: not implemented
+  (UnknownOperationException / InvalidAction).
+- Add/RemovePermission and Policy/RedriveAllowPolicy are stored and returned, never
+  enforced; KMS attributes are stored, nothing is encrypted.
+- SigV4: header signatures only (no pre-signed URLs, no session tokens, no clock-skew
+  check); with no users configured anything is accepted.
+- ReceiveRequestAttemptId is ignored; MessageDeduplicationId windows, first-receive
+  timestamps and leases are in memory (a restart forgets them; in-flight messages come
+  back visible, delayed ones visible at once). DeleteQueue is immediate (no 60 s
+  QueueDeletedRecently); the 12-hour visibility ceiling is not enforced.
+- Retention is applied when a receive meets an old message, not by a sweep, so counts
+  may include messages past retention until then.
+- STOMP/AMQP consumers of a FIFO queue ignore group locks; a long poll on a FIFO queue
+  whose backlog is all in held groups sees another protocol's new message only at its
+  next wake-up or when the wait ends.
+- Unmodelled errors (InvalidParameterValue, MissingParameter...) use
+  ``com.amazonaws.sqs#<Code>`` as ``__type``; SDKs read the x-amzn-query-error code.
+"""

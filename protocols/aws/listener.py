@@ -1,0 +1,167 @@
+"""The SQS HTTP listener: aiohttp on the broker's event loop, both wire protocols on one
+port (ElasticMQ's 9324 by default).
+
+A request with ``X-Amz-Target: AmazonSQS.<Action>`` is the JSON 1.0 protocol; any other
+is the Query protocol (``Action`` in the form body or the query string, the queue URL
+in ``QueueUrl`` or in the path). The handler's result or SqsError is rendered in the
+request's protocol (wire.py). Stop: receivers waiting in long polls are answered with
+what they have, the HTTP server is closed within the broker's shutdown timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from broker.core.leases import Leases
+from protocols.aws import sigv4, wire
+from protocols.aws.errors import SqsError
+from protocols.aws.queues import QueueRegistry
+from protocols.aws.sqs import Context, SqsService
+
+log = logging.getLogger("zonemq.aws")
+
+_TARGET_PREFIX = "AmazonSQS."
+# Largest HTTP body: a 1 MiB batch, JSON-escaped, with room to spare.
+_MAX_BODY = 8 * 1024 * 1024
+
+
+class AwsListener:
+    """The running aiohttp site and the SQS state behind it."""
+
+    def __init__(
+        self, runner: web.AppRunner, address: tuple[str, int], service: SqsService
+    ) -> None:
+        self.runner = runner
+        self.address = address
+        self.service = service
+
+    def stop_accepting(self) -> None:
+        pass
+
+    async def drain(self, timeout: float) -> None:
+        self.service.leases.close()
+        await self.runner.cleanup()
+
+
+class SqsApp:
+    """The aiohttp request handler: protocol detection, auth, dispatch, rendering."""
+
+    def __init__(self, service: SqsService, users: dict[str, str], account: str) -> None:
+        self.service = service
+        self.users = users
+        self.account = account
+
+    async def handle(self, request: web.Request) -> web.Response:
+        request_id = str(uuid.uuid4())
+        target = request.headers.get("X-Amz-Target")
+        as_json = target is not None
+        action = ""
+        try:
+            body = await request.read()
+            sender = self._authenticate(request, body)
+            ctx = Context(f"{request.scheme}://{request.host}", sender)
+            if as_json:
+                assert target is not None
+                action = target[len(_TARGET_PREFIX) :] if target.startswith(_TARGET_PREFIX) else ""
+                handler = self.service.actions.get(action)
+                if handler is None:
+                    raise SqsError("UnknownOperationException", "")
+                params = wire.parse_json(body)
+            else:
+                fields = dict(parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True))
+                if body:
+                    fields.update(
+                        parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+                    )
+                action, params = wire.parse_query(fields)
+                if not action:
+                    raise SqsError(
+                        "MissingParameter", "The request must contain the parameter Action."
+                    )
+                handler = self.service.actions.get(action)
+                if handler is None:
+                    raise SqsError(
+                        "InvalidAction", f"The action {action} is not valid for this endpoint."
+                    )
+                segments = [s for s in request.path.split("/") if s]
+                if "QueueUrl" not in params and len(segments) == 2:
+                    params["QueueUrl"] = f"{ctx.base_url}/{segments[0]}/{segments[1]}"
+            result = await handler(params, ctx)
+        except SqsError as err:
+            status, headers, payload = (
+                wire.json_error(err) if as_json else wire.xml_error(err, request_id)
+            )
+            headers["x-amzn-RequestId"] = request_id
+            return web.Response(status=status, body=payload, headers=headers)
+        except web.HTTPException:
+            raise
+        except Exception:
+            log.exception("SQS %s failed", action or "request")
+            err = SqsError("InternalFailure", "The request processing has failed.")
+            status, headers, payload = (
+                wire.json_error(err) if as_json else wire.xml_error(err, request_id)
+            )
+            return web.Response(status=status, body=payload, headers=headers)
+        if as_json:
+            return web.json_response(
+                result,
+                content_type=wire.JSON_CONTENT_TYPE,
+                headers={"x-amzn-RequestId": request_id},
+            )
+        return web.Response(
+            body=wire.xml_response(action, result, request_id),
+            content_type="text/xml",
+            headers={"x-amzn-RequestId": request_id},
+        )
+
+    def _authenticate(self, request: web.Request, body: bytes) -> str:
+        """The sender id: the verified access key when users are configured, else the
+        access key the client names (unchecked), else the account id."""
+        if not self.users:
+            return sigv4.access_key(request.headers.get("Authorization")) or self.account
+        return sigv4.verify(
+            request.method,
+            request.rel_url.raw_path,
+            request.rel_url.raw_query_string,
+            request.headers,
+            body,
+            self.users,
+        )
+
+
+async def start(broker: object) -> AwsListener:
+    """Registry entry point: serve the SQS API for `broker` (a broker.server.Broker)."""
+    from broker.server import Broker
+
+    assert isinstance(broker, Broker)
+    settings = broker.settings
+    aws = settings.listeners.aws
+    loop = asyncio.get_running_loop()
+    registry = QueueRegistry(
+        broker.core,
+        Path(settings.broker.data_dir) / "sqs" / "queues.json",
+        account=aws.account_id,
+        region=aws.region,
+        max_size=aws.max_message_size,
+    )
+    service = SqsService(broker.core, Leases(broker.core, loop), registry)
+    app = web.Application(client_max_size=_MAX_BODY)
+    handler = SqsApp(service, dict(settings.auth.users), aws.account_id)
+    app.router.add_route("*", "/{tail:.*}", handler.handle)
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=min(1.0, settings.broker.shutdown_timeout),
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, settings.broker.bind, aws.port)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    return AwsListener(runner, (host, port), service)

@@ -1,0 +1,739 @@
+"""SQS actions: one small handler per action, JSON-shaped params in, JSON-shaped result out.
+
+Handlers never see the wire (wire.py converts Query requests to this shape) and raise
+SqsError for AWS's error responses. A send answers only after the journal has the
+message (the awaitable of PullQueue.send / Core.barrier). Receives are leases of the
+core (broker/core/leases.py): the receipt handle names the queue, the message id and
+the lease token, so a handle is unique per receive.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from broker.core import Core, Message
+from broker.core.leases import Lease, Leases, PullQueue
+from protocols.aws import attributes as attrs
+from protocols.aws import fifo
+from protocols.aws.errors import SqsError, invalid, missing, no_queue
+from protocols.aws.md5 import md5_of_attributes, md5_of_body
+from protocols.aws.queues import (
+    DEFAULTS,
+    FIFO_DEFAULTS,
+    OPTIONAL,
+    READ_ONLY,
+    QueueRegistry,
+    SqsQueue,
+    valid_name,
+)
+
+SENDER_ID = "AWS.SQS.SenderId"
+SEQUENCE_NUMBER = "AWS.SQS.SequenceNumber"
+DEDUP_ID = "AWS.SQS.MessageDeduplicationId"
+TRACE_HEADER = "AWS.SQS.AWSTraceHeader"
+
+SYSTEM_ATTRIBUTES = (
+    "SenderId",
+    "SentTimestamp",
+    "ApproximateReceiveCount",
+    "ApproximateFirstReceiveTimestamp",
+    "SequenceNumber",
+    "MessageDeduplicationId",
+    "MessageGroupId",
+    "AWSTraceHeader",
+)
+_BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
+_GROUP_ID = re.compile(r"[!-~]{1,128}")
+MAX_BATCH = 10
+MAX_TAGS = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a handler knows about its request."""
+
+    base_url: str
+    sender_id: str
+
+
+Handler = Callable[[dict[str, Any], Context], Awaitable[dict[str, Any]]]
+
+
+class SqsService:
+    """The SQS actions over one broker's core."""
+
+    def __init__(self, core: Core, leases: Leases, registry: QueueRegistry) -> None:
+        self.core = core
+        self.leases = leases
+        self.registry = registry
+        self.account = registry.account
+        self._purged: dict[str, float] = {}
+        self.actions: dict[str, Handler] = {
+            "CreateQueue": self.create_queue,
+            "GetQueueUrl": self.get_queue_url,
+            "ListQueues": self.list_queues,
+            "DeleteQueue": self.delete_queue,
+            "GetQueueAttributes": self.get_queue_attributes,
+            "SetQueueAttributes": self.set_queue_attributes,
+            "PurgeQueue": self.purge_queue,
+            "SendMessage": self.send_message,
+            "SendMessageBatch": self.send_message_batch,
+            "ReceiveMessage": self.receive_message,
+            "DeleteMessage": self.delete_message,
+            "DeleteMessageBatch": self.delete_message_batch,
+            "ChangeMessageVisibility": self.change_message_visibility,
+            "ChangeMessageVisibilityBatch": self.change_message_visibility_batch,
+            "TagQueue": self.tag_queue,
+            "UntagQueue": self.untag_queue,
+            "ListQueueTags": self.list_queue_tags,
+            "ListDeadLetterSourceQueues": self.list_dead_letter_source_queues,
+            "AddPermission": self.add_permission,
+            "RemovePermission": self.remove_permission,
+        }
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def url(self, ctx: Context, name: str) -> str:
+        return f"{ctx.base_url}/{self.account}/{name}"
+
+    def queue(self, p: dict[str, Any]) -> SqsQueue:
+        url = p.get("QueueUrl")
+        if not url:
+            raise missing("QueueUrl")
+        parts = str(url).split("?", 1)[0].rstrip("/").split("/")
+        name = parts[-1]
+        if len(parts) >= 2 and parts[-2] != self.account and "://" in str(url):
+            raise no_queue()
+        q = self.registry.find(name)
+        if q is None:
+            raise no_queue()
+        return q
+
+    def pull(self, q: SqsQueue) -> PullQueue:
+        pq = self.leases.get(q.address)
+        pq.policy = q.policy
+        return pq
+
+    def handle(self, q: SqsQueue, token: str) -> str:
+        raw = f"{q.name}\n{token}".encode()
+        return base64.urlsafe_b64encode(raw).decode("ascii")
+
+    def parse_handle(self, q: SqsQueue, handle: Any) -> str:
+        """The lease token in a receipt handle of queue `q`."""
+        try:
+            name, token = base64.urlsafe_b64decode(str(handle)).decode().split("\n")
+        except (binascii.Error, ValueError, UnicodeDecodeError):
+            name, token = "", ""
+        if name != q.name or not token:
+            raise SqsError(
+                "ReceiptHandleIsInvalid",
+                f'The input receipt handle "{handle}" is not a valid receipt handle.',
+            )
+        return token
+
+    # -- queues ---------------------------------------------------------------------------
+
+    async def create_queue(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        name = p.get("QueueName")
+        if not name:
+            raise missing("QueueName")
+        raw_attrs = p.get("Attributes") or {}
+        fifo_attr = str(raw_attrs.get("FifoQueue", "false")).lower() == "true"
+        is_fifo = name.endswith(".fifo")
+        if fifo_attr != is_fifo or not valid_name(name):
+            if fifo_attr or is_fifo:
+                raise invalid(
+                    "The name of a FIFO queue can only include alphanumeric characters, "
+                    "hyphens, or underscores, must end with .fifo suffix and be 1 to 80 in length."
+                )
+            raise invalid(
+                "Can only include alphanumeric characters, hyphens, or underscores. "
+                "1 to 80 in length"
+            )
+        checked = self.registry.check_attributes(raw_attrs, fifo=is_fifo, creating=True)
+        checked.pop("FifoQueue", None)
+        tags = self._check_tags(p.get("tags") or p.get("Tags") or {}, {})
+        existing = self.registry.find(name)
+        if existing is not None:
+            for key, value in checked.items():
+                if existing.get(key) != value:
+                    raise SqsError(
+                        "QueueNameExists",
+                        "A queue already exists with the same name and a different value "
+                        f"for attribute {key}",
+                    )
+            return {"QueueUrl": self.url(ctx, name)}
+        self.registry.create(name, checked, tags)
+        return {"QueueUrl": self.url(ctx, name)}
+
+    async def get_queue_url(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        name = p.get("QueueName")
+        if not name:
+            raise missing("QueueName")
+        owner = p.get("QueueOwnerAWSAccountId")
+        if (owner and owner != self.account) or self.registry.find(name) is None:
+            raise no_queue()
+        return {"QueueUrl": self.url(ctx, name)}
+
+    async def list_queues(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        prefix = p.get("QueueNamePrefix") or ""
+        names = [n for n in self.registry.names() if n.startswith(prefix)]
+        return self._page(p, [self.url(ctx, n) for n in names], "QueueUrls")
+
+    def _page(self, p: dict[str, Any], items: list[str], key: str) -> dict[str, Any]:
+        """MaxResults / NextToken pagination over a sorted list (token = next index)."""
+        limit = p.get("MaxResults")
+        token = p.get("NextToken")
+        if limit is None:
+            if token:
+                raise invalid("MaxResults is a mandatory parameter when you provide a NextToken.")
+            return {key: items[:1000]} if items else {}
+        size = _int(
+            limit, "MaxResults", 1, 1000, "MaxResults must be an integer between 1 and 1000."
+        )
+        start = 0
+        if token:
+            try:
+                start = int(base64.b64decode(token).decode())
+            except (binascii.Error, ValueError, UnicodeDecodeError):
+                raise invalid("Invalid NextToken value.") from None
+        page = items[start : start + size]
+        out: dict[str, Any] = {key: page} if page else {}
+        if start + size < len(items):
+            out["NextToken"] = base64.b64encode(str(start + size).encode()).decode()
+        return out
+
+    async def delete_queue(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        q = self.queue(p)
+        self.leases.drop(q.address)
+        self.core.delete(q.address)
+        self.registry.delete(q)
+        return {}
+
+    async def get_queue_attributes(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        q = self.queue(p)
+        wanted = p.get("AttributeNames") or []
+        known = self._attribute_names(q)
+        if "All" in wanted:
+            names = known
+        else:
+            names = []
+            for name in wanted:
+                if name not in known and name not in OPTIONAL:
+                    raise SqsError("InvalidAttributeName", f"Unknown Attribute {name}.")
+                names.append(name)
+        values = self._attribute_values(q)
+        out = {n: values[n] for n in names if n in values}
+        return {"Attributes": out} if out else {}
+
+    def _attribute_names(self, q: SqsQueue) -> list[str]:
+        names = [*READ_ONLY, *DEFAULTS, *(n for n in OPTIONAL if n in q.attributes)]
+        if q.fifo:
+            names.extend(FIFO_DEFAULTS)
+        return names
+
+    def _attribute_values(self, q: SqsQueue) -> dict[str, str]:
+        core_q = self.core.queues.get(q.address)
+        pq = self.leases.queues.get(q.address)
+        values = {name: q.get(name) for name in DEFAULTS}
+        values.update({n: v for n, v in q.attributes.items() if n in OPTIONAL})
+        if q.fifo:
+            values.update({name: q.get(name) for name in FIFO_DEFAULTS})
+        values["ApproximateNumberOfMessages"] = str(core_q.count if core_q else 0)
+        values["ApproximateNumberOfMessagesNotVisible"] = str(
+            core_q.inflight_count if core_q else 0
+        )
+        values["ApproximateNumberOfMessagesDelayed"] = str(len(pq.delayed) if pq else 0)
+        values["CreatedTimestamp"] = str(q.created)
+        values["LastModifiedTimestamp"] = str(q.modified)
+        values["QueueArn"] = self.registry.arn(q.name)
+        return values
+
+    async def set_queue_attributes(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        q = self.queue(p)
+        raw = p.get("Attributes")
+        if raw is None:
+            raise missing("Attributes")
+        checked = self.registry.check_attributes(raw, fifo=q.fifo, creating=False)
+        self.registry.update(q, checked)
+        pq = self.leases.queues.get(q.address)
+        if pq is not None:
+            pq.policy = q.policy
+        return {}
+
+    async def purge_queue(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        q = self.queue(p)
+        now = self.core.clock()
+        last = self._purged.get(q.name)
+        if last is not None and now - last < 60:
+            raise SqsError(
+                "PurgeQueueInProgress",
+                f"Only one PurgeQueue operation on {q.name} is allowed every 60 seconds.",
+            )
+        self._purged[q.name] = now
+        self.pull(q).purge()
+        q.dedup.clear()
+        done = self.core.barrier()
+        if done is not None:
+            await done
+        return {}
+
+    # -- tags and permissions -------------------------------------------------------------
+
+    def _check_tags(self, tags: Any, current: dict[str, str]) -> dict[str, str]:
+        if not isinstance(tags, dict):
+            raise invalid("Tags must be a map.")
+        for key, value in tags.items():
+            if not 1 <= len(str(key)) <= 128 or len(str(value)) > 256:
+                raise invalid(f"Tag {key} is invalid.")
+        if len({**current, **tags}) > MAX_TAGS:
+            raise invalid(f"Too many tags added for queue. Maximum allowed is {MAX_TAGS}.")
+        return {str(k): str(v) for k, v in tags.items()}
+
+    async def tag_queue(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        q = self.queue(p)
+        tags = p.get("Tags")
+        if not tags:
+            raise missing("Tags")
+        q.tags.update(self._check_tags(tags, q.tags))
+        self.registry.save()
+        return {}
+
+    async def untag_queue(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        q = self.queue(p)
+        keys = p.get("TagKeys")
+        if not keys:
+            raise missing("TagKeys")
+        for key in keys:
+            q.tags.pop(key, None)
+        self.registry.save()
+        return {}
+
+    async def list_queue_tags(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        q = self.queue(p)
+        return {"Tags": dict(q.tags)} if q.tags else {}
+
+    async def list_dead_letter_source_queues(
+        self, p: dict[str, Any], ctx: Context
+    ) -> dict[str, Any]:
+        q = self.queue(p)
+        arn = self.registry.arn(q.name)
+        sources = []
+        for name in self.registry.names():
+            other = self.registry.find(name)
+            redrive = other.attributes.get("RedrivePolicy") if other else None
+            if redrive and json.loads(redrive).get("deadLetterTargetArn") == arn:
+                sources.append(self.url(ctx, name))
+        out = self._page(p, sources, "queueUrls")
+        out.setdefault("queueUrls", [])
+        return out
+
+    async def add_permission(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        """Recorded in the queue's Policy attribute; not enforced (no IAM here)."""
+        q = self.queue(p)
+        label = p.get("Label")
+        accounts = p.get("AWSAccountIds")
+        actions = p.get("Actions")
+        for value, name in ((label, "Label"), (accounts, "AWSAccountIds"), (actions, "Actions")):
+            if not value:
+                raise missing(name)
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,80}", str(label)):
+            raise invalid(f"Value {label} for parameter Label is invalid.")
+        policy = self._policy(q)
+        if any(s.get("Sid") == label for s in policy["Statement"]):
+            raise invalid(f"Value {label} for parameter Label is invalid. Reason: Already exists.")
+        policy["Statement"].append(
+            {
+                "Sid": label,
+                "Effect": "Allow",
+                "Principal": {"AWS": [f"arn:aws:iam::{a}:root" for a in accounts]},
+                "Action": [f"SQS:{a}" for a in actions],
+                "Resource": self.registry.arn(q.name),
+            }
+        )
+        self.registry.update(q, {"Policy": json.dumps(policy, separators=(",", ":"))})
+        return {}
+
+    async def remove_permission(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        q = self.queue(p)
+        label = p.get("Label")
+        if not label:
+            raise missing("Label")
+        policy = self._policy(q)
+        kept = [s for s in policy["Statement"] if s.get("Sid") != label]
+        if len(kept) == len(policy["Statement"]):
+            raise invalid(
+                f"Value {label} for parameter Label is invalid. "
+                "Reason: can't find label on existing policy."
+            )
+        policy["Statement"] = kept
+        text = json.dumps(policy, separators=(",", ":")) if kept else ""
+        self.registry.update(q, {"Policy": text})
+        return {}
+
+    def _policy(self, q: SqsQueue) -> dict[str, Any]:
+        text = q.attributes.get("Policy")
+        policy = json.loads(text) if text else {}
+        policy.setdefault("Version", "2012-10-17")
+        policy.setdefault("Id", f"{self.registry.arn(q.name)}/SQSDefaultPolicy")
+        policy.setdefault("Statement", [])
+        return policy
+
+    # -- sending --------------------------------------------------------------------------
+
+    def _prepare(
+        self, q: SqsQueue, e: dict[str, Any], ctx: Context
+    ) -> tuple[Message, float, dict[str, Any], tuple[str | None, str] | None]:
+        """Validate one send: the core message, its delay, the response fields and the
+        FIFO deduplication key."""
+        body = e.get("MessageBody")
+        if body is None or body == "":
+            raise missing("MessageBody")
+        body = str(body)
+        if not attrs.valid_text(body):
+            raise SqsError(
+                "InvalidMessageContents",
+                "Invalid characters found. Valid unicode characters are #x9 | #xA | #xD | "
+                "#x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF",
+            )
+        user = attrs.parse_message_attributes(e.get("MessageAttributes"))
+        system = self._system_attributes(e.get("MessageSystemAttributes"))
+        size = len(body.encode()) + sum(a.size(n) for n, a in user.items())
+        limit = q.int("MaximumMessageSize")
+        if size > limit:
+            raise invalid(
+                f"One or more parameters are invalid. Reason: Message must be shorter than "
+                f"{limit} bytes."
+            )
+        delay = float(q.int("DelaySeconds"))
+        if e.get("DelaySeconds") is not None:
+            if q.fifo:
+                raise invalid(
+                    f"Value {e['DelaySeconds']} for parameter DelaySeconds is invalid. Reason: "
+                    "The request include parameter that is not valid for this queue type."
+                )
+            delay = _int(e["DelaySeconds"], "DelaySeconds", 0, 900, "Must be between 0 and 900.")
+        group = e.get("MessageGroupId")
+        dedup = e.get("MessageDeduplicationId")
+        key: tuple[str | None, str] | None = None
+        if group is not None and not _GROUP_ID.fullmatch(str(group)):
+            raise invalid(f"Value {group} for parameter MessageGroupId is invalid.")
+        if q.fifo:
+            if not group:
+                raise missing("MessageGroupId")
+            if dedup is None:
+                if q.get("ContentBasedDeduplication") != "true":
+                    raise invalid(
+                        "The queue should either have ContentBasedDeduplication enabled or "
+                        "MessageDeduplicationId provided explicitly"
+                    )
+                dedup = fifo.content_dedup_id(body)
+            elif not _GROUP_ID.fullmatch(str(dedup)):
+                raise invalid(f"Value {dedup} for parameter MessageDeduplicationId is invalid.")
+            scope = q.get("DeduplicationScope")
+            key = (group if scope == "messageGroup" else None, str(dedup))
+        elif dedup is not None:
+            raise invalid(
+                f"Value {dedup} for parameter MessageDeduplicationId is invalid. Reason: The "
+                "request include parameter that is not valid for this queue type."
+            )
+        props = attrs.to_properties(user)
+        props[SENDER_ID] = ctx.sender_id
+        if system:
+            props[TRACE_HEADER] = str(system["AWSTraceHeader"].value)
+        if key is not None:
+            props[DEDUP_ID] = key[1]
+        msg = Message(body.encode(), properties=props, persistent=True, text=True, group_id=group)
+        result: dict[str, Any] = {"MD5OfMessageBody": md5_of_body(body)}
+        if user:
+            result["MD5OfMessageAttributes"] = md5_of_attributes(user)
+        if system:
+            result["MD5OfMessageSystemAttributes"] = md5_of_attributes(system)
+        return msg, delay, result, key
+
+    @staticmethod
+    def _system_attributes(raw: Any) -> dict[str, attrs.Attribute]:
+        if not raw:
+            return {}
+        out: dict[str, attrs.Attribute] = {}
+        for name, spec in raw.items():
+            if name != "AWSTraceHeader":
+                raise invalid(f"Message system attribute name '{name}' is invalid.")
+            if not isinstance(spec, dict) or spec.get("DataType") != "String":
+                raise invalid(
+                    f"Message system attribute '{name}' must contain a non-empty value of "
+                    "type 'String'."
+                )
+            value = spec.get("StringValue")
+            if not value:
+                raise invalid(
+                    f"Message system attribute '{name}' must contain a non-empty value of "
+                    "type 'String'."
+                )
+            out[name] = attrs.Attribute("String", str(value))
+        return out
+
+    def _send(
+        self, q: SqsQueue, pq: PullQueue, e: dict[str, Any], ctx: Context
+    ) -> tuple[dict[str, Any], Awaitable[None] | None]:
+        msg, delay, result, key = self._prepare(q, e, ctx)
+        now = self.core.now_ms()
+        if key is not None:
+            seen = q.dedup.seen(key, now)
+            if seen is not None:
+                result["MessageId"], result["SequenceNumber"] = seen
+                return result, None
+            seq = fifo.next_sequence_number()
+            msg.properties[SEQUENCE_NUMBER] = seq
+        done = pq.send(msg, delay)
+        result["MessageId"] = msg.id
+        if key is not None:
+            result["SequenceNumber"] = seq
+            q.dedup.record(key, now, msg.id, seq)
+        return result, done
+
+    async def send_message(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        q = self.queue(p)
+        result, done = self._send(q, self.pull(q), p, ctx)
+        if done is not None:
+            await done
+        return result
+
+    def _check_batch(self, entries: Any, kind: str) -> list[dict[str, Any]]:
+        if not entries:
+            raise SqsError(
+                "EmptyBatchRequest", f"There should be at least one {kind} in the request."
+            )
+        if len(entries) > MAX_BATCH:
+            raise SqsError(
+                "TooManyEntriesInBatchRequest",
+                f"Maximum number of entries per request are {MAX_BATCH}. "
+                f"You have sent {len(entries)}.",
+            )
+        seen: set[str] = set()
+        for e in entries:
+            eid = str(e.get("Id", "")) if isinstance(e, dict) else ""
+            if not _BATCH_ID.fullmatch(eid):
+                raise SqsError(
+                    "InvalidBatchEntryId",
+                    "A batch entry id can only contain alphanumeric characters, hyphens and "
+                    "underscores. It can be at most 80 letters long.",
+                )
+            if eid in seen:
+                raise SqsError("BatchEntryIdsNotDistinct", f"Id {eid} repeated.")
+            seen.add(eid)
+        return entries
+
+    async def send_message_batch(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        q = self.queue(p)
+        entries = self._check_batch(p.get("Entries"), "SendMessageBatchRequestEntry")
+        total = 0
+        for e in entries:
+            total += len(str(e.get("MessageBody") or "").encode())
+            for name, spec in (e.get("MessageAttributes") or {}).items():
+                if isinstance(spec, dict):
+                    value = spec.get("StringValue") or spec.get("BinaryValue") or ""
+                    total += len(name.encode()) + len(str(spec.get("DataType", "")).encode())
+                    total += len(value) if isinstance(value, bytes) else len(str(value).encode())
+        limit = q.int("MaximumMessageSize")
+        if total > limit:
+            raise SqsError(
+                "BatchRequestTooLong",
+                f"Batch requests cannot be longer than {limit} bytes. You have sent {total} bytes.",
+            )
+        pq = self.pull(q)
+        ok: list[dict[str, Any]] = []
+        failed: list[dict[str, Any]] = []
+        waits = False
+        for e in entries:
+            try:
+                result, done = self._send(q, pq, e, ctx)
+            except SqsError as err:
+                failed.append(_failure(e["Id"], err))
+                continue
+            waits = waits or done is not None
+            ok.append({"Id": e["Id"], **result})
+        if waits:
+            done = self.core.barrier()
+            if done is not None:
+                await done
+        return {"Successful": ok, "Failed": failed}
+
+    # -- receiving ------------------------------------------------------------------------
+
+    async def receive_message(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        q = self.queue(p)
+        count = _int(
+            p.get("MaxNumberOfMessages", 1),
+            "MaxNumberOfMessages",
+            1,
+            10,
+            "Must be between 1 and 10, if provided.",
+        )
+        visibility = _int(
+            p.get("VisibilityTimeout", q.get("VisibilityTimeout")),
+            "VisibilityTimeout",
+            0,
+            43200,
+            "Must be >= 0 and <= 43200, if provided.",
+        )
+        wait = _int(
+            p.get("WaitTimeSeconds", q.get("ReceiveMessageWaitTimeSeconds")),
+            "WaitTimeSeconds",
+            0,
+            20,
+            "Must be >= 0 and <= 20, if provided.",
+        )
+        names = set(p.get("AttributeNames") or ()) | set(p.get("MessageSystemAttributeNames") or ())
+        if "All" in names:
+            names = set(SYSTEM_ATTRIBUTES)
+        wanted = list(p.get("MessageAttributeNames") or ())
+        leases = await self.pull(q).receive(count, visibility, wait)
+        messages = [self._message_out(q, lease, names, wanted) for lease in leases]
+        return {"Messages": messages} if messages else {}
+
+    def _message_out(
+        self, q: SqsQueue, lease: Lease, names: set[str], wanted: list[str]
+    ) -> dict[str, Any]:
+        msg = lease.msg
+        body = msg.body.decode("utf-8", "replace")
+        out: dict[str, Any] = {
+            "MessageId": msg.id,
+            "ReceiptHandle": self.handle(q, lease.token),
+            "MD5OfBody": md5_of_body(body),
+            "Body": body,
+        }
+        if names:
+            system = self._system_values(msg, lease)
+            chosen = {n: v for n, v in system.items() if n in names}
+            if chosen:
+                out["Attributes"] = chosen
+        user = attrs.select(attrs.from_message(msg), wanted)
+        if user:
+            out["MD5OfMessageAttributes"] = md5_of_attributes(user)
+            out["MessageAttributes"] = {n: a.to_wire() for n, a in user.items()}
+        return out
+
+    def _system_values(self, msg: Message, lease: Lease) -> dict[str, str]:
+        props = msg.properties
+        values = {
+            "SenderId": str(props.get(SENDER_ID, self.account)),
+            "SentTimestamp": str(msg.timestamp),
+            "ApproximateReceiveCount": str(lease.receive_count),
+            "ApproximateFirstReceiveTimestamp": str(lease.first_receive),
+        }
+        for name, key in (
+            ("SequenceNumber", SEQUENCE_NUMBER),
+            ("MessageDeduplicationId", DEDUP_ID),
+            ("AWSTraceHeader", TRACE_HEADER),
+        ):
+            if key in props:
+                values[name] = str(props[key])
+        if msg.group_id is not None:
+            values["MessageGroupId"] = msg.group_id
+        return values
+
+    # -- deleting and visibility ----------------------------------------------------------
+
+    def _delete(self, q: SqsQueue, handle: Any) -> None:
+        if not handle:
+            raise missing("ReceiptHandle")
+        token = self.parse_handle(q, handle)
+        pq = self.pull(q)
+        lease = pq.lease(token)
+        if lease is None:
+            return  # deleted already, or received again since: succeeds, as in SQS
+        if not lease.active and q.fifo:
+            raise invalid(
+                f"Value {handle} for parameter ReceiptHandle is invalid. Reason: The receipt "
+                "handle has expired."
+            )
+        pq.delete(lease)
+
+    async def delete_message(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        q = self.queue(p)
+        self._delete(q, p.get("ReceiptHandle"))
+        await self._durable()
+        return {}
+
+    async def delete_message_batch(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        q = self.queue(p)
+        entries = self._check_batch(p.get("Entries"), "DeleteMessageBatchRequestEntry")
+        ok, failed = [], []
+        for e in entries:
+            try:
+                self._delete(q, e.get("ReceiptHandle"))
+            except SqsError as err:
+                failed.append(_failure(e["Id"], err))
+            else:
+                ok.append({"Id": e["Id"]})
+        await self._durable()
+        return {"Successful": ok, "Failed": failed}
+
+    def _change(self, q: SqsQueue, handle: Any, timeout: Any) -> None:
+        if not handle:
+            raise missing("ReceiptHandle")
+        if timeout is None:
+            raise missing("VisibilityTimeout")
+        seconds = _int(timeout, "VisibilityTimeout", 0, 43200, "Must be >= 0 and <= 43200.")
+        token = self.parse_handle(q, handle)
+        pq = self.pull(q)
+        lease = pq.lease(token)
+        if lease is None:
+            raise invalid(
+                f"Value {handle} for parameter ReceiptHandle is invalid. Reason: Message does "
+                "not exist or is not available for visibility timeout change."
+            )
+        if not lease.active:
+            raise SqsError("MessageNotInflight", "The message referred to isn't in flight.")
+        pq.change_visibility(lease, seconds)
+
+    async def change_message_visibility(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        q = self.queue(p)
+        self._change(q, p.get("ReceiptHandle"), p.get("VisibilityTimeout"))
+        return {}
+
+    async def change_message_visibility_batch(
+        self, p: dict[str, Any], ctx: Context
+    ) -> dict[str, Any]:
+        q = self.queue(p)
+        entries = self._check_batch(p.get("Entries"), "ChangeMessageVisibilityBatchRequestEntry")
+        ok, failed = [], []
+        for e in entries:
+            try:
+                self._change(q, e.get("ReceiptHandle"), e.get("VisibilityTimeout"))
+            except SqsError as err:
+                failed.append(_failure(e["Id"], err))
+            else:
+                ok.append({"Id": e["Id"]})
+        return {"Successful": ok, "Failed": failed}
+
+    async def _durable(self) -> None:
+        done = self.core.barrier()
+        if done is not None:
+            await done
+
+
+def _failure(entry_id: str, err: SqsError) -> dict[str, Any]:
+    return {
+        "Id": entry_id,
+        "SenderFault": err.sender_fault,
+        "Code": err.query_code,
+        "Message": err.message,
+    }
+
+
+def _int(value: Any, name: str, lo: int, hi: int, reason: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or isinstance(value, bool) or not lo <= number <= hi:
+        raise invalid(f"Value {value} for parameter {name} is invalid. Reason: {reason}")
+    return number
