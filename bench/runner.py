@@ -184,7 +184,13 @@ async def run_all(args: argparse.Namespace) -> int:
             await asyncio.sleep(0.5)
     print_table(records, [t.name for t in targets], label)
     if not args.no_plots:
-        for path in plot_results(out):
+        try:
+            paths = plot_results(out)
+        except ImportError:
+            # Plots need the `bench` extra; the table and results.jsonl do not.
+            print("# plots skipped: matplotlib is not installed (pip install '.[bench]')")
+            paths = []
+        for path in paths:
             print(f"# wrote {path}")
     bad = any(r.get("lost") or r.get("duplicated") or r.get("timed_out") for r in records)
     return 2 if bad else 0

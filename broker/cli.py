@@ -25,6 +25,7 @@ log = logging.getLogger("zonemq")
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zonemq", description="ZoneMQ message broker")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("bench", help="load generator: `zonemq bench --help` (python -m bench)")
     run = sub.add_parser("run", help="run the broker in the foreground")
     run.add_argument("--config", help="TOML config file (default: embedded defaults)")
     run.add_argument("--data-dir", help="data directory (broker.data_dir)")
@@ -102,6 +103,13 @@ async def serve(settings: Settings) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:
+        # `zonemq bench ...` is `python -m bench ...`: the load generator, not the broker
+        # (imported only here, so the daemon never loads it).
+        from bench.runner import main as bench_main
+
+        return bench_main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         settings = settings_from_args(args)

@@ -1,0 +1,32 @@
+"""`zonemq bench` drives a real broker and accounts for every message."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import BrokerThread
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_zonemq_bench_queue_run_is_exactly_once(broker: BrokerThread, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    target = f"stomp://127.0.0.1:{broker.stomp_port}?name=zonemq"
+    argv = [sys.executable, "-m", "broker", "bench", "queue", "--target", target]
+    argv += ["-n", "5000", "-p", "2", "-c", "2", "--runs", "1", "--duration", "30"]
+    result = subprocess.run(
+        [*argv, "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (row,) = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert row["lost"] == 0
+    assert row["duplicated"] == 0
+    assert not row["timed_out"]
+    assert row["msgs_per_s"] > 0
