@@ -1,62 +1,13 @@
-"""The STOMP listener: binds the port and owns the set of live StompConnections."""
+"""The STOMP listener: a broker.tcp.TcpListener serving StompConnections."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import time
-from collections.abc import Mapping
 
-from broker.config import StompSettings
-from broker.core import Core
+from broker.tcp import TcpListener
 from protocols.stomp.connection import StompConnection
 
-log = logging.getLogger("zonemq.stomp")
-
-
-class StompListener:
-    """A bound STOMP server socket and its connections (all on one event loop)."""
-
-    def __init__(
-        self,
-        core: Core,
-        settings: StompSettings,
-        *,
-        users: Mapping[str, str],
-        broker_name: str,
-        loop: asyncio.AbstractEventLoop,
-    ) -> None:
-        self.core = core
-        self.settings = settings
-        self.users = users
-        self.broker_name = broker_name
-        self.started_ms = int(time.time() * 1000)
-        self.loop = loop
-        self.connections: set[StompConnection] = set()
-        self.server: asyncio.Server | None = None
-        self.address: tuple[str, int] = ("", 0)
-
-    async def start(self, host: str) -> None:
-        self.server = await self.loop.create_server(
-            lambda: StompConnection(self), host, self.settings.port, backlog=1024
-        )
-        self.address = self.server.sockets[0].getsockname()[:2]
-
-    def stop_accepting(self) -> None:
-        if self.server is not None:
-            self.server.close()
-
-    async def drain(self, timeout: float) -> None:
-        """Wait (bounded) for receipts still owed, then close every connection."""
-        owed = [f for c in self.connections for f in c.pending]
-        if owed:
-            await asyncio.wait(owed, timeout=timeout)
-            # Let the receipts' done-callbacks queue their frames before closing.
-            await asyncio.sleep(0)
-        for conn in list(self.connections):
-            conn.shutdown()
-        if self.server is not None:
-            await self.server.wait_closed()
+StompListener = TcpListener[StompConnection]
 
 
 async def start(broker: object) -> StompListener:
@@ -65,12 +16,13 @@ async def start(broker: object) -> StompListener:
 
     assert isinstance(broker, Broker)
     settings = broker.settings
-    listener = StompListener(
+    listener: StompListener = TcpListener(
         broker.core,
         settings.listeners.stomp,
         users=settings.auth.users,
         broker_name=settings.broker.name,
         loop=asyncio.get_running_loop(),
+        connection=StompConnection,
     )
     await listener.start(settings.broker.bind)
     return listener
