@@ -26,7 +26,7 @@ from broker.config import Settings
 from broker.core import Core, CoreLimits
 from broker.metrics import BrokerCollector
 from broker.store import DataDirLock, DataDirLocked, Journal, JournalError, JournalFailed
-from broker.store.messages import MessageStore
+from broker.store.messages import MessageStore, Recovered
 
 log = logging.getLogger("zonemq")
 
@@ -94,7 +94,7 @@ class Broker:
             if hasattr(listener, "connections")
         }
 
-    def _open_store(self) -> dict:  # type: ignore[type-arg]
+    def _open_store(self) -> Recovered:
         """Lock the data directory and replay the journal (blocking, before serving)."""
         data_dir = Path(self.settings.broker.data_dir)
         self.lock = DataDirLock(data_dir)
@@ -129,7 +129,7 @@ class Broker:
             len(recovered.queues),
             time.monotonic() - started,
         )
-        return recovered.queues
+        return recovered
 
     def _journal_failed(self, exc: JournalFailed) -> None:
         log.critical("journal failure, stopping the broker: %s", exc)
@@ -138,7 +138,7 @@ class Broker:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         try:
-            queues = self._open_store()
+            recovered = self._open_store()
         except BaseException:
             self._release_lock()
             raise
@@ -148,7 +148,7 @@ class Broker:
             call_later=loop.call_later,
             store=self.store,
         )
-        self.core.restore(queues)
+        self.core.restore(recovered.queues, recovered.flags)
         if self.settings.store.compaction_interval > 0:
             self._compactor = asyncio.ensure_future(self._compact_forever())
         enabled = {

@@ -121,17 +121,24 @@ class Core:
                 self.store.queue_created(address)  # type: ignore[union-attr]
         return q
 
-    def restore(self, queues: dict[Address, list[Message]]) -> None:
+    def restore(
+        self,
+        queues: dict[Address, list[Message]],
+        flags: dict[Address, dict[str, bool]] | None = None,
+    ) -> None:
         """Rebuild queues recovered from the journal, messages in their stored order
         (bodies the store left paged out stay so until dispatch). A message whose
         delivery a crash ended counts that delivery: past the limit it is dead-lettered,
-        as a closed subscription's return would have done."""
+        as a closed subscription's return would have done, unless its queue has its own
+        limit (`set_own_limit`; the journal keeps it in the queue's `flags`)."""
+        flags = flags or {}
         for address, msgs in queues.items():
             q = self.queue(address)
+            q.own_limit = bool(flags.get(address, {}).get("own_limit"))
             limit = self.policies.for_name(address.name).max_redeliveries
             keep = []
             for msg in msgs:
-                if msg.redelivered and msg.delivery_count > limit:
+                if msg.redelivered and msg.delivery_count > limit and not q.own_limit:
                     if msg.body is None:
                         msg.body = self.page_in(q, msg)
                     count = msg.delivery_count + 1
@@ -140,6 +147,21 @@ class Core:
                     keep.append(msg)
             q.push_front(keep)
             q.enqueued += len(keep)
+
+    def set_own_limit(self, address: Address) -> None:
+        """Exempt queue `address` from the broker's redelivery limit (max_redeliveries):
+        its counted returns (Core.redeliver) and crash-ended deliveries (Core.restore)
+        raise the delivery count but never dead-letter. For queues whose pull owner
+        (broker/core/leases.py, e.g. SQS) applies its own receive limit and target.
+        Expiry still dead-letters. A durable queue keeps the flag across restarts in its
+        journal destination record, since the journal is replayed before any protocol
+        could set it again."""
+        q = self.queue(address)
+        if q.own_limit:
+            return
+        q.own_limit = True
+        if q.durable:
+            self.store.queue_created(address, {"own_limit": True})  # type: ignore[union-attr]
 
     def page_in(self, source: MessageQueue, msg: Message) -> bytes:
         """The body of a paged-out message, read back from the journal."""
@@ -346,13 +368,14 @@ class Core:
 
     def redeliver(self, source: MessageQueue, msgs: list[Message], *, counted: bool) -> None:
         """Put messages back at the front of `source`; counted ones past the destination's
-        redelivery limit go to the dead letter queue instead."""
+        redelivery limit go to the dead letter queue instead (not on a queue with its own
+        limit: see `set_own_limit`)."""
         back: list[Message] = []
         limit = self.policies.for_name(source.address.name).max_redeliveries
         for msg in msgs:
             if counted:
                 msg = msg.redelivery_copy()
-                if msg.delivery_count > limit:
+                if msg.delivery_count > limit and not source.own_limit:
                     self.dead_letter(
                         source,
                         msg,

@@ -8,13 +8,18 @@ deadline passes, the message goes back to the front of its queue with its delive
 count raised (a counted return, journaled as any redelivery). STOMP/AMQP consumers of
 the same queue compete with pull receivers for the same messages.
 
+A pulled queue has its own limit (Core.set_own_limit): the broker's max_redeliveries
+never dead-letters its messages, whether they come back by an expired lease, a closed
+subscription (broker stop, queue deletion) or a crash; only `policy` redrives them.
+
 What a PullQueue adds to the queue, all protocol-neutral and set by its owner in
 `policy`:
 - delayed messages: journaled at send, put on the queue when due (until then they are
   held here, not on the queue);
 - retention: a message older than `retention_ms` is dropped when a receive meets it;
 - redrive: a message whose next receive would exceed `max_receives` is moved to
-  `dead_letter` (a plain queue) instead of being delivered;
+  `dead_letter` (a plain queue) instead of being delivered, recording the queue it left
+  in property `origin_property` if set (so it can be moved back: `move_out`);
 - `grouped` (FIFO): at most one receive holds messages of a group at a time, and a
   receive takes the oldest messages of unlocked groups, one group after another;
 - long polling: `receive(wait=...)` completes as soon as a message is there. While a
@@ -56,6 +61,7 @@ class PullPolicy:
     max_receives: int = 0
     dead_letter: Address | None = None
     grouped: bool = False
+    origin_property: str = ""
 
 
 class Lease:
@@ -99,6 +105,7 @@ class PullQueue:
         self.address = address
         self.policy = PullPolicy()
         self.queue: MessageQueue = self.core.queue(address)
+        self.core.set_own_limit(address)
         self.sub: Subscription = self.core.subscribe(
             address, self, ack_mode=INDIVIDUAL, prefetch=_UNLIMITED, paused=True
         )
@@ -289,8 +296,29 @@ class PullQueue:
         """Redrive: the message goes to `target` as it is (count reset), in one journal
         transaction when either side is durable."""
         self.queue.dlq += 1
+        copy = msg.copy()
+        if self.policy.origin_property:
+            copy.properties[self.policy.origin_property] = self.address.name
+        self.move_out(msg, copy, target)
+
+    def take_pending(self) -> Message | None:
+        """The oldest receivable pending message, taken off the queue for `move_out`
+        (unreceivable ones met on the way are disposed of as a receive would); None
+        when nothing is pending."""
+        now = self.core.now_ms()
+        while self.queue.count:
+            msg = self.queue.pop()
+            assert msg is not None
+            if self._acceptable(msg, now):
+                return msg
+            self._dispose(msg, now)
+        return None
+
+    def move_out(self, msg: Message, copy: Message, target: Address) -> None:
+        """`msg`, taken off this queue, goes to queue `target` as `copy` (count reset),
+        in one journal transaction (Core.move); receivers waiting on `target` wake."""
         self._forget(msg)
-        self.core.move(self.queue, msg, msg.copy(), target)
+        self.core.move(self.queue, msg, copy, target)
         self.owner.woken(target)
 
     def _lease(self, msg: Message, visibility: float) -> Lease:

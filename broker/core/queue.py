@@ -71,6 +71,7 @@ class MessageQueue:
         "lanes",
         "limit",
         "memory_limit",
+        "own_limit",
         "owner",
         "redelivered",
         "top",
@@ -103,6 +104,9 @@ class MessageQueue:
         self._space_waiters: list[Callable[[], None]] = []
         # The connection a temporary destination belongs to.
         self.owner = owner
+        # Set by Core.set_own_limit: no broker redelivery limit here (a pull owner,
+        # e.g. SQS, applies its own receive limit and dead-letter target).
+        self.own_limit = False
         self.enqueued = 0
         self.dispatched = 0
         self.acked = 0

@@ -7,7 +7,9 @@ are `marshal` format 4 tuples of primitives, which CPython reads and writes in C
   REMOVE    (queue, msg id)                   consumed, purged or moved: dead on arrival
   COUNT     (queue, msg id, delivery count)   delivered, or returned with a higher count
   TX        ([ADD...], [REMOVE...])           a transaction's sends and acks, atomically
-  DEST      (kind, name, created?)            a queue was created / deleted
+  DEST      (kind, name, created?, flags)     a queue was created (with its flags, e.g.
+                                              own_limit) / deleted; a later DEST of the
+                                              same queue replaces the earlier one
 
 Only persistent messages on queues of kind "queue" are written; non-persistent
 messages, topics (no durable subscriptions yet) and temporary queues never are.
@@ -105,10 +107,12 @@ class _Shared:
 
 
 class Recovered:
-    """What replay rebuilt: queues (in creation order) and their messages in order."""
+    """What replay rebuilt: queues (in creation order) and their messages in order, and
+    the flags queues were recorded with."""
 
     def __init__(self) -> None:
         self.queues: dict[Address, list[Message]] = {}
+        self.flags: dict[Address, dict[str, bool]] = {}
         self.next_seq = 1
         self.records = 0
 
@@ -207,13 +211,16 @@ class MessageStore:
                 else:
                     dead.append(record.ref)
             elif rtype == DEST:
-                kind, name, created = t
+                kind, name, created, *rest = t
                 address = Address(kind, name)
                 old_ref = queues.pop(address, None)
+                out.flags.pop(address, None)
                 if old_ref is not None:
                     release_later.append(old_ref)
                 if created:
                     queues[address] = record.ref
+                    if rest and rest[0]:
+                        out.flags[address] = rest[0]
                 else:
                     dead.append(record.ref)
             else:
@@ -316,9 +323,17 @@ class MessageStore:
         for holder in holders:
             self._release(holder)
 
-    def queue_created(self, queue: Address) -> None:
-        if queue.kind == QUEUE and queue not in self._dest_refs:
-            self._dest_refs[queue] = self._append(DEST, (queue.kind, queue.name, True), live=True)
+    def queue_created(self, queue: Address, flags: dict[str, bool] | None = None) -> None:
+        """Record the queue (once), or with `flags` record it again with those flags."""
+        if queue.kind != QUEUE:
+            return
+        old = self._dest_refs.get(queue)
+        if old is not None and flags is None:
+            return
+        value = (queue.kind, queue.name, True, flags or {})
+        self._dest_refs[queue] = self._append(DEST, value, live=True)
+        if old is not None:
+            self.journal.release(old)
 
     def queue_deleted(self, queue: Address) -> None:
         ref = self._dest_refs.pop(queue, None)

@@ -3,7 +3,8 @@
 Modules: listener (aiohttp glue, auth, protocol detection), wire (Query form → JSON shape,
 XML and error rendering; sans-IO), sqs (one handler per action), queues (SQS attributes,
 tags and their file), attributes (message attributes ↔ core properties), md5, fifo
-(deduplication, sequence numbers), sigv4, errors (the one error table). Pull delivery
+(deduplication, sequence numbers), moves (message move tasks), sigv4, errors (the one
+error table). Pull delivery
 itself is the core's: broker/core/leases.py.
 
 Queues. SQS queue ``orders`` is the core queue ``orders``: STOMP ``/queue/orders``, AMQP
@@ -42,10 +43,24 @@ core Message → SQS message (ReceiveMessage), whichever protocol sent it:
 Visibility timeout: a received message is in flight on the queue (its STOMP consumers do
 not get it either) until deleted, or until its deadline, when it returns to the front of
 the queue with its delivery count raised. RedrivePolicy's maxReceiveCount moves a
-message to the target queue when a receive would exceed it (AWS's rule); retention
-(MessageRetentionPeriod) drops old messages when a receive meets them. The destination
-policies of [destinations] (ActiveMQ.DLQ after max_redeliveries) apply to STOMP and AMQP
-deliveries only; SQS returns never dead-letter there.
+message to the target queue when a receive would exceed it (AWS's rule), recording the
+queue it left in property ``AWS.SQS.DeadLetterSourceQueue`` (hidden from SQS receivers,
+a header for STOMP ones); retention (MessageRetentionPeriod) drops old messages when a
+receive meets them. A queue created through SQS, or that SQS has sent to or received
+from, has its own limit in the core (Core.set_own_limit, journaled): the [destinations]
+rule "ActiveMQ.DLQ after max_redeliveries" never applies to it, whether a message comes
+back by an expired visibility timeout, a broker stop or DeleteQueue closing the pull
+subscription, a crash ending a receive, or a STOMP/AMQP consumer's NACK or disconnect
+(those count as receives); only its RedrivePolicy dead-letters. Expired messages from
+other protocols still go to ActiveMQ.DLQ, as on STOMP.
+
+Message move tasks (StartMessageMoveTask, CancelMessageMoveTask, ListMessageMoveTasks;
+moves.py): the source must be the RedrivePolicy target of some queue; one RUNNING task
+per source; messages waiting in the DLQ when the task starts are moved, each in one
+journal transaction, back to the queue they were dead-lettered from (a message without
+that record, e.g. sent to the DLQ directly, goes to the DLQ's only source queue; with
+several the task FAILs) or to DestinationArn, at MaxNumberOfMessagesPerSecond (1-500)
+if given, as an asyncio task on the broker's loop; body and attributes are kept.
 
 Checked against the AWS API reference (and tested): the error codes, HTTP statuses and
 JSON/XML error shapes of the table in errors.py; queue-name, attribute, batch (10
@@ -53,11 +68,22 @@ entries, 1 MiB, distinct ids, id format), message-attribute (10, names, types, N
 range) and body-character rules; MD5s; idempotent CreateQueue; PurgeQueue once per 60 s;
 FIFO rules (group id required, dedup id or content-based, no per-message delay, 5-minute
 window, DeduplicationScope, one in-flight batch per group); a stale standard-queue
-handle deletes the message only while it waits unreceived, an expired FIFO handle fails.
+handle deletes the message only while it waits unreceived, an expired FIFO handle fails;
+the move-task request and result shapes (TaskHandle only while RUNNING, DestinationArn
+and MaxNumberOfMessagesPerSecond only when given, MaxResults 1-10 default 1, most recent
+first, ApproximateNumberOfMessagesToMove fixed at the start).
 
 Knowingly different or missing:
-- StartMessageMoveTask, CancelMessageMoveTask, ListMessageMoveTasks: not implemented
-  (UnknownOperationException / InvalidAction).
+- Message move tasks: a moved message gets a new MessageId and its receive count
+  starts again (the journal never takes a message id back on a queue it has left);
+  messages in flight in the DLQ are not moved; without a rate, messages move as fast
+  as the loop allows (batches of 100). Task records (10 per source) are in memory: a
+  broker stop cancels running tasks and a restart forgets them. Not an AWS error name:
+  "not a DLQ", "a task is already running", "same source and destination" are
+  InvalidParameterValue; cancelling a task that is not RUNNING is
+  ResourceNotFoundException, as for an unknown handle.
+- Queues with their own limit stay so for as long as they exist, also for STOMP/AMQP
+  consumers (a NACK loop on such a queue never reaches ActiveMQ.DLQ).
 - Add/RemovePermission and Policy/RedriveAllowPolicy are stored and returned, never
   enforced; KMS attributes are stored, nothing is encrypted.
 - SigV4: header signatures only (no pre-signed URLs, no session tokens, no clock-skew

@@ -45,7 +45,7 @@ class AwsListener:
         pass
 
     async def drain(self, timeout: float) -> None:
-        self.service.leases.close()
+        self.service.close()
         await self.runner.cleanup()
 
 

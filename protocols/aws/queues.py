@@ -26,6 +26,8 @@ from broker.core.leases import PullPolicy
 from protocols.aws.errors import SqsError, invalid
 from protocols.aws.fifo import Dedup
 
+# Where a redriven message records the queue it was dead-lettered from (move tasks).
+DEAD_LETTER_SOURCE = "AWS.SQS.DeadLetterSourceQueue"
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
 
 # Settable attribute -> default (as SQS reports it).
@@ -164,7 +166,7 @@ class QueueRegistry:
         q = SqsQueue(name, now, now, dict(attributes), dict(tags))
         self._refresh(q)
         self.queues[name] = q
-        self.core.queue(q.address)
+        self.core.set_own_limit(q.address)
         self.save()
         return q
 
@@ -182,7 +184,11 @@ class QueueRegistry:
         self.save()
 
     def _refresh(self, q: SqsQueue) -> None:
-        policy = PullPolicy(retention_ms=q.int("MessageRetentionPeriod") * 1000, grouped=q.fifo)
+        policy = PullPolicy(
+            retention_ms=q.int("MessageRetentionPeriod") * 1000,
+            grouped=q.fifo,
+            origin_property=DEAD_LETTER_SOURCE,
+        )
         redrive = q.attributes.get("RedrivePolicy")
         if redrive:
             spec = json.loads(redrive)
@@ -309,7 +315,7 @@ class QueueRegistry:
                     dict(entry.get("tags", {})),
                 )
                 self.queues[name] = q
-                self.core.queue(q.address)
+                self.core.set_own_limit(q.address)
             for q in self.queues.values():
                 self._refresh(q)
 

@@ -23,6 +23,7 @@ from protocols.aws import attributes as attrs
 from protocols.aws import fifo
 from protocols.aws.errors import SqsError, invalid, missing, no_queue
 from protocols.aws.md5 import md5_of_attributes, md5_of_body
+from protocols.aws.moves import MoveTasks
 from protocols.aws.queues import (
     DEFAULTS,
     FIFO_DEFAULTS,
@@ -74,6 +75,7 @@ class SqsService:
         self.registry = registry
         self.account = registry.account
         self._purged: dict[str, float] = {}
+        self.moves = MoveTasks(self)
         self.actions: dict[str, Handler] = {
             "CreateQueue": self.create_queue,
             "GetQueueUrl": self.get_queue_url,
@@ -95,7 +97,15 @@ class SqsService:
             "ListDeadLetterSourceQueues": self.list_dead_letter_source_queues,
             "AddPermission": self.add_permission,
             "RemovePermission": self.remove_permission,
+            "StartMessageMoveTask": self.moves.start,
+            "CancelMessageMoveTask": self.moves.cancel,
+            "ListMessageMoveTasks": self.moves.list,
         }
+
+    def close(self) -> None:
+        """Broker stop: move tasks are cancelled, long polls answered, leases ended."""
+        self.moves.close()
+        self.leases.close()
 
     # -- helpers --------------------------------------------------------------------------
 
