@@ -1,0 +1,48 @@
+"""A durable AMQP transfer the broker accepted survives SIGKILL of the broker process."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from pathlib import Path
+
+from proton import Message as AmqpMessage
+from proton.utils import BlockingConnection
+
+from tests.test_crash import Brokers
+
+AMQP_LISTENER = re.compile(r"amqp listener on (\S+):(\d+)")
+
+
+def amqp_port(proc) -> int:  # type: ignore[no-untyped-def]
+    return int(proc.wait_for(AMQP_LISTENER).group(2))
+
+
+def test_accepted_durable_transfers_survive_sigkill(tmp_path: Path) -> None:
+    brokers = Brokers(tmp_path)
+    first = brokers.start()
+    port = amqp_port(first)
+    # A short timeout: after the kill, close() can only wait for it to run out.
+    conn = BlockingConnection(f"127.0.0.1:{port}", timeout=2)
+    sender = conn.create_sender("queue://amqp.crash")
+    # BlockingSender.send returns once the broker has settled the delivery as accepted,
+    # which for a durable message means it is in the journal.
+    for i in range(50):
+        sender.send(AmqpMessage(body=f"m{i}", durable=True, properties={"n": i}))
+    first.kill()
+    with contextlib.suppress(Exception):  # the peer is gone: closing can only time out
+        conn.close()
+
+    second = brokers.start()
+    assert second.recovered >= 50
+    port = amqp_port(second)
+    conn = BlockingConnection(f"127.0.0.1:{port}", timeout=10)
+    receiver = conn.create_receiver("queue://amqp.crash", credit=100)
+    got = []
+    for _ in range(50):
+        msg = receiver.receive(timeout=10)
+        got.append(msg.properties["n"])
+        receiver.accept()
+    assert got == list(range(50))
+    conn.close()
+    second.kill()
