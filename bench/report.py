@@ -28,17 +28,27 @@ MEDIAN_FIGURES = (
     "latency_p99_ms",
     "latency_p999_ms",
     "latency_max_ms",
+    "msgs_per_receive",
     "unloaded_msgs_per_s",
     "loaded_ratio",
     "idle_connections",
     "broker_rss_idle_mib",
     "client_cpu_pct",
+    "workers_cpu_max_pct",
     "broker_cpu_pct",
+    "broker_cpu_us_per_msg",
     "broker_rss_max_mib",
     "elapsed_s",
 )
 # Figures summed over runs (any non-zero value is a failure worth seeing).
-SUM_FIGURES = ("lost", "duplicated", "timed_out", "idle_dropped", "idle_connect_failed")
+SUM_FIGURES = (
+    "lost",
+    "duplicated",
+    "timed_out",
+    "idle_dropped",
+    "idle_connect_failed",
+    "send_retries",
+)
 
 
 def _median(values: list[float]) -> float:

@@ -23,11 +23,11 @@ from typing import Any
 
 from bench.procstat import BrokerSampler, ClientUsage
 from bench.report import plot_results, print_table
-from bench.scenarios import Options, run_scenario
+from bench.scenarios import PROTOCOL_SCENARIOS, Options, run_scenario
 from bench.stompclient import StompProtocol, connect, header
 from bench.target import Target, parse_target
 
-SCENARIOS = ("queue", "receipts", "latency", "fanout", "idle")
+SCENARIOS = ("queue", "receipts", "latency", "fanout", "idle", "sqs-batch", "sqs-single")
 
 # Scenario defaults; anything given on the command line wins.
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -43,20 +43,23 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "latency": {"rate": 1000, "size": 4096, "messages": 10_000, "warmup": 1.0},
     "fanout": {"messages": 50_000, "subscribers": 8, "window": 5000},
     "idle": {"messages": 100_000, "connections": 1000},
+    "sqs-batch": {"messages": 50_000},
+    "sqs-single": {"messages": 10_000},
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m bench",
-        description="Load-test STOMP brokers; several --target run interleaved.",
+        description="Load-test STOMP, AMQP 1.0 and SQS brokers; several --target run interleaved.",
     )
     p.add_argument("scenario", choices=SCENARIOS)
     p.add_argument(
         "--target",
         action="append",
         required=True,
-        help="stomp://127.0.0.1:PORT[?pid=PID&name=NAME&login=U&passcode=P&host=VHOST]",
+        help="stomp|amqp|sqs://127.0.0.1:PORT[?pid=PID&name=NAME&login=U&passcode=P"
+        "&host=VHOST&n=MESSAGES&addr=AMQP_ADDRESS_WITH_{}]",
     )
     p.add_argument("--runs", type=int, default=3, help="runs per target (interleaved)")
     p.add_argument("--out", help="results folder (default bench/results/<stamp>)")
@@ -83,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--connections", type=int, help="idle: idle connections to hold")
     p.add_argument("--heartbeat", type=int, help="idle: heart-beat interval, ms")
     p.add_argument("--hold", type=float, help="idle: seconds to hold before the traffic run")
+    p.add_argument(
+        "--inflight", type=int, help="sqs: concurrent requests per worker process (default 4)"
+    )
+    p.add_argument("--wait", type=int, help="sqs: ReceiveMessage WaitTimeSeconds (default 1)")
     p.add_argument("--label", help="name of this configuration in tables and plots")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument(
@@ -102,8 +109,14 @@ def options_from(args: argparse.Namespace) -> Options:
     return Options(**values)
 
 
-def describe(scenario: str, o: Options) -> str:
-    """A short label for a configuration, e.g. ``queue 4→4 256B client-individual``."""
+def describe(scenario: str, o: Options, schemes: set[str] | None = None) -> str:
+    """A short label for a configuration, e.g. ``queue 4→4 256B client-individual``;
+    prefixed with the protocols when any target is not STOMP (``amqp/stomp queue ...``)."""
+    proto = "/".join(sorted(schemes)) + " " if schemes and schemes != {"stomp"} else ""
+    return proto + _describe(scenario, o)
+
+
+def _describe(scenario: str, o: Options) -> str:
     pers = " persistent" if o.persistent else ""
     if scenario == "queue":
         return f"queue {o.producers}→{o.consumers} {o.size}B {o.ack}{pers}"
@@ -113,11 +126,32 @@ def describe(scenario: str, o: Options) -> str:
         return f"latency {o.rate}/s {o.size}B{pers}"
     if scenario == "fanout":
         return f"fanout 1→{o.subscribers} {o.size}B"
+    if scenario.startswith("sqs"):
+        return f"{scenario} {o.producers}→{o.consumers} {o.size}B inflight {o.inflight}"
     return f"idle {o.connections} conns + 1→1 {o.size}B"
 
 
 async def probe(target: Target) -> str:
-    """The broker's `server` header (its name and version), checking it answers."""
+    """The broker's name and version (STOMP `server` header, AMQP open properties, HTTP
+    `Server` header), checking it answers."""
+    if target.scheme == "amqp":
+        from bench import amqp
+
+        props = await asyncio.to_thread(
+            amqp.probe,
+            {
+                "host": target.host,
+                "port": target.port,
+                "login": target.login,
+                "passcode": target.passcode,
+            },
+        )
+        product = " ".join(props.get(k, "") for k in ("product", "version")).strip()
+        return product or "AMQP 1.0 (no product property)"
+    if target.scheme == "sqs":
+        from bench import sqs
+
+        return await sqs.probe(f"http://{target.host}:{target.port}/")
     proto = await connect(target, StompProtocol)
     head = await proto.connected
     await proto.disconnect(3)
@@ -135,7 +169,11 @@ def _raise_fd_limit() -> None:
 async def run_all(args: argparse.Namespace) -> int:
     targets = [parse_target(t) for t in args.target]
     opts = options_from(args)
-    label = args.label or describe(args.scenario, opts)
+    for t in targets:
+        if args.scenario not in PROTOCOL_SCENARIOS[t.scheme]:
+            print(f"error: {t.url}: {t.scheme}:// does not run {args.scenario}", file=sys.stderr)
+            return 1
+    label = args.label or describe(args.scenario, opts, {t.scheme for t in targets})
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = Path(args.out or Path(__file__).parent / "results" / stamp)
     out.mkdir(parents=True, exist_ok=True)
@@ -148,7 +186,7 @@ async def run_all(args: argparse.Namespace) -> int:
     if args.warmup_run:
         for ti, target in enumerate(targets):
             name = f"bench.{args.scenario}.{stamp}.{token}.warmup.t{ti}"
-            await run_scenario(args.scenario, target, opts, name)
+            await run_scenario(args.scenario, target, _for(opts, target), name)
             print(f"  warm-up run {target.name} done", flush=True)
     records: list[dict[str, Any]] = []
     for run in range(args.runs):
@@ -156,10 +194,16 @@ async def run_all(args: argparse.Namespace) -> int:
             name = f"bench.{args.scenario}.{stamp}.{token}.r{run}.t{ti}"
             sampler = BrokerSampler(target.pid)
             usage = ClientUsage()
+            wall0 = time.perf_counter()
             sampler.start()
-            figures = await run_scenario(args.scenario, target, opts, name)
+            topts = _for(opts, target)
+            try:
+                figures = await run_scenario(args.scenario, target, topts, name)
+            except Exception as exc:  # e.g. a broker refusing the queue: record, go on
+                figures = {"errors": [f"{type(exc).__name__}: {exc}"], "timed_out": True}
             figures.update(await sampler.stop())
             figures.update(usage.stop())
+            _derived(figures, time.perf_counter() - wall0)
             record = {
                 "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "scenario": args.scenario,
@@ -168,7 +212,8 @@ async def run_all(args: argparse.Namespace) -> int:
                 "url": target.url,
                 "server": servers[target.name],
                 "run": run,
-                "options": dataclasses.asdict(opts),
+                "protocol": target.scheme,
+                "options": dataclasses.asdict(topts),
                 "client": {
                     "python": platform.python_version(),
                     "cpus": os.cpu_count(),
@@ -196,6 +241,25 @@ async def run_all(args: argparse.Namespace) -> int:
     return 2 if bad else 0
 
 
+def _for(opts: Options, target: Target) -> Options:
+    """The options for one target (its URL may set its own message count with `n=`)."""
+    if target.messages:
+        return dataclasses.replace(opts, messages=target.messages)
+    return opts
+
+
+def _derived(figures: dict[str, Any], wall: float) -> None:
+    """Client CPU including worker processes; broker CPU per delivered message."""
+    workers = figures.get("workers_cpu_s")
+    if workers is not None:
+        figures["client_cpu_s"] = round(figures.get("client_cpu_s", 0.0) + workers, 3)
+        if wall > 0:
+            figures["client_cpu_pct"] = round(100 * figures["client_cpu_s"] / wall, 1)
+    delivered = figures.get("delivered")
+    if delivered and figures.get("broker_cpu_s") is not None:
+        figures["broker_cpu_us_per_msg"] = round(1e6 * figures["broker_cpu_s"] / delivered, 2)
+
+
 def _progress(r: dict[str, Any]) -> str:
     keys = (
         "msgs_per_s",
@@ -207,7 +271,10 @@ def _progress(r: dict[str, Any]) -> str:
         "duplicated",
         "timed_out",
         "client_cpu_pct",
+        "workers_cpu_max_pct",
+        "msgs_per_receive",
         "broker_cpu_pct",
+        "broker_cpu_us_per_msg",
     )
     shown = " ".join(f"{k}={r[k]}" for k in keys if k in r)
     errors = f" errors={r['errors']}" if r.get("errors") else ""

@@ -1,4 +1,5 @@
-"""The load scenarios: queue, receipts, latency, fanout, idle.
+"""The load scenarios: queue, receipts, latency, fanout, idle (STOMP); queue and receipts
+over AMQP 1.0 (bench.amqp); sqs-batch and sqs-single (bench.sqs).
 
 Every message body starts with its index (12 digits) and a send time in ns (20 digits);
 each consumer side marks indices in a bytearray, so every run counts lost and duplicated
@@ -65,6 +66,8 @@ class Options:
     heartbeat: int = 10_000
     hold: float = 5.0
     duration: float = 60.0
+    inflight: int = 4
+    wait: int = 1
 
 
 def percentiles(samples_ns: list[int] | array[int], prefix: str) -> dict[str, Any]:
@@ -545,9 +548,129 @@ async def idle_run(target: Target, opts: Options, name: str, *, deadline: float)
     return out
 
 
+# Scenarios each protocol can run.
+PROTOCOL_SCENARIOS = {
+    "stomp": ("queue", "receipts", "latency", "fanout", "idle"),
+    "amqp": ("queue", "receipts"),
+    "sqs": ("sqs-batch", "sqs-single"),
+}
+
+
+def _worker_figures(opts: Options, figures: dict[str, Any], receipts: bool) -> dict[str, Any]:
+    """Common fields of a multi-process run, with receipt latencies as percentiles."""
+    latencies = figures.pop("latencies_ns", None)
+    out: dict[str, Any] = {"messages": opts.messages, "size": opts.size, **figures}
+    if out.get("msgs_per_s"):
+        out["MB_per_s"] = round(out["msgs_per_s"] * opts.size / 1e6, 2)
+    if receipts and latencies:
+        out.update(percentiles(latencies, "receipt"))
+    return out
+
+
+async def _declare_durable(target: Target, name: str) -> None:
+    """Declare queue `name` durable through STOMP: RabbitMQ's SUBSCRIBE to /queue/NAME
+    declares it durable and not auto-deleted; the subscription is then dropped."""
+    proto = await connect(target, StompProtocol)
+    headers = {"destination": f"/queue/{name}", "id": "declare", "durable": "true"}
+    headers["auto-delete"] = "false"
+    await proto.request("SUBSCRIBE", headers)
+    await proto.request("UNSUBSCRIBE", {"id": "declare"})
+    await proto.disconnect(3)
+
+
+async def amqp_run(
+    target: Target, opts: Options, name: str, *, receipts: bool, deadline: float
+) -> dict[str, Any]:
+    """Producers → queue → consumers over AMQP 1.0, one process each (bench.amqp)."""
+    from bench import amqp
+    from bench.workers import Job, run_workers
+
+    base = {
+        "host": target.host,
+        "port": target.port,
+        "login": target.login,
+        "passcode": target.passcode,
+        "vhost": None if target.vhost == "/" else target.vhost,
+    }
+    props = {} if target.address else await asyncio.to_thread(amqp.probe, base)
+    address = amqp.address_for(target.address, props, name)
+    if target.declare_port:
+        await _declare_durable(dataclasses.replace(target, port=target.declare_port), name)
+    n = opts.messages
+    per = math.ceil(n / opts.producers)
+    jobs = [
+        Job(
+            amqp.worker,
+            "consumer",
+            {**base, "address": address, "messages": n, "ack": opts.ack, "prefetch": opts.prefetch},
+        )
+        for _ in range(opts.consumers)
+    ]
+    for p in range(opts.producers):
+        params = {
+            **base,
+            "address": address,
+            "indices": (p * per, min(n, (p + 1) * per)),
+            "size": opts.size,
+            "persistent": opts.persistent or receipts,
+            "receipts": receipts,
+            "window": opts.window,
+        }
+        jobs.append(Job(amqp.worker, "producer", params))
+    figures = await run_workers(jobs, n, deadline)
+    out = _worker_figures(opts, figures, receipts)
+    out["address"] = address
+    return out
+
+
+async def sqs_run(
+    target: Target, opts: Options, name: str, *, batch: bool, deadline: float
+) -> dict[str, Any]:
+    """SQS producers → queue → consumers over HTTP (AWS JSON 1.0), one process each."""
+    from bench import sqs
+    from bench.workers import Job, run_workers
+
+    endpoint = f"http://{target.host}:{target.port}/"
+    queue_name = name.replace(".", "-")[-80:]
+    queue_url = await sqs.create_queue(endpoint, queue_name)
+    n = opts.messages
+    per = math.ceil(n / opts.producers)
+    base = {
+        "endpoint": endpoint,
+        "queue_url": queue_url,
+        "batch": batch,
+        "inflight": opts.inflight,
+    }
+    jobs = [
+        Job(
+            sqs.worker,
+            "consumer",
+            {**base, "messages": n, "wait": opts.wait, "deadline": deadline},
+        )
+        for _ in range(opts.consumers)
+    ]
+    for p in range(opts.producers):
+        params = {**base, "indices": (p * per, min(n, (p + 1) * per)), "size": opts.size}
+        jobs.append(Job(sqs.worker, "producer", params))
+    try:
+        figures = await run_workers(jobs, n, deadline)
+    finally:
+        with contextlib.suppress(Exception):
+            await sqs.delete_queue(endpoint, queue_url)
+    return _worker_figures(opts, figures, False)
+
+
 async def run_scenario(scenario: str, target: Target, opts: Options, name: str) -> dict[str, Any]:
     """Run one scenario once against `target`, bounded by `opts.duration` seconds."""
     deadline = time.monotonic() + opts.duration
+    if scenario not in PROTOCOL_SCENARIOS[target.scheme]:
+        raise ValueError(f"{target.scheme}:// targets do not run the {scenario} scenario")
+    if target.scheme == "amqp":
+        receipts = scenario == "receipts"
+        return await amqp_run(target, opts, name, receipts=receipts, deadline=deadline)
+    if target.scheme == "sqs":
+        batch = scenario == "sqs-batch"
+        return await sqs_run(target, opts, name, batch=batch, deadline=deadline)
     if scenario == "idle":
         return await idle_run(target, opts, name, deadline=deadline)
     if scenario == "latency":

@@ -1,4 +1,5 @@
-"""Parse `--target` URLs: ``stomp://host:port?pid=1234&name=activemq&login=u&passcode=p``.
+"""Parse `--target` URLs: ``stomp://host:port?pid=1234&name=activemq&login=u&passcode=p``,
+``amqp://host:port?...&addr=/queue/{}`` (AMQP 1.0) and ``sqs://host:port?...`` (SQS JSON).
 
 Only loopback hosts are accepted: the benchmark never sends traffic off this machine.
 """
@@ -22,6 +23,18 @@ class Target:
     login: str = "guest"
     passcode: str = "guest"
     vhost: str = "/"
+    scheme: str = "stomp"
+    # AMQP: the address of queue NAME with "{}" for NAME (default: guessed from the broker).
+    address: str | None = None
+    # Messages per run for this target only (a slow reference may need fewer).
+    messages: int | None = None
+    # AMQP: a STOMP port of the same broker on which to declare the queue durable first
+    # (RabbitMQ 3.10's AMQP 1.0 plugin declares /queue/NAME non-durable; use with
+    # addr=/amq/queue/{}).
+    declare_port: int | None = None
+
+
+DEFAULT_PORTS = {"stomp": 61613, "amqp": 5672, "sqs": 9324}
 
 
 def _is_loopback(host: str) -> bool:
@@ -36,12 +49,12 @@ def _is_loopback(host: str) -> bool:
 def parse_target(url: str) -> Target:
     """A Target from its URL; raises ValueError for a bad URL or a non-loopback host."""
     parts = urlsplit(url if "://" in url else "stomp://" + url)
-    if parts.scheme != "stomp":
-        raise ValueError(f"{url}: only stomp:// targets are supported")
+    if parts.scheme not in DEFAULT_PORTS:
+        raise ValueError(f"{url}: only stomp://, amqp:// and sqs:// targets are supported")
     host = parts.hostname or "127.0.0.1"
     if not _is_loopback(host):
         raise ValueError(f"{url}: only loopback hosts (127.0.0.0/8, ::1) may be targets")
-    port = parts.port or 61613
+    port = parts.port or DEFAULT_PORTS[parts.scheme]
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     pid = int(query["pid"]) if query.get("pid") else None
     return Target(
@@ -53,4 +66,8 @@ def parse_target(url: str) -> Target:
         login=query.get("login", "guest"),
         passcode=query.get("passcode", "guest"),
         vhost=query.get("host", "/"),
+        scheme=parts.scheme,
+        address=query.get("addr") or None,
+        messages=int(query["n"]) if query.get("n") else None,
+        declare_port=int(query["declare"]) if query.get("declare") else None,
     )

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Start a reference RabbitMQ 3.10 (Debian package `rabbitmq-server`) with its STOMP plugin,
-# bound to loopback only: STOMP 127.0.0.1:61633, AMQP 127.0.0.1:5682, Erlang distribution
+# Start a reference RabbitMQ 3.10 (Debian package `rabbitmq-server`) with its STOMP and
+# AMQP 1.0 plugins, bound to loopback only: STOMP 127.0.0.1:61633, AMQP 0-9-1 and AMQP 1.0
+# 127.0.0.1:5682 (one listener; the protocol header picks the protocol), Erlang distribution
 # 127.0.0.1:25682, epmd 127.0.0.1:4379 (all shifted so a system RabbitMQ can coexist).
 # Node bench@localhost, data and logs in /var/lib/rabbitmq/zonemq-bench.
 #
@@ -9,6 +10,7 @@
 #
 #   pid=$(bench/brokers/rabbitmq.sh)
 #   python -m bench receipts --target "stomp://127.0.0.1:61633?pid=$pid&name=rabbitmq"
+#   python -m bench queue --target "amqp://127.0.0.1:5682?pid=$pid&name=rabbitmq"
 #   bench/brokers/rabbitmq.sh stop
 set -euo pipefail
 
@@ -61,8 +63,12 @@ stomp.tcp_listen_options.nodelay = true
 tcp_listen_options.nodelay = true
 loopback_users.guest = true
 log.file.level = warning
+amqp1_0.default_user = guest
+amqp1_0.default_vhost = /
 X
-echo '[rabbitmq_stomp].' >"$base/enabled_plugins"
+# rabbitmq_amqp1_0: AMQP 1.0 on the AMQP listener; addresses /queue/NAME (declared on
+# attach) and /amq/queue/NAME (must exist).
+echo '[rabbitmq_stomp,rabbitmq_amqp1_0].' >"$base/enabled_plugins"
 chown -R rabbitmq:rabbitmq "$base"
 # 10,000 idle connections need as many file descriptors.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
