@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 import secrets
 from collections import deque
 from collections.abc import Awaitable
@@ -484,10 +485,13 @@ class Leases:
         self.queues: dict[Address, PullQueue] = {}
         self._seq = itertools.count(1)
         self._salt = secrets.token_hex(4)
+        self._random = random.Random(secrets.randbits(64))
 
     def token(self) -> str:
         """A lease token unique for this broker run (never reused)."""
-        return f"{self._salt}{next(self._seq):x}{secrets.token_hex(4)}"
+        # The counter makes it unique; the random tail (fast, not cryptographic: the
+        # handle is not a credential) keeps it from being guessed from a neighbour's.
+        return f"{self._salt}{next(self._seq):x}{self._random.getrandbits(32):08x}"
 
     def get(self, address: Address) -> PullQueue:
         pq = self.queues.get(address)

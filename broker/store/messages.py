@@ -129,6 +129,8 @@ class MessageStore:
         self._dest_refs: dict[Address, RecordRef] = {}
         # Live TX records by where they are (compaction asks about them).
         self._shared: dict[RecordRef, _Shared] = {}
+        # Where the live ADD records are (the values of _refs that are RecordRefs).
+        self._live_adds: set[RecordRef] = set()
         self._seq = 1
         self._dirty = False
         # The commit future of the newest barrier, until it completes.
@@ -246,6 +248,8 @@ class MessageStore:
                 m.redelivered = True
             by_queue.setdefault(queue, []).append((seq, m))
             self._refs[(queue, mid)] = holder
+            if not isinstance(holder, _Shared):
+                self._live_adds.add(holder)
         for queue, ref in queues.items():
             if ref is not None:
                 self._dest_refs[queue] = ref
@@ -266,6 +270,7 @@ class MessageStore:
         self._seq = seq + 1
         ref = self._append(ADD, _message_tuple(queue, seq, msg), live=True)
         self._refs[(queue, msg.id)] = ref
+        self._live_adds.add(ref)
 
     def remove(self, queue: Address, msg: Message) -> None:
         key = (queue, msg.id)
@@ -373,6 +378,8 @@ class MessageStore:
                 return
             self._shared.pop(holder.ref, None)
             holder = holder.ref
+        else:
+            self._live_adds.discard(holder)
         self.journal.release(holder)
 
     # -- compaction -----------------------------------------------------------------------
@@ -384,8 +391,9 @@ class MessageStore:
         only: the REMOVEs of the others may be deleted with the old segments, and a
         verbatim copy would bring those messages back at the next replay."""
         if record.rtype == ADD:
-            t = marshal.loads(record.payload)
-            return self._refs.get((Address(t[0], t[1]), t[3])) == record.ref
+            # By location, without unmarshalling the payload: compaction asks this for
+            # every record of a segment, and most of them are long dead.
+            return record.ref in self._live_adds
         if record.rtype == TX:
             shared = self._shared.get(record.ref)
             if shared is None:
@@ -411,6 +419,8 @@ class MessageStore:
                 new = mapping.get(holder)
                 if new is not None:
                     self._refs[key] = new
+                    self._live_adds.discard(holder)
+                    self._live_adds.add(new)
         for old, h in list(self._shared.items()):
             new = mapping.get(old)
             if new is not None:

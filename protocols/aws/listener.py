@@ -11,6 +11,7 @@ what they have, the HTTP server is closed within the broker's shutdown timeout.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import uuid
 from pathlib import Path
@@ -56,9 +57,14 @@ class SqsApp:
         self.service = service
         self.users = users
         self.account = account
+        # Request ids in UUID form, unique per broker run: a random prefix and a counter
+        # (uuid4 per request cost a urandom call each).
+        self._request_prefix = uuid.uuid4().hex[:20]
+        self._requests = itertools.count(1)
 
     async def handle(self, request: web.Request) -> web.Response:
-        request_id = str(uuid.uuid4())
+        p = self._request_prefix
+        request_id = f"{p[:8]}-{p[8:12]}-{p[12:16]}-{p[16:20]}-{next(self._requests):012x}"
         target = request.headers.get("X-Amz-Target")
         as_json = target is not None
         action = ""
