@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import queue
 import socket
 import threading
@@ -20,10 +21,17 @@ import pytest
 import stomp
 import uvloop
 
-from broker.config import load_settings
+from broker.config import ListenerSettings, load_settings
 from broker.server import Broker
 
 WAIT = 5.0
+
+
+def ephemeral_ports() -> dict[str, str]:
+    """Environment putting every listener the broker has on an ephemeral port, so broker
+    processes started by tests never fight over fixed ports (flags still win)."""
+    fields = dataclasses.fields(ListenerSettings)
+    return {f"ZONEMQ_LISTENERS__{f.name.upper()}__PORT": "0" for f in fields}
 
 
 class BrokerThread:

@@ -4,7 +4,6 @@ into a queue) and on the process itself, always with a timeout."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import queue
 import re
@@ -21,8 +20,7 @@ from pathlib import Path
 import pytest
 import stomp
 
-from broker.config import ListenerSettings
-from tests.conftest import Collector
+from tests.conftest import Collector, ephemeral_ports
 
 REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 10.0
@@ -35,11 +33,7 @@ class BrokerProcess:
 
     def __init__(self, argv: list[str], cwd: Path) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ZONEMQ_")}
-        # Every listener on an ephemeral port unless a flag says otherwise, so brokers
-        # started by tests never collide with each other or with a broker on the
-        # default ports.
-        for f in dataclasses.fields(ListenerSettings):
-            env[f"ZONEMQ_LISTENERS__{f.name.upper()}__PORT"] = "0"
+        env.update(ephemeral_ports())
         env["PYTHONPATH"] = str(REPO)
         env["PYTHONUNBUFFERED"] = "1"
         self.proc = subprocess.Popen(

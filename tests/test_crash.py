@@ -30,8 +30,7 @@ from typing import Any
 import pytest
 import stomp
 
-from broker.config import flatten, load_settings
-from tests.conftest import Collector, RawClient, headers_of
+from tests.conftest import Collector, RawClient, ephemeral_ports, headers_of
 
 REPO = Path(__file__).resolve().parent.parent
 WAIT = 10.0
@@ -41,25 +40,6 @@ PERSISTENT = {"persistent": "true"}
 BROKER_RUN = [sys.executable, "-m", "broker", "run"]
 LISTENER = re.compile(r"stomp listener on (\S+):(\d+)")
 RECOVERED = re.compile(r"journal: (\d+) records replayed, (\d+) messages on (\d+) queues")
-
-
-def ephemeral_ports() -> dict[str, str]:
-    """Environment putting every listener the broker has (not only STOMP and the
-    console) on an ephemeral port, so broker processes never fight over fixed ports."""
-    keys = [
-        k for k in flatten(load_settings(None, env={})) if re.fullmatch(r"listeners\.\w+\.port", k)
-    ]
-    return {"ZONEMQ_" + k.upper().replace(".", "__"): "0" for k in keys}
-
-
-class BugShown(AssertionError):
-    """Raised by the final check of an xfail test: the known broker bug showed itself.
-    The xfail marks accept only this, so any other failure in those tests is reported."""
-
-
-def expect(condition: object, message: str) -> None:
-    if not condition:
-        raise BugShown(message)
 
 
 # -- the broker process ----------------------------------------------------------------------
@@ -430,7 +410,7 @@ def test_deliveries_ended_by_crashes_count_toward_the_dlq(brokers: Brokers) -> N
         sync(conn, rec, f"delivered-{crash}")
         broker = brokers.crash_restart(broker, **limit)
     still = [f.headers["n"] for f in collect(broker.port, DEST)]
-    expect(not still, f"after two deliveries ended by crashes, {still} is delivered again")
+    assert not still, f"after two deliveries ended by crashes, {still} is delivered again"
     (dead,) = drain(broker.port, 1, dest=DLQ)
     assert dead.headers["n"] == "poison"
     assert dead.headers["original-destination"] == DEST
@@ -462,7 +442,7 @@ def test_delivery_is_journaled_before_the_message_goes_out(brokers: Brokers) -> 
     broker = brokers.start()
     (frame,) = drain(broker.port, 1)
     assert frame.headers["n"] == "m"
-    expect(frame.headers.get("redelivered") == "true", f"not flagged: {frame.headers}")
+    assert frame.headers.get("redelivered") == "true", f"not flagged: {frame.headers}"
 
 
 def test_sigkill_keeps_committed_transactions_only(brokers: Brokers) -> None:

@@ -13,7 +13,6 @@ import contextlib
 import itertools
 import os
 import queue
-import re
 import struct
 import subprocess
 import sys
@@ -26,9 +25,8 @@ from typing import Any
 import pytest
 import stomp
 
-from broker.config import flatten, load_settings
 from broker.server import StartupError
-from tests.conftest import WAIT, BrokerThread, Client, Collector
+from tests.conftest import WAIT, BrokerThread, Client, Collector, ephemeral_ports
 
 REPO = Path(__file__).resolve().parent.parent
 DLQ = "/queue/ActiveMQ.DLQ"
@@ -38,25 +36,6 @@ PERSISTENT = {"persistent": "true"}
 # records framed as length u32 | type u8 | crc32 u32 | payload, little-endian.
 SEGMENT_HEADER = 20
 RECORD = struct.Struct("<IBI")
-
-
-def ephemeral_ports() -> dict[str, str]:
-    """Environment putting every listener the broker has (not only STOMP and the
-    console) on an ephemeral port, so broker processes never fight over fixed ports."""
-    keys = [
-        k for k in flatten(load_settings(None, env={})) if re.fullmatch(r"listeners\.\w+\.port", k)
-    ]
-    return {"ZONEMQ_" + k.upper().replace(".", "__"): "0" for k in keys}
-
-
-class BugShown(AssertionError):
-    """Raised by the final check of an xfail test: the known broker bug showed itself.
-    The xfail marks accept only this, so any other failure in those tests is reported."""
-
-
-def expect(condition: object, message: str) -> None:
-    if not condition:
-        raise BugShown(message)
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -652,4 +631,4 @@ def test_compaction_never_resurrects_a_consumed_transactional_send(
     sync(c)  # every message the queue holds has been dispatched (prefetch 1000)
     got = [c.listener.messages.get_nowait().body for _ in range(c.listener.messages.qsize())]
     assert "kept" in got
-    expect(got == ["kept"], f"after compaction and a restart the queue holds {got}")
+    assert got == ["kept"], f"after compaction and a restart the queue holds {got}"
