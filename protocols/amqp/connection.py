@@ -40,6 +40,11 @@ the connection with amqp:resource-limit-exceeded for too many connections. Idle 
 is the engine's `tick`, scheduled on the event loop. A connection that goes away returns
 its unsettled messages (flagged redelivered) and aborts its transactions.
 
+Per-message cost: transfers and dispositions are handled on proton's C API (cproton) with
+the raw event, link and delivery pointers, not through proton's Event/Link/Delivery wrapper
+objects (several Python objects per event otherwise); messages are encoded and decoded by
+hand for the usual shapes (mapping.py), proton's Message being the fallback.
+
 State ownership: an AmqpConnection owns its engine, links and transactions and is only
 touched from the event loop; nothing awaits between a check and the change it guards.
 """
@@ -53,6 +58,33 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from cproton import (
+    pn_collector_peek,
+    pn_collector_pop,
+    pn_decref,
+    pn_delivery,
+    pn_delivery_aborted,
+    pn_delivery_link,
+    pn_delivery_partial,
+    pn_delivery_pending,
+    pn_delivery_readable,
+    pn_delivery_remote_state,
+    pn_delivery_settle,
+    pn_delivery_settled,
+    pn_delivery_update,
+    pn_event_delivery,
+    pn_event_link,
+    pn_event_type,
+    pn_incref,
+    pn_link_advance,
+    pn_link_credit,
+    pn_link_drained,
+    pn_link_flow,
+    pn_link_get_drain,
+    pn_link_is_sender,
+    pn_link_recv,
+    pn_link_send,
+)
 from proton import (
     Array,
     Collector,
@@ -85,8 +117,11 @@ from broker.core import (
 from protocols.amqp.mapping import (
     CAPABILITY_KINDS,
     MappingError,
+    decode_message,
     destination_of,
+    encode_header,
     encode_message,
+    encode_sections,
     format_address,
     message_from_amqp,
     parse_address,
@@ -107,6 +142,7 @@ _DECLARE = (ulong(0x31), symbol("amqp:declare:list"))
 _DISCHARGE = (ulong(0x32), symbol("amqp:discharge:list"))
 _OUTCOME_CODES = {0x24: Delivery.ACCEPTED, 0x25: Delivery.REJECTED, 0x26: Delivery.RELEASED}
 _OUTCOME_CODES[0x27] = Delivery.MODIFIED
+_ACCEPTED = int(Delivery.ACCEPTED)
 _ACTIVE = Endpoint.LOCAL_ACTIVE
 _LOCAL_UNINIT = Endpoint.LOCAL_UNINIT
 
@@ -129,6 +165,15 @@ def _data_object(data: Any) -> Any:
     return data.get_object() if data.next() else None
 
 
+def _wrapping(handler: Callable[[Event], None]) -> Callable[[Any], None]:
+    """`handler` (which takes proton's Event) as one taking the raw pn_event_t."""
+
+    def call(impl: Any) -> None:
+        handler(Event.wrap(impl))
+
+    return call
+
+
 class Refused(Exception):
     """An attach or transfer we refuse with an AMQP error condition."""
 
@@ -141,10 +186,23 @@ class Refused(Exception):
 class OutLink:
     """A link we send on: one core subscription (or a queue browser)."""
 
-    __slots__ = ("address", "browse", "dynamic", "link", "presettled", "sub", "tags")
+    __slots__ = (
+        "address",
+        "browse",
+        "dynamic",
+        "impl",
+        "link",
+        "presettled",
+        "sub",
+        "tags",
+        "unacked",
+    )
 
     def __init__(self, link: Link, address: Address, *, dynamic: bool, presettled: bool) -> None:
         self.link = link
+        # The engine's pn_link_t: the per-message paths call proton's C API on it directly
+        # rather than through Link/Delivery wrapper objects (one per call, and costly).
+        self.impl = link._impl
         self.address = address
         self.dynamic = dynamic
         self.presettled = presettled
@@ -152,17 +210,21 @@ class OutLink:
         # A browser's snapshot, sent as credit allows; None for a consumer.
         self.browse: list[Message] | None = None
         self.tags = itertools.count(1)
+        # Unsettled deliveries (their pn_delivery_t) → core message id. Popped before the
+        # delivery is settled, so a freed delivery's address never stays here.
+        self.unacked: dict[Any, str] = {}
 
 
 class InLink:
     """A link we receive on: a fixed destination, the anonymous relay or a coordinator."""
 
-    __slots__ = ("address", "blocked", "coordinator", "dynamic", "link")
+    __slots__ = ("address", "blocked", "coordinator", "dynamic", "impl", "link")
 
     def __init__(
         self, link: Link, address: Address | None, *, dynamic: bool, coordinator: bool
     ) -> None:
         self.link = link
+        self.impl = link._impl
         self.address = address
         self.dynamic = dynamic
         self.coordinator = coordinator
@@ -195,9 +257,11 @@ class AmqpConnection(asyncio.Protocol):
         self.over_limit = False
         self.out_links: dict[Link, OutLink] = {}
         self.in_links: dict[Link, InLink] = {}
+        # Both kinds by their pn_link_t, for events handled without wrapper objects.
+        self.by_impl: dict[Any, OutLink | InLink] = {}
         self.txs: dict[bytes, Transaction] = {}
         # Deliveries acknowledged inside each transaction, settled when it ends.
-        self.tx_deliveries: dict[bytes, list[Delivery]] = {}
+        self.tx_deliveries: dict[bytes, list[tuple[OutLink, Delivery]]] = {}
         self._tx_ids = itertools.count(1)
         self._temp_ids = itertools.count(1)
         self._decoder = AmqpMessage()
@@ -211,7 +275,10 @@ class AmqpConnection(asyncio.Protocol):
         self._tick_at = 0.0
         # Durability awaitables whose disposition is still owed (a graceful stop waits).
         self.pending: set[asyncio.Future[Any]] = set()
-        self._handlers: dict[Any, Callable[[Event], None]] = {
+        # By event type number, taking the raw pn_event_t: the per-message events (flow,
+        # delivery) are handled on it directly, the rest through proton's Event wrapper;
+        # every other event (most of them) is popped without being looked at.
+        wrapped: dict[Any, Callable[[Event], None]] = {
             Event.CONNECTION_REMOTE_OPEN: self._on_connection_open,
             Event.CONNECTION_REMOTE_CLOSE: self._on_connection_close,
             Event.SESSION_REMOTE_OPEN: self._on_session_open,
@@ -219,10 +286,13 @@ class AmqpConnection(asyncio.Protocol):
             Event.LINK_REMOTE_OPEN: self._on_link_open,
             Event.LINK_REMOTE_CLOSE: self._on_link_close,
             Event.LINK_REMOTE_DETACH: self._on_link_close,
-            Event.LINK_FLOW: self._on_link_flow,
-            Event.DELIVERY: self._on_delivery,
             Event.TRANSPORT_ERROR: self._on_transport_error,
         }
+        self._handlers: dict[int, Callable[[Any], None]] = {
+            etype.number: _wrapping(handler) for etype, handler in wrapped.items()
+        }
+        self._handlers[Event.LINK_FLOW.number] = self._on_link_flow
+        self._handlers[Event.DELIVERY.number] = self._on_delivery
 
     # -- asyncio.Protocol -----------------------------------------------------------------
 
@@ -308,30 +378,30 @@ class AmqpConnection(asyncio.Protocol):
         self._flush_scheduled = False
         if self.transport is None or self.closing:
             return
-        collector = self.collector
+        collector = self.collector._impl
         handlers = self._handlers
         engine = self.engine
         pending = 0
         for _ in range(4):  # events may follow output processing; bounded all the same
             while True:
-                event = collector.peek()
-                if event is None:
+                event = pn_collector_peek(collector)
+                if not event:
                     break
-                handler = handlers.get(event.type)
+                handler = handlers.get(pn_event_type(event))
                 if handler is not None:
                     try:
                         handler(event)
                     except Exception:
                         log.exception("AMQP connection %s: internal error", self.peer)
                         self._close_connection("amqp:internal-error", "internal error")
-                collector.pop()
+                pn_collector_pop(collector)
             while True:
                 pending = engine.pending()
                 if pending <= 0:
                     break
                 self._out.append(engine.peek(pending))
                 engine.pop(pending)
-            if collector.peek() is None:
+            if not pn_collector_peek(collector):
                 break
         out = self._out
         if out:
@@ -402,16 +472,16 @@ class AmqpConnection(asyncio.Protocol):
 
     def deliver(self, sub: Subscription, msg: Message) -> None:
         out: OutLink = sub.tag  # type: ignore[assignment]
-        link = out.link
+        impl = out.impl
         data = self._wire(msg)
-        dlv = link.delivery(str(next(out.tags)))
-        link.stream(data)
-        link.advance()
+        dlv = pn_delivery(impl, b"%d" % next(out.tags))
+        pn_link_send(impl, data)
+        pn_link_advance(impl)
         if out.presettled:
-            dlv.settle()
+            pn_delivery_settle(dlv)
         else:
-            dlv.zmsg = msg.id
-        if link.credit <= 0:
+            out.unacked[dlv] = msg.id
+        if pn_link_credit(impl) <= 0:
             sub.paused = True
         self._out_bytes += len(data)
         if not self._flush_scheduled:
@@ -421,18 +491,31 @@ class AmqpConnection(asyncio.Protocol):
             self._pause_consumers()
 
     def _wire(self, msg: Message) -> bytes:
-        """Encode once per message state, shared by every AMQP subscriber of a topic."""
+        """The transfer payload of `msg`. The sections after the header are encoded once per
+        message (cached in `msg.wire`, shared by every AMQP subscriber of a topic and by
+        redeliveries); the header (delivery-count, first-acquirer, ttl) per delivery. Shapes
+        the hand encoder does not take go through proton's Message, cached per state."""
         wire = msg.wire
-        if (
+        if wire is not None and wire[0] == "amqp":
+            sections = wire[1]
+        elif (
             wire is not None
-            and wire[0] == "amqp"
+            and wire[0] == "amqp-proton"
             and wire[1] == msg.delivery_count
             and wire[2] == msg.redelivered
         ):
             return wire[3]  # type: ignore[no-any-return]
+        else:
+            sections = encode_sections(msg)
+            if sections is not None:
+                msg.wire = ("amqp", sections)
+        if sections is not None:
+            header = encode_header(msg, self.core.now_ms() if msg.expiration else 0)
+            if header is not None:
+                return header + sections
         data = encode_message(self._encoder, msg, self.core.now_ms())
         if not msg.expiration:  # the ttl written depends on the time of sending
-            msg.wire = ("amqp", msg.delivery_count, msg.redelivered, data)
+            msg.wire = ("amqp-proton", msg.delivery_count, msg.redelivered, data)
         return data
 
     def slow(self, sub: Subscription) -> None:
@@ -565,6 +648,7 @@ class AmqpConnection(asyncio.Protocol):
                 paused=True,
             )
         self.out_links[link] = out
+        self.by_impl[out.impl] = out
         link.source.copy(remote)
         if dynamic:
             link.source.address = format_address(address)
@@ -589,7 +673,9 @@ class AmqpConnection(asyncio.Protocol):
                 self.core.queue(address)
             else:
                 self.core.topic(address)
-        self.in_links[link] = InLink(link, address, dynamic=dynamic, coordinator=coordinator)
+        inl = InLink(link, address, dynamic=dynamic, coordinator=coordinator)
+        self.in_links[link] = inl
+        self.by_impl[inl.impl] = inl
         link.target.copy(remote)
         if dynamic and address is not None:
             link.target.address = format_address(address)
@@ -614,6 +700,8 @@ class AmqpConnection(asyncio.Protocol):
 
     def _drop_out(self, link: Link) -> None:
         out = self.out_links.pop(link)
+        self.by_impl.pop(out.impl, None)
+        out.unacked.clear()
         if out.sub is not None:
             out.sub.close()
             out.sub = None
@@ -622,22 +710,24 @@ class AmqpConnection(asyncio.Protocol):
 
     def _drop_in(self, link: Link) -> None:
         inl = self.in_links.pop(link)
+        self.by_impl.pop(inl.impl, None)
         if inl.dynamic and inl.address is not None:
             self.core.delete(inl.address)
 
     # -- flow -----------------------------------------------------------------------------
 
-    def _on_link_flow(self, event: Event) -> None:
-        link = event.link
-        out = self.out_links.get(link)
-        if out is None:
+    def _on_link_flow(self, event: Any) -> None:
+        """A flow frame (raw pn_event_t): credit for one of our senders."""
+        impl = pn_event_link(event)
+        out = self.by_impl.get(impl)
+        if type(out) is not OutLink:
             return
         if out.browse is not None:
             self._browse_more(out)
-        elif out.sub is not None and link.credit > 0 and not self._consumers_paused:
+        elif out.sub is not None and pn_link_credit(impl) > 0 and not self._consumers_paused:
             out.sub.set_paused(False)
-        if link.drain_mode and link.credit > 0:
-            link.drained()
+        if pn_link_get_drain(impl) and pn_link_credit(impl) > 0:
+            pn_link_drained(impl)
 
     def _browse_more(self, out: OutLink) -> None:
         link = out.link
@@ -658,58 +748,84 @@ class AmqpConnection(asyncio.Protocol):
 
     # -- deliveries -----------------------------------------------------------------------
 
-    def _on_delivery(self, event: Event) -> None:
-        dlv = event.delivery
-        link = dlv.link
-        if link.is_sender:
-            out = self.out_links.get(link)
-            if out is not None and out.sub is not None:
-                self._on_outcome(out.sub, dlv)
-            elif dlv.settled:
-                dlv.settle()
+    def _on_delivery(self, event: Any) -> None:
+        """A transfer to us or a disposition for one of ours (raw pn_event_t). The usual
+        cases (a whole transfer, an accepted outcome) run on proton's C API without
+        Delivery/Link wrapper objects; the rare ones wrap."""
+        dlv = pn_event_delivery(event)
+        link = pn_delivery_link(dlv)
+        entry = self.by_impl.get(link)
+        if type(entry) is OutLink:
+            sub = entry.sub
+            if sub is None:
+                if pn_delivery_settled(dlv):
+                    pn_delivery_settle(dlv)
+                return
+            msg_id = entry.unacked.get(dlv)
+            if msg_id is None:
+                return  # pre-settled, or its outcome was handled already
+            state = pn_delivery_remote_state(dlv)
+            if state == _ACCEPTED or (state == 0 and pn_delivery_settled(dlv)):
+                del entry.unacked[dlv]
+                sub.ack(msg_id)
+                pn_delivery_settle(dlv)
+            elif state:
+                self._on_outcome(entry, sub, msg_id, Delivery.wrap(dlv))
             return
-        inl = self.in_links.get(link)
-        if inl is None:
+        if entry is None:
+            if pn_link_is_sender(link) and pn_delivery_settled(dlv):
+                pn_delivery_settle(dlv)
             return
-        if dlv.aborted:
-            dlv.settle()
+        inl: InLink = entry  # type: ignore[assignment]
+        if pn_delivery_aborted(dlv):
+            pn_delivery_settle(dlv)
             return
-        if dlv.pending > self.settings.max_message_size:
-            link.condition = Condition(
+        pending = pn_delivery_pending(dlv)
+        if pending > self.settings.max_message_size:
+            inl.link.condition = Condition(
                 "amqp:link:message-size-exceeded",
                 f"message larger than {self.settings.max_message_size} bytes",
             )
-            link.close()
-            self._drop_in(link)
+            inl.link.close()
+            self._drop_in(inl.link)
             return
-        if dlv.partial:
+        if pn_delivery_partial(dlv) or not pn_delivery_readable(dlv):
             return
-        if not dlv.readable:
-            return
-        data = link.recv(dlv.pending)
-        link.advance()
+        n, data = pn_link_recv(link, pending)
+        if n < 0:
+            data = b""
+        pn_link_advance(link)
         if inl.coordinator:
-            self._on_control(dlv, data)
+            self._on_control(Delivery.wrap(dlv), bytes(data))
         else:
             self._on_transfer(inl, dlv, data)
-        if not inl.blocked and link.credit < PRODUCER_CREDIT // 2:
-            link.flow(PRODUCER_CREDIT - link.credit)
+        if not inl.blocked:
+            credit = pn_link_credit(link)
+            if credit < PRODUCER_CREDIT // 2:
+                pn_link_flow(link, PRODUCER_CREDIT - credit)
 
-    def _on_transfer(self, inl: InLink, dlv: Delivery, data: bytes) -> None:
-        presettled = dlv.settled
+    def _on_transfer(self, inl: InLink, dlv: Any, data: bytes | bytearray) -> None:
+        """A whole message on a link we receive on; `dlv` is its pn_delivery_t."""
+        presettled = pn_delivery_settled(dlv)
         tx: Transaction | None = None
         txid: bytes | None = None
         try:
-            if dlv.remote_state == TRANSACTIONAL:
-                txid = self._txid_of(dlv)
-                tx = self.txs.get(txid)  # type: ignore[arg-type]
+            if pn_delivery_remote_state(dlv) == TRANSACTIONAL:
+                txid = self._txid_of(Delivery.wrap(dlv))
+                tx = self.txs.get(txid)
                 if tx is None:
                     raise Refused("amqp:transaction:unknown-id", f"unknown transaction {txid!r}")
-            pm = self._decoder
-            pm.clear()
-            pm.decode(data)
-            address = inl.address if inl.address is not None else destination_of(pm)
-            msg = message_from_amqp(pm, address, now_ms=self.core.now_ms(), origin=self)
+            now_ms = self.core.now_ms()
+            msg = decode_message(data, inl.address, now_ms=now_ms, origin=self)
+            if msg is not None:
+                address = msg.destination
+                assert address is not None
+            else:  # a shape the hand decoder leaves to proton
+                pm = self._decoder
+                pm.clear()
+                pm.decode(data)
+                address = inl.address if inl.address is not None else destination_of(pm)
+                msg = message_from_amqp(pm, address, now_ms=now_ms, origin=self)
             reply = msg.reply_to
             if (
                 reply is not None
@@ -731,35 +847,40 @@ class AmqpConnection(asyncio.Protocol):
         if inl.address is not None and tx is None and inl.address.is_queue:
             self._flow_control(inl, inl.address)
         if presettled:
-            dlv.settle()
+            pn_delivery_settle(dlv)
             return
         if txid is not None:
-            dlv.local.data = [txid, _ACCEPTED_OUTCOME]
-            dlv.update(TRANSACTIONAL)
-            dlv.settle()
+            wrapped = Delivery.wrap(dlv)
+            wrapped.local.data = [txid, _ACCEPTED_OUTCOME]
+            wrapped.update(TRANSACTIONAL)
+            wrapped.settle()
             return
-        self._settle_when(done, dlv, Delivery.ACCEPTED)
+        self._settle_when(done, dlv, _ACCEPTED)
 
-    def _settle_when(self, done: Awaitable[None] | None, dlv: Delivery, state: int) -> None:
-        """Settle `dlv` with `state` once `done` (the core's durability awaitable) has
-        completed: nothing is acknowledged before it is on disk."""
+    def _settle_when(self, done: Awaitable[None] | None, dlv: Any, state: int) -> None:
+        """Settle `dlv` (a pn_delivery_t) with `state` once `done` (the core's durability
+        awaitable) has completed: nothing is acknowledged before it is on disk."""
         if done is None:
-            dlv.update(state)
-            dlv.settle()
+            pn_delivery_update(dlv, state)
+            pn_delivery_settle(dlv)
             return
         fut = asyncio.ensure_future(done)
         self.pending.add(fut)
+        pn_incref(dlv)  # the engine must not free it while the disk has not answered
 
         def settle(f: asyncio.Future[Any]) -> None:
             self.pending.discard(f)
-            if self.closing:
-                return
-            if f.cancelled() or f.exception() is not None:
-                self._close_connection("amqp:internal-error", "message could not be stored")
-                return
-            dlv.update(state)
-            dlv.settle()
-            self._schedule()
+            try:
+                if self.closing:
+                    return
+                if f.cancelled() or f.exception() is not None:
+                    self._close_connection("amqp:internal-error", "message could not be stored")
+                    return
+                pn_delivery_update(dlv, state)
+                pn_delivery_settle(dlv)
+                self._schedule()
+            finally:
+                pn_decref(dlv)
 
         fut.add_done_callback(settle)
 
@@ -777,20 +898,18 @@ class AmqpConnection(asyncio.Protocol):
         if not inl.blocked and self.core.when_space(address, resume):
             inl.blocked = True
 
-    def _reject(self, dlv: Delivery, condition: str, description: str, presettled: bool) -> None:
+    def _reject(self, dlv: Any, condition: str, description: str, presettled: bool) -> None:
+        """Refuse a transfer (`dlv` a pn_delivery_t) with rejected and an error condition."""
         if presettled:
-            dlv.settle()
+            pn_delivery_settle(dlv)
             return
-        dlv.local.condition = Condition(condition, description)
-        dlv.update(Delivery.REJECTED)
-        dlv.settle()
+        wrapped = Delivery.wrap(dlv)
+        wrapped.local.condition = Condition(condition, description)
+        wrapped.update(Delivery.REJECTED)
+        wrapped.settle()
 
-    def _on_outcome(self, sub: Subscription, dlv: Delivery) -> None:
-        """A consumer's disposition for a message we delivered."""
-        try:
-            msg_id: str = dlv.zmsg
-        except AttributeError:
-            return  # already handled
+    def _on_outcome(self, out: OutLink, sub: Subscription, msg_id: str, dlv: Delivery) -> None:
+        """A consumer's disposition, other than a plain accept, for a message we delivered."""
         state = dlv.remote_state
         settle = dlv.settled
         if state == TRANSACTIONAL:
@@ -817,7 +936,7 @@ class AmqpConnection(asyncio.Protocol):
                 return  # no outcome yet
             if not settle:
                 # Settled when the transaction ends; a rollback makes it ours again.
-                self.tx_deliveries.setdefault(txid, []).append(dlv)
+                self.tx_deliveries.setdefault(txid, []).append((out, dlv))
                 return
         elif state == Delivery.ACCEPTED or (state == 0 and settle):
             sub.ack(msg_id)
@@ -833,7 +952,7 @@ class AmqpConnection(asyncio.Protocol):
             sub.dead_letter(msg_id, cond.description or cond.name if cond else "rejected")
         else:
             return  # received (non-terminal) or nothing yet
-        del dlv.zmsg
+        out.unacked.pop(dlv._impl, None)
         dlv.settle()
 
     # -- transactions ---------------------------------------------------------------------
@@ -849,7 +968,9 @@ class AmqpConnection(asyncio.Protocol):
         try:
             pm.decode(data)
         except Exception:
-            self._reject(dlv, "amqp:decode-error", "cannot decode control message", dlv.settled)
+            self._reject(
+                dlv._impl, "amqp:decode-error", "cannot decode control message", dlv.settled
+            )
             return
         body = pm.body
         descriptor = body.descriptor if isinstance(body, Described) else None
@@ -862,13 +983,15 @@ class AmqpConnection(asyncio.Protocol):
             dlv.settle()
             return
         if descriptor not in _DISCHARGE:
-            self._reject(dlv, "amqp:not-implemented", "unknown control message", dlv.settled)
+            self._reject(dlv._impl, "amqp:not-implemented", "unknown control message", dlv.settled)
             return
         txid = bytes(fields[0]) if fields and fields[0] is not None else b""
         fail = bool(fields[1]) if len(fields) > 1 else False
         tx = self.txs.pop(txid, None)
         if tx is None:
-            self._reject(dlv, "amqp:transaction:unknown-id", f"unknown transaction {txid!r}", False)
+            self._reject(
+                dlv._impl, "amqp:transaction:unknown-id", f"unknown transaction {txid!r}", False
+            )
             return
         acked = self.tx_deliveries.pop(txid, [])
         if fail:
@@ -877,10 +1000,11 @@ class AmqpConnection(asyncio.Protocol):
         else:
             tx.commit()
             done = self.core.barrier()
-        for d in acked:
+        for out, d in acked:
             if not fail:
+                out.unacked.pop(d._impl, None)
                 d.settle()
-        self._settle_when(done, dlv, Delivery.ACCEPTED)
+        self._settle_when(done, dlv._impl, _ACCEPTED)
 
     # -- teardown -------------------------------------------------------------------------
 
@@ -890,7 +1014,9 @@ class AmqpConnection(asyncio.Protocol):
         Subscriptions close first so that messages an aborted transaction gives back are
         not dispatched to this dying connection."""
         outs, self.out_links = self.out_links, {}
+        self.by_impl = {}
         for out in outs.values():
+            out.unacked.clear()
             if out.sub is not None:
                 out.sub.close()
                 out.sub = None
