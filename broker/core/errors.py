@@ -5,8 +5,6 @@ from __future__ import annotations
 NOT_FOUND = "not-found"
 INVALID = "invalid"
 DELETED = "deleted"
-LIMIT = "limit"
-STATE = "state"
 
 
 class CoreError(Exception):

@@ -113,11 +113,6 @@ def decode_segment_header(buf: bytes | memoryview) -> int:
     return int(segment_id)
 
 
-def record_header(rtype: int, payload: bytes) -> bytes:
-    """The 9-byte frame header for a payload (the caller writes the payload after it)."""
-    return RECORD_HEADER.pack(len(payload), rtype, zlib.crc32(payload, TYPE_CRC[rtype]))
-
-
 def check_record(buf: memoryview, offset: int) -> tuple[int, int] | None:
     """(type, payload length) if a whole, CRC-valid record starts at `offset`, else None."""
     end_of_header = offset + RECORD_HEADER_SIZE

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import marshal
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable
 from typing import Any
 
 from broker.core.message import QUEUE, Address, Message
@@ -113,7 +113,6 @@ class Recovered:
     def __init__(self) -> None:
         self.queues: dict[Address, list[Message]] = {}
         self.flags: dict[Address, dict[str, bool]] = {}
-        self.next_seq = 1
         self.records = 0
 
 
@@ -256,7 +255,7 @@ class MessageStore:
         for queue, items in by_queue.items():
             items.sort(key=lambda item: item[0])
             out.queues[queue] = [m for _, m in items]
-        self._seq = out.next_seq = max_seq + 1
+        self._seq = max_seq + 1
         return out
 
     # -- the core's events ----------------------------------------------------------------
@@ -432,6 +431,3 @@ class MessageStore:
             if new is not None:
                 self._dest_refs[queue] = new
         return len(mapping)
-
-    def __iter__(self) -> Iterator[tuple[Address, str]]:
-        return iter(self._refs)

@@ -272,7 +272,6 @@ class AmqpConnection(asyncio.Protocol):
         self._write_paused = False
         self._consumers_paused = False
         self._tick_handle: asyncio.TimerHandle | None = None
-        self._tick_at = 0.0
         # Durability awaitables whose disposition is still owed (a graceful stop waits).
         self.pending: set[asyncio.Future[Any]] = set()
         # By event type number, taking the raw pn_event_t: the per-message events (flow,
@@ -424,7 +423,6 @@ class AmqpConnection(asyncio.Protocol):
         now = self.loop.time()
         deadline = self.engine.tick(now)
         if deadline:
-            self._tick_at = deadline
             self._tick_handle = self.loop.call_at(deadline, self._tick)
         self._flush()
 
