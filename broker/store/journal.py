@@ -72,10 +72,9 @@ from broker.store.segment import (
     SegmentInfo,
     SegmentWriter,
     WriteGroup,
-    create_segment_file,
-    datasync,
     fsync_directory,
     segment_path,
+    write_empty_segment,
 )
 
 log = logging.getLogger("zonemq.store")
@@ -185,14 +184,7 @@ class Journal:
             self._directory, self._segments, skip_corrupt=self._skip_corrupt, sync=sync
         )
         if result.create_head:
-            fd = create_segment_file(self._directory, result.head_id)
-            try:
-                if sync:
-                    datasync(fd)
-            finally:
-                os.close(fd)
-            if sync:
-                fsync_directory(self._directory)
+            write_empty_segment(self._directory, result.head_id, sync=sync)
             path = segment_path(self._directory, result.head_id)
             size = SEGMENT_HEADER_SIZE
             self._segments[result.head_id] = Segment(result.head_id, path, size, size)

@@ -42,10 +42,9 @@ from broker.store.format import (
 )
 from broker.store.segment import (
     Segment,
-    create_segment_file,
     datasync,
-    fsync_directory,
     segment_path,
+    write_empty_segment,
 )
 
 log = logging.getLogger("zonemq.store")
@@ -158,11 +157,4 @@ def _truncate(path: Path, size: int, *, sync: bool) -> None:
 
 
 def _rewrite_header(directory: Path, segment_id: int, *, sync: bool) -> None:
-    fd = create_segment_file(directory, segment_id, replace=True)
-    try:
-        if sync:
-            datasync(fd)
-    finally:
-        os.close(fd)
-    if sync:
-        fsync_directory(directory)
+    write_empty_segment(directory, segment_id, replace=True, sync=sync)

@@ -237,3 +237,18 @@ class SegmentWriter:
         self.fsyncs += 1
         if self._metrics is not None:
             self._metrics.fsync_seconds.observe(time.perf_counter() - started)
+
+
+def write_empty_segment(
+    directory: Path, segment_id: int, *, replace: bool = False, sync: bool = True
+) -> None:
+    """Create (or, with `replace`, rewrite) a segment holding only its header, durably
+    when `sync`: the file's data and its directory entry."""
+    fd = create_segment_file(directory, segment_id, replace=replace)
+    try:
+        if sync:
+            datasync(fd)
+    finally:
+        os.close(fd)
+    if sync:
+        fsync_directory(directory)

@@ -336,11 +336,7 @@ class StompConnection(asyncio.Protocol):
             self._owed.append((done, data, frame))
             done.add_done_callback(self._pay)
             if close:
-                self._close_when_paid = True
-                self._release_all()
-                self.closing = True
-                if self.transport is not None:
-                    self.transport.pause_reading()
+                self._close_once_paid()
             return
         self._send(data)
         if close:
@@ -358,6 +354,15 @@ class StompConnection(asyncio.Protocol):
         self._flush()
         if self.transport is not None:
             self.transport.close()
+
+    def _close_once_paid(self) -> None:
+        """Close once the receipts still owed (and what queues behind them) have gone
+        out; read nothing more and let go of subscriptions and transactions now."""
+        self._close_when_paid = True
+        self._release_all()
+        self.closing = True
+        if self.transport is not None:
+            self.transport.pause_reading()
 
     def _connect_timeout(self) -> None:
         if not self.connected and not self.closing:
@@ -664,12 +669,7 @@ class StompConnection(asyncio.Protocol):
     def _on_disconnect(self, frame: Frame) -> None:
         self._receipt(frame)
         if self._owed:
-            # Close once the receipts still owed (this one included) have gone out.
-            self._close_when_paid = True
-            self._release_all()
-            self.closing = True
-            if self.transport is not None:
-                self.transport.pause_reading()
+            self._close_once_paid()
             return
         self._close_after_flush()
 
