@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import queue
 import socket
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,11 +29,30 @@ from broker.server import Broker
 WAIT = 5.0
 
 
+REPO = Path(__file__).resolve().parent.parent
+
+
 def ephemeral_ports() -> dict[str, str]:
     """Environment putting every listener the broker has on an ephemeral port, so broker
     processes started by tests never fight over fixed ports (flags still win)."""
     fields = dataclasses.fields(ListenerSettings)
     return {f"ZONEMQ_LISTENERS__{f.name.upper()}__PORT": "0" for f in fields}
+
+
+def popen_broker(argv: list[str], cwd: Path, **env: str) -> subprocess.Popen[str]:
+    """A broker process running this checkout, with only the ZONEMQ_ settings given
+    (every listener ephemeral unless `env` or a flag says otherwise) and stderr piped."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("ZONEMQ_")}
+    full.update(PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", **ephemeral_ports(), **env)
+    return subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=full,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 class BrokerThread:

@@ -4,7 +4,6 @@ into a queue) and on the process itself, always with a timeout."""
 
 from __future__ import annotations
 
-import os
 import queue
 import re
 import shutil
@@ -20,9 +19,8 @@ from pathlib import Path
 import pytest
 import stomp
 
-from tests.conftest import Collector, ephemeral_ports
+from tests.conftest import Collector, popen_broker
 
-REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 10.0
 LISTENER = re.compile(r"stomp listener on (\S+):(\d+)")
 CONSOLE = re.compile(r"console listener on (\S+):(\d+)")
@@ -32,19 +30,7 @@ class BrokerProcess:
     """A broker subprocess whose stderr lines arrive on a queue."""
 
     def __init__(self, argv: list[str], cwd: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ZONEMQ_")}
-        env.update(ephemeral_ports())
-        env["PYTHONPATH"] = str(REPO)
-        env["PYTHONUNBUFFERED"] = "1"
-        self.proc = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        self.proc = popen_broker(argv, cwd)
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.seen: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import os
 import queue
 import random
 import re
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -30,9 +28,8 @@ from typing import Any
 import pytest
 import stomp
 
-from tests.conftest import Collector, RawClient, ephemeral_ports, headers_of
+from tests.conftest import Collector, RawClient, headers_of, popen_broker
 
-REPO = Path(__file__).resolve().parent.parent
 WAIT = 10.0
 DEST = "/queue/crash"
 DLQ = "/queue/ActiveMQ.DLQ"
@@ -49,16 +46,10 @@ class BrokerProcess:
     """`python -m broker run` on a data directory; stderr lines arrive on a queue."""
 
     def __init__(self, data_dir: Path, cwd: Path, env: dict[str, str]) -> None:
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("ZONEMQ_")}
-        full_env.update(PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", **ephemeral_ports(), **env)
-        self.proc = subprocess.Popen(
+        self.proc = popen_broker(
             [*BROKER_RUN, "--data-dir", str(data_dir), "--stomp-port", "0", "--console-port", "0"],
-            cwd=cwd,
-            env=full_env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+            cwd,
+            **env,
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.seen: list[str] = []

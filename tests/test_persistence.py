@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import queue
 import struct
-import subprocess
 import sys
 import threading
 import time
@@ -26,9 +24,8 @@ import pytest
 import stomp
 
 from broker.server import StartupError
-from tests.conftest import WAIT, BrokerThread, Client, Collector, ephemeral_ports
+from tests.conftest import WAIT, BrokerThread, Client, Collector, popen_broker
 
-REPO = Path(__file__).resolve().parent.parent
 DLQ = "/queue/ActiveMQ.DLQ"
 PERSISTENT = {"persistent": "true"}
 
@@ -419,18 +416,7 @@ def run_broker(data_dir: Path, *extra: str, cwd: Path) -> tuple[bool, int, str]:
     """Run `python -m broker run` on `data_dir` (ZONEMQ_* variables dropped). Returns
     whether it started serving STOMP (it is then stopped with SIGTERM), its exit code
     and its stderr."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZONEMQ_")}
-    env.update(PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
-    env.update(ephemeral_ports())
-    proc = subprocess.Popen(
-        [*BROKER_RUN, "--data-dir", str(data_dir), *extra],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = popen_broker([*BROKER_RUN, "--data-dir", str(data_dir), *extra], cwd)
     lines: queue.Queue[str | None] = queue.Queue()
 
     def read() -> None:
