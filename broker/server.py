@@ -2,8 +2,8 @@
 
 Start order: lock the data directory, replay the journal into the core, then start the
 listeners (so no client sees a half-recovered broker). The broker never imports a
-protocol package: listeners are started through import strings in LISTENERS, each
-naming an ``async def start(broker) -> Listener``. Stop order (uvicorn's): stop accepting
+protocol package: listeners are started through the registry in broker.listeners,
+each given a ListenerContext (not the Broker). Stop order (uvicorn's): stop accepting
 on every listener, let each finish what it owes (receipts) within
 `broker.shutdown_timeout`, close connections, stop the core's timers, flush and close
 the journal, release the lock. A failed journal write or fsync sets `failed`: the
@@ -14,43 +14,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import time
 from pathlib import Path
-from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 
 from broker.config import Settings
 from broker.core import Core, CoreLimits
+from broker.listeners import LISTENERS, Listener, ListenerContext, enabled, start_listener
 from broker.metrics import BrokerCollector
 from broker.store import DataDirLock, DataDirLocked, Journal, JournalError, JournalFailed
 from broker.store.messages import MessageStore, Recovered
 
 log = logging.getLogger("zonemq")
 
-# Listener name → "module:function"; the function is awaited with the Broker.
-LISTENERS: dict[str, str] = {
-    "stomp": "protocols.stomp.listener:start",
-    "amqp": "protocols.amqp.listener:start",
-    "aws": "protocols.aws.listener:start",
-    "console": "protocols.http.console:start",
-}
-
 
 class StartupError(Exception):
     """The broker cannot start (data directory locked, journal corrupt, ...)."""
-
-
-class Listener(Protocol):
-    """What the broker needs from a started listener."""
-
-    address: tuple[str, int]
-
-    def stop_accepting(self) -> None: ...
-
-    async def drain(self, timeout: float) -> None: ...
 
 
 def core_limits(settings: Settings) -> CoreLimits:
@@ -151,19 +132,19 @@ class Broker:
         self.core.restore(recovered.queues, recovered.flags)
         if self.settings.store.compaction_interval > 0:
             self._compactor = asyncio.ensure_future(self._compact_forever())
-        enabled = {
-            "stomp": self.settings.listeners.stomp.enabled,
-            "amqp": self.settings.listeners.amqp.enabled,
-            "aws": self.settings.listeners.aws.enabled,
-            "console": self.settings.listeners.console.enabled,
-        }
         try:
-            for name, target in LISTENERS.items():
-                if not enabled.get(name, True):
+            for name in LISTENERS:
+                if not enabled(self.settings, name):
                     continue
-                module_name, _, func = target.partition(":")
-                start = getattr(importlib.import_module(module_name), func)
-                listener = await start(self)
+                ctx = ListenerContext(
+                    name=name,
+                    settings=self.settings,
+                    core=self.core,
+                    loop=loop,
+                    registry=self.registry,
+                    serving=self.serving,
+                )
+                listener = await start_listener(ctx)
                 self.listeners[name] = listener
                 host, port = listener.address
                 log.info("%s listener on %s:%d", name, host, port)
@@ -171,6 +152,10 @@ class Broker:
             await self.stop()
             raise
         self.started.set()
+
+    def serving(self) -> bool:
+        """Started and not stopping: what /healthz reports."""
+        return self.started.is_set() and not self.stopped.is_set()
 
     def port(self, name: str) -> int:
         return self.listeners[name].address[1]

@@ -15,7 +15,9 @@ REPO = Path(__file__).resolve().parent.parent
 def run_tool(*argv: str) -> subprocess.CompletedProcess[str]:
     exe = shutil.which(argv[0])
     if exe is None:
-        pytest.skip(f"{argv[0]} is not installed")
+        # The linters are test dependencies: a missing one is a broken install, and a
+        # skipped contract check would let a broken layer land unnoticed.
+        pytest.fail(f"{argv[0]} is not installed (pip install -e '.[test]')")
     return subprocess.run(
         [exe, *argv[1:]], cwd=REPO, capture_output=True, text=True, timeout=60, check=False
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from broker.listeners import ListenerContext
 from broker.metrics import render
 
 
@@ -26,20 +27,16 @@ class ConsoleListener:
         await self.runner.cleanup()
 
 
-async def start(broker: object) -> ConsoleListener:
-    """Registry entry point: serve /metrics and /healthz for `broker`."""
-    from broker.server import Broker
-
-    assert isinstance(broker, Broker)
-
-    registry = broker.registry
+async def start(ctx: ListenerContext) -> ConsoleListener:
+    """Registry entry point (broker.listeners): serve /metrics and /healthz."""
+    registry = ctx.registry
 
     async def metrics(_request: web.Request) -> web.Response:
         body = render(registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(_request: web.Request) -> web.Response:
-        if broker.started.is_set() and not broker.stopped.is_set():
+        if ctx.serving():
             return web.json_response({"status": "ok"})
         return web.json_response({"status": "starting"}, status=503)
 
@@ -51,11 +48,10 @@ async def start(broker: object) -> ConsoleListener:
         app,
         access_log=None,
         handle_signals=False,
-        shutdown_timeout=min(1.0, broker.settings.broker.shutdown_timeout),
+        shutdown_timeout=min(1.0, ctx.settings.broker.shutdown_timeout),
     )
     await runner.setup()
-    settings = broker.settings
-    site = web.TCPSite(runner, settings.broker.bind, settings.listeners.console.port)
+    site = web.TCPSite(runner, ctx.settings.broker.bind, ctx.own.port)
     await site.start()
     host, port = runner.addresses[0][:2]
     return ConsoleListener(runner, (host, port))
