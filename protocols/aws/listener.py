@@ -10,7 +10,6 @@ what they have, the HTTP server is closed within the broker's shutdown timeout.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import uuid
@@ -20,6 +19,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from broker.core.leases import Leases
+from broker.listeners import ListenerContext
 from protocols.aws import sigv4, wire
 from protocols.aws.errors import SqsError
 from protocols.aws.queues import QueueRegistry
@@ -141,22 +141,19 @@ class SqsApp:
         )
 
 
-async def start(broker: object) -> AwsListener:
-    """Registry entry point: serve the SQS API for `broker` (a broker.server.Broker)."""
-    from broker.server import Broker
-
-    assert isinstance(broker, Broker)
-    settings = broker.settings
-    aws = settings.listeners.aws
-    loop = asyncio.get_running_loop()
+async def start(ctx: ListenerContext) -> AwsListener:
+    """Registry entry point (broker.listeners): serve the SQS API on this listener's port."""
+    settings = ctx.settings
+    aws = ctx.own
+    loop = ctx.loop
     registry = QueueRegistry(
-        broker.core,
+        ctx.core,
         Path(settings.broker.data_dir) / "sqs" / "queues.json",
         account=aws.account_id,
         region=aws.region,
         max_size=aws.max_message_size,
     )
-    service = SqsService(broker.core, Leases(broker.core, loop), registry)
+    service = SqsService(ctx.core, Leases(ctx.core, loop), registry)
     app = web.Application(client_max_size=_MAX_BODY)
     handler = SqsApp(service, dict(settings.auth.users), aws.account_id)
     app.router.add_route("*", "/{tail:.*}", handler.handle)
