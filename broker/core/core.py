@@ -302,7 +302,7 @@ class Core:
         paused: bool = False,
     ) -> Subscription:
         """Attach a push consumer; delivery starts at once if messages are waiting, or
-        with `paused`, when the caller has finished its own set-up and unpauses it."""
+        with `paused`, when the caller has finished its own set-up and calls `resume()`."""
         if ack_mode not in ACK_MODES:
             raise CoreError(INVALID, f"unknown ack mode {ack_mode!r}")
         if prefetch is not None and prefetch < 1:

@@ -135,7 +135,7 @@ class PullQueue:
             # Its group is held by another receive: back in front, stop listening.
             self._untake(msg)
             self.queue.push_front([msg])
-            self.sub.paused = True
+            self.sub.pause()
             return
         self._hand_to_waiter(msg)
 
@@ -179,9 +179,9 @@ class PullQueue:
         if listen == (not self.sub.paused):
             return
         if listen:
-            self.sub.set_paused(False)
+            self.sub.resume()
         else:
-            self.sub.paused = True
+            self.sub.pause()
 
     def _hand_to_waiter(self, msg: Message) -> None:
         waiter = self.waiters[0]

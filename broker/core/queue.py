@@ -11,7 +11,8 @@ so "no await between check and change" holds by construction):
 - a message is in exactly one place: a pending lane, one subscription's `inflight`, or a
   transaction's ack list; counters (`count`, `bytes`, `inflight_count`) follow it;
 - a subscription never holds more than `prefetch` unacknowledged messages, and receives
-  nothing while `paused` (its connection's outbound buffer is full);
+  nothing while paused (`Subscription.pause()`: its connection's outbound buffer is
+  full); `Subscription.resume()` restarts dispatch;
 - the core never mutates a delivered message; a redelivery is a counted copy;
 - paging: a persistent message arriving at a durable queue already over its memory
   limit keeps only its index entry (`body` None, not counted in `bytes`); its body is
@@ -461,13 +462,25 @@ class Subscription:
             self.inflight[msg.id] = msg
         self.source.inflight_count += len(msgs)
 
-    def set_paused(self, paused: bool) -> None:
-        """The consumer's connection can (not) take more; resuming restarts dispatch."""
-        if paused == self.paused:
+    def pause(self) -> None:
+        """Stop dispatch to this subscription (its consumer can take no more for now:
+        a full outbound buffer, used-up credit, no waiting pull receiver)."""
+        self.paused = True
+
+    def resume(self) -> None:
+        """Dispatch to this subscription again; pending messages flow at once."""
+        if not self.paused:
             return
-        self.paused = paused
-        if not paused and not self.closed:
+        self.paused = False
+        if not self.closed:
             self.source.dispatch()
+
+    def set_paused(self, paused: bool) -> None:
+        """`pause()` or `resume()` by flag (kept for callers that hold a boolean)."""
+        if paused:
+            self.pause()
+        else:
+            self.resume()
 
     def close(self) -> None:
         """Detach; unacknowledged messages go back flagged redelivered."""
