@@ -10,6 +10,10 @@ are `marshal` format 4 tuples of primitives, which CPython reads and writes in C
   DEST      (kind, name, created?, flags)     a queue was created (with its flags, e.g.
                                               own_limit) / deleted; a later DEST of the
                                               same queue replaces the earlier one
+  DEST_META (owner, name, blob | None)        a facade's opaque metadata of one of its
+                                              destinations (e.g. SQS queue attributes);
+                                              the latest per (owner, name) wins, None
+                                              deletes it
 
 Only persistent messages on queues of kind "queue" are written; non-persistent
 messages, topics (no durable subscriptions yet) and temporary queues never are.
@@ -45,6 +49,7 @@ REMOVE = 2
 COUNT = 3
 TX = 4
 DEST = 5
+DEST_META = 6
 
 _MARSHAL_VERSION = 4
 
@@ -126,6 +131,8 @@ class MessageStore:
         # Messages that have had a COUNT written for their current delivery.
         self._marked: set[tuple[Address, str]] = set()
         self._dest_refs: dict[Address, RecordRef] = {}
+        # (owner, name) -> (the live DEST_META record, its blob).
+        self._meta: dict[tuple[str, str], tuple[RecordRef, bytes]] = {}
         # Live TX records by where they are (compaction asks about them).
         self._shared: dict[RecordRef, _Shared] = {}
         # Where the live ADD records are (the values of _refs that are RecordRefs).
@@ -224,6 +231,8 @@ class MessageStore:
                         out.flags[address] = rest[0]
                 else:
                     dead.append(record.ref)
+            elif rtype == DEST_META:
+                self._replay_meta(t, record.ref)
             else:
                 raise ValueError(f"unknown journal record type {rtype} at {record.ref}")
         for ref in dead:
@@ -405,6 +414,8 @@ class MessageStore:
         if record.rtype == DEST:
             t = marshal.loads(record.payload)
             return self._dest_refs.get(Address(t[0], t[1])) == record.ref
+        if record.rtype == DEST_META:
+            return self._meta_live(record)
         return False
 
     async def compact(self) -> int:
@@ -430,4 +441,53 @@ class MessageStore:
             new = mapping.get(ref)
             if new is not None:
                 self._dest_refs[queue] = new
+        self._remap_meta(mapping)
         return len(mapping)
+
+    # -- destination metadata (opaque to the store; the owning facade decodes it) ----------
+
+    def _replay_meta(self, t: tuple[Any, ...], ref: RecordRef) -> None:
+        """Replay one DEST_META record: it replaces any earlier one of its key, and a
+        deletion (blob None) is dead on arrival."""
+        owner, name, blob = t
+        old = self._meta.pop((owner, name), None)
+        if old is not None:
+            self.journal.release(old[0])
+        if blob is None:
+            self.journal.release(ref)
+        else:
+            self._meta[(owner, name)] = (ref, blob)
+
+    def _meta_live(self, record: Record) -> bool:
+        owner, name, _blob = marshal.loads(record.payload)
+        current = self._meta.get((owner, name))
+        return current is not None and current[0] == record.ref
+
+    def _remap_meta(self, mapping: dict[RecordRef, RecordRef]) -> None:
+        for key, (ref, blob) in self._meta.items():
+            new = mapping.get(ref)
+            if new is not None:
+                self._meta[key] = (new, blob)
+
+    def metadata(self, owner: str) -> dict[str, bytes]:
+        """The metadata blobs `owner` has recorded, by destination name (as recovered,
+        plus every change since)."""
+        return {name: blob for (o, name), (_ref, blob) in self._meta.items() if o == owner}
+
+    def put_metadata(self, owner: str, name: str, blob: bytes) -> Awaitable[None] | None:
+        """Record `owner`'s metadata of destination `name`, replacing the previous one;
+        returns the durability awaitable (as `barrier`)."""
+        key = (owner, name)
+        old = self._meta.get(key)
+        self._meta[key] = (self._append(DEST_META, (owner, name, bytes(blob)), live=True), blob)
+        if old is not None:
+            self.journal.release(old[0])
+        return self.barrier()
+
+    def delete_metadata(self, owner: str, name: str) -> Awaitable[None] | None:
+        """Forget `owner`'s metadata of `name` (nothing to write if there is none)."""
+        old = self._meta.pop((owner, name), None)
+        if old is not None:
+            self._append(DEST_META, (owner, name, None), live=False)
+            self.journal.release(old[0])
+        return self.barrier()
