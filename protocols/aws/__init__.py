@@ -1,16 +1,22 @@
 """Amazon SQS over the broker core: AWS JSON 1.0 and Query protocols on one HTTP port.
 
 Modules: listener (aiohttp glue, auth, protocol detection), wire (Query form → JSON shape,
-XML and error rendering; sans-IO), sqs (one handler per action), queues (SQS attributes,
-tags and their file), attributes (message attributes ↔ core properties), md5, fifo
+XML and error rendering; sans-IO), sqs (the message actions: send, receive, delete,
+visibility, their batches; routes every action), queue_actions (the queue actions:
+create, attributes, purge, tags, permissions...), queues (SQS attributes, tags and their
+journal records), attributes (message attributes ↔ core properties), md5, fifo
 (deduplication, sequence numbers), moves (message move tasks), sigv4, errors (the one
-error table). Pull delivery
-itself is the core's: broker/core/leases.py.
+error table, and the one mapping of core errors to it). Pull delivery itself is the
+core's: broker/core/leases.py.
 
 Queues. SQS queue ``orders`` is the core queue ``orders``: STOMP ``/queue/orders``, AMQP
 ``queue://orders``, URL ``http://<host>:<port>/<account_id>/orders`` (host as the client
 addressed us). Every core queue with a valid SQS name is visible to SQS (default
-attributes until set); ``.fifo`` names are FIFO queues.
+attributes until set); ``.fifo`` names are FIFO queues. Attributes and tags are
+journal records (destination metadata, owner "sqs"; queues.py), durable before
+CreateQueue, SetQueueAttributes, TagQueue, UntagQueue, Add/RemovePermission or
+DeleteQueue answers. A core refusal (CoreError) is answered with the SQS error of
+errors.CORE_ERRORS, not a 500.
 
 SQS message → core Message (SendMessage):
   MessageBody (UTF-8) → body, text=True   persistent=True (journaled before the response)

@@ -5,9 +5,18 @@ and the header ``x-amzn-query-error: <query code>;Sender``, from which SDKs take
 error code (botocore reports ``AWS.SimpleQueueService.NonExistentQueue`` and raises
 ``QueueDoesNotExist`` from the ``__type``). Query protocol: the same status and an
 ``ErrorResponse`` XML document with ``Type``, ``Code`` (the query code) and ``Message``.
+
+A CoreError (broker/core/errors.py) reaching the SQS layer is turned into an SQS error by
+the one table CORE_ERRORS (`from_core`), applied where the listener dispatches a request
+and per entry in batches, so a refusal of the core is a client error with AWS's code,
+not a 500; only a code missing from the table is an InternalFailure.
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+from broker.core.errors import DELETED, INVALID, NOT_FOUND, CoreError
 
 # name -> (query error code, HTTP status)
 ERRORS: dict[str, tuple[str, int]] = {
@@ -45,6 +54,16 @@ ERRORS: dict[str, tuple[str, int]] = {
 }
 
 
+# CoreError code -> (ERRORS name, message; None: the core's own message). The core's
+# messages name its queues and kinds; SQS clients get AWS's text where AWS has one.
+CORE_ERRORS: dict[str, tuple[str, str | None]] = {
+    NOT_FOUND: ("QueueDoesNotExist", "The specified queue does not exist."),
+    # A temporary destination that has gone: to an SQS client, a queue that is not there.
+    DELETED: ("QueueDoesNotExist", "The specified queue does not exist."),
+    INVALID: ("InvalidParameterValue", None),
+}
+
+
 class SqsError(Exception):
     """An SQS error response; `name` is a key of ERRORS."""
 
@@ -77,3 +96,20 @@ def missing(parameter: str) -> SqsError:
 
 def no_queue() -> SqsError:
     return SqsError("QueueDoesNotExist", "The specified queue does not exist.")
+
+
+def from_core(err: CoreError) -> SqsError:
+    """The SQS error for a core refusal (CORE_ERRORS; InternalFailure for other codes)."""
+    name, message = CORE_ERRORS.get(err.code, ("InternalFailure", None))
+    return SqsError(name, message if message is not None else err.message)
+
+
+def int_param(value: Any, name: str, lo: int, hi: int, reason: str) -> int:
+    """An integer request parameter in lo..hi, else InvalidParameterValue with `reason`."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or isinstance(value, bool) or not lo <= number <= hi:
+        raise invalid(f"Value {value} for parameter {name} is invalid. Reason: {reason}")
+    return number

@@ -18,11 +18,12 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from broker.core import CoreError
 from broker.core.leases import Leases
 from broker.listeners import ListenerContext
 from protocols.aws import sigv4, wire
-from protocols.aws.errors import SqsError
-from protocols.aws.queues import QueueRegistry
+from protocols.aws.errors import SqsError, from_core
+from protocols.aws.queues import MetadataStore, QueueRegistry
 from protocols.aws.sqs import Context, SqsService
 
 log = logging.getLogger("zonemq.aws")
@@ -99,7 +100,9 @@ class SqsApp:
                 if "QueueUrl" not in params and len(segments) == 2:
                     params["QueueUrl"] = f"{ctx.base_url}/{segments[0]}/{segments[1]}"
             result = await handler(params, ctx)
-        except SqsError as err:
+        except (SqsError, CoreError) as exc:
+            # A refusal of the core is the client's error, with its SQS code (errors.py).
+            err = exc if isinstance(exc, SqsError) else from_core(exc)
             status, headers, payload = (
                 wire.json_error(err) if as_json else wire.xml_error(err, request_id)
             )
@@ -146,13 +149,17 @@ async def start(ctx: ListenerContext) -> AwsListener:
     settings = ctx.settings
     aws = ctx.own
     loop = ctx.loop
+    # The journal adapter, reached through the core (the context has no store of its
+    # own); without one (an in-memory core) SQS metadata lives for the run only.
+    store = ctx.core.store
     registry = QueueRegistry(
         ctx.core,
-        Path(settings.broker.data_dir) / "sqs" / "queues.json",
+        store if isinstance(store, MetadataStore) else None,
         account=aws.account_id,
         region=aws.region,
         max_size=aws.max_message_size,
     )
+    await _import_legacy(registry, Path(settings.broker.data_dir) / "sqs" / "queues.json")
     service = SqsService(ctx.core, Leases(ctx.core, loop), registry)
     app = web.Application(client_max_size=_MAX_BODY)
     handler = SqsApp(service, dict(settings.auth.users), aws.account_id)
@@ -168,3 +175,19 @@ async def start(ctx: ListenerContext) -> AwsListener:
     await site.start()
     host, port = runner.addresses[0][:2]
     return AwsListener(runner, (host, port), service)
+
+
+async def _import_legacy(registry: QueueRegistry, path: Path) -> None:
+    """Upgrade: queue metadata a pre-journal broker kept in ``queues.json`` goes into the
+    journal once (durably, before serving), then the file is renamed so it is neither
+    read again nor lost."""
+    if registry.store is None or not path.exists():
+        return
+    done = registry.import_legacy(path)
+    if done is not None:
+        await done
+    imported = path.with_name(path.name + ".imported")
+    path.replace(imported)
+    log.info(
+        "SQS queue metadata imported from %s into the journal (file kept as %s)", path, imported
+    )

@@ -2,30 +2,43 @@
 
 Every core queue (kind "queue") whose name is a valid SQS name is an SQS queue, so a
 queue a STOMP client created is visible to SQS with default attributes. The attributes
-and tags SQS clients set live in a QueueRegistry, saved as JSON in
-``<data_dir>/sqs/queues.json`` on every change (atomic replace, fsynced), so they survive
-a restart; the messages themselves are in the journal like any queue's.
+and tags SQS clients set live in a QueueRegistry; every change is written to the journal
+as the queue's destination-metadata record (owner "sqs", an opaque JSON blob; see
+broker/store/messages.py DEST_META), and the action answers only once that record is
+durable (the awaitable the registry's changes return), like a send. At start the
+registry is rebuilt from the recovered records, so attributes survive a restart or a
+crash with the group commit covering them; the messages are in the journal too.
+
+Upgrades: a data directory from before this kept them in ``<data_dir>/sqs/queues.json``;
+`import_legacy` copies what the journal lacks into it once, and the listener then
+renames the file ``queues.json.imported``.
 
 Invariants: a registry entry exists for every queue created or changed through SQS; its
 `attributes` hold only settable attributes explicitly given (defaults fill the rest);
-`policy` is recomputed whenever they change.
+`policy` is recomputed whenever they change; its journal record is rewritten whenever
+it changes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
+import logging
 import re
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from broker.core import QUEUE, Address, Core
 from broker.core.leases import PullPolicy
 from protocols.aws.errors import SqsError, invalid
 from protocols.aws.fifo import Dedup
 
+log = logging.getLogger("zonemq.aws")
+
+# The owner name of SQS's destination-metadata records in the journal.
+OWNER = "sqs"
 # Where a redriven message records the queue it was dead-lettered from (move tasks).
 DEAD_LETTER_SOURCE = "AWS.SQS.DeadLetterSourceQueue"
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
@@ -82,6 +95,18 @@ def valid_name(name: str) -> bool:
     return bool(_NAME.fullmatch(base)) and len(name) <= 80
 
 
+@runtime_checkable
+class MetadataStore(Protocol):
+    """Where the registry keeps its records: the broker's journal adapter
+    (broker.store.messages.MessageStore), reached through the core."""
+
+    def metadata(self, owner: str) -> dict[str, bytes]: ...
+
+    def put_metadata(self, owner: str, name: str, blob: bytes) -> Awaitable[None] | None: ...
+
+    def delete_metadata(self, owner: str, name: str) -> Awaitable[None] | None: ...
+
+
 @dataclass
 class SqsQueue:
     """SQS's view of one core queue."""
@@ -115,19 +140,28 @@ class SqsQueue:
 
 
 class QueueRegistry:
-    """All SQS queue metadata of one broker (loop thread only)."""
+    """All SQS queue metadata of one broker (loop thread only).
+
+    Changes return the durability awaitable of their journal record (None without a
+    store, or when nothing is outstanding); handlers await it before answering."""
 
     def __init__(
-        self, core: Core, path: Path | None, *, account: str, region: str, max_size: int
+        self,
+        core: Core,
+        store: MetadataStore | None,
+        *,
+        account: str,
+        region: str,
+        max_size: int,
     ) -> None:
         self.core = core
-        self.path = path
+        self.store = store
         self.account = account
         self.region = region
         self.max_size = max_size
         self.queues: dict[str, SqsQueue] = {}
-        if path is not None and path.exists():
-            self._load(path)
+        if store is not None:
+            self._load(store.metadata(OWNER))
 
     def arn(self, name: str) -> str:
         return f"arn:aws:sqs:{self.region}:{self.account}:{name}"
@@ -142,9 +176,10 @@ class QueueRegistry:
         q = self.queues.get(name)
         if q is not None:
             if Address(QUEUE, name) not in self.core.queues:
-                # Deleted through another protocol or the admin API.
+                # Deleted through another protocol or the admin API. Not awaited: a
+                # lookup answers nothing about it, and a stale record is dropped again.
                 del self.queues[name]
-                self.save()
+                self._forget(name)
                 return None
             return q
         if valid_name(name) and Address(QUEUE, name) in self.core.queues:
@@ -161,27 +196,28 @@ class QueueRegistry:
 
     # -- changes --------------------------------------------------------------------------
 
-    def create(self, name: str, attributes: dict[str, str], tags: dict[str, str]) -> SqsQueue:
+    def create(
+        self, name: str, attributes: dict[str, str], tags: dict[str, str]
+    ) -> Awaitable[None] | None:
         now = int(self.core.clock())
         q = SqsQueue(name, now, now, dict(attributes), dict(tags))
         self._refresh(q)
         self.queues[name] = q
         self.core.set_own_limit(q.address)
-        self.save()
-        return q
+        return self.save(q)
 
-    def delete(self, q: SqsQueue) -> None:
+    def delete(self, q: SqsQueue) -> Awaitable[None] | None:
         self.queues.pop(q.name, None)
-        self.save()
+        return self._forget(q.name)
 
-    def update(self, q: SqsQueue, attributes: dict[str, str]) -> None:
+    def update(self, q: SqsQueue, attributes: dict[str, str]) -> Awaitable[None] | None:
         q.attributes.update(attributes)
         for key, value in attributes.items():
             if value == "" and key in OPTIONAL:
                 q.attributes.pop(key, None)
         q.modified = int(self.core.clock())
         self._refresh(q)
-        self.save()
+        return self.save(q)
 
     def _refresh(self, q: SqsQueue) -> None:
         policy = PullPolicy(
@@ -283,41 +319,74 @@ class QueueRegistry:
 
     # -- persistence ----------------------------------------------------------------------
 
-    def save(self) -> None:
-        if self.path is None:
-            return
-        data = {
-            q.name: {
-                "attributes": q.attributes,
-                "tags": q.tags,
-                "created": q.created,
-                "modified": q.modified,
-            }
-            for q in self.queues.values()
-        }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+    def save(self, q: SqsQueue) -> Awaitable[None] | None:
+        """Write `q`'s record (after any change to its attributes or tags)."""
+        if self.store is None:
+            return None
+        return self.store.put_metadata(OWNER, q.name, _encode(q))
 
-    def _load(self, path: Path) -> None:
+    def _forget(self, name: str) -> Awaitable[None] | None:
+        if self.store is None:
+            return None
+        return self.store.delete_metadata(OWNER, name)
+
+    def _load(self, records: dict[str, bytes]) -> None:
+        for name, blob in records.items():
+            if Address(QUEUE, name) not in self.core.queues:
+                # Deleted through another protocol while we were not looking (find()
+                # would drop it at the first lookup); not brought back to life here.
+                self._forget(name)
+                continue
+            try:
+                q = _decode(name, json.loads(blob))
+            except (ValueError, TypeError, AttributeError):
+                log.warning("SQS queue %s: unreadable metadata record, using defaults", name)
+                continue
+            self.queues[name] = q
+            # Already recorded with the queue (journal DEST flags); a no-op but for
+            # queues that predate the flag.
+            self.core.set_own_limit(q.address)
+        for q in self.queues.values():
+            self._refresh(q)
+
+    def import_legacy(self, path: Path) -> Awaitable[None] | None:
+        """Copy the queues of a pre-journal ``queues.json`` that the journal does not
+        have into it (once, at start, before serving): the journal's record wins, since
+        it can only be newer. Returns the durability awaitable of the copies."""
         with contextlib.suppress(OSError, ValueError):
             data = json.loads(path.read_text(encoding="utf-8"))
             for name, entry in data.items():
-                q = SqsQueue(
-                    name,
-                    int(entry.get("created", 0)),
-                    int(entry.get("modified", 0)),
-                    dict(entry.get("attributes", {})),
-                    dict(entry.get("tags", {})),
-                )
+                if name in self.queues or Address(QUEUE, name) not in self.core.queues:
+                    continue
+                try:
+                    q = _decode(name, entry)
+                except (ValueError, TypeError, AttributeError):
+                    continue
                 self.queues[name] = q
                 self.core.set_own_limit(q.address)
-            for q in self.queues.values():
                 self._refresh(q)
+                self.save(q)
+        return self.core.barrier()
+
+
+def _encode(q: SqsQueue) -> bytes:
+    entry = {
+        "attributes": q.attributes,
+        "tags": q.tags,
+        "created": q.created,
+        "modified": q.modified,
+    }
+    return json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _decode(name: str, entry: dict[str, Any]) -> SqsQueue:
+    return SqsQueue(
+        name,
+        int(entry.get("created", 0)),
+        int(entry.get("modified", 0)),
+        {str(k): str(v) for k, v in dict(entry.get("attributes", {})).items()},
+        {str(k): str(v) for k, v in dict(entry.get("tags", {})).items()},
+    )
 
 
 def _as_text(value: Any) -> str:

@@ -11,28 +11,20 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from broker.core import Core, Message
+from broker.core import Core, CoreError, Message
 from broker.core.leases import Lease, Leases, PullQueue
 from protocols.aws import attributes as attrs
 from protocols.aws import fifo
-from protocols.aws.errors import SqsError, invalid, missing, no_queue
+from protocols.aws.errors import SqsError, from_core, int_param, invalid, missing, no_queue
 from protocols.aws.md5 import md5_of_attributes, md5_of_body
 from protocols.aws.moves import MoveTasks
-from protocols.aws.queues import (
-    DEFAULTS,
-    FIFO_DEFAULTS,
-    OPTIONAL,
-    READ_ONLY,
-    QueueRegistry,
-    SqsQueue,
-    valid_name,
-)
+from protocols.aws.queue_actions import QueueActions
+from protocols.aws.queues import QueueRegistry, SqsQueue
 
 SENDER_ID = "AWS.SQS.SenderId"
 SEQUENCE_NUMBER = "AWS.SQS.SequenceNumber"
@@ -52,7 +44,6 @@ SYSTEM_ATTRIBUTES = (
 _BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
 _GROUP_ID = re.compile(r"[!-~]{1,128}")
 MAX_BATCH = 10
-MAX_TAGS = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,16 +65,16 @@ class SqsService:
         self.leases = leases
         self.registry = registry
         self.account = registry.account
-        self._purged: dict[str, float] = {}
         self.moves = MoveTasks(self)
+        qa = self.queue_actions = QueueActions(self)
         self.actions: dict[str, Handler] = {
-            "CreateQueue": self.create_queue,
-            "GetQueueUrl": self.get_queue_url,
-            "ListQueues": self.list_queues,
-            "DeleteQueue": self.delete_queue,
-            "GetQueueAttributes": self.get_queue_attributes,
-            "SetQueueAttributes": self.set_queue_attributes,
-            "PurgeQueue": self.purge_queue,
+            "CreateQueue": qa.create_queue,
+            "GetQueueUrl": qa.get_queue_url,
+            "ListQueues": qa.list_queues,
+            "DeleteQueue": qa.delete_queue,
+            "GetQueueAttributes": qa.get_queue_attributes,
+            "SetQueueAttributes": qa.set_queue_attributes,
+            "PurgeQueue": qa.purge_queue,
             "SendMessage": self.send_message,
             "SendMessageBatch": self.send_message_batch,
             "ReceiveMessage": self.receive_message,
@@ -91,12 +82,12 @@ class SqsService:
             "DeleteMessageBatch": self.delete_message_batch,
             "ChangeMessageVisibility": self.change_message_visibility,
             "ChangeMessageVisibilityBatch": self.change_message_visibility_batch,
-            "TagQueue": self.tag_queue,
-            "UntagQueue": self.untag_queue,
-            "ListQueueTags": self.list_queue_tags,
-            "ListDeadLetterSourceQueues": self.list_dead_letter_source_queues,
-            "AddPermission": self.add_permission,
-            "RemovePermission": self.remove_permission,
+            "TagQueue": qa.tag_queue,
+            "UntagQueue": qa.untag_queue,
+            "ListQueueTags": qa.list_queue_tags,
+            "ListDeadLetterSourceQueues": qa.list_dead_letter_source_queues,
+            "AddPermission": qa.add_permission,
+            "RemovePermission": qa.remove_permission,
             "StartMessageMoveTask": self.moves.start,
             "CancelMessageMoveTask": self.moves.cancel,
             "ListMessageMoveTasks": self.moves.list,
@@ -147,254 +138,6 @@ class SqsService:
             )
         return token
 
-    # -- queues ---------------------------------------------------------------------------
-
-    async def create_queue(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        name = p.get("QueueName")
-        if not name:
-            raise missing("QueueName")
-        raw_attrs = p.get("Attributes") or {}
-        fifo_attr = str(raw_attrs.get("FifoQueue", "false")).lower() == "true"
-        is_fifo = name.endswith(".fifo")
-        if fifo_attr != is_fifo or not valid_name(name):
-            if fifo_attr or is_fifo:
-                raise invalid(
-                    "The name of a FIFO queue can only include alphanumeric characters, "
-                    "hyphens, or underscores, must end with .fifo suffix and be 1 to 80 in length."
-                )
-            raise invalid(
-                "Can only include alphanumeric characters, hyphens, or underscores. "
-                "1 to 80 in length"
-            )
-        checked = self.registry.check_attributes(raw_attrs, fifo=is_fifo, creating=True)
-        checked.pop("FifoQueue", None)
-        tags = self._check_tags(p.get("tags") or p.get("Tags") or {}, {})
-        existing = self.registry.find(name)
-        if existing is not None:
-            for key, value in checked.items():
-                if existing.get(key) != value:
-                    raise SqsError(
-                        "QueueNameExists",
-                        "A queue already exists with the same name and a different value "
-                        f"for attribute {key}",
-                    )
-            return {"QueueUrl": self.url(ctx, name)}
-        self.registry.create(name, checked, tags)
-        return {"QueueUrl": self.url(ctx, name)}
-
-    async def get_queue_url(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        name = p.get("QueueName")
-        if not name:
-            raise missing("QueueName")
-        owner = p.get("QueueOwnerAWSAccountId")
-        if (owner and owner != self.account) or self.registry.find(name) is None:
-            raise no_queue()
-        return {"QueueUrl": self.url(ctx, name)}
-
-    async def list_queues(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        prefix = p.get("QueueNamePrefix") or ""
-        names = [n for n in self.registry.names() if n.startswith(prefix)]
-        return self._page(p, [self.url(ctx, n) for n in names], "QueueUrls")
-
-    def _page(self, p: dict[str, Any], items: list[str], key: str) -> dict[str, Any]:
-        """MaxResults / NextToken pagination over a sorted list (token = next index)."""
-        limit = p.get("MaxResults")
-        token = p.get("NextToken")
-        if limit is None:
-            if token:
-                raise invalid("MaxResults is a mandatory parameter when you provide a NextToken.")
-            return {key: items[:1000]} if items else {}
-        size = _int(
-            limit, "MaxResults", 1, 1000, "MaxResults must be an integer between 1 and 1000."
-        )
-        start = 0
-        if token:
-            try:
-                start = int(base64.b64decode(token).decode())
-            except (binascii.Error, ValueError, UnicodeDecodeError):
-                raise invalid("Invalid NextToken value.") from None
-        page = items[start : start + size]
-        out: dict[str, Any] = {key: page} if page else {}
-        if start + size < len(items):
-            out["NextToken"] = base64.b64encode(str(start + size).encode()).decode()
-        return out
-
-    async def delete_queue(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        q = self.queue(p)
-        self.leases.drop(q.address)
-        self.core.delete(q.address)
-        self.registry.delete(q)
-        return {}
-
-    async def get_queue_attributes(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        q = self.queue(p)
-        wanted = p.get("AttributeNames") or []
-        known = self._attribute_names(q)
-        if "All" in wanted:
-            names = known
-        else:
-            names = []
-            for name in wanted:
-                if name not in known and name not in OPTIONAL:
-                    raise SqsError("InvalidAttributeName", f"Unknown Attribute {name}.")
-                names.append(name)
-        values = self._attribute_values(q)
-        out = {n: values[n] for n in names if n in values}
-        return {"Attributes": out} if out else {}
-
-    def _attribute_names(self, q: SqsQueue) -> list[str]:
-        names = [*READ_ONLY, *DEFAULTS, *(n for n in OPTIONAL if n in q.attributes)]
-        if q.fifo:
-            names.extend(FIFO_DEFAULTS)
-        return names
-
-    def _attribute_values(self, q: SqsQueue) -> dict[str, str]:
-        core_q = self.core.queues.get(q.address)
-        pq = self.leases.queues.get(q.address)
-        values = {name: q.get(name) for name in DEFAULTS}
-        values.update({n: v for n, v in q.attributes.items() if n in OPTIONAL})
-        if q.fifo:
-            values.update({name: q.get(name) for name in FIFO_DEFAULTS})
-        values["ApproximateNumberOfMessages"] = str(core_q.count if core_q else 0)
-        values["ApproximateNumberOfMessagesNotVisible"] = str(
-            core_q.inflight_count if core_q else 0
-        )
-        values["ApproximateNumberOfMessagesDelayed"] = str(len(pq.delayed) if pq else 0)
-        values["CreatedTimestamp"] = str(q.created)
-        values["LastModifiedTimestamp"] = str(q.modified)
-        values["QueueArn"] = self.registry.arn(q.name)
-        return values
-
-    async def set_queue_attributes(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        q = self.queue(p)
-        raw = p.get("Attributes")
-        if raw is None:
-            raise missing("Attributes")
-        checked = self.registry.check_attributes(raw, fifo=q.fifo, creating=False)
-        self.registry.update(q, checked)
-        pq = self.leases.queues.get(q.address)
-        if pq is not None:
-            pq.policy = q.policy
-        return {}
-
-    async def purge_queue(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        q = self.queue(p)
-        now = self.core.clock()
-        last = self._purged.get(q.name)
-        if last is not None and now - last < 60:
-            raise SqsError(
-                "PurgeQueueInProgress",
-                f"Only one PurgeQueue operation on {q.name} is allowed every 60 seconds.",
-            )
-        self._purged[q.name] = now
-        self.pull(q).purge()
-        q.dedup.clear()
-        done = self.core.barrier()
-        if done is not None:
-            await done
-        return {}
-
-    # -- tags and permissions -------------------------------------------------------------
-
-    def _check_tags(self, tags: Any, current: dict[str, str]) -> dict[str, str]:
-        if not isinstance(tags, dict):
-            raise invalid("Tags must be a map.")
-        for key, value in tags.items():
-            if not 1 <= len(str(key)) <= 128 or len(str(value)) > 256:
-                raise invalid(f"Tag {key} is invalid.")
-        if len({**current, **tags}) > MAX_TAGS:
-            raise invalid(f"Too many tags added for queue. Maximum allowed is {MAX_TAGS}.")
-        return {str(k): str(v) for k, v in tags.items()}
-
-    async def tag_queue(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        q = self.queue(p)
-        tags = p.get("Tags")
-        if not tags:
-            raise missing("Tags")
-        q.tags.update(self._check_tags(tags, q.tags))
-        self.registry.save()
-        return {}
-
-    async def untag_queue(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        q = self.queue(p)
-        keys = p.get("TagKeys")
-        if not keys:
-            raise missing("TagKeys")
-        for key in keys:
-            q.tags.pop(key, None)
-        self.registry.save()
-        return {}
-
-    async def list_queue_tags(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        q = self.queue(p)
-        return {"Tags": dict(q.tags)} if q.tags else {}
-
-    async def list_dead_letter_source_queues(
-        self, p: dict[str, Any], ctx: Context
-    ) -> dict[str, Any]:
-        q = self.queue(p)
-        arn = self.registry.arn(q.name)
-        sources = []
-        for name in self.registry.names():
-            other = self.registry.find(name)
-            redrive = other.attributes.get("RedrivePolicy") if other else None
-            if redrive and json.loads(redrive).get("deadLetterTargetArn") == arn:
-                sources.append(self.url(ctx, name))
-        out = self._page(p, sources, "queueUrls")
-        out.setdefault("queueUrls", [])
-        return out
-
-    async def add_permission(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        """Recorded in the queue's Policy attribute; not enforced (no IAM here)."""
-        q = self.queue(p)
-        label = p.get("Label")
-        accounts = p.get("AWSAccountIds")
-        actions = p.get("Actions")
-        for value, name in ((label, "Label"), (accounts, "AWSAccountIds"), (actions, "Actions")):
-            if not value:
-                raise missing(name)
-        if not re.fullmatch(r"[A-Za-z0-9_-]{1,80}", str(label)):
-            raise invalid(f"Value {label} for parameter Label is invalid.")
-        policy = self._policy(q)
-        if any(s.get("Sid") == label for s in policy["Statement"]):
-            raise invalid(f"Value {label} for parameter Label is invalid. Reason: Already exists.")
-        policy["Statement"].append(
-            {
-                "Sid": label,
-                "Effect": "Allow",
-                "Principal": {"AWS": [f"arn:aws:iam::{a}:root" for a in accounts]},
-                "Action": [f"SQS:{a}" for a in actions],
-                "Resource": self.registry.arn(q.name),
-            }
-        )
-        self.registry.update(q, {"Policy": json.dumps(policy, separators=(",", ":"))})
-        return {}
-
-    async def remove_permission(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        q = self.queue(p)
-        label = p.get("Label")
-        if not label:
-            raise missing("Label")
-        policy = self._policy(q)
-        kept = [s for s in policy["Statement"] if s.get("Sid") != label]
-        if len(kept) == len(policy["Statement"]):
-            raise invalid(
-                f"Value {label} for parameter Label is invalid. "
-                "Reason: can't find label on existing policy."
-            )
-        policy["Statement"] = kept
-        text = json.dumps(policy, separators=(",", ":")) if kept else ""
-        self.registry.update(q, {"Policy": text})
-        return {}
-
-    def _policy(self, q: SqsQueue) -> dict[str, Any]:
-        text = q.attributes.get("Policy")
-        policy = json.loads(text) if text else {}
-        policy.setdefault("Version", "2012-10-17")
-        policy.setdefault("Id", f"{self.registry.arn(q.name)}/SQSDefaultPolicy")
-        policy.setdefault("Statement", [])
-        return policy
-
     # -- sending --------------------------------------------------------------------------
 
     def _prepare(
@@ -428,7 +171,9 @@ class SqsService:
                     f"Value {e['DelaySeconds']} for parameter DelaySeconds is invalid. Reason: "
                     "The request include parameter that is not valid for this queue type."
                 )
-            delay = _int(e["DelaySeconds"], "DelaySeconds", 0, 900, "Must be between 0 and 900.")
+            delay = int_param(
+                e["DelaySeconds"], "DelaySeconds", 0, 900, "Must be between 0 and 900."
+            )
         group = e.get("MessageGroupId")
         dedup = e.get("MessageDeduplicationId")
         key: tuple[str | None, str] | None = None
@@ -567,6 +312,9 @@ class SqsService:
             except SqsError as err:
                 failed.append(_failure(e["Id"], err))
                 continue
+            except CoreError as exc:  # one entry refused by the core fails alone
+                failed.append(_failure(e["Id"], from_core(exc)))
+                continue
             waits = waits or done is not None
             ok.append({"Id": e["Id"], **result})
         if waits:
@@ -579,21 +327,21 @@ class SqsService:
 
     async def receive_message(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
         q = self.queue(p)
-        count = _int(
+        count = int_param(
             p.get("MaxNumberOfMessages", 1),
             "MaxNumberOfMessages",
             1,
             10,
             "Must be between 1 and 10, if provided.",
         )
-        visibility = _int(
+        visibility = int_param(
             p.get("VisibilityTimeout", q.get("VisibilityTimeout")),
             "VisibilityTimeout",
             0,
             43200,
             "Must be >= 0 and <= 43200, if provided.",
         )
-        wait = _int(
+        wait = int_param(
             p.get("WaitTimeSeconds", q.get("ReceiveMessageWaitTimeSeconds")),
             "WaitTimeSeconds",
             0,
@@ -681,6 +429,8 @@ class SqsService:
                 self._delete(q, e.get("ReceiptHandle"))
             except SqsError as err:
                 failed.append(_failure(e["Id"], err))
+            except CoreError as exc:  # one entry refused by the core fails alone
+                failed.append(_failure(e["Id"], from_core(exc)))
             else:
                 ok.append({"Id": e["Id"]})
         await self._durable()
@@ -691,7 +441,7 @@ class SqsService:
             raise missing("ReceiptHandle")
         if timeout is None:
             raise missing("VisibilityTimeout")
-        seconds = _int(timeout, "VisibilityTimeout", 0, 43200, "Must be >= 0 and <= 43200.")
+        seconds = int_param(timeout, "VisibilityTimeout", 0, 43200, "Must be >= 0 and <= 43200.")
         token = self.parse_handle(q, handle)
         pq = self.pull(q)
         lease = pq.lease(token)
@@ -720,6 +470,8 @@ class SqsService:
                 self._change(q, e.get("ReceiptHandle"), e.get("VisibilityTimeout"))
             except SqsError as err:
                 failed.append(_failure(e["Id"], err))
+            except CoreError as exc:  # one entry refused by the core fails alone
+                failed.append(_failure(e["Id"], from_core(exc)))
             else:
                 ok.append({"Id": e["Id"]})
         return {"Successful": ok, "Failed": failed}
@@ -737,13 +489,3 @@ def _failure(entry_id: str, err: SqsError) -> dict[str, Any]:
         "Code": err.query_code,
         "Message": err.message,
     }
-
-
-def _int(value: Any, name: str, lo: int, hi: int, reason: str) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = None
-    if number is None or isinstance(value, bool) or not lo <= number <= hi:
-        raise invalid(f"Value {value} for parameter {name} is invalid. Reason: {reason}")
-    return number
