@@ -25,9 +25,7 @@ touched from the event loop; nothing awaits between a check and the change it gu
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-import socket
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -35,14 +33,13 @@ from typing import TYPE_CHECKING, Any
 from broker.core import (
     ACK_MODES,
     AUTO,
-    TEMP_QUEUE,
-    TEMP_TOPIC,
     Address,
     CoreError,
     Message,
     Subscription,
 )
 from broker.core.transaction import Transaction
+from broker.push import PushConnection
 from protocols.stomp.codec import Frame, FrameParser, StompError, encode_frame, escaper
 from protocols.stomp.mapping import (
     BadHeader,
@@ -60,8 +57,6 @@ log = logging.getLogger("zonemq.stomp")
 
 VERSIONS = ("1.0", "1.1", "1.2")
 _CONNECTS = ("CONNECT", "STOMP")
-_TEMP = (TEMP_QUEUE, TEMP_TOPIC)
-_conn_ids = itertools.count(1)
 
 
 class ProtocolError(Exception):
@@ -87,42 +82,25 @@ class StompSub:
         self.core_sub: Subscription | None = None
 
 
-class StompConnection(asyncio.Protocol):
-    """One client connection (see module docstring for the mapping and invariants)."""
+class StompConnection(PushConnection):
+    """One client connection (see module docstring for the mapping and invariants; the
+    socket, output, backpressure and teardown glue is broker.push.PushConnection's)."""
 
     def __init__(self, listener: StompListener) -> None:
-        self.listener = listener
-        self.core = listener.core
-        self.settings = listener.settings
-        self.loop = listener.loop
-        self.id = f"ID:{listener.broker_name}-{listener.started_ms}-{next(_conn_ids)}"
+        super().__init__(listener)
         self.parser = FrameParser(
             max_frame_size=self.settings.max_frame_size,
             max_headers=self.settings.max_headers,
             max_header_length=self.settings.max_header_length,
         )
-        self.transport: asyncio.Transport | None = None
         self.version = "1.0"
         self.connected = False
-        self.closing = False
         self.subs: dict[str, StompSub] = {}
         self.by_num: dict[int, StompSub] = {}
         self.txs: dict[str, Transaction] = {}
         self._dests: dict[str, Address] = {}
-        self.peer = ""
-        self._out: list[bytes] = []
-        self._out_bytes = 0
-        self._flush_scheduled = False
-        # _hold: this batch has a delivery needing the journal; _held: waiting for it.
-        self._hold = False
-        self._held = False
-        self._write_paused = False
-        self._consumers_paused = False
         self._last_read = 0.0
-        self._last_write = 0.0
         self._timers: list[asyncio.TimerHandle] = []
-        # Durability awaitables whose RECEIPT is still owed (a graceful stop waits on them).
-        self.pending: set[asyncio.Future[Any]] = set()
         # Receipts in frame order, each sent once its awaitable and all before it are done.
         self._owed: deque[tuple[asyncio.Future[Any], bytes, Frame]] = deque()
         self._close_when_paid = False
@@ -143,18 +121,8 @@ class StompConnection(asyncio.Protocol):
     # -- asyncio.Protocol -----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports do not subclass asyncio.Transport, so no isinstance check.
-        self.transport = transport  # type: ignore[assignment]
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        peer = transport.get_extra_info("peername")
-        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
-        transport.set_write_buffer_limits(
-            high=self.settings.write_buffer_high, low=self.settings.write_buffer_low
-        )
         self._last_read = self.loop.time()
-        self.listener.connections.add(self)
+        super().connection_made(transport)
         if len(self.listener.connections) > self.settings.max_connections:
             self._fatal("Too many connections", b"")
             return
@@ -209,76 +177,10 @@ class StompConnection(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closing = True
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
-        self._release_all()
-        self.listener.connections.discard(self)
-
-    def pause_writing(self) -> None:
-        self._write_paused = True
-        self._pause_consumers()
-
-    def resume_writing(self) -> None:
-        self._write_paused = False
-        if self._out_bytes < self.settings.write_buffer_high:
-            self._resume_consumers()
-
-    # -- output ---------------------------------------------------------------------------
-
-    def _send(self, data: bytes) -> None:
-        self._out.append(data)
-        self._out_bytes += len(data)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        if not self._out or self._held:
-            return
-        if self._hold:
-            # A persistent message goes out only once the journal has its delivery
-            # record, so one delivered before a crash comes back redelivered:true.
-            self._hold = False
-            done = self.core.barrier()
-            if done is not None:
-                self._held = True
-                asyncio.ensure_future(done).add_done_callback(self._release_held)
-                return
-        out = self._out
-        self._out = []
-        self._out_bytes = 0
-        self._last_write = self.loop.time()
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.writelines(out)
-        if self._consumers_paused and not self._write_paused and not self.closing:
-            self._resume_consumers()
-
-    def _release_held(self, done: asyncio.Future[Any]) -> None:
-        self._held = False
-        if done.cancelled() or done.exception() is not None:
-            self._out.clear()
-            self._close_after_flush()
-            return
-        self._flush()
-
-    def _pause_consumers(self) -> None:
-        if self._consumers_paused:
-            return
-        self._consumers_paused = True
-        for s in self.subs.values():
-            if s.core_sub is not None:
-                s.core_sub.paused = True
-
-    def _resume_consumers(self) -> None:
-        if not self._consumers_paused:
-            return
-        self._consumers_paused = False
-        for s in list(self.subs.values()):
-            if s.core_sub is not None:
-                s.core_sub.set_paused(False)
+        super().connection_lost(exc)
 
     # -- the Consumer interface the core calls ------------------------------------------
 
@@ -294,7 +196,7 @@ class StompConnection(asyncio.Protocol):
             if not private:
                 msg.wire = wire
         if not sub.auto and msg.persistent and sub.source.durable:
-            self._hold = True
+            self._hold = True  # its delivery record first (broker.push: the durability rule)
         out = self._out
         out.append(ssub.prefix)
         size = len(ssub.prefix) + len(wire[2]) + len(msg.body) + 2
@@ -340,20 +242,11 @@ class StompConnection(asyncio.Protocol):
             return
         self._send(data)
         if close:
-            self._close_after_flush()
+            self._close()
 
     def _fatal(self, message: str, snippet: bytes) -> None:
         log.info("closing STOMP connection from %s: %s (near %r)", self.peer, message, snippet)
         self._error(message, None, close=True)
-
-    def _close_after_flush(self) -> None:
-        if self.closing:
-            return
-        self.closing = True
-        self._release_all()
-        self._flush()
-        if self.transport is not None:
-            self.transport.close()
 
     def _close_once_paid(self) -> None:
         """Close once the receipts still owed (and what queues behind them) have gone
@@ -381,13 +274,11 @@ class StompConnection(asyncio.Protocol):
             self._send(data)
             return
         if done is None:
-            fut: asyncio.Future[Any] = self.loop.create_future()
-            fut.set_result(None)
-        else:
-            fut = asyncio.ensure_future(done)
+            paid: asyncio.Future[None] = self.loop.create_future()
+            paid.set_result(None)
+            done = paid
+        fut = self._when_durable(done, self._pay)
         self._owed.append((fut, data, frame))
-        self.pending.add(fut)
-        fut.add_done_callback(self._pay)
 
     def _pay(self, _done: asyncio.Future[Any]) -> None:
         owed = self._owed
@@ -406,7 +297,7 @@ class StompConnection(asyncio.Protocol):
         if not owed and self._close_when_paid:
             self._close_when_paid = False
             self.closing = False
-            self._close_after_flush()
+            self._close()
 
     # -- CONNECT and heart-beats ----------------------------------------------------------
 
@@ -470,7 +361,7 @@ class StompConnection(asyncio.Protocol):
         idle = self.loop.time() - self._last_read
         if idle >= limit:
             log.info("dropping STOMP client %s: no heart-beat for %.1fs", self.peer, idle)
-            self._close_after_flush()
+            self._close()
             return
         self._timers.append(self.loop.call_later(limit - idle, self._check_read, limit))
 
@@ -492,8 +383,7 @@ class StompConnection(asyncio.Protocol):
         address = self._dests.get(text)
         if address is None:
             address = parse_destination(text, self.id)
-            if address.kind in _TEMP and address.name.startswith(self.id + ":"):
-                self.core.create_temporary(address, self)
+            self._own_temporary(address)
             # Producers name the same few destinations over and over; bounded.
             if len(self._dests) < 256:
                 self._dests[text] = address
@@ -512,10 +402,8 @@ class StompConnection(asyncio.Protocol):
         address = self._destination(frame)
         tx = self._transaction(frame)
         msg = message_from_send(frame.headers, frame.body, address, self.id, self)
-        reply = msg.reply_to
-        if reply is not None and reply.kind in _TEMP and reply.name.startswith(self.id + ":"):
-            # Naming one's own temp destination in reply-to creates it, as in ActiveMQ.
-            self.core.create_temporary(reply, self)
+        if msg.reply_to is not None:
+            self._own_temporary(msg.reply_to)
         done = self.core.send(address, msg, tx=tx)
         self._receipt(frame, done)
         if tx is None and self.core.full(address) and not self.core.stored(address, msg):
@@ -524,15 +412,9 @@ class StompConnection(asyncio.Protocol):
 
     def _flow_control(self, address: Address) -> None:
         """A producer sending to a full queue stops being read until the queue drains."""
-        if self.transport is None:
-            return
-
-        def resume() -> None:
-            if self.transport is not None and not self.closing:
-                self.transport.resume_reading()
-
-        if self.core.when_space(address, resume):
-            self.transport.pause_reading()
+        transport = self.transport
+        if transport is not None and self._when_space(address, transport.resume_reading):
+            transport.pause_reading()
 
     def _on_subscribe(self, frame: Frame) -> None:
         h = frame.headers
@@ -583,7 +465,8 @@ class StompConnection(asyncio.Protocol):
             ssub.ack_prefix = b"ack:" + str(core_sub.num).encode() + b"-"
         # The RECEIPT goes out before any MESSAGE of the new subscription, as ActiveMQ's.
         self._receipt(frame)
-        core_sub.set_paused(self._consumers_paused)
+        if not self._consumers_paused:
+            core_sub.resume()
 
     def _on_unsubscribe(self, frame: Frame) -> None:
         h = frame.headers
@@ -671,26 +554,24 @@ class StompConnection(asyncio.Protocol):
         if self._owed:
             self._close_once_paid()
             return
-        self._close_after_flush()
+        self._close()
 
     # -- teardown -------------------------------------------------------------------------
 
-    def _release_all(self) -> None:
-        """Return unacked messages, abort open transactions, drop temp destinations.
+    def _subscriptions(self) -> list[Subscription]:
+        return [s.core_sub for s in self.subs.values() if s.core_sub is not None]
 
-        Subscriptions close first so that messages an aborted transaction gives back
-        are not dispatched to this dying connection (and counted twice)."""
-        subs, self.subs = self.subs, {}
+    def _take_subscriptions(self) -> list[Subscription]:
+        subs = self._subscriptions()
+        self.subs = {}
         self.by_num.clear()
-        for ssub in subs.values():
-            if ssub.core_sub is not None:
-                ssub.core_sub.close()
+        return subs
+
+    def _take_transactions(self) -> list[Transaction]:
         txs, self.txs = self.txs, {}
-        for tx in txs.values():
-            tx.abort()
-        self.core.delete_owned(self)
+        return list(txs.values())
 
     def shutdown(self) -> None:
         """Broker stop: flush what is queued and close."""
         if not self.closing:
-            self._close_after_flush()
+            self._close()

@@ -1,0 +1,249 @@
+"""PushConnection: the asyncio glue every push protocol's TCP connection shares.
+
+A push protocol is one where the core hands messages to a connection's subscriptions as
+they become available (`Consumer.deliver`), as STOMP and AMQP 1.0 do; SQS, where clients
+pull, has no use for it. Each protocol subclasses PushConnection for its wire format and
+its semantics; what is the same whatever the wire says is written here once:
+
+- the socket: TCP_NODELAY, the transport's write buffer watermarks, the peer's name and
+  the listener's registry of live connections (`connection_made`, `connection_lost`);
+- the outbound list: bytes collect in `_out` during a loop turn and are written with one
+  `writelines` per turn (`_schedule`, `_flush`, `_write`); `_out_bytes` counts them;
+- backpressure on dispatch: when the transport's buffer passes the high watermark
+  (`pause_writing`) every subscription of the connection is paused, and resumed once the
+  buffer is below the low one and the outbound list has been written;
+- the durability rule for deliveries: a delivery whose delivery-count record the core
+  journals (a persistent message on a durable queue, to a subscription that is not auto
+  ack) must not leave before that record is durable, or a message a client saw before a
+  crash would come back without `redelivered` and with its count one short. The
+  protocol's `deliver` sets `_hold` for such a delivery (inline: it is the hot path);
+  `_write` then keeps the whole turn's output back until the core's barrier completes;
+- durability futures a graceful stop waits for (`pending`, `_when_durable`);
+- producer flow control (`_when_space`): a send to a queue over its memory limit holds
+  the producer back (how is the protocol's: STOMP stops reading, AMQP withholds credit)
+  until the queue has room;
+- a temporary destination named with this connection's id (a reply-to, a destination) is
+  created on first use and owned by the connection, as in ActiveMQ (`_own_temporary`);
+- teardown order (`_release_all`): subscriptions close first, then transactions abort,
+  then the connection's temporary destinations go.
+
+A subclass provides `_subscriptions`, `_take_subscriptions` and `_take_transactions`, and
+may refine `_may_resume`. State ownership: a connection is only touched from its event
+loop, and nothing awaits between a check and the change it guards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from broker.core import TEMP_QUEUE, TEMP_TOPIC, Address, Subscription, Transaction
+from broker.tcp import TcpListener
+
+_TEMP = (TEMP_QUEUE, TEMP_TOPIC)
+# One sequence for every protocol: connection ids name temporary destinations, which
+# are shared by all protocols, so two connections must never have the same id.
+_conn_ids = itertools.count(1)
+
+
+class PushConnection(asyncio.Protocol):
+    """One client connection of a push protocol (see the module docstring)."""
+
+    def __init__(self, listener: TcpListener[Any]) -> None:
+        self.listener = listener
+        self.core = listener.core
+        self.settings = listener.settings
+        self.loop = listener.loop
+        self.id = f"ID:{listener.broker_name}-{listener.started_ms}-{next(_conn_ids)}"
+        # Temporary destinations named with this prefix belong to this connection.
+        self._temp_prefix = self.id + ":"
+        self.transport: asyncio.Transport | None = None
+        self.peer = ""
+        self.closing = False
+        self._out: list[bytes] = []
+        self._out_bytes = 0
+        self._flush_scheduled = False
+        # _hold: this turn's output has a delivery needing the journal; _held: waiting.
+        self._hold = False
+        self._held = False
+        self._write_paused = False
+        self._consumers_paused = False
+        self._last_write = 0.0
+        # Durability awaitables whose answer (a receipt, a disposition) is still owed:
+        # a graceful stop waits for them (TcpListener.drain).
+        self.pending: set[asyncio.Future[Any]] = set()
+
+    # -- what a protocol provides -------------------------------------------------------
+
+    def _subscriptions(self) -> Iterable[Subscription]:
+        """This connection's core subscriptions (a snapshot: resuming one may dispatch)."""
+        raise NotImplementedError
+
+    def _may_resume(self, sub: Subscription) -> bool:
+        """Whether `sub` may take messages once the write buffer has drained (AMQP: only
+        with link credit)."""
+        return True
+
+    def _take_subscriptions(self) -> Iterable[Subscription]:
+        """Forget every subscription (the protocol's side of them) and return them."""
+        raise NotImplementedError
+
+    def _take_transactions(self) -> Iterable[Transaction]:
+        """Forget every open transaction and return them."""
+        raise NotImplementedError
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio.Transport, so no isinstance check.
+        self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        transport.set_write_buffer_limits(  # type: ignore[attr-defined]
+            high=self.settings.write_buffer_high, low=self.settings.write_buffer_low
+        )
+        self.listener.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self._release_all()
+        self.listener.connections.discard(self)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._pause_consumers()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._out_bytes < self.settings.write_buffer_high:
+            self._resume_consumers()
+
+    # -- output -------------------------------------------------------------------------
+
+    def _send(self, data: bytes) -> None:
+        """Queue `data` for this turn's write."""
+        self._out.append(data)
+        self._out_bytes += len(data)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _schedule(self) -> None:
+        """Flush once at the end of this loop turn (however often it is asked)."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """The end of a turn: write what it queued. A protocol with more to do first (AMQP
+        runs its engine) overrides this and ends with `_write`."""
+        self._flush_scheduled = False
+        self._write()
+
+    def _write(self) -> None:
+        """Write the outbound list at once, unless it holds a delivery whose record is not
+        durable yet: then everything waits for the core's barrier (frame order is kept,
+        and the next batch waits behind this one)."""
+        if self._held:
+            return
+        out = self._out
+        if out:
+            if self._hold:
+                # A persistent message goes out only once the journal has its delivery
+                # record, so one delivered before a crash comes back redelivered.
+                self._hold = False
+                done = self.core.barrier()
+                if done is not None:
+                    self._held = True
+                    asyncio.ensure_future(done).add_done_callback(self._release_held)
+                    return
+            self._out = []
+            self._out_bytes = 0
+            self._last_write = self.loop.time()
+            transport = self.transport
+            if transport is not None and not transport.is_closing():
+                transport.writelines(out)
+        if self._consumers_paused and not self._write_paused and not self.closing:
+            self._resume_consumers()
+
+    def _release_held(self, done: asyncio.Future[Any]) -> None:
+        self._held = False
+        if done.cancelled() or done.exception() is not None:
+            # The journal failed (the broker stops): what was held must not go out.
+            self._out.clear()
+            self._close()
+            return
+        self._flush()
+
+    def _close(self) -> None:
+        """Let go of subscriptions and transactions, write what may still go, close."""
+        if self.closing:
+            return
+        self.closing = True
+        self._release_all()
+        self._write()
+        if self.transport is not None:
+            self.transport.close()
+
+    # -- backpressure on dispatch -------------------------------------------------------
+
+    def _pause_consumers(self) -> None:
+        if self._consumers_paused:
+            return
+        self._consumers_paused = True
+        for sub in self._subscriptions():
+            sub.pause()
+
+    def _resume_consumers(self) -> None:
+        if not self._consumers_paused:
+            return
+        self._consumers_paused = False
+        for sub in self._subscriptions():
+            if self._may_resume(sub):
+                sub.resume()
+
+    # -- durability, producers, temporary destinations ------------------------------------
+
+    def _when_durable(
+        self, done: Awaitable[None], callback: Callable[[asyncio.Future[Any]], None]
+    ) -> asyncio.Future[Any]:
+        """`callback` once `done` (a durability awaitable of the core) completes; until then
+        a graceful stop waits for it. The callback discards it from `pending`."""
+        fut = asyncio.ensure_future(done)
+        self.pending.add(fut)
+        fut.add_done_callback(callback)
+        return fut
+
+    def _when_space(self, address: Address, resume: Callable[[], None]) -> bool:
+        """Producer flow control: True if `address` is a queue over its memory limit, and
+        then `resume` runs once it has room (unless this connection has closed by then)."""
+
+        def wake() -> None:
+            if not self.closing:
+                resume()
+
+        return self.core.when_space(address, wake)
+
+    def _own_temporary(self, address: Address) -> None:
+        """A temporary destination named with this connection's id (a destination, a
+        reply-to) is created on first use and owned by this connection, as in ActiveMQ."""
+        if address.kind in _TEMP and address.name.startswith(self._temp_prefix):
+            self.core.create_temporary(address, self)
+
+    # -- teardown -----------------------------------------------------------------------
+
+    def _release_all(self) -> None:
+        """Return unacknowledged messages, abort open transactions, drop temporary
+        destinations. Subscriptions close first so that messages an aborted transaction
+        gives back are not dispatched to this dying connection (and counted twice)."""
+        for sub in self._take_subscriptions():
+            sub.close()
+        for tx in self._take_transactions():
+            tx.abort()
+        self.core.delete_owned(self)
