@@ -9,6 +9,7 @@ deleted with it.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections.abc import Awaitable, Callable
@@ -16,8 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker.core.errors import DELETED, INVALID, NOT_FOUND, CoreError
+from broker.core.leases import Leases, Loop
 from broker.core.message import QUEUE, TEMP_QUEUE, TEMP_TOPIC, TOPIC, Address, Message
-from broker.core.persistence import Store
+from broker.core.persistence import Records, Store, journaled
 from broker.core.policy import Policy, PolicyMap
 from broker.core.queue import ACK_MODES, Consumer, MessageQueue, Subscription
 from broker.core.topic import Topic
@@ -73,9 +75,16 @@ class Core:
         clock: Callable[[], float] = time.time,
         call_later: Callable[[float, Callable[[], None]], Any] | None = None,
         store: Store | None = None,
+        loop: Loop | None = None,
     ) -> None:
+        """`call_later` schedules the expiry sweep (none without it); `loop` gives pull
+        delivery its timers and futures (default: the running event loop, looked up when
+        `leases` is first used); `store` journals persistent messages (none: nothing
+        persists)."""
         self.limits = limits or CoreLimits()
-        self.store = store
+        # The one seam to storage: always present, a null store when nothing persists.
+        self.records = Records(store)
+        self.store: Store = self.records.store
         self.clock = clock
         self._call_later = call_later
         self.queues: dict[Address, MessageQueue] = {}
@@ -89,6 +98,8 @@ class Core:
         self._ids = itertools.count(1)
         self._sub_nums = itertools.count(1)
         self._expiry_timer: Any = None
+        self._loop = loop
+        self._leases: Leases | None = None
         # Counters for destinations that have been deleted, so totals never go down.
         self.retired = {"enqueued": 0, "dispatched": 0, "acked": 0, "dlq": 0, "redelivered": 0}
         if call_later is not None and self.limits.expiry_check_interval > 0:
@@ -100,7 +111,20 @@ class Core:
     def next_id(self) -> str:
         return self._id_prefix + str(next(self._ids))
 
+    @property
+    def leases(self) -> Leases:
+        """Pull delivery (broker/core/leases.py), shared by every pull facade; created on
+        first use and closed by `close`."""
+        leases = self._leases
+        if leases is None:
+            loop = self._loop if self._loop is not None else asyncio.get_running_loop()
+            leases = self._leases = Leases(self, loop)
+        return leases
+
     def close(self) -> None:
+        """Stop the core's timers and end pull delivery (leases, long polls)."""
+        if self._leases is not None:
+            self._leases.close()
         if self._expiry_timer is not None:
             self._expiry_timer.cancel()
             self._expiry_timer = None
@@ -117,8 +141,7 @@ class Core:
             self._check_name(address)
             q = MessageQueue(self, address, memory_limit=self.limits.queue_memory_limit)
             self.queues[address] = q
-            if q.durable:
-                self.store.queue_created(address)  # type: ignore[union-attr]
+            self.records.queue_created(q)
         return q
 
     def restore(
@@ -160,12 +183,11 @@ class Core:
         if q.own_limit:
             return
         q.own_limit = True
-        if q.durable:
-            self.store.queue_created(address, {"own_limit": True})  # type: ignore[union-attr]
+        self.records.own_limit_set(q)
 
     def page_in(self, source: MessageQueue, msg: Message) -> bytes:
         """The body of a paged-out message, read back from the journal."""
-        return self.store.load(source.address, msg)  # type: ignore[union-attr]
+        return self.records.load(source, msg)
 
     def topic(self, address: Address, *, create: bool = True) -> Topic:
         t = self.topics.get(address)
@@ -208,8 +230,7 @@ class Core:
             for sub in list(q.consumers):
                 sub.close()
             q.purge()
-            if q.durable:
-                self.store.queue_deleted(address)  # type: ignore[union-attr]
+            self.records.queue_deleted(q)
             self._retire(q)
         else:
             t = self.topics.pop(address, None)
@@ -236,8 +257,8 @@ class Core:
         self, address: Address, msg: Message, *, tx: Transaction | None = None
     ) -> Awaitable[None] | None:
         """Accept a message for `address`. Returns an awaitable that completes when the
-        message is durable, or None when there is nothing to wait for. Without the journal
-        (issue 3) nothing is durable and every send returns None."""
+        message is durable, or None when there is nothing to wait for (the message is
+        not journaled: see broker/core/persistence.py)."""
         if not msg.id:
             msg.id = self.next_id()
         if not msg.timestamp:
@@ -251,17 +272,18 @@ class Core:
             tx.add_send(address, msg)
             return None
         dest = self._resolve(address)
-        if msg.persistent and address.kind == QUEUE and self.store is not None:
-            self.store.add(address, msg)
+        # journaled(dest, msg), inlined: a message that is not journaled makes no call.
+        if dest.durable and msg.persistent:
+            done = self.records.sent(address, msg)
             dest.put(msg)
-            return self.store.barrier()
+            return done
         dest.put(msg)
         return None
 
     def barrier(self) -> Awaitable[None] | None:
         """Completes when everything the core has written so far is durable (receipts
         for acks, commits and the like wait on it); None if nothing is outstanding."""
-        return self.store.barrier() if self.store is not None else None
+        return self.records.barrier()
 
     def _resolve(self, address: Address) -> MessageQueue | Topic:
         return self.queue(address) if address.is_queue else self.topic(address)
@@ -271,8 +293,13 @@ class Core:
         self._resolve(address).put(msg)
 
     def stored(self, address: Address, msg: Message) -> bool:
-        """Would a send of `msg` to `address` be journaled?"""
-        return msg.persistent and address.kind == QUEUE and self.store is not None
+        """Would a send of `msg` to `address` be journaled? (Records.journaled)"""
+        return self.records.journaled(address, msg)
+
+    def journaled(self, source: MessageQueue, msg: Message) -> bool:
+        """Is `msg`, held by `source`, journaled? The one rule, for protocols that must
+        know (e.g. to hold a delivery until its record is durable)."""
+        return journaled(source, msg)
 
     def full(self, address: Address) -> bool:
         """Is `address` a queue over its memory limit? (cheap; checked per send)"""
@@ -307,26 +334,16 @@ class Core:
             raise CoreError(INVALID, f"unknown ack mode {ack_mode!r}")
         if prefetch is not None and prefetch < 1:
             raise CoreError(INVALID, "prefetch must be at least 1")
+        topic: Topic | None
         if address.is_queue:
+            topic = None
             source = self.queue(address)
-            sub = Subscription(
-                self,
-                next(self._sub_nums),
-                address,
-                source,
-                consumer,
-                ack_mode=ack_mode,
-                prefetch=prefetch or self.limits.queue_prefetch,
-                no_local=no_local,
-                origin=origin,
-                tag=tag,
-            )
-            sub.paused = paused
-            source.consumers.append(sub)
-            source.dispatch()
-            return sub
-        topic = self.topic(address)
-        source = MessageQueue(self, address, limit=self.limits.topic_pending_limit)
+            default_prefetch = self.limits.queue_prefetch
+        else:
+            # Each topic subscription drains a private queue the topic fills.
+            topic = self.topic(address)
+            source = MessageQueue(self, address, limit=self.limits.topic_pending_limit)
+            default_prefetch = self.limits.topic_prefetch
         sub = Subscription(
             self,
             next(self._sub_nums),
@@ -334,7 +351,7 @@ class Core:
             source,
             consumer,
             ack_mode=ack_mode,
-            prefetch=prefetch or self.limits.topic_prefetch,
+            prefetch=prefetch or default_prefetch,
             no_local=no_local,
             origin=origin,
             tag=tag,
@@ -342,7 +359,10 @@ class Core:
         )
         sub.paused = paused
         source.consumers.append(sub)
-        topic.subs.append(sub)
+        if topic is None:
+            source.dispatch()
+        else:
+            topic.subs.append(sub)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
@@ -361,10 +381,7 @@ class Core:
     def acked(self, source: MessageQueue, msgs: list[Message]) -> None:
         """Messages consumed for good: journal their removal."""
         if source.durable:
-            store = self.store
-            for msg in msgs:
-                if msg.persistent:
-                    store.remove(source.address, msg)  # type: ignore[union-attr]
+            self.records.removed(source, msgs)
 
     def redeliver(self, source: MessageQueue, msgs: list[Message], *, counted: bool) -> None:
         """Put messages back at the front of `source`; counted ones past the destination's
@@ -383,8 +400,7 @@ class Core:
                     )
                     continue
                 source.redelivered += 1
-                if source.durable and msg.persistent:
-                    self.store.returned(source.address, msg)  # type: ignore[union-attr]
+                self.records.returned(source, msg)
             back.append(msg)
         if back:
             source.push_front(back)
@@ -396,12 +412,10 @@ class Core:
         source.dlq += 1
         dlq_name = self.policies.for_name(source.address.name).dead_letter_queue
         dlq = Address(QUEUE, dlq_name)
-        stored = source.durable and msg.persistent
         if source.address == dlq or (
             not msg.persistent and not self.limits.dead_letter_non_persistent
         ):
-            if stored:
-                self.store.remove(source.address, msg)  # type: ignore[union-attr]
+            self.records.removed(source, (msg,))
             return
         copy = msg.copy()
         copy.properties["originalDestination"] = str(msg.destination or source.address)
@@ -419,12 +433,7 @@ class Core:
         copy.delivery_count = 0
         copy.redelivered = False
         dest = self.queue(target)
-        stored = source.durable and msg.persistent
-        if stored or (dest.durable and copy.persistent):
-            self.store.transaction(  # type: ignore[union-attr]
-                [(target, copy)] if dest.durable and copy.persistent else [],
-                [(source.address, msg)] if stored else [],
-            )
+        self.records.moved(source, msg, dest, copy)
         dest.put(copy)
 
     def expire(self, source: MessageQueue, msg: Message) -> None:
@@ -432,8 +441,8 @@ class Core:
         source.expired += 1
         if msg.persistent and self.limits.expired_to_dlq:
             self.dead_letter(source, msg, f"Message Expired. Expiration:{msg.expiration}")
-        elif source.durable and msg.persistent:
-            self.store.remove(source.address, msg)  # type: ignore[union-attr]
+        else:
+            self.records.removed(source, (msg,))
 
     def over_limit(self, source: MessageQueue) -> None:
         """A topic subscriber fell `limit` messages behind: apply the slow-consumer policy."""

@@ -28,6 +28,10 @@ What a PullQueue adds to the queue, all protocol-neutral and set by its owner in
   grouped queue with a backlog whose groups are all locked, a message put by another
   protocol is seen at the next wake-up or when the wait ends (documented gap).
 
+The Core owns one Leases (`Core.leases`, closed by `Core.close`), so every pull facade
+shares it. Its timers and futures come from a `Loop`: the asyncio event loop, or a fake
+clock in the core's tests.
+
 Ownership: everything runs on the event loop and nothing here awaits between a check
 and the change it guards, except `receive`, which re-checks after its wait. The
 Subscription is paused whenever no receiver waits, so the queue never pushes to it
@@ -41,9 +45,9 @@ import itertools
 import random
 import secrets
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from broker.core.message import Address, Message
 from broker.core.queue import INDIVIDUAL, MessageQueue, Subscription
@@ -52,6 +56,24 @@ if TYPE_CHECKING:
     from broker.core.core import Core
 
 _UNLIMITED = 1 << 62
+
+
+class Timer(Protocol):
+    """A scheduled callback (asyncio.TimerHandle)."""
+
+    def cancel(self) -> None: ...
+
+
+class Loop(Protocol):
+    """The part of an asyncio event loop pull delivery uses; a fake clock in tests."""
+
+    def time(self) -> float: ...
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> Timer: ...
+
+    def call_soon(self, callback: Callable[..., object], *args: Any) -> object: ...
+
+    def create_future(self) -> asyncio.Future[Any]: ...
 
 
 @dataclass(slots=True)
@@ -75,7 +97,7 @@ class Lease:
         self.msg = msg
         self.deadline = deadline
         self.first_receive = first_receive
-        self.timer: asyncio.TimerHandle | None = None
+        self.timer: Timer | None = None
         # False once the lease has ended (expired, deleted, returned).
         self.active = True
 
@@ -115,7 +137,7 @@ class PullQueue:
         self.leases: dict[str, Lease] = {}
         self.latest: dict[str, Lease] = {}
         self.first_receive: dict[str, int] = {}
-        self.delayed: dict[str, tuple[Message, asyncio.TimerHandle]] = {}
+        self.delayed: dict[str, tuple[Message, Timer]] = {}
         self.group_holds: dict[str | None, int] = {}
         self.waiters: deque[_Waiter] = deque()
         self._sink: list[Message] | None = None
@@ -287,8 +309,7 @@ class PullQueue:
         elif p.retention_ms and msg.timestamp + p.retention_ms <= now:
             self.queue.expired += 1
             self._forget(msg)
-            if self.queue.durable and msg.persistent:
-                self.core.store.remove(self.address, msg)  # type: ignore[union-attr]
+            self.core.records.removed(self.queue, (msg,))
         else:
             assert p.dead_letter is not None
             self._move(msg, p.dead_letter)
@@ -397,8 +418,7 @@ class PullQueue:
             return
         back = msg.redelivery_copy()
         self.queue.redelivered += 1
-        if self.queue.durable and back.persistent:
-            self.core.store.returned(self.address, back)  # type: ignore[union-attr]
+        self.core.records.returned(self.queue, back)
         # The ended lease keeps naming the message (now the returned copy).
         lease.msg = back
         self.queue.push_front([back])
@@ -434,10 +454,7 @@ class PullQueue:
         msg.destination = self.address
         timer = self.loop.call_later(delay, self._due, msg.id)
         self.delayed[msg.id] = (msg, timer)
-        if core.stored(self.address, msg):
-            core.store.add(self.address, msg)  # type: ignore[union-attr]
-            return core.store.barrier()  # type: ignore[union-attr]
-        return None
+        return core.records.sent(self.address, msg)
 
     def _due(self, mid: str) -> None:
         entry = self.delayed.pop(mid, None)
@@ -450,10 +467,9 @@ class PullQueue:
     def purge(self) -> int:
         """Drop pending and delayed messages (in-flight leases stay, as in SQS)."""
         n = self.queue.purge()
-        for msg, timer in self.delayed.values():
+        for _msg, timer in self.delayed.values():
             timer.cancel()
-            if self.queue.durable and msg.persistent:
-                self.core.store.remove(self.address, msg)  # type: ignore[union-attr]
+        self.core.records.removed(self.queue, [msg for msg, _timer in self.delayed.values()])
         n += len(self.delayed)
         self.delayed.clear()
         self.latest = {k: v for k, v in self.latest.items() if v.active}
@@ -477,9 +493,9 @@ class PullQueue:
 
 
 class Leases:
-    """The PullQueues of one core, created on first use."""
+    """The PullQueues of one core, created on first use (the core's `leases`)."""
 
-    def __init__(self, core: Core, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, core: Core, loop: Loop) -> None:
         self.core = core
         self.loop = loop
         self.queues: dict[Address, PullQueue] = {}
@@ -511,12 +527,11 @@ class Leases:
         pq = self.queues.pop(address, None)
         if pq is None:
             return
-        for msg, _timer in pq.delayed.values():
-            if pq.queue.durable and msg.persistent:
-                self.core.store.remove(address, msg)  # type: ignore[union-attr]
+        self.core.records.removed(pq.queue, [msg for msg, _timer in pq.delayed.values()])
         pq.close()
 
     def close(self) -> None:
+        """End every pull queue (Core.close calls this; calling it again is harmless)."""
         for pq in self.queues.values():
             pq.close()
         self.queues.clear()

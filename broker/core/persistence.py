@@ -1,16 +1,30 @@
-"""The interface through which the core tells storage about persistent messages.
+"""The core's one seam to storage: the journaled rule and every record write it causes.
 
-The core calls these only for persistent messages on durable queues (kind "queue");
-broker.store.MessageStore implements them on the journal. Without a store (tests of
-the core alone) nothing is written and nothing is waited for.
+The rule (`journaled`): a message is written to the journal when it is persistent and
+its destination is durable, and a destination is durable when it is a broker queue (kind
+"queue": not a topic, whose subscriptions are not durable yet, nor a temporary queue)
+and the core has a store that persists. `MessageQueue.durable` is that destination half,
+computed once per queue by `Records.durable`, so the per-message test is two attribute
+reads.
+
+`Records` holds the store (always present: a `NullStore` when nothing persists, as for
+a Core built with store=None) and makes every write the core does; each method applies
+the rule itself, so callers need not. Hot paths test `queue.durable and msg.persistent`
+inline first (the body of `journaled`), so a message that is not journaled costs no
+call at all, exactly as the old `if store is not None` checks did.
+
+broker.store.MessageStore implements `Store` on the journal.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import Protocol
+from collections.abc import Awaitable, Iterable
+from typing import TYPE_CHECKING, Protocol
 
-from broker.core.message import Address, Message
+from broker.core.message import QUEUE, Address, Message
+
+if TYPE_CHECKING:
+    from broker.core.queue import MessageQueue
 
 
 class Store(Protocol):
@@ -35,3 +49,140 @@ class Store(Protocol):
     def barrier(self) -> Awaitable[None] | None: ...
 
     def load(self, queue: Address, msg: Message) -> bytes: ...
+
+
+class NullStore:
+    """A Store that keeps nothing (a core without a journal). The core never calls it for
+    messages, since no destination is durable then; it is here so `Records.store` is
+    always a Store and nothing has to test for None."""
+
+    def add(self, queue: Address, msg: Message) -> None:
+        pass
+
+    def remove(self, queue: Address, msg: Message) -> None:
+        pass
+
+    def delivered(self, queue: Address, msg: Message) -> None:
+        pass
+
+    def returned(self, queue: Address, msg: Message) -> None:
+        pass
+
+    def transaction(
+        self, adds: list[tuple[Address, Message]], removes: list[tuple[Address, Message]]
+    ) -> None:
+        pass
+
+    def queue_created(self, queue: Address, flags: dict[str, bool] | None = None) -> None:
+        pass
+
+    def queue_deleted(self, queue: Address) -> None:
+        pass
+
+    def barrier(self) -> Awaitable[None] | None:
+        return None
+
+    def load(self, queue: Address, msg: Message) -> bytes:
+        # Only a durable queue pages bodies out, and without a store none is durable.
+        raise LookupError(f"no store holds the body of {msg.id} on {queue}")
+
+
+def journaled(queue: MessageQueue, msg: Message) -> bool:
+    """THE rule: is `msg`, held by `queue`, written to the journal? (module docstring)"""
+    return queue.durable and msg.persistent
+
+
+class Records:
+    """Every journal write the core makes, each guarded by the journaled rule."""
+
+    __slots__ = ("persists", "store")
+
+    def __init__(self, store: Store | None) -> None:
+        self.store: Store = store if store is not None else NullStore()
+        # The fast boolean behind every `durable`: False means no write ever happens.
+        self.persists = store is not None
+
+    # -- the rule, for destinations and for addresses --------------------------------------
+
+    def durable(self, address: Address) -> bool:
+        """Does `address` keep its persistent messages in the journal?"""
+        return self.persists and address.kind == QUEUE
+
+    def journaled(self, address: Address, msg: Message) -> bool:
+        """`journaled` for a message not (yet) on a queue: a send to `address`."""
+        return msg.persistent and self.persists and address.kind == QUEUE
+
+    # -- destinations ---------------------------------------------------------------------
+
+    def queue_created(self, queue: MessageQueue) -> None:
+        if queue.durable:
+            self.store.queue_created(queue.address)
+
+    def own_limit_set(self, queue: MessageQueue) -> None:
+        """Record the queue again with its own_limit flag (replayed before any protocol
+        could set it again)."""
+        if queue.durable:
+            self.store.queue_created(queue.address, {"own_limit": True})
+
+    def queue_deleted(self, queue: MessageQueue) -> None:
+        if queue.durable:
+            self.store.queue_deleted(queue.address)
+
+    # -- messages -------------------------------------------------------------------------
+
+    def sent(self, address: Address, msg: Message) -> Awaitable[None] | None:
+        """A new message for `address`: journal it if the rule says so; the awaitable
+        completes when it is durable (None: nothing to wait for)."""
+        if msg.persistent and self.persists and address.kind == QUEUE:
+            self.store.add(address, msg)
+            return self.store.barrier()
+        return None
+
+    def delivered(self, queue: MessageQueue, msg: Message) -> None:
+        """Handed to a consumer that will acknowledge it: after a crash it comes back
+        redelivered."""
+        if queue.durable and msg.persistent:
+            self.store.delivered(queue.address, msg)
+
+    def removed(self, queue: MessageQueue, msgs: Iterable[Message]) -> None:
+        """Gone from `queue` for good: consumed, purged, dropped or expired."""
+        if queue.durable:
+            store = self.store
+            address = queue.address
+            for msg in msgs:
+                if msg.persistent:
+                    store.remove(address, msg)
+
+    def returned(self, queue: MessageQueue, msg: Message) -> None:
+        """Back on `queue` with its delivery count raised (a counted return)."""
+        if queue.durable and msg.persistent:
+            self.store.returned(queue.address, msg)
+
+    def moved(
+        self, source: MessageQueue, msg: Message, target: MessageQueue, copy: Message
+    ) -> None:
+        """`msg` left `source` and `copy` of it joins `target`: one record, so a crash
+        keeps the move whole."""
+        removes = [(source.address, msg)] if journaled(source, msg) else []
+        adds = [(target.address, copy)] if journaled(target, copy) else []
+        if adds or removes:
+            self.store.transaction(adds, removes)
+
+    def committed(
+        self, sends: list[tuple[Address, Message]], acks: list[tuple[MessageQueue, Message]]
+    ) -> None:
+        """A transaction's sends and acknowledgements, all or nothing (one record)."""
+        if not self.persists:
+            return
+        adds = [(a, m) for a, m in sends if self.journaled(a, m)]
+        removes = [(q.address, m) for q, m in acks if journaled(q, m)]
+        if adds or removes:
+            self.store.transaction(adds, removes)
+
+    def load(self, queue: MessageQueue, msg: Message) -> bytes:
+        """The body of a paged-out message, read back from the journal."""
+        return self.store.load(queue.address, msg)
+
+    def barrier(self) -> Awaitable[None] | None:
+        """Completes when everything written so far is durable; None if nothing waits."""
+        return self.store.barrier() if self.persists else None

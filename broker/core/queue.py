@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from broker.core.message import QUEUE, Address, Message
+from broker.core.message import Address, Message
 
 if TYPE_CHECKING:
     from broker.core.core import Core
@@ -89,8 +89,9 @@ class MessageQueue:
     ) -> None:
         self.core = core
         self.address = address
-        # Persistent messages here are journaled (a broker queue, with a store).
-        self.durable = address.kind == QUEUE and core.store is not None
+        # The destination half of the journaled rule (broker/core/persistence.py), kept
+        # as a plain boolean so the per-message test is two attribute reads.
+        self.durable = core.records.durable(address)
         self.lanes: list[deque[Message]] = [deque() for _ in range(10)]
         # Highest lane that may be non-empty; lanes above it are empty.
         self.top = 0
@@ -137,6 +138,7 @@ class MessageQueue:
         if prio > self.top:
             self.top = prio
         self.count += 1
+        # journaled(self, msg), inlined (hot path): only the journal can page a body in.
         if self.bytes > self.memory_limit and self.durable and msg.persistent:
             msg.body = None  # type: ignore[assignment]  # paged out: the journal has it
         else:
@@ -249,10 +251,9 @@ class MessageQueue:
     def purge(self) -> int:
         n = self.count
         if self.durable:
+            records = self.core.records
             for lane in self.lanes:
-                for msg in lane:
-                    if msg.persistent:
-                        self.core.store.remove(self.address, msg)  # type: ignore[union-attr]
+                records.removed(self, lane)
         for lane in self.lanes:
             lane.clear()
         self.count = 0
@@ -366,16 +367,18 @@ class Subscription:
     def deliver(self, msg: Message) -> None:
         source = self.source
         source.dispatched += 1
+        # journaled(source, msg) is tested inline: the hot path makes no call for a
+        # message that is not journaled.
         if self.auto:
             # ActiveMQ's STOMP auto ack: consumed once handed to the connection.
             source.acked += 1
             if source.durable and msg.persistent:
-                self.core.store.remove(source.address, msg)  # type: ignore[union-attr]
+                self.core.records.removed(source, (msg,))
         else:
             self.inflight[msg.id] = msg
             source.inflight_count += 1
             if source.durable and msg.persistent:
-                self.core.store.delivered(source.address, msg)  # type: ignore[union-attr]
+                self.core.records.delivered(source, msg)
         self.consumer.deliver(self, msg)
 
     # -- outcomes -------------------------------------------------------------------------

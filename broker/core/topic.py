@@ -7,6 +7,8 @@ subscribers and therefore never mutated (see message.py).
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from broker.core.message import Address, Message
 from broker.core.queue import Subscription
 
@@ -15,6 +17,10 @@ class Topic:
     """A topic and its subscriptions; counters mirror MessageQueue's for stats."""
 
     __slots__ = ("address", "enqueued", "gone", "owner", "subs")
+
+    # Topics journal nothing (no durable subscriptions): Core.send reads this as it
+    # reads MessageQueue.durable.
+    durable: ClassVar[bool] = False
 
     def __init__(self, address: Address, owner: object = None) -> None:
         self.address = address

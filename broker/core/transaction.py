@@ -46,17 +46,14 @@ class Transaction:
         must know of both is written as one record, so a crash keeps all or nothing."""
         self.finished = True
         core = self.core
-        if core.store is not None:
-            adds = [(a, m) for a, m in self.sends if core.stored(a, m)]
-            removes = [
-                (sub.source.address, m)
+        if core.records.persists:
+            acks = [
+                (sub.source, m)
                 for sub, msgs, outcome in self.acks
-                if outcome == "ack" and sub.source.durable
+                if outcome == "ack"
                 for m in msgs
-                if m.persistent
             ]
-            if adds or removes:
-                core.store.transaction(adds, removes)
+            core.records.committed(self.sends, acks)
         for address, msg in self.sends:
             core.route(address, msg)
         for sub, msgs, outcome in self.acks:
