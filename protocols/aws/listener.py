@@ -19,7 +19,6 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from broker.core import CoreError
-from broker.core.leases import Leases
 from broker.listeners import ListenerContext
 from protocols.aws import sigv4, wire
 from protocols.aws.errors import SqsError, from_core
@@ -148,19 +147,21 @@ async def start(ctx: ListenerContext) -> AwsListener:
     """Registry entry point (broker.listeners): serve the SQS API on this listener's port."""
     settings = ctx.settings
     aws = ctx.own
-    loop = ctx.loop
     # The journal adapter, reached through the core (the context has no store of its
     # own); without one (an in-memory core) SQS metadata lives for the run only.
-    store = ctx.core.store
+    core_store = ctx.core.store
+    store = core_store if isinstance(core_store, MetadataStore) else None
+    if core_store is not None and store is None:
+        log.warning("the store keeps no destination metadata: SQS attributes live in memory")
     registry = QueueRegistry(
         ctx.core,
-        store if isinstance(store, MetadataStore) else None,
+        store,
         account=aws.account_id,
         region=aws.region,
         max_size=aws.max_message_size,
     )
     await _import_legacy(registry, Path(settings.broker.data_dir) / "sqs" / "queues.json")
-    service = SqsService(ctx.core, Leases(ctx.core, loop), registry)
+    service = SqsService(ctx.core, ctx.core.leases, registry)
     app = web.Application(client_max_size=_MAX_BODY)
     handler = SqsApp(service, dict(settings.auth.users), aws.account_id)
     app.router.add_route("*", "/{tail:.*}", handler.handle)
