@@ -11,6 +11,9 @@ followed by records, back to back, with no padding::
 
     length u32 (payload bytes) | type u8 | crc32 u32 (zlib.crc32 of type byte + payload) | payload
 
+The type byte is the layer above's: broker/store/messages.py assigns 1..6 (ADD, REMOVE,
+COUNT, TX, DEST, DEST_META); a number once used keeps its meaning on disk forever.
+
 Invariants:
 - a record is valid only if its whole frame lies inside the buffer and its CRC matches;
   a run of zero bytes is never a valid record (crc32(b"\\0") != 0), so a zero-filled tail

@@ -1,5 +1,9 @@
 """SQS actions: one small handler per action, JSON-shaped params in, JSON-shaped result out.
 
+SqsService routes every action (`actions`) and holds the message actions (send, receive,
+delete, visibility, and their batches: the hot path, with no indirection); the queue
+actions are in queue_actions.py, move tasks in moves.py.
+
 Handlers never see the wire (wire.py converts Query requests to this shape) and raise
 SqsError for AWS's error responses. A send answers only after the journal has the
 message (the awaitable of PullQueue.send / Core.barrier). Receives are leases of the
