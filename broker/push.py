@@ -69,6 +69,8 @@ class PushConnection(asyncio.Protocol):
         # _hold: this turn's output has a delivery needing the journal; _held: waiting.
         self._hold = False
         self._held = False
+        # A close waiting for held output to go first (see `_close`).
+        self._close_when_written = False
         self._write_paused = False
         self._consumers_paused = False
         self._last_write = 0.0
@@ -174,21 +176,33 @@ class PushConnection(asyncio.Protocol):
 
     def _release_held(self, done: asyncio.Future[Any]) -> None:
         self._held = False
-        if done.cancelled() or done.exception() is not None:
+        failed = done.cancelled() or done.exception() is not None
+        if failed:
             # The journal failed (the broker stops): what was held must not go out.
             self._out.clear()
+        if self._close_when_written:
+            self._write()
+            if not self._held:
+                self._close_when_written = False
+                if self.transport is not None:
+                    self.transport.close()
+        elif failed:
             self._close()
-            return
-        self._flush()
+        else:
+            self._flush()
 
     def _close(self) -> None:
-        """Let go of subscriptions and transactions, write what may still go, close."""
+        """Let go of subscriptions and transactions, write what is queued (the last
+        frames: an error, a close), then close the socket; when the output is held for
+        the journal, the socket closes once it has gone."""
         if self.closing:
             return
         self.closing = True
         self._release_all()
         self._write()
-        if self.transport is not None:
+        if self._held:
+            self._close_when_written = True
+        elif self.transport is not None:
             self.transport.close()
 
     # -- backpressure on dispatch -------------------------------------------------------

@@ -68,6 +68,7 @@ from proton import Data, Described, byte, symbol
 from proton import Message as AmqpMessage
 
 from broker.core import QUEUE, TEMP_QUEUE, TEMP_TOPIC, TOPIC, Address, Message
+from broker.core.errors import DELETED, INVALID, NOT_FOUND
 from protocols.amqp.codec import decode_sections, encode_header, encode_sections
 from protocols.amqp.codec.names import (
     DELAYS,
@@ -96,6 +97,7 @@ from protocols.amqp.codec.names import (
 
 __all__ = [
     "CAPABILITY_KINDS",
+    "CORE_CONDITIONS",
     "ENC_BINARY",
     "ENC_LIST",
     "ENC_NULL",
@@ -129,6 +131,14 @@ CAPABILITY_KINDS = {
     "topic": TOPIC,
     "temporary-queue": TEMP_QUEUE,
     "temporary-topic": TEMP_TOPIC,
+}
+
+# CoreError code → the AMQP error condition a refused attach or transfer carries (the
+# description is the core's message); a code not here is amqp:internal-error.
+CORE_CONDITIONS = {
+    NOT_FOUND: "amqp:not-found",
+    DELETED: "amqp:resource-deleted",
+    INVALID: "amqp:invalid-field",
 }
 
 JMS_DEST = symbol("x-opt-jms-dest")

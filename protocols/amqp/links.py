@@ -1,0 +1,300 @@
+"""AMQP 1.0 links onto the core: attach and detach (the link half of an AmqpConnection).
+
+- A link the client receives on (our sender, an `OutLink`) is a core Subscription with
+  ack mode individual, or auto when the link is pre-settled (snd-settle-mode settled,
+  at-most-once). A source with distribution-mode copy browses: a snapshot of the queue,
+  sent pre-settled as credit allows (no subscription).
+- A link the client sends on (our receiver, an `InLink`) routes to its target's
+  destination, created on first use (temporary ones must exist); a null target is the
+  anonymous relay (each message's `to` says where), a coordinator target the transaction
+  controller (transactions.py).
+- A dynamic source or target is a temporary queue (a temporary topic with the
+  `temporary-topic` or `topic` capability) named after and owned by the connection, and
+  deleted when its link closes or the connection ends.
+- Refused with the spec's refusal (attach with a null terminus, then detach with the
+  condition): an address that does not parse, selectors and other source filters, and
+  durable topic subscriptions (a topic source with terminus durability), which the core
+  does not have yet (amqp:not-implemented); core errors through mapping.CORE_CONDITIONS.
+
+Transfers and dispositions on these links are deliveries.py's.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from proton import Array, Condition, Endpoint, Event, Link, Terminus
+
+from broker.core import (
+    AUTO,
+    INDIVIDUAL,
+    TEMP_QUEUE,
+    TEMP_TOPIC,
+    TOPIC,
+    Address,
+    CoreError,
+    Subscription,
+)
+from broker.core import Message as CoreMessage
+from broker.push import PushConnection
+from broker.tcp import TcpListener
+from protocols.amqp.mapping import (
+    CAPABILITY_KINDS,
+    CORE_CONDITIONS,
+    MappingError,
+    format_address,
+    parse_address,
+)
+
+# Credit a producer's link gets, topped up as it is used (withheld while the destination
+# is over its memory limit).
+PRODUCER_CREDIT = 1000
+_ACTIVE = Endpoint.LOCAL_ACTIVE
+_LOCAL_UNINIT = Endpoint.LOCAL_UNINIT
+
+
+def _data_object(data: Any) -> Any:
+    """The value held by a terminus field's `proton.Data` (None when empty)."""
+    if data is None:
+        return None
+    data.rewind()
+    return data.get_object() if data.next() else None
+
+
+class Refused(Exception):
+    """An attach or transfer we refuse with an AMQP error condition."""
+
+    def __init__(self, condition: str, description: str) -> None:
+        super().__init__(description)
+        self.condition = condition
+        self.description = description
+
+
+class OutLink:
+    """A link we send on: one core subscription (or a queue browser)."""
+
+    __slots__ = (
+        "address",
+        "browse",
+        "dynamic",
+        "impl",
+        "link",
+        "presettled",
+        "sub",
+        "tags",
+        "unacked",
+    )
+
+    def __init__(self, link: Link, address: Address, *, dynamic: bool, presettled: bool) -> None:
+        self.link = link
+        # The engine's pn_link_t: the per-message paths call proton's C API on it directly
+        # rather than through Link/Delivery wrapper objects (one per call, and costly).
+        self.impl = link._impl
+        self.address = address
+        self.dynamic = dynamic
+        self.presettled = presettled
+        self.sub: Subscription | None = None
+        # A browser's snapshot, sent as credit allows; None for a consumer.
+        self.browse: list[CoreMessage] | None = None
+        self.tags = itertools.count(1)
+        # Unsettled deliveries (their pn_delivery_t) → core message id. Popped before the
+        # delivery is settled, so a freed delivery's address never stays here.
+        self.unacked: dict[Any, str] = {}
+
+
+class InLink:
+    """A link we receive on: a fixed destination, the anonymous relay or a coordinator."""
+
+    __slots__ = ("address", "blocked", "coordinator", "dynamic", "impl", "link")
+
+    def __init__(
+        self, link: Link, address: Address | None, *, dynamic: bool, coordinator: bool
+    ) -> None:
+        self.link = link
+        self.impl = link._impl
+        self.address = address
+        self.dynamic = dynamic
+        self.coordinator = coordinator
+        # Credit is withheld while the destination is over its memory limit.
+        self.blocked = False
+
+
+class AmqpLinks(PushConnection):
+    """The links of one AMQP connection and their attach and detach (see the module
+    docstring); AmqpConnection is this plus deliveries, transactions and the engine."""
+
+    def __init__(self, listener: TcpListener[Any]) -> None:
+        super().__init__(listener)
+        self.out_links: dict[Link, OutLink] = {}
+        self.in_links: dict[Link, InLink] = {}
+        # Both kinds by their pn_link_t, for events handled without wrapper objects.
+        self.by_impl: dict[Any, OutLink | InLink] = {}
+        self._temp_ids = itertools.count(1)
+
+    # -- PushConnection -----------------------------------------------------------------
+
+    def _subscriptions(self) -> list[Subscription]:
+        return [out.sub for out in self.out_links.values() if out.sub is not None]
+
+    def _may_resume(self, sub: Subscription) -> bool:
+        out: OutLink = sub.tag  # type: ignore[assignment]
+        return bool(out.link.credit > 0)
+
+    def _take_subscriptions(self) -> list[Subscription]:
+        outs, self.out_links = self.out_links, {}
+        self.by_impl = {}
+        self.in_links = {}
+        subs = []
+        for out in outs.values():
+            out.unacked.clear()
+            if out.sub is not None:
+                subs.append(out.sub)
+                out.sub = None
+        return subs
+
+    # -- attach ---------------------------------------------------------------------------
+
+    def _on_link_open(self, event: Event) -> None:
+        link = event.link
+        if not link.state & _LOCAL_UNINIT:
+            return
+        try:
+            if link.is_sender:
+                self._attach_sender(link)
+            else:
+                self._attach_receiver(link)
+        except (Refused, MappingError) as exc:
+            self._refuse(link, exc.condition, exc.description)
+        except CoreError as exc:
+            self._refuse(link, CORE_CONDITIONS.get(exc.code, "amqp:internal-error"), exc.message)
+
+    def _refuse(self, link: Link, condition: str, description: str) -> None:
+        # The spec's refusal: attach with a null terminus, then detach with the error.
+        if link.is_sender:
+            link.source.type = Terminus.UNSPECIFIED
+            link.target.copy(link.remote_target)
+        else:
+            link.target.type = Terminus.UNSPECIFIED
+            link.source.copy(link.remote_source)
+        link.open()
+        link.condition = Condition(condition, description)
+        link.close()
+
+    def _kind_from_capabilities(self, terminus: Terminus) -> str | None:
+        caps = _data_object(terminus.capabilities)
+        if caps is None:
+            return None
+        if isinstance(caps, Array):
+            caps = caps.elements
+        for cap in caps if isinstance(caps, list | tuple) else [caps]:
+            kind = CAPABILITY_KINDS.get(str(cap))
+            if kind is not None:
+                return kind
+        return None
+
+    def _dynamic_address(self, terminus: Terminus) -> Address:
+        kind = self._kind_from_capabilities(terminus)
+        temp_kind = TEMP_TOPIC if kind in (TOPIC, TEMP_TOPIC) else TEMP_QUEUE
+        address = Address(temp_kind, f"{self._temp_prefix}{next(self._temp_ids)}")
+        self.core.create_temporary(address, self)
+        return address
+
+    def _attach_sender(self, link: Link) -> None:
+        remote = link.remote_source
+        dynamic = remote.dynamic
+        if dynamic:
+            address = self._dynamic_address(remote)
+        else:
+            if remote.address is None:
+                raise Refused("amqp:invalid-field", "a receiver needs a source address")
+            address = parse_address(remote.address, self._kind_from_capabilities(remote))
+        filters = _data_object(remote.filter)
+        if filters:
+            raise Refused(
+                "amqp:not-implemented", "source filters (JMS selectors) are not supported yet"
+            )
+        if address.kind == TOPIC and remote.durability != Terminus.NONDURABLE:
+            raise Refused(
+                "amqp:not-implemented", "durable topic subscriptions are not supported yet"
+            )
+        browse = remote.distribution_mode == Terminus.DIST_MODE_COPY and address.is_queue
+        presettled = link.remote_snd_settle_mode == Link.SND_SETTLED or browse
+        out = OutLink(link, address, dynamic=dynamic, presettled=presettled)
+        if browse:
+            out.browse = list(reversed(self.core.browse(address)))
+        else:
+            out.sub = self.core.subscribe(
+                address,
+                self,
+                ack_mode=AUTO if presettled else INDIVIDUAL,
+                origin=self,
+                tag=out,
+                paused=True,
+            )
+        self.out_links[link] = out
+        self.by_impl[out.impl] = out
+        link.source.copy(remote)
+        if dynamic:
+            link.source.address = format_address(address)
+        link.target.copy(link.remote_target)
+        link.snd_settle_mode = Link.SND_SETTLED if presettled else Link.SND_UNSETTLED
+        link.open()
+
+    def _attach_receiver(self, link: Link) -> None:
+        remote = link.remote_target
+        coordinator = remote.type == Terminus.COORDINATOR
+        address: Address | None = None
+        dynamic = False
+        if coordinator:
+            pass
+        elif remote.dynamic:
+            dynamic = True
+            address = self._dynamic_address(remote)
+        elif remote.address is not None:
+            address = parse_address(remote.address, self._kind_from_capabilities(remote))
+            # Destinations are created on first use; temporary ones must exist.
+            if address.is_queue:
+                self.core.queue(address)
+            else:
+                self.core.topic(address)
+        inl = InLink(link, address, dynamic=dynamic, coordinator=coordinator)
+        self.in_links[link] = inl
+        self.by_impl[inl.impl] = inl
+        link.target.copy(remote)
+        if dynamic and address is not None:
+            link.target.address = format_address(address)
+        link.source.copy(link.remote_source)
+        link.max_message_size = self.settings.max_message_size
+        link.open()
+        link.flow(PRODUCER_CREDIT)
+
+    # -- detach ---------------------------------------------------------------------------
+
+    def _on_link_close(self, event: Event) -> None:
+        link = event.link
+        if link in self.out_links:
+            self._drop_out(link)
+        elif link in self.in_links:
+            self._drop_in(link)
+        if link.state & _ACTIVE:
+            if event.type == Event.LINK_REMOTE_DETACH:
+                link.detach()
+            else:
+                link.close()
+
+    def _drop_out(self, link: Link) -> None:
+        out = self.out_links.pop(link)
+        self.by_impl.pop(out.impl, None)
+        out.unacked.clear()
+        if out.sub is not None:
+            out.sub.close()
+            out.sub = None
+        if out.dynamic:
+            self.core.delete(out.address)
+
+    def _drop_in(self, link: Link) -> None:
+        inl = self.in_links.pop(link)
+        self.by_impl.pop(inl.impl, None)
+        if inl.dynamic and inl.address is not None:
+            self.core.delete(inl.address)
