@@ -46,3 +46,42 @@ def test_accepted_durable_transfers_survive_sigkill(tmp_path: Path) -> None:
     assert got == list(range(50))
     conn.close()
     second.kill()
+
+
+def test_unsettled_durable_deliveries_come_back_counted_after_sigkill(tmp_path: Path) -> None:
+    """A durable message delivered on an unsettled link leaves the broker only once its
+    delivery record is durable: killed the moment the consumer has it, the broker gives
+    it back with delivery-count > 0 and first-acquirer false. A large durable transfer
+    just before the attach keeps the journal busy, so without that rule the deliveries
+    would go out long before their records were on disk."""
+    brokers = Brokers(tmp_path)
+    first = brokers.start()
+    port = amqp_port(first)
+    conn = BlockingConnection(f"127.0.0.1:{port}", timeout=10)
+    sender = conn.create_sender("queue://amqp.counted")
+    for i in range(10):
+        sender.send(AmqpMessage(body=f"m{i}", durable=True, properties={"n": i}))
+    big = conn.create_sender("queue://amqp.counted.big")
+    # Not waited for: the transfer goes out ahead of the receiver's attach below.
+    big.link.send(AmqpMessage(body=b"b" * (48 * 1024 * 1024), durable=True))
+    receiver = conn.create_receiver("queue://amqp.counted", credit=10)
+    got = [receiver.receive(timeout=10) for _ in range(10)]
+    first.kill()
+    assert [m.properties["n"] for m in got] == list(range(10))
+    assert all(m.first_acquirer and not m.delivery_count for m in got)
+    with contextlib.suppress(Exception):  # the peer is gone: closing can only time out
+        conn.close()
+
+    second = brokers.start()
+    port = amqp_port(second)
+    conn = BlockingConnection(f"127.0.0.1:{port}", timeout=10)
+    receiver = conn.create_receiver("queue://amqp.counted", credit=10)
+    again = []
+    for _ in range(10):
+        again.append(receiver.receive(timeout=10))
+        receiver.accept()
+    assert [m.properties["n"] for m in again] == list(range(10))
+    unflagged = [m.properties["n"] for m in again if m.first_acquirer or m.delivery_count < 1]
+    assert not unflagged, f"delivered before the crash, not counted after it: {unflagged}"
+    conn.close()
+    second.kill()

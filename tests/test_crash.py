@@ -436,6 +436,32 @@ def test_delivery_is_journaled_before_the_message_goes_out(brokers: Brokers) -> 
     assert frame.headers.get("redelivered") == "true", f"not flagged: {frame.headers}"
 
 
+def test_client_ack_deliveries_come_back_redelivered_after_sigkill(brokers: Brokers) -> None:
+    """stomp.py, ack mode client: persistent MESSAGEs leave the broker only once their
+    delivery records are durable, so a broker killed the moment the consumer has them
+    (no ACK, no receipt round trip) gives every one back with redelivered:true. A large
+    persistent SEND just before the SUBSCRIBE keeps the journal busy, so without that
+    rule the MESSAGEs would go out long before their records were on disk."""
+    broker = brokers.start()
+    conn, rec = connect(broker.port)
+    for i in range(10):
+        conn.send(DEST, f"m{i}", headers={"n": f"m{i}", **PERSISTENT}, receipt=f"m{i}")
+    wait_receipt(rec, "m9")
+    big = "b" * (48 * 1024 * 1024)
+    conn.send("/queue/crash.big", big, headers={"n": "big", **PERSISTENT})
+    conn.subscribe(DEST, id="s", ack="client")
+    got = rec.take(10)
+    broker.kill()
+    assert [f.headers["n"] for f in got] == [f"m{i}" for i in range(10)]
+    assert not [f for f in got if "redelivered" in f.headers]
+
+    broker = brokers.start()
+    frames = drain(broker.port, 10)
+    assert [f.headers["n"] for f in frames] == [f"m{i}" for i in range(10)]
+    unflagged = [f.headers["n"] for f in frames if f.headers.get("redelivered") != "true"]
+    assert not unflagged, f"delivered before the crash, not flagged after it: {unflagged}"
+
+
 def test_sigkill_keeps_committed_transactions_only(brokers: Brokers) -> None:
     broker = brokers.start()
     conn, rec = connect(broker.port)
