@@ -4,6 +4,7 @@ and fail only their own entry in a batch; never a 500 InternalFailure."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ import broker.core.errors as core_errors
 from broker.core import CoreError
 from protocols.aws.errors import CORE_ERRORS, ERRORS, from_core
 from tests.conftest import BrokerThread
-from tests.test_sqs_support import client, error_code, http_call
+from tests.test_sqs_support import client, error_code, http_call, wait_until
 
 
 def _refuse_sends(broker: BrokerThread, code: str) -> None:
@@ -44,7 +45,10 @@ def test_from_core_uses_aws_text_where_aws_has_one() -> None:
     assert err.message == "The specified queue does not exist."
     err = from_core(CoreError(core_errors.INVALID, "destination name is empty"))
     assert (err.name, err.message) == ("InvalidParameterValue", "destination name is empty")
-    assert from_core(CoreError("no-such-code", "?")).status == 500
+    # A code missing from the table (the core should have none) is a server fault.
+    unmapped = CoreError(core_errors.INVALID, "?")
+    unmapped.code = "no-such-code"  # type: ignore[assignment]
+    assert from_core(unmapped).status == 500
 
 
 def test_core_not_found_over_boto3_is_non_existent_queue(broker: BrokerThread) -> None:
@@ -83,3 +87,30 @@ def test_core_error_over_the_query_protocol(broker: BrokerThread) -> None:
     )
     assert status == 400
     assert b"<Code>AWS.SimpleQueueService.NonExistentQueue</Code>" in body
+
+
+def test_core_error_in_a_move_task_fails_the_task(broker: BrokerThread) -> None:
+    sqs = client(broker)
+    dlq = sqs.create_queue(QueueName="refused-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    policy = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 1})
+    src = sqs.create_queue(QueueName="refused-src", Attributes={"RedrivePolicy": policy})
+    sqs.send_message(QueueUrl=src["QueueUrl"], MessageBody="m")
+    sqs.receive_message(QueueUrl=src["QueueUrl"], VisibilityTimeout=0)
+    assert "Messages" not in sqs.receive_message(QueueUrl=src["QueueUrl"])  # redriven
+    core = broker.broker.core
+
+    def move(*args: Any, **kwargs: Any) -> None:
+        raise CoreError(core_errors.NOT_FOUND, "no such queue: refused-src")
+
+    broker.call(lambda: setattr(core, "move", move))
+    sqs.start_message_move_task(SourceArn=dlq_arn)
+
+    def task() -> dict[str, Any]:
+        return sqs.list_message_move_tasks(SourceArn=dlq_arn)["Results"][0]
+
+    wait_until(lambda: task()["Status"] != "RUNNING")
+    assert task()["Status"] == "FAILED"
+    assert task()["FailureReason"] == "The specified queue does not exist."

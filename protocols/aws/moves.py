@@ -29,8 +29,8 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from broker.core import QUEUE, Address, Message
-from protocols.aws.errors import SqsError, invalid, missing
+from broker.core import QUEUE, Address, CoreError, Message
+from protocols.aws.errors import SqsError, from_core, invalid, missing
 from protocols.aws.queues import DEAD_LETTER_SOURCE as ORIGIN
 
 if TYPE_CHECKING:
@@ -197,6 +197,12 @@ class MoveTasks:
         except _Failed as exc:
             task.status = FAILED
             task.failure = str(exc)
+            return
+        except CoreError as exc:
+            # The core refused a move: the task fails with the SQS reading of why,
+            # rather than the runner dying and the task showing RUNNING for ever.
+            task.status = FAILED
+            task.failure = from_core(exc).message
             return
         task.status = COMPLETED
 

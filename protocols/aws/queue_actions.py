@@ -70,6 +70,8 @@ class QueueActions:
                         "A queue already exists with the same name and a different value "
                         f"for attribute {key}",
                     )
+            # The same promise as the call that created it: its record is durable.
+            await _durable(self.core.barrier())
             return {"QueueUrl": self.service.url(ctx, name)}
         await _durable(self.registry.create(name, checked, tags))
         return {"QueueUrl": self.service.url(ctx, name)}
