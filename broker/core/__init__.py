@@ -5,7 +5,7 @@ submodules, so the core's layout can change without touching protocols.
 """
 
 from broker.core.core import Core, CoreLimits, DestinationStats
-from broker.core.errors import CoreError
+from broker.core.errors import CoreCode, CoreError
 from broker.core.message import QUEUE, TEMP_QUEUE, TEMP_TOPIC, TOPIC, Address, Message
 from broker.core.queue import (
     ACK_MODES,
@@ -30,6 +30,7 @@ __all__ = [
     "Address",
     "Consumer",
     "Core",
+    "CoreCode",
     "CoreError",
     "CoreLimits",
     "DestinationStats",
