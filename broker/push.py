@@ -8,7 +8,9 @@ its semantics; what is the same whatever the wire says is written here once:
 - the socket: TCP_NODELAY, the transport's write buffer watermarks, the peer's name and
   the listener's registry of live connections (`connection_made`, `connection_lost`);
 - the outbound list: bytes collect in `_out` during a loop turn and are written with one
-  `writelines` per turn (`_schedule`, `_flush`, `_write`); `_out_bytes` counts them;
+  `writelines` per turn (`_schedule`, `_flush`, `_write`); `_out_bytes` counts them, and
+  a protocol's `deliver` pauses dispatch (`_pause_consumers`) once they pass
+  `_write_high` (inline, like `_hold` below: `deliver` is the hot path);
 - backpressure on dispatch: when the transport's buffer passes the high watermark
   (`pause_writing`) every subscription of the connection is paused, and resumed once the
   buffer is below the low one and the outbound list has been written;
@@ -73,6 +75,8 @@ class PushConnection(asyncio.Protocol):
         self._close_when_written = False
         self._write_paused = False
         self._consumers_paused = False
+        # Past this many queued bytes a delivery pauses dispatch to this connection.
+        self._write_high = self.settings.write_buffer_high
         self._last_write = 0.0
         # Durability awaitables whose answer (a receipt, a disposition) is still owed:
         # a graceful stop waits for them (TcpListener.drain).
@@ -123,7 +127,7 @@ class PushConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._write_paused = False
-        if self._out_bytes < self.settings.write_buffer_high:
+        if self._out_bytes < self._write_high:
             self._resume_consumers()
 
     # -- output -------------------------------------------------------------------------

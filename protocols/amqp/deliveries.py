@@ -109,9 +109,8 @@ class AmqpDeliveries(AmqpLinks):
             sub.pause()
         self._out_bytes += len(data)
         if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self._flush)
-        if self._out_bytes > self.settings.write_buffer_high:
+            self._schedule()
+        if self._out_bytes > self._write_high:
             self._pause_consumers()
 
     def _wire(self, msg: Message) -> bytes:

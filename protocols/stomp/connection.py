@@ -211,9 +211,8 @@ class StompConnection(PushConnection):
         out.append(b"\x00")
         self._out_bytes += size
         if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self._flush)
-        if self._out_bytes > self.settings.write_buffer_high:
+            self._schedule()
+        if self._out_bytes > self._write_high:
             self._pause_consumers()
 
     def slow(self, sub: Subscription) -> None:
