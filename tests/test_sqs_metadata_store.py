@@ -12,8 +12,8 @@ from broker.store import Journal
 from broker.store.messages import DEST_META, MessageStore
 
 
-def _open(directory: Path, **kw: int) -> MessageStore:
-    store = MessageStore(Journal(directory, fsync="never", **kw))  # type: ignore[arg-type]
+def _open(directory: Path, segment_size: int = 64 * 1024 * 1024) -> MessageStore:
+    store = MessageStore(Journal(directory, fsync="never", segment_size=segment_size))
     store.recover()
     return store
 

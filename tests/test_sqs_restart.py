@@ -201,7 +201,9 @@ def test_legacy_queues_json_is_imported_once(brokers: Any, tmp_path: Path) -> No
     # (here made by a STOMP send, so without SQS metadata), its SQS attributes and tags
     # only in sqs/queues.json.
     first = brokers()
-    port = int(STOMP_LISTENER.search("".join(first.seen)).group(2))  # type: ignore[union-attr]
+    found = STOMP_LISTENER.search("".join(first.seen))  # logged before the aws listener
+    assert found is not None
+    port = int(found.group(2))
     conn = stomp.Connection12([("127.0.0.1", port)])
     conn.connect(wait=True)
     conn.send("/queue/legacy", "kept", headers={"persistent": "true", "receipt": "r1"})
