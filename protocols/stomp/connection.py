@@ -12,11 +12,17 @@ Mapping onto the core (see mapping.py for headers and destinations):
 - 1.2 `ack` ids are ``<subscription number>-<message id>`` so an ACK finds its
   subscription without a per-message table.
 
+- A MESSAGE of a persistent message on a durable queue to a client or client-individual
+  subscription leaves only once its delivery record is durable, so one a client saw
+  before a crash comes back redelivered:true.
+- Core errors are ERROR frames through `CORE_ERRORS` (by the core's error code).
+
 Hot path: `data_received` parses every complete frame at once; outgoing frames collect
 in a list that is written with one `writelines` per loop turn. When the bytes waiting for
 one connection pass `write_buffer_high`, its subscriptions are paused (no credit) until
 the transport drains below `write_buffer_low`; that is how a slow consumer pushes back
-on dispatch.
+on dispatch. That glue (and the socket setup, producer flow control and teardown order)
+is broker.push.PushConnection's, shared with AMQP.
 
 State ownership: a StompConnection owns its subscriptions and transactions and is only
 touched from the event loop; nothing awaits between a check and the change it guards.
@@ -38,6 +44,7 @@ from broker.core import (
     Message,
     Subscription,
 )
+from broker.core.errors import DELETED, INVALID, NOT_FOUND
 from broker.core.transaction import Transaction
 from broker.push import PushConnection
 from protocols.stomp.codec import Frame, FrameParser, StompError, encode_frame, escaper
@@ -57,6 +64,16 @@ log = logging.getLogger("zonemq.stomp")
 
 VERSIONS = ("1.0", "1.1", "1.2")
 _CONNECTS = ("CONNECT", "STOMP")
+
+# CoreError code → (the ERROR frame's message, None: the core's own text, which names the
+# destination or value as ActiveMQ's messages do; whether the connection closes). One
+# table: the connection never looks at a core message's text.
+CORE_ERRORS: dict[str, tuple[str | None, bool]] = {
+    NOT_FOUND: (None, False),
+    DELETED: (None, False),  # a temporary destination that has gone
+    INVALID: (None, False),
+}
+_OTHER_CORE_ERROR: tuple[str | None, bool] = (None, False)
 
 
 class ProtocolError(Exception):
@@ -171,7 +188,8 @@ class StompConnection(PushConnection):
             except BadHeader as exc:
                 self._error(str(exc), frame, close=False)
             except CoreError as exc:
-                self._error(exc.message, frame, close=False)
+                text, fatal = CORE_ERRORS.get(exc.code, _OTHER_CORE_ERROR)
+                self._error(text or exc.message, frame, close=fatal)
 
     def eof_received(self) -> bool | None:
         return None
