@@ -1,0 +1,105 @@
+"""Pull delivery on the fake clock: lease deadlines, deletes, redrive, delays."""
+
+from __future__ import annotations
+
+from broker.core import QUEUE, Address, Core, Message
+from broker.core.leases import PullQueue
+from tests.core.conftest import MakeCore
+from tests.core.fakes import FakeLoop, MemoryStore, RecordingConsumer, run
+
+Q = Address(QUEUE, "pull")
+DEAD = Address(QUEUE, "pull-dead")
+
+
+def _pull(core: Core) -> PullQueue:
+    return core.leases.get(Q)
+
+
+def test_visibility_timeout_makes_message_visible_again(core: Core, clock: FakeLoop) -> None:
+    pq = _pull(core)
+    pq.send(Message(b"m", persistent=True))
+    (lease,) = run(pq.receive(10, 30.0, 0))
+    assert lease.receive_count == 1 and lease.deadline == clock.time() + 30.0
+    assert run(pq.receive(10, 30.0, 0)) == []  # invisible while leased
+    clock.advance(29.9)
+    assert run(pq.receive(10, 30.0, 0)) == []
+    clock.advance(0.2)
+    (again,) = run(pq.receive(10, 30.0, 0))
+    assert again.msg.body == b"m" and again.receive_count == 2 and again.msg.redelivered
+    assert again.token != lease.token
+    assert pq.queue.redelivered == 1
+
+
+def test_delete_before_deadline_consumes(core: Core, clock: FakeLoop) -> None:
+    pq = _pull(core)
+    pq.send(Message(b"m"))
+    (lease,) = run(pq.receive(1, 5.0, 0))
+    assert pq.delete(lease)
+    clock.advance(10.0)
+    assert run(pq.receive(1, 5.0, 0)) == []
+    assert pq.queue.acked == 1 and pq.queue.count == 0
+
+
+def test_change_visibility_zero_returns_at_once(core: Core) -> None:
+    pq = _pull(core)
+    pq.send(Message(b"m"))
+    (lease,) = run(pq.receive(1, 60.0, 0))
+    pq.change_visibility(lease, 0)
+    (again,) = run(pq.receive(1, 60.0, 0))
+    assert again.receive_count == 2
+
+
+def test_expired_lease_journals_a_counted_return(make_core: MakeCore, clock: FakeLoop) -> None:
+    store = MemoryStore()
+    core = make_core(store)
+    pq = core.leases.get(Q)
+    pq.send(Message(b"m", persistent=True))
+    (lease,) = run(pq.receive(1, 1.0, 0))
+    clock.advance(1.5)
+    assert store.ops("returned") == [("returned", Q, lease.msg.id, 1)]
+
+
+def test_max_receives_redrives_to_dead_letter(core: Core, clock: FakeLoop) -> None:
+    pq = _pull(core)
+    pq.policy.max_receives = 2
+    pq.policy.dead_letter = DEAD
+    pq.policy.origin_property = "source"
+    pq.send(Message(b"m"))
+    for _ in range(2):
+        assert len(run(pq.receive(1, 1.0, 0))) == 1
+        clock.advance(1.5)
+    assert run(pq.receive(1, 1.0, 0)) == []
+    (dead,) = core.browse(DEAD)
+    assert dead.body == b"m" and dead.properties["source"] == "pull"
+    assert dead.delivery_count == 0
+
+
+def test_delayed_send_is_invisible_until_due(core: Core, clock: FakeLoop) -> None:
+    pq = _pull(core)
+    pq.send(Message(b"later"), delay=10.0)
+    assert run(pq.receive(1, 30.0, 0)) == []
+    clock.advance(10.0)
+    (lease,) = run(pq.receive(1, 30.0, 0))
+    assert lease.msg.body == b"later"
+
+
+def test_pull_and_push_compete_for_one_queue(core: Core) -> None:
+    pq = _pull(core)
+    c = RecordingConsumer()
+    core.subscribe(Q, c)
+    core.send(Q, Message(b"a"))
+    # The pull subscription is paused while nobody waits: the push consumer gets it.
+    assert c.bodies == [b"a"] and run(pq.receive(1, 1.0, 0)) == []
+
+
+def test_core_close_ends_leases(core: Core, clock: FakeLoop) -> None:
+    pq = _pull(core)
+    pq.send(Message(b"m"))
+    (lease,) = run(pq.receive(1, 30.0, 0))
+    core.close()
+    assert not lease.active and pq.sub.closed and core.leases.queues == {}
+    # The leased message went back to its queue (counted, as a closed subscription's).
+    (back,) = core.browse(Q)
+    assert back.delivery_count == 1
+    clock.advance(60.0)  # its deadline timer was cancelled: nothing happens
+    assert core.queue(Q).count == 1
