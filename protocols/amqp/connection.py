@@ -46,7 +46,7 @@ from protocols.amqp.deliveries import AmqpDeliveries
 from protocols.amqp.sasl import DONE, FAILED, NEGOTIATING, SKIPPED, WAITING, SaslServer
 
 if TYPE_CHECKING:
-    from protocols.amqp.listener import AmqpListener
+    from broker.tcp import TcpListener
 
 log = logging.getLogger("zonemq.amqp")
 
@@ -66,7 +66,7 @@ def _wrapping(handler: Callable[[Event], None]) -> Callable[[Any], None]:
 class AmqpConnection(AmqpDeliveries):
     """One client connection (see the module docstring for mapping and invariants)."""
 
-    def __init__(self, listener: AmqpListener) -> None:
+    def __init__(self, listener: TcpListener[AmqpConnection]) -> None:
         super().__init__(listener)
         settings = self.settings
         self.sasl = SaslServer(listener.users)

@@ -14,14 +14,15 @@ amqp:transaction:unknown-id.
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from proton import Delivery, Described, symbol, ulong
+from proton import Message as AmqpMessage
 
-from broker.core import Subscription, Transaction
+from broker.core import Core, Subscription, Transaction
 
 if TYPE_CHECKING:
-    from protocols.amqp.deliveries import AmqpDeliveries
     from protocols.amqp.links import OutLink
 
 # Delivery states beyond the four outcomes (AMQP 1.0 part 4, transactions).
@@ -45,11 +46,25 @@ class UnknownTransaction(Exception):
         super().__init__(self.description)
 
 
+class CoordinatorHost(Protocol):
+    """What the coordinator uses of its connection (protocols.amqp.deliveries provides
+    it); typed here so that this module does not import the one that builds it."""
+
+    core: Core
+    _decoder: AmqpMessage
+
+    def _close_connection(self, condition: str, description: str) -> None: ...
+
+    def _reject(self, dlv: Any, condition: str, description: str, presettled: bool) -> None: ...
+
+    def _settle_when(self, done: Awaitable[None] | None, dlv: Any, state: int) -> None: ...
+
+
 class Coordinator:
     """The open transactions of one connection and its coordinator links' control
     messages (see the module docstring)."""
 
-    def __init__(self, conn: AmqpDeliveries) -> None:
+    def __init__(self, conn: CoordinatorHost) -> None:
         self.conn = conn
         self.txs: dict[bytes, Transaction] = {}
         # Deliveries acknowledged inside each transaction, settled when it ends.

@@ -58,7 +58,7 @@ from protocols.stomp.mapping import (
 )
 
 if TYPE_CHECKING:
-    from protocols.stomp.listener import StompListener
+    from broker.tcp import TcpListener
 
 log = logging.getLogger("zonemq.stomp")
 
@@ -103,7 +103,7 @@ class StompConnection(PushConnection):
     """One client connection (see module docstring for the mapping and invariants; the
     socket, output, backpressure and teardown glue is broker.push.PushConnection's)."""
 
-    def __init__(self, listener: StompListener) -> None:
+    def __init__(self, listener: TcpListener[StompConnection]) -> None:
         super().__init__(listener)
         self.parser = FrameParser(
             max_frame_size=self.settings.max_frame_size,
