@@ -23,7 +23,8 @@ from broker.listeners import ListenerContext
 from protocols.aws import sigv4, wire
 from protocols.aws.errors import SqsError, from_core
 from protocols.aws.queues import MetadataStore, QueueRegistry
-from protocols.aws.sqs import Context, SqsService
+from protocols.aws.resolve import Context
+from protocols.aws.sqs import SqsService
 
 log = logging.getLogger("zonemq.aws")
 

@@ -27,14 +27,12 @@ import base64
 import json
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from broker.core import QUEUE, Address, CoreError, Message
 from protocols.aws.errors import SqsError, from_core, invalid, missing
 from protocols.aws.queues import DEAD_LETTER_SOURCE as ORIGIN
-
-if TYPE_CHECKING:
-    from protocols.aws.sqs import SqsService
+from protocols.aws.resolve import Resolver
 
 MAX_RATE = 500
 _BATCH = 100
@@ -84,7 +82,7 @@ class MoveTask:
 class MoveTasks:
     """The move tasks of one SQS service."""
 
-    def __init__(self, service: SqsService) -> None:
+    def __init__(self, service: Resolver) -> None:
         self.service = service
         self.registry = service.registry
         # source ARN -> its tasks, most recent first.

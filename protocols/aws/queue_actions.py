@@ -12,7 +12,7 @@ import binascii
 import json
 import re
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from protocols.aws.errors import SqsError, int_param, invalid, missing, no_queue
 from protocols.aws.queues import (
@@ -23,9 +23,7 @@ from protocols.aws.queues import (
     SqsQueue,
     valid_name,
 )
-
-if TYPE_CHECKING:
-    from protocols.aws.sqs import Context, SqsService
+from protocols.aws.resolve import Context, Resolver
 
 MAX_TAGS = 50
 
@@ -33,7 +31,7 @@ MAX_TAGS = 50
 class QueueActions:
     """The queue-level SQS actions of one SqsService (which routes requests to them)."""
 
-    def __init__(self, service: SqsService) -> None:
+    def __init__(self, service: Resolver) -> None:
         self.service = service
         self.core = service.core
         self.leases = service.leases

@@ -17,18 +17,18 @@ import base64
 import binascii
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from broker.core import Core, CoreError, Message
 from broker.core.leases import Lease, Leases, PullQueue
 from protocols.aws import attributes as attrs
 from protocols.aws import fifo
-from protocols.aws.errors import SqsError, from_core, int_param, invalid, missing, no_queue
+from protocols.aws.errors import SqsError, from_core, int_param, invalid, missing
 from protocols.aws.md5 import md5_of_attributes, md5_of_body
 from protocols.aws.moves import MoveTasks
 from protocols.aws.queue_actions import QueueActions
 from protocols.aws.queues import QueueRegistry, SqsQueue
+from protocols.aws.resolve import Context, Resolver
 
 SENDER_ID = "AWS.SQS.SenderId"
 SEQUENCE_NUMBER = "AWS.SQS.SequenceNumber"
@@ -50,25 +50,14 @@ _GROUP_ID = re.compile(r"[!-~]{1,128}")
 MAX_BATCH = 10
 
 
-@dataclass(frozen=True, slots=True)
-class Context:
-    """What a handler knows about its request."""
-
-    base_url: str
-    sender_id: str
-
-
 Handler = Callable[[dict[str, Any], Context], Awaitable[dict[str, Any]]]
 
 
-class SqsService:
+class SqsService(Resolver):
     """The SQS actions over one broker's core."""
 
     def __init__(self, core: Core, leases: Leases, registry: QueueRegistry) -> None:
-        self.core = core
-        self.leases = leases
-        self.registry = registry
-        self.account = registry.account
+        super().__init__(core, leases, registry)
         self.moves = MoveTasks(self)
         qa = self.queue_actions = QueueActions(self)
         self.actions: dict[str, Handler] = {
@@ -101,33 +90,6 @@ class SqsService:
         """Broker stop: move tasks are cancelled, long polls answered, leases ended."""
         self.moves.close()
         self.leases.close()
-
-    # -- helpers --------------------------------------------------------------------------
-
-    def url(self, ctx: Context, name: str) -> str:
-        return f"{ctx.base_url}/{self.account}/{name}"
-
-    def queue(self, p: dict[str, Any]) -> SqsQueue:
-        url = p.get("QueueUrl")
-        if not url:
-            raise missing("QueueUrl")
-        parts = str(url).split("?", 1)[0].rstrip("/").split("/")
-        name = parts[-1]
-        if len(parts) >= 2 and parts[-2] != self.account and "://" in str(url):
-            raise no_queue()
-        q = self.registry.find(name)
-        if q is None:
-            raise no_queue()
-        return q
-
-    def pull(self, q: SqsQueue) -> PullQueue:
-        pq = self.leases.get(q.address)
-        pq.policy = q.policy
-        return pq
-
-    def handle(self, q: SqsQueue, token: str) -> str:
-        raw = f"{q.name}\n{token}".encode()
-        return base64.urlsafe_b64encode(raw).decode("ascii")
 
     def parse_handle(self, q: SqsQueue, handle: Any) -> str:
         """The lease token in a receipt handle of queue `q`."""
