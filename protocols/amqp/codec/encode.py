@@ -6,7 +6,7 @@ spec) as proton itself writes them (header and properties as lists with trailing
 left out and default fields null, annotation and application-property maps as map32).
 Anything else (non-string message ids, bodies kept in their AMQP encoding, values out of
 range, symbols that are not ASCII) returns None and goes through proton's path
-(protocols.amqp.mapping.encode_message); tests/test_amqp_encoding.py checks that both
+(protocols.amqp.mapping.encode_message); tests/codec/test_amqp_encoding.py checks that both
 give the same bytes.
 """
 

@@ -16,7 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.conftest import BrokerThread
-from tests.test_sqs_support import client, error_code, http_call, md5_attributes
+from tests.sqs.support import client, error_code, http_call, md5_attributes
 
 NS = {"s": "http://queue.amazonaws.com/doc/2012-11-05/"}
 Q = "{" + NS["s"] + "}"

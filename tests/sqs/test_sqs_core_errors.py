@@ -14,7 +14,7 @@ import broker.core.errors as core_errors
 from broker.core import CoreError
 from protocols.aws.errors import CORE_ERRORS, ERRORS, from_core
 from tests.conftest import BrokerThread
-from tests.test_sqs_support import client, error_code, http_call, wait_until
+from tests.sqs.support import client, error_code, http_call, wait_until
 
 
 def _refuse_sends(broker: BrokerThread, code: str) -> None:

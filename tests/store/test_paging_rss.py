@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import RawClient
-from tests.test_cli import BrokerProcess
+from tests.daemon.test_cli import BrokerProcess
 
 GIB = 1024 * 1024 * 1024
 BODY = 64 * 1024

@@ -13,7 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.conftest import BrokerThread
-from tests.test_sqs_support import client, error_code, http_call, wait_until
+from tests.sqs.support import client, error_code, http_call, wait_until
 
 ATTRS = {
     "colour": {"DataType": "String", "StringValue": "blue"},

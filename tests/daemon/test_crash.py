@@ -78,6 +78,13 @@ class BrokerProcess:
             if match is not None:
                 return match
 
+    def log(self) -> str:
+        """Everything the process wrote to stderr (call once it has exited)."""
+        with contextlib.suppress(queue.Empty):
+            while (line := self.lines.get(timeout=1.0)) is not None:
+                self.seen.append(line)
+        return "".join(self.seen)
+
     def kill(self) -> None:
         """SIGKILL: no drain, no journal close, no lock release but the kernel's."""
         if self.proc.poll() is None:
@@ -108,10 +115,12 @@ class Brokers:
 def brokers(tmp_path: Path) -> Iterator[Brokers]:
     b = Brokers(tmp_path)
     yield b
-    for p in b.procs:
+    for i, p in enumerate(b.procs):
         if p.proc.poll() is None:
             p.proc.kill()
             p.proc.wait(WAIT)
+        # pytest shows this only when the test failed: every broker's log, in order.
+        print(f"--- broker process {i} (exit {p.proc.returncode}) ---\n{p.log()}", end="")
 
 
 # -- clients -----------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from broker.store import (
     RecordRef,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 OpenJournal = Callable[..., tuple[Journal, list[Record]]]
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tests.conftest import BrokerThread
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_zonemq_bench_queue_run_is_exactly_once(broker: BrokerThread, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from proton import Message as AmqpMessage
 from proton.utils import BlockingConnection
 
-from tests.test_crash import Brokers
+from tests.daemon.test_crash import Brokers
 
 AMQP_LISTENER = re.compile(r"amqp listener on (\S+):(\d+)")
 

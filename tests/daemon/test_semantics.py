@@ -24,7 +24,7 @@ from proton import Message as AmqpMessage
 from proton.utils import BlockingConnection, BlockingReceiver
 
 from tests.conftest import WAIT, BrokerThread, Collector
-from tests.test_sqs_support import client as sqs_client
+from tests.sqs.support import client as sqs_client
 
 PROTOCOLS = ("stomp", "amqp", "sqs")
 
@@ -173,9 +173,7 @@ class SqsPeer:
                 AttributeNames=["ApproximateReceiveCount"],
             )
             msgs.extend(resp.get("Messages", []))
-        got = [
-            Got(m["Body"], int(m["Attributes"]["ApproximateReceiveCount"]) > 1, m) for m in msgs
-        ]
+        got = [Got(m["Body"], int(m["Attributes"]["ApproximateReceiveCount"]) > 1, m) for m in msgs]
 
         def ack() -> None:
             for m in msgs:

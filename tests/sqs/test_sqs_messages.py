@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 
 from broker.core import QUEUE, Address
 from tests.conftest import BrokerThread
-from tests.test_sqs_support import client, error_code, md5_attributes, wait_until, waiters
+from tests.sqs.support import client, error_code, md5_attributes, wait_until, waiters
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.conftest import BrokerThread, Client
-from tests.test_sqs_support import client, wait_until, waiters
+from tests.sqs.support import client, wait_until, waiters
 
 
 def test_sqs_send_is_received_by_stomp(

@@ -2,7 +2,7 @@
 
 Every test stops a broker gracefully and starts a new one on the SAME data directory
 (`Restarts` below), then looks at what came back over real STOMP connections. Crash
-restarts (SIGKILL) are in test_crash.py. Waiting is on receipts, queues and events with
+restarts (SIGKILL) are in tests/daemon/test_crash.py. Waiting is on receipts, queues and events with
 timeouts; absence is shown after a receipt round trip on the same connection (frames
 arrive in order, so everything the broker sent before the receipt is already in).
 """

@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.conftest import BrokerThread
-from tests.test_sqs_support import client, error_code
+from tests.sqs.support import client, error_code
 
 
 @pytest.fixture

@@ -2,7 +2,8 @@
 (expired visibility, a broker stop or DeleteQueue closing the pull subscription, a crash
 ending a receive), it never lands in ActiveMQ.DLQ; only a RedrivePolicy dead-letters it,
 to its own target after maxReceiveCount. STOMP semantics of ordinary queues are covered
-by tests/test_stomp_acks.py, test_persistence.py and test_crash.py."""
+by tests/stomp/test_stomp_acks.py, tests/store/test_persistence.py and
+tests/daemon/test_crash.py."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ import boto3
 from botocore.config import Config
 
 from tests.conftest import BrokerThread
-from tests.test_crash import DLQ, BrokerProcess, Brokers, brokers, collect  # noqa: F401
-from tests.test_sqs_support import CREDS, client
+from tests.daemon.test_crash import DLQ, BrokerProcess, Brokers, brokers, collect  # noqa: F401
+from tests.sqs.support import CREDS, client
 
 AWS_LISTENER = re.compile(r"aws listener on (\S+):(\d+)")
 LIMIT = 6  # destinations.max_redeliveries (the default)
