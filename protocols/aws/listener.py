@@ -152,7 +152,7 @@ async def start(ctx: ListenerContext) -> AwsListener:
     # own); without one (an in-memory core) SQS metadata lives for the run only.
     core_store = ctx.core.store
     store = core_store if isinstance(core_store, MetadataStore) else None
-    if core_store is not None and store is None:
+    if ctx.core.records.persists and store is None:
         log.warning("the store keeps no destination metadata: SQS attributes live in memory")
     registry = QueueRegistry(
         ctx.core,
