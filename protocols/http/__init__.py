@@ -1,0 +1,1 @@
+"""The console port over HTTP (aiohttp): metrics and health, no message traffic."""
