@@ -12,9 +12,12 @@ import contextlib
 import dataclasses
 import os
 import queue
+import re
+import signal
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -53,6 +56,72 @@ def popen_broker(argv: list[str], cwd: Path, **env: str) -> subprocess.Popen[str
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+class ChildBroker:
+    """A broker child process (popen_broker) whose stderr lines a thread puts on a queue:
+    tests wait for log lines, always with a timeout, and show the whole log on failure."""
+
+    def __init__(self, argv: list[str], cwd: Path, **env: str) -> None:
+        self.proc = popen_broker(argv, cwd, **env)
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def wait_for(self, pattern: re.Pattern[str] | str, timeout: float = 15.0) -> re.Match[str]:
+        """The match in the first stderr line (from now on) matching `pattern`."""
+        regex = re.compile(pattern) if isinstance(pattern, str) else pattern
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            assert left > 0, f"no line matching {regex.pattern!r}: {''.join(self.seen)}"
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                continue
+            assert line is not None, f"broker exited before {regex.pattern!r}: {''.join(self.seen)}"
+            self.seen.append(line)
+            match = regex.search(line)
+            if match is not None:
+                return match
+
+    def stderr_text(self, timeout: float = 5.0) -> str:
+        """Everything written to stderr (the process must have ended)."""
+        self._reader.join(timeout)
+        with contextlib.suppress(queue.Empty):
+            while True:
+                line = self.lines.get_nowait()
+                if line is not None:
+                    self.seen.append(line)
+        return "".join(self.seen)
+
+    def stop(self) -> None:
+        """SIGTERM: a graceful drain, which must end with exit status 0."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(15.0)
+        assert self.proc.returncode == 0, self.stderr_text()
+
+    def kill(self) -> None:
+        """SIGKILL: no drain, no journal close, no lock release but the kernel's. The
+        broker must have been running until then."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(15.0)
+        assert self.proc.returncode == -signal.SIGKILL, self.stderr_text()
+
+    def cleanup(self) -> None:
+        """Teardown: make sure the process is gone, whatever state it is in."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(15.0)
 
 
 class BrokerThread:

@@ -4,14 +4,12 @@ into a queue) and on the process itself, always with a timeout."""
 
 from __future__ import annotations
 
-import queue
 import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,66 +17,18 @@ from pathlib import Path
 import pytest
 import stomp
 
-from tests.conftest import Collector, popen_broker
+from tests.conftest import ChildBroker, Collector
 
 START_TIMEOUT = 10.0
 LISTENER = re.compile(r"stomp listener on (\S+):(\d+)")
 CONSOLE = re.compile(r"console listener on (\S+):(\d+)")
 
 
-class BrokerProcess:
-    """A broker subprocess whose stderr lines arrive on a queue."""
-
-    def __init__(self, argv: list[str], cwd: Path) -> None:
-        self.proc = popen_broker(argv, cwd)
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.seen: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def wait_for(self, pattern: re.Pattern[str] | str, timeout: float = START_TIMEOUT) -> str:
-        """The first stderr line (from now on) matching `pattern`."""
-        regex = re.compile(pattern) if isinstance(pattern, str) else pattern
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"no line matching {regex.pattern!r}; got {self.seen}")
-            try:
-                line = self.lines.get(timeout=left)
-            except queue.Empty:
-                continue
-            if line is None:
-                raise AssertionError(f"process ended before {regex.pattern!r}; got {self.seen}")
-            self.seen.append(line)
-            if regex.search(line):
-                return line
-
-    def stderr_text(self, timeout: float = 5.0) -> str:
-        """Everything written to stderr (the process must have ended)."""
-        self._reader.join(timeout)
-        while True:
-            try:
-                line = self.lines.get_nowait()
-            except queue.Empty:
-                break
-            if line is not None:
-                self.seen.append(line)
-        return "".join(self.seen)
+class BrokerProcess(ChildBroker):
+    """A `python -m broker ...` child process of these tests."""
 
     def stomp_port(self) -> int:
-        return int(LISTENER.search(self.wait_for(LISTENER)).group(2))  # type: ignore[union-attr]
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
+        return int(self.wait_for(LISTENER, START_TIMEOUT).group(2))
 
 
 @pytest.fixture
@@ -93,7 +43,7 @@ def spawn(tmp_path: Path) -> Iterator:
 
     yield make
     for p in procs:
-        p.kill()
+        p.cleanup()
 
 
 def run_args(tmp_path: Path, *extra: str) -> list[str]:
@@ -155,7 +105,7 @@ def test_stomp_port_flag_and_log_line_agree(spawn, tmp_path: Path) -> None:
         port = s.getsockname()[1]
     # The port is free again (a tiny race with other processes is acceptable here).
     p = spawn("run", "--stomp-port", str(port), "--console-port", "0", "--data-dir", str(tmp_path))
-    match = LISTENER.search(p.wait_for(LISTENER))
+    match = p.wait_for(LISTENER)
     assert match is not None
     assert (match.group(1), int(match.group(2))) == ("127.0.0.1", port)
     round_trip(port)
@@ -219,7 +169,7 @@ def test_second_signal_exits_at_once(spawn, tmp_path: Path) -> None:
     own shutdown bound), so the second SIGTERM lands while it is still running."""
     config = short_timeout_config(tmp_path, 30.0)
     p = spawn(*run_args(tmp_path, "--config", str(config)))
-    console = int(CONSOLE.search(p.wait_for(CONSOLE)).group(2))  # type: ignore[union-attr]
+    console = int(p.wait_for(CONSOLE).group(2))
     p.wait_for(r"broker \S+ started")
     stall = _stall_console_drain(console)
     try:
@@ -250,7 +200,7 @@ def test_second_signal_right_after_the_first_ends_promptly(spawn, tmp_path: Path
 def test_graceful_stop_is_bounded_by_shutdown_timeout(spawn, tmp_path: Path) -> None:
     config = short_timeout_config(tmp_path, 1.0)
     p = spawn(*run_args(tmp_path, "--config", str(config)))
-    console = int(CONSOLE.search(p.wait_for(CONSOLE)).group(2))  # type: ignore[union-attr]
+    console = int(p.wait_for(CONSOLE).group(2))
     p.wait_for(r"broker \S+ started")
     stall = _stall_console_drain(console)
     try:

@@ -17,7 +17,6 @@ import contextlib
 import queue
 import random
 import re
-import signal
 import sys
 import threading
 import time
@@ -28,7 +27,7 @@ from typing import Any
 import pytest
 import stomp
 
-from tests.conftest import Collector, RawClient, headers_of, popen_broker
+from tests.conftest import ChildBroker, Collector, RawClient, headers_of
 
 WAIT = 10.0
 DEST = "/queue/crash"
@@ -42,55 +41,14 @@ RECOVERED = re.compile(r"journal: (\d+) records replayed, (\d+) messages on (\d+
 # -- the broker process ----------------------------------------------------------------------
 
 
-class BrokerProcess:
-    """`python -m broker run` on a data directory; stderr lines arrive on a queue."""
+class BrokerProcess(ChildBroker):
+    """`python -m broker run` on a data directory, STOMP on an ephemeral port."""
 
     def __init__(self, data_dir: Path, cwd: Path, env: dict[str, str]) -> None:
-        self.proc = popen_broker(
-            [*BROKER_RUN, "--data-dir", str(data_dir), "--stomp-port", "0", "--console-port", "0"],
-            cwd,
-            **env,
-        )
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-        self.recovered = int(self.wait_for(RECOVERED).group(2))
-        self.port = int(self.wait_for(LISTENER).group(2))
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def wait_for(self, regex: re.Pattern[str]) -> re.Match[str]:
-        deadline = time.monotonic() + WAIT
-        while True:
-            left = deadline - time.monotonic()
-            assert left > 0, f"no line matching {regex.pattern!r}: {''.join(self.seen)}"
-            try:
-                line = self.lines.get(timeout=left)
-            except queue.Empty:
-                continue
-            assert line is not None, f"broker exited: {''.join(self.seen)}"
-            self.seen.append(line)
-            match = regex.search(line)
-            if match is not None:
-                return match
-
-    def log(self) -> str:
-        """Everything the process wrote to stderr (call once it has exited)."""
-        with contextlib.suppress(queue.Empty):
-            while (line := self.lines.get(timeout=1.0)) is not None:
-                self.seen.append(line)
-        return "".join(self.seen)
-
-    def kill(self) -> None:
-        """SIGKILL: no drain, no journal close, no lock release but the kernel's."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(WAIT)
-        assert self.proc.returncode == -signal.SIGKILL, "".join(self.seen)
+        argv = [*BROKER_RUN, "--data-dir", str(data_dir), "--stomp-port", "0"]
+        super().__init__([*argv, "--console-port", "0"], cwd, **env)
+        self.recovered = int(self.wait_for(RECOVERED, WAIT).group(2))
+        self.port = int(self.wait_for(LISTENER, WAIT).group(2))
 
 
 class Brokers:
@@ -116,11 +74,9 @@ def brokers(tmp_path: Path) -> Iterator[Brokers]:
     b = Brokers(tmp_path)
     yield b
     for i, p in enumerate(b.procs):
-        if p.proc.poll() is None:
-            p.proc.kill()
-            p.proc.wait(WAIT)
+        p.cleanup()
         # pytest shows this only when the test failed: every broker's log, in order.
-        print(f"--- broker process {i} (exit {p.proc.returncode}) ---\n{p.log()}", end="")
+        print(f"--- broker process {i} (exit {p.proc.returncode}) ---\n{p.stderr_text()}", end="")
 
 
 # -- clients -----------------------------------------------------------------------------------

@@ -6,11 +6,8 @@ pre-journal ``queues.json`` is imported once and renamed."""
 from __future__ import annotations
 
 import json
-import queue
 import re
-import signal
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +18,7 @@ import pytest
 import stomp
 from botocore.config import Config
 
-from tests.conftest import popen_broker
+from tests.conftest import ChildBroker
 
 WAIT = 15.0
 BROKER_RUN = [sys.executable, "-m", "broker", "run"]
@@ -29,15 +26,12 @@ AWS_LISTENER = re.compile(r"aws listener on (\S+):(\d+)")
 STOMP_LISTENER = re.compile(r"stomp listener on (\S+):(\d+)")
 
 
-class SqsBrokerProcess:
+class SqsBrokerProcess(ChildBroker):
     """A broker process on a data directory, with a boto3 client on its SQS port."""
 
     def __init__(self, data_dir: Path, cwd: Path, **env: str) -> None:
-        self.proc = popen_broker([*BROKER_RUN, "--data-dir", str(data_dir)], cwd, **env)
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-        port = int(self.wait_for(AWS_LISTENER).group(2))
+        super().__init__([*BROKER_RUN, "--data-dir", str(data_dir)], cwd, **env)
+        port = int(self.wait_for(AWS_LISTENER, WAIT).group(2))
         self.sqs = boto3.client(
             "sqs",
             endpoint_url=f"http://127.0.0.1:{port}",
@@ -46,40 +40,6 @@ class SqsBrokerProcess:
             aws_access_key_id="AKIDTEST",
             aws_secret_access_key="secret",
         )
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def wait_for(self, regex: re.Pattern[str]) -> re.Match[str]:
-        deadline = time.monotonic() + WAIT
-        while True:
-            left = deadline - time.monotonic()
-            assert left > 0, f"no line matching {regex.pattern!r}: {''.join(self.seen)}"
-            try:
-                line = self.lines.get(timeout=left)
-            except queue.Empty:
-                continue
-            assert line is not None, f"broker exited: {''.join(self.seen)}"
-            self.seen.append(line)
-            m = regex.search(line)
-            if m:
-                return m
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(WAIT)
-        assert self.proc.returncode == 0, "".join(self.seen)
-
-    def kill(self) -> None:
-        """SIGKILL: no drain, no journal close."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(WAIT)
-        assert self.proc.returncode == -signal.SIGKILL, "".join(self.seen)
 
 
 @pytest.fixture
@@ -93,9 +53,7 @@ def brokers(tmp_path: Path) -> Iterator[Any]:
 
     yield start
     for b in started:
-        if b.proc.poll() is None:
-            b.proc.kill()
-            b.proc.wait(WAIT)
+        b.cleanup()
 
 
 def attributes(sqs: Any, url: str) -> dict[str, str]:

@@ -66,4 +66,4 @@ def test_one_gib_backlog_pages_and_drains_in_order(tmp_path: Path) -> None:
         held = peak_rss(proc.proc.pid)
         assert held < LIMIT + OVERHEAD, f"peak RSS {held / 2**20:.0f} MiB after draining"
     finally:
-        proc.kill()
+        proc.cleanup()
