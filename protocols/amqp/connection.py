@@ -176,6 +176,12 @@ class AmqpConnection(AmqpDeliveries):
                 if handler is not None:
                     try:
                         handler(event)
+                    except UnicodeDecodeError:
+                        # proton decodes string fields (addresses, names) lazily, so a
+                        # peer's invalid UTF-8 surfaces wherever a handler reads one; the
+                        # spec's answer is a decode-error close (2.8.15), not a bug of ours.
+                        log.info("AMQP connection %s: invalid UTF-8 in a string", self.peer)
+                        self._close_connection("amqp:decode-error", "invalid UTF-8 in a string")
                     except Exception:
                         log.exception("AMQP connection %s: internal error", self.peer)
                         self._close_connection("amqp:internal-error", "internal error")

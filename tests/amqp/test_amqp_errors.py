@@ -236,3 +236,22 @@ def test_no_sasl_at_all_is_fine_without_users(broker: BrokerThread) -> None:
     got = raw.read_until(b"zonemq")
     assert got.startswith(AMQP_HEADER)
     raw.close()
+
+
+def test_invalid_utf8_in_an_address_is_a_decode_error(broker: BrokerThread, caplog) -> None:
+    """A fuzz finding (bench/fuzz): proton decodes strings lazily, so invalid UTF-8 in
+    an attach's target address used to surface inside the link handler and close the
+    connection as an internal error. It is the peer's decode-error (AMQP 1.0 2.8.15)."""
+    store_one(broker, "safe.utf8")
+    target = Described(ulong(0x29), ["queue://badXX"])
+    attach = frame(0x12, ["l1", uint(0), False, None, None, None, target], channel=0)
+    attach = attach.replace(b"badXX", b"bad\xc3\x28")
+    raw = Raw(broker)
+    raw.send(AMQP_HEADER + OPEN + BEGIN)
+    raw.read_until(b"\x00S\x11")
+    raw.send(attach)
+    got = raw.read_until_closed()
+    raw.close()
+    assert b"amqp:decode-error" in got
+    assert not [r for r in caplog.records if r.name.startswith("zonemq") and r.levelname == "ERROR"]
+    assert_still_there(broker, "safe.utf8")
