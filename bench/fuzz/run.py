@@ -29,8 +29,10 @@ def send_case(host: str, port: int, data: bytes, timeout: float = 2.0) -> tuple[
         try:
             s.sendall(data)
             s.shutdown(socket.SHUT_WR)
-        except (BrokenPipeError, ConnectionResetError):
-            return RESET, 0  # it stopped reading us: a refusal, not a failure
+        except OSError:
+            # Closed or reset before we finished (EPIPE, ECONNRESET, ENOTCONN): it stopped
+            # reading us, a refusal, not a failure.
+            return RESET, 0
         got = 0
         deadline = time.monotonic() + timeout
         try:
