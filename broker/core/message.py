@@ -94,7 +94,9 @@ class Message:
         self.content_type = content_type
         self.group_id = group_id
         self.type = type
-        # Who sent it (a connection object); lets a subscription skip its own messages.
+        # Who sent it: a small identity of the sending connection (its id), compared
+        # with a no-local subscription's. Never the connection object itself: a stored
+        # message outlives its producer, and would keep the whole connection alive.
         self.origin = origin
         self.delivery_count = 0
         self.redelivered = False

@@ -36,6 +36,6 @@ class Topic:
         self.enqueued += 1
         origin = msg.origin
         for sub in self.subs:
-            if sub.no_local and origin is not None and origin is sub.origin:
+            if sub.no_local and origin is not None and origin == sub.origin:
                 continue
             sub.source.put(msg)

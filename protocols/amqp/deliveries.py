@@ -248,7 +248,7 @@ class AmqpDeliveries(AmqpLinks):
             if pn_delivery_remote_state(dlv) == TRANSACTIONAL:
                 txid, tx = self.coordinator.transaction(Delivery.wrap(dlv))
             now_ms = self.core.now_ms()
-            msg = decode_message(data, inl.address, now_ms=now_ms, origin=self)
+            msg = decode_message(data, inl.address, now_ms=now_ms, origin=self.id)
             if msg is not None:
                 address = msg.destination
                 assert address is not None
@@ -257,7 +257,7 @@ class AmqpDeliveries(AmqpLinks):
                 pm.clear()
                 pm.decode(data)
                 address = inl.address if inl.address is not None else destination_of(pm)
-                msg = message_from_amqp(pm, address, now_ms=now_ms, origin=self)
+                msg = message_from_amqp(pm, address, now_ms=now_ms, origin=self.id)
             if msg.reply_to is not None:
                 self._own_temporary(msg.reply_to)
             done = self.core.send(address, msg, tx=tx)

@@ -228,7 +228,7 @@ class AmqpLinks(PushConnection):
                 address,
                 self,
                 ack_mode=AUTO if presettled else INDIVIDUAL,
-                origin=self,
+                origin=self.id,
                 tag=out,
                 paused=True,
             )

@@ -418,7 +418,7 @@ class StompConnection(PushConnection):
     def _on_send(self, frame: Frame) -> None:
         address = self._destination(frame)
         tx = self._transaction(frame)
-        msg = message_from_send(frame.headers, frame.body, address, self.id, self)
+        msg = message_from_send(frame.headers, frame.body, address, self.id, self.id)
         if msg.reply_to is not None:
             self._own_temporary(msg.reply_to)
         done = self.core.send(address, msg, tx=tx)
@@ -472,7 +472,7 @@ class StompConnection(PushConnection):
             ack_mode=ack,
             prefetch=prefetch,
             no_local=h.get("activemq.noLocal") == "true",
-            origin=self,
+            origin=self.id,
             tag=ssub,
             paused=True,
         )
