@@ -127,7 +127,11 @@ class SaslServer:
         if descriptor != _INIT and descriptor != _INIT_NAME:
             self._fail(SYS_PERM, f"expected sasl-init, got {descriptor!r}")
             return
-        fields = [*(init.value or []), None, None]
+        if not isinstance(init.value, list | tuple):
+            # A descriptor on a scalar (fuzzing found it): not a sasl-init list.
+            self._fail(SYS_PERM, "malformed sasl-init")
+            return
+        fields = [*init.value, None, None]
         mechanism, response = str(fields[0] or ""), fields[1] or b""
         if isinstance(response, memoryview):  # proton's Data hands binary out as a view
             response = bytes(response)

@@ -255,3 +255,21 @@ def test_invalid_utf8_in_an_address_is_a_decode_error(broker: BrokerThread, capl
     assert b"amqp:decode-error" in got
     assert not [r for r in caplog.records if r.name.startswith("zonemq") and r.levelname == "ERROR"]
     assert_still_there(broker, "safe.utf8")
+
+
+def test_sasl_init_that_is_not_a_list_is_refused(broker: BrokerThread, caplog) -> None:
+    """A fuzz finding: a sasl-init descriptor on a scalar (here a boolean) raised inside
+    the SASL layer (logged as an internal error); it is a malformed frame: the SASL
+    outcome is sys-perm and the connection closes."""
+    d = Data()
+    d.put_object(Described(ulong(0x41), True))
+    body = d.encode()
+    init = struct.pack(">IBBH", 8 + len(body), 2, 1, 0) + body
+    raw = Raw(broker)
+    raw.send(b"AMQP\x03\x01\x00\x00")
+    raw.read_until(b"\x00S\x40")  # sasl-mechanisms
+    raw.send(init)
+    got = raw.read_until_closed()
+    raw.close()
+    assert b"\x00S\x44" in got  # sasl-outcome
+    assert not [r for r in caplog.records if r.name.startswith("zonemq") and r.levelname == "ERROR"]
