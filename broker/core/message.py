@@ -13,6 +13,13 @@ from typing import Any, NamedTuple
 
 PropertyValue = str | int | float | bool | bytes
 
+# What a queued message costs beyond its body and headers (the object and its slots, its
+# properties dict, its id): counted in `Message.size` so that a queue's memory gauge and
+# limit see many small messages for what they weigh (issue 10).
+MESSAGE_OVERHEAD = 256
+# A property value that is not text or bytes is counted as this many bytes.
+_SCALAR = 8
+
 QUEUE = "queue"
 TOPIC = "topic"
 TEMP_QUEUE = "temp-queue"
@@ -39,6 +46,13 @@ class Message:
     `text` records whether the producer sent text (ActiveMQ's TextMessage) or bytes
     (BytesMessage); protocols preserve it on the way out. Times are ms since the epoch;
     `expiration` 0 means never.
+
+    `size` (what the message holds in memory: body, headers and properties, and
+    MESSAGE_OVERHEAD) and `head` (the headers and properties alone: what stays in memory
+    when the body is paged out) are computed once, here; queues count them, never
+    recount them, so they stay what they were when the message was made (a copy that
+    gains properties keeps its original's figures, which is what its queue counted).
+    Text is counted by characters, not encoded bytes: an estimate of the same order.
     """
 
     __slots__ = (
@@ -49,6 +63,7 @@ class Message:
         "destination",
         "expiration",
         "group_id",
+        "head",
         "id",
         "origin",
         "persistent",
@@ -56,6 +71,7 @@ class Message:
         "properties",
         "redelivered",
         "reply_to",
+        "size",
         "text",
         "timestamp",
         "type",
@@ -101,6 +117,22 @@ class Message:
         self.delivery_count = 0
         self.redelivered = False
         self.wire: Any = None
+        head = 0
+        if properties:
+            for key, value in properties.items():
+                head += len(key) + (len(value) if isinstance(value, str | bytes) else _SCALAR)
+        if correlation_id:
+            head += len(correlation_id)
+        if reply_to is not None:
+            head += len(reply_to.name)
+        if content_type:
+            head += len(content_type)
+        if group_id:
+            head += len(group_id)
+        if type:
+            head += len(type)
+        self.head = head
+        self.size = len(body) + head + MESSAGE_OVERHEAD
 
     def copy(self) -> Message:
         """A new Message with the same content and delivery state, no cached wire bytes."""

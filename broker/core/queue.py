@@ -14,11 +14,13 @@ so "no await between check and change" holds by construction):
   nothing while paused (`Subscription.pause()`: its connection's outbound buffer is
   full); `Subscription.resume()` restarts dispatch;
 - the core never mutates a delivered message; a redelivery is a counted copy;
+- `bytes` counts each pending message's `size` (body, headers and properties, a fixed
+  overhead: `Message.size`, computed once when the message was made), so header-heavy
+  messages weigh what they cost (issue 10: the gauge used to count bodies only);
 - paging: a persistent message arriving at a durable queue already over its memory
-  limit keeps only its index entry (`body` None, not counted in `bytes`); its body is
-  read back from the journal when it is popped for dispatch. So `bytes` is what the
-  queue really holds in memory, and only non-persistent messages push it past the limit
-  (producer flow control handles those).
+  limit keeps only its index entry and headers (`body` None; `bytes` counts its `head`
+  only); its body is read back from the journal when it is popped for dispatch. So
+  `bytes` is what the queue really holds in memory, bar the paged entries' fixed cost.
 """
 
 from __future__ import annotations
@@ -141,8 +143,9 @@ class MessageQueue:
         # journaled(self, msg), inlined (hot path): only the journal can page a body in.
         if self.bytes > self.memory_limit and self.durable and msg.persistent:
             msg.body = None  # type: ignore[assignment]  # paged out: the journal has it
+            self.bytes += msg.head
         else:
-            self.bytes += len(msg.body)
+            self.bytes += msg.size
         if self.limit and self.count > self.limit:
             self.core.over_limit(self)
 
@@ -154,8 +157,7 @@ class MessageQueue:
             if prio > self.top:
                 self.top = prio
             self.count += 1
-            if msg.body is not None:
-                self.bytes += len(msg.body)
+            self.bytes += msg.head if msg.body is None else msg.size
 
     def pop(self) -> Message | None:
         """Remove and return the highest-priority, oldest message."""
@@ -170,8 +172,9 @@ class MessageQueue:
         self.count -= 1
         if msg.body is None:
             msg.body = self.core.page_in(self, msg)
+            self.bytes -= msg.head
         else:
-            self.bytes -= len(msg.body)
+            self.bytes -= msg.size
         if self._space_waiters and self.bytes <= self.memory_limit * 0.7:
             self._wake_producers()
         return msg
@@ -182,8 +185,7 @@ class MessageQueue:
             if lane:
                 msg = lane.popleft()
                 self.count -= 1
-                if msg.body is not None:
-                    self.bytes -= len(msg.body)
+                self.bytes -= msg.head if msg.body is None else msg.size
                 self.discarded += 1
                 return msg
         return None
@@ -273,8 +275,7 @@ class MessageQueue:
             for msg in lane:
                 if id(msg) in ids:
                     self.count -= 1
-                    if msg.body is not None:
-                        self.bytes -= len(msg.body)
+                    self.bytes -= msg.head if msg.body is None else msg.size
                 else:
                     keep.append(msg)
             self.lanes[i] = keep
@@ -294,8 +295,9 @@ class MessageQueue:
             self.count -= 1
             if msg.body is None:
                 msg.body = self.core.page_in(self, msg)
+                self.bytes -= msg.head
             else:
-                self.bytes -= len(msg.body)
+                self.bytes -= msg.size
             self.core.expire(self, msg)
         if self._space_waiters and self.bytes <= self.memory_limit * 0.7:
             self._wake_producers()

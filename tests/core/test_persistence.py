@@ -12,6 +12,7 @@ from broker.core import (
     Core,
     Message,
 )
+from broker.core.message import MESSAGE_OVERHEAD
 from broker.core.persistence import NullStore, journaled
 from tests.core.conftest import MakeCore
 from tests.core.fakes import MemoryStore, RecordingConsumer
@@ -113,12 +114,13 @@ def test_purge_removes_journaled_only(durable_core: Core, store: MemoryStore) ->
 
 
 def test_paging_over_memory_limit(make_core: MakeCore, store: MemoryStore) -> None:
-    core = make_core(store, queue_memory_limit=10)
+    one = 8 + MESSAGE_OVERHEAD  # a message's size: its body and a fixed overhead
+    core = make_core(store, queue_memory_limit=one + 2)
     for body in (b"aaaaaaaa", b"bbbbbbbb", b"cccccccc"):
         core.send(Q, Message(body, persistent=True))
     q = core.queue(Q)
     # The third arrived over the limit: only its index entry stays in memory.
-    assert q.bytes == 16 and [m.body for m in q.browse()][2] is None
+    assert q.bytes == 2 * one and [m.body for m in q.browse()][2] is None
     c = RecordingConsumer()
     core.subscribe(Q, c, ack_mode=AUTO)
     assert c.bodies == [b"aaaaaaaa", b"bbbbbbbb", b"cccccccc"]
@@ -129,5 +131,5 @@ def test_non_persistent_never_pages(make_core: MakeCore, store: MemoryStore) -> 
     core = make_core(store, queue_memory_limit=4)
     for _ in range(3):
         core.send(Q, Message(b"12345678"))
-    assert core.queue(Q).bytes == 24 and core.full(Q)
+    assert core.queue(Q).bytes == 3 * (8 + MESSAGE_OVERHEAD) and core.full(Q)
     assert store.ops("add") == []

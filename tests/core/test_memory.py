@@ -1,0 +1,69 @@
+"""What a queue counts toward its memory limit (issue 10): the whole message — body,
+headers and properties, a per-message overhead — not the body alone."""
+
+from __future__ import annotations
+
+from broker.core import AUTO, QUEUE, Address, Message
+from broker.core.message import MESSAGE_OVERHEAD
+from tests.core.conftest import MakeCore
+from tests.core.fakes import MemoryStore, RecordingConsumer
+
+Q = Address(QUEUE, "heavy")
+HEADER = 100_000
+
+
+def heavy(persistent: bool = False) -> Message:
+    """One byte of body under 100 kB of headers."""
+    return Message(b"x", properties={"h": "v" * HEADER}, persistent=persistent)
+
+
+def test_size_is_computed_once_with_headers_and_overhead() -> None:
+    msg = Message(
+        b"body",
+        properties={"k": "vv", "n": 5, "b": b"123"},
+        correlation_id="c1",
+        content_type="text/plain",
+    )
+    assert msg.head == (1 + 2) + (1 + 8) + (1 + 3) + 2 + 10
+    assert msg.size == 4 + msg.head + MESSAGE_OVERHEAD
+    # A copy keeps the figures its original was counted with.
+    assert msg.copy().size == msg.size
+
+
+def test_gauge_counts_header_bytes(make_core: MakeCore) -> None:
+    core = make_core(queue_memory_limit=64 * 1024 * 1024)
+    for _ in range(10):
+        core.send(Q, heavy())
+    q = core.queue(Q)
+    assert q.bytes >= 10 * HEADER
+    c = RecordingConsumer()
+    core.subscribe(Q, c, ack_mode=AUTO)
+    assert len(c.got) == 10 and q.bytes == 0
+
+
+def test_header_heavy_producer_meets_flow_control(make_core: MakeCore) -> None:
+    core = make_core(queue_memory_limit=256 * 1024)
+    for _ in range(3):
+        assert not core.full(Q)
+        core.send(Q, heavy())
+    # Three bytes of body, but 300 kB of headers: the queue is full and a producer waits.
+    assert core.full(Q)
+    woken: list[bool] = []
+    assert core.when_space(Q, lambda: woken.append(True))
+    core.subscribe(Q, RecordingConsumer(), ack_mode=AUTO)
+    assert woken == [True] and not core.full(Q)
+
+
+def test_paged_out_message_still_counts_its_headers(
+    make_core: MakeCore, store: MemoryStore
+) -> None:
+    core = make_core(store, queue_memory_limit=150 * 1024)
+    for _ in range(4):
+        core.send(Q, heavy(persistent=True))
+    q = core.queue(Q)
+    paged = [m for m in q.browse() if m.body is None]
+    assert len(paged) == 2
+    # The body went to the journal; the headers did not, and are still counted.
+    assert q.bytes >= 4 * HEADER
+    core.subscribe(Q, RecordingConsumer(), ack_mode=AUTO)
+    assert q.bytes == 0
