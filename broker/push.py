@@ -20,7 +20,9 @@ its semantics; what is the same whatever the wire says is written here once:
   crash would come back without `redelivered` and with its count one short. The
   protocol's `deliver` sets `_hold` for such a delivery (inline: it is the hot path);
   `_write` then keeps the whole turn's output back until the core's barrier completes;
-- durability futures a graceful stop waits for (`pending`, `_when_durable`);
+- durability futures a graceful stop waits for (`pending`, `_when_durable`; a held
+  turn's barrier is one of them too), and `stop_reading`, its first step: no new frame
+  is read, so what is owed can only shrink;
 - producer flow control (`_when_space`): a send to a queue over its memory limit holds
   the producer back (how is the protocol's: STOMP stops reading, AMQP withholds credit)
   until the queue has room;
@@ -75,6 +77,8 @@ class PushConnection(asyncio.Protocol):
         self._close_when_written = False
         self._write_paused = False
         self._consumers_paused = False
+        # A graceful stop has begun: nothing may resume reading (see `stop_reading`).
+        self._reading_stopped = False
         # Past this many queued bytes a delivery pauses dispatch to this connection.
         self._write_high = self.settings.write_buffer_high
         self._last_write = 0.0
@@ -119,7 +123,7 @@ class PushConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
         self._release_all()
-        self.listener.connections.discard(self)
+        self.listener.forget(self)
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -167,7 +171,11 @@ class PushConnection(asyncio.Protocol):
                 done = self.core.barrier()
                 if done is not None:
                     self._held = True
-                    asyncio.ensure_future(done).add_done_callback(self._release_held)
+                    # Owed like a receipt: a graceful stop waits for it (TcpListener.drain).
+                    fut = asyncio.ensure_future(done)
+                    self.pending.add(fut)
+                    fut.add_done_callback(self.pending.discard)
+                    fut.add_done_callback(self._release_held)
                     return
             self._out = []
             self._out_bytes = 0
@@ -243,7 +251,7 @@ class PushConnection(asyncio.Protocol):
         then `resume` runs once it has room (unless this connection has closed by then)."""
 
         def wake() -> None:
-            if not self.closing:
+            if not self.closing and not self._reading_stopped:
                 resume()
 
         return self.core.when_space(address, wake)
@@ -255,6 +263,15 @@ class PushConnection(asyncio.Protocol):
             self.core.create_temporary(address, self)
 
     # -- teardown -----------------------------------------------------------------------
+
+    def stop_reading(self) -> None:
+        """A graceful stop's first step: read no more frames (so no new work arrives and
+        what is owed, `pending`, can only shrink), keep writing what is owed. Nothing
+        resumes reading afterwards: producer flow control checks `_reading_stopped`."""
+        self._reading_stopped = True
+        transport = self.transport
+        if transport is not None and not self.closing and not transport.is_closing():
+            transport.pause_reading()
 
     def _release_all(self) -> None:
         """Return unacknowledged messages, abort open transactions, drop temporary

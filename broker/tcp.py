@@ -2,9 +2,20 @@
 
 Shared by the TCP protocols (STOMP, AMQP): each passes its asyncio.Protocol class, which
 is built with the listener and reads what it needs from it (core, settings, users,
-broker name, loop) and registers itself in `connections`. Stop order: stop accepting,
-wait (bounded) for what connections still owe (their `pending` durability futures:
-receipts, dispositions), then ask each to shut down.
+broker name, loop) and registers itself in `connections` (and `forget`s itself when
+its socket has closed).
+
+Stop order (issue 10: a SIGTERM under load used to store messages whose RECEIPT never
+left, because connections kept reading while the drain waited on a snapshot of what was
+owed, and closing dropped what came later):
+1. `stop_accepting`: no new connection, and every connection stops reading, so no new
+   work arrives and what is owed can only shrink;
+2. `drain`: wait (bounded by the deadline) until no connection has a `pending`
+   durability future left (receipts, dispositions, output held for a delivery record),
+   re-collecting them until none is left, since the journal keeps committing each turn;
+3. ask each connection to `shutdown` (its owed frames were queued by the futures'
+   callbacks and go out first), then wait (bounded) for the sockets to close, so the
+   last bytes are written before the broker closes the journal and exits.
 """
 
 from __future__ import annotations
@@ -21,6 +32,9 @@ class Connection(Protocol):
     """What a listener needs from one of its connections."""
 
     pending: set[asyncio.Future[Any]]
+    transport: asyncio.Transport | None
+
+    def stop_reading(self) -> None: ...
 
     def shutdown(self) -> None: ...
 
@@ -52,6 +66,8 @@ class TcpListener(Generic[C]):
         self.server: asyncio.Server | None = None
         self.address: tuple[str, int] = ("", 0)
         self._connection = connection
+        # Set by `drain` while it waits for the last sockets to close.
+        self._all_gone: asyncio.Future[None] | None = None
 
     async def start(self, host: str) -> None:
         self.server = await self.loop.create_server(
@@ -62,18 +78,47 @@ class TcpListener(Generic[C]):
         )
         self.address = self.server.sockets[0].getsockname()[:2]
 
+    def forget(self, conn: C) -> None:
+        """`conn`'s socket has closed (its connection_lost)."""
+        self.connections.discard(conn)
+        gone = self._all_gone
+        if not self.connections and gone is not None and not gone.done():
+            gone.set_result(None)
+
     def stop_accepting(self) -> None:
+        """Accept no new connection, and read no new frame on the ones we have."""
         if self.server is not None:
             self.server.close()
+        for conn in self.connections:
+            conn.stop_reading()
 
     async def drain(self, timeout: float) -> None:
-        """Wait (bounded) for what connections still owe, then close every one."""
-        owed = [f for c in self.connections for f in c.pending]
-        if owed:
-            await asyncio.wait(owed, timeout=timeout)
-            # Let the futures' done-callbacks queue their frames before closing.
-            await asyncio.sleep(0)
+        """Pay what connections owe (bounded by `timeout`), then close every one."""
+        loop = self.loop
+        deadline = loop.time() + timeout
+        self.stop_accepting()  # idempotent; the broker has called it already
+        while True:
+            # A future's callback can owe another (a receipt queued behind held output),
+            # so collect again until nothing is owed.
+            owed = [f for c in self.connections for f in c.pending if not f.done()]
+            left = deadline - loop.time()
+            if not owed or left <= 0:
+                break
+            await asyncio.wait(owed, timeout=left)
+        # The futures' done-callbacks (which queue the frames) ran before we woke; one more
+        # turn lets the flushes they scheduled run too.
+        await asyncio.sleep(0)
         for conn in list(self.connections):
             conn.shutdown()
+        if self.connections:
+            # Closing writes what the socket still buffers; a peer that reads nothing is
+            # cut off at the deadline (with a short grace when the wait used it all).
+            self._all_gone = loop.create_future()
+            left = max(deadline - loop.time(), 0.5)
+            await asyncio.wait([self._all_gone], timeout=left)
+            self._all_gone = None
+            for conn in list(self.connections):
+                if conn.transport is not None:
+                    conn.transport.abort()
         if self.server is not None:
             await self.server.wait_closed()
