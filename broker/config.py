@@ -58,6 +58,15 @@ class StompSettings:
     heartbeat_grace: float = 1.5
     # A client that never sends CONNECT is dropped after this many seconds.
     connect_timeout: float = 30.0
+    # Largest frame (body, and bytes buffered) before CONNECT has succeeded: an
+    # unauthenticated client cannot make the broker hold more.
+    max_connect_frame_size: int = 65536
+    # Bytes of half-received frames all connections of the listener may hold together;
+    # the connection that would pass it is closed with an ERROR.
+    max_partial_bytes: int = 536870912
+    # Seconds a frame may take from its first byte to its last (0: no limit), heart-beats
+    # or not: a client cannot hold a half-sent frame open forever.
+    frame_timeout: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -309,6 +318,8 @@ def _validate(s: Settings) -> None:
         "listeners.stomp.max_frame_size",
         "listeners.stomp.max_headers",
         "listeners.stomp.max_header_length",
+        "listeners.stomp.max_connect_frame_size",
+        "listeners.stomp.max_partial_bytes",
         "listeners.amqp.max_frame_size",
         "listeners.amqp.max_message_size",
         "destinations.queue_prefetch",

@@ -14,6 +14,12 @@ its semantics; what is the same whatever the wire says is written here once:
 - backpressure on dispatch: when the transport's buffer passes the high watermark
   (`pause_writing`) every subscription of the connection is paused, and resumed once the
   buffer is below the low one and the outbound list has been written;
+- backpressure on the peer: for as long as the subscriptions are paused for a full
+  outbound buffer, the socket is not read either (issue 10: a producer that never read
+  its receipts made the broker buffer them without bound); reading stops for more than
+  one reason (`_pause_reading` / `_resume_reading` with a reason bit: the outbound
+  buffer, producer flow control, more than OWED_HIGH answers waiting for the journal),
+  and resumes only when no reason holds;
 - the durability rule for deliveries: a delivery whose delivery-count record the core
   journals (a persistent message on a durable queue, to a subscription that is not auto
   ack) must not leave before that record is durable, or a message a client saw before a
@@ -48,6 +54,15 @@ from broker.core import TEMP_QUEUE, TEMP_TOPIC, Address, Subscription, Transacti
 from broker.tcp import TcpListener
 
 _TEMP = (TEMP_QUEUE, TEMP_TOPIC)
+# Why reading is paused (bits of `_read_paused`): reading resumes when none is left.
+READ_OUTBOUND = 1  # the outbound buffer is past its high watermark
+READ_PRODUCER = 2  # producer flow control: a queue this connection sends to is full
+READ_OWED = 4  # too many answers (receipts, dispositions) still wait for the journal
+# Answers owed for the journal (`pending`) past which reading stops, and below which it
+# resumes: each holds its frame until paid, and a producer that never reads its receipts
+# must not make the broker hold them without bound while the journal catches up.
+OWED_HIGH = 4096
+OWED_LOW = 1024
 # One sequence for every protocol: connection ids name temporary destinations, which
 # are shared by all protocols, so two connections must never have the same id.
 _conn_ids = itertools.count(1)
@@ -79,6 +94,11 @@ class PushConnection(asyncio.Protocol):
         self._consumers_paused = False
         # A graceful stop has begun: nothing may resume reading (see `stop_reading`).
         self._reading_stopped = False
+        # Reasons reading is paused (READ_* bits); 0: reading.
+        self._read_paused = 0
+        # Bytes of a half-received frame this connection holds (its share of the
+        # listener's `partial_bytes`).
+        self._partial = 0
         # Past this many queued bytes a delivery pauses dispatch to this connection.
         self._write_high = self.settings.write_buffer_high
         self._last_write = 0.0
@@ -122,6 +142,8 @@ class PushConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
+        self.listener.partial_bytes -= self._partial
+        self._partial = 0
         self._release_all()
         self.listener.forget(self)
 
@@ -143,6 +165,9 @@ class PushConnection(asyncio.Protocol):
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
+        if self._out_bytes > self._write_high:
+            # Receipts and replies held back (for the journal) count too.
+            self._pause_consumers()
 
     def _schedule(self) -> None:
         """Flush once at the end of this loop turn (however often it is asked)."""
@@ -220,9 +245,12 @@ class PushConnection(asyncio.Protocol):
     # -- backpressure on dispatch -------------------------------------------------------
 
     def _pause_consumers(self) -> None:
+        """The outbound buffer is past its high watermark: no dispatch to this connection,
+        and no reading from it (what it sends would only add receipts and replies)."""
         if self._consumers_paused:
             return
         self._consumers_paused = True
+        self._pause_reading(READ_OUTBOUND)
         for sub in self._subscriptions():
             sub.pause()
 
@@ -230,9 +258,47 @@ class PushConnection(asyncio.Protocol):
         if not self._consumers_paused:
             return
         self._consumers_paused = False
+        self._resume_reading(READ_OUTBOUND)
         for sub in self._subscriptions():
             if self._may_resume(sub):
                 sub.resume()
+
+    # -- backpressure on the peer -------------------------------------------------------
+
+    def _buffered(self, n: int, budget: int) -> bool:
+        """This connection now holds `n` bytes of half-received frames. False if it grew
+        and takes its listener past `budget` bytes for all connections together: the
+        caller closes it (the one that would grow pays, not the others)."""
+        listener = self.listener
+        grew = n > self._partial
+        listener.partial_bytes += n - self._partial
+        self._partial = n
+        if grew and listener.partial_bytes > budget:
+            # Refused: its share is dropped with it, so the others may go on at once.
+            listener.partial_bytes -= n
+            self._partial = 0
+            return False
+        return True
+
+    def _pause_reading(self, reason: int) -> None:
+        """Stop reading the socket for `reason` (a READ_* bit)."""
+        if not self._read_paused:
+            transport = self.transport
+            if transport is not None and not transport.is_closing():
+                transport.pause_reading()
+        self._read_paused |= reason
+
+    def _resume_reading(self, reason: int) -> None:
+        """`reason` no longer holds; read again if no other does (and no graceful stop or
+        close has stopped reading for good)."""
+        if not self._read_paused & reason:
+            return
+        self._read_paused &= ~reason
+        if self._read_paused or self._reading_stopped or self.closing:
+            return
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.resume_reading()
 
     # -- durability, producers, temporary destinations ------------------------------------
 
@@ -240,11 +306,22 @@ class PushConnection(asyncio.Protocol):
         self, done: Awaitable[None], callback: Callable[[asyncio.Future[Any]], None]
     ) -> asyncio.Future[Any]:
         """`callback` once `done` (a durability awaitable of the core) completes; until then
-        a graceful stop waits for it. The callback discards it from `pending`."""
+        a graceful stop waits for it. The callback calls `_paid` first."""
         fut = asyncio.ensure_future(done)
-        self.pending.add(fut)
+        pending = self.pending
+        pending.add(fut)
         fut.add_done_callback(callback)
+        if len(pending) > OWED_HIGH:
+            self._pause_reading(READ_OWED)
         return fut
+
+    def _paid(self, fut: asyncio.Future[Any]) -> None:
+        """`fut` (from `_when_durable`) is answered: forget it, and read again once few
+        enough answers are owed."""
+        pending = self.pending
+        pending.discard(fut)
+        if self._read_paused & READ_OWED and len(pending) <= OWED_LOW:
+            self._resume_reading(READ_OWED)
 
     def _when_space(self, address: Address, resume: Callable[[], None]) -> bool:
         """Producer flow control: True if `address` is a queue over its memory limit, and

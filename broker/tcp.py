@@ -63,6 +63,9 @@ class TcpListener(Generic[C]):
         self.started_ms = int(time.time() * 1000)
         self.loop = loop
         self.connections: set[C] = set()
+        # Bytes of half-received frames its connections hold together (they keep it:
+        # broker.push.PushConnection._buffered), bounded by the protocol's budget.
+        self.partial_bytes = 0
         self.server: asyncio.Server | None = None
         self.address: tuple[str, int] = ("", 0)
         self._connection = connection

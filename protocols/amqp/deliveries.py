@@ -291,7 +291,7 @@ class AmqpDeliveries(AmqpLinks):
         pn_incref(dlv)  # the engine must not free it while the disk has not answered
 
         def settle(f: asyncio.Future[Any]) -> None:
-            self.pending.discard(f)
+            self._paid(f)
             try:
                 if self.closing:
                     return

@@ -240,6 +240,18 @@ class FrameParser:
             _UNESCAPE_12 if value == "1.2" else _UNESCAPE_11 if value == "1.1" else None
         )
 
+    @property
+    def max_frame_size(self) -> int:
+        """Largest body accepted; the owner may lower it (e.g. before a client has
+        authenticated) and raise it again. It applies from the next ``feed``."""
+        return self._max_frame_size
+
+    @max_frame_size.setter
+    def max_frame_size(self, value: int) -> None:
+        if value < 0:
+            raise ValueError("limits must be positive")
+        self._max_frame_size = value
+
     def buffered(self) -> int:
         """Bytes held waiting for the rest of a frame."""
         return len(self._buf)

@@ -46,7 +46,7 @@ from broker.core import (
 )
 from broker.core.errors import DELETED, INVALID, NOT_FOUND
 from broker.core.transaction import Transaction
-from broker.push import PushConnection
+from broker.push import READ_PRODUCER, PushConnection
 from protocols.stomp.codec import Frame, FrameParser, StompError, encode_frame, escaper
 from protocols.stomp.mapping import (
     BadHeader,
@@ -105,8 +105,13 @@ class StompConnection(PushConnection):
 
     def __init__(self, listener: TcpListener[StompConnection]) -> None:
         super().__init__(listener)
+        # Until CONNECT has succeeded a frame may be only max_connect_frame_size long
+        # (issue 10: unauthenticated clients held 95 MB half-sent CONNECTs each).
+        self._connect_limit = min(
+            self.settings.max_connect_frame_size, self.settings.max_frame_size
+        )
         self.parser = FrameParser(
-            max_frame_size=self.settings.max_frame_size,
+            max_frame_size=self._connect_limit,
             max_headers=self.settings.max_headers,
             max_header_length=self.settings.max_header_length,
         )
@@ -118,6 +123,10 @@ class StompConnection(PushConnection):
         self._dests: dict[str, Address] = {}
         self._last_read = 0.0
         self._timers: list[asyncio.TimerHandle] = []
+        # When the half-received frame in the parser began (loop time; 0.0: none), and
+        # the timer that enforces frame_timeout on it.
+        self._partial_since = 0.0
+        self._frame_timer: asyncio.TimerHandle | None = None
         # Receipts in frame order, each sent once its awaitable and all before it are done.
         self._owed: deque[tuple[asyncio.Future[Any], bytes, Frame]] = deque()
         self._close_when_paid = False
@@ -153,6 +162,7 @@ class StompConnection(PushConnection):
         if self.closing:
             return
         error: StompError | None = None
+        completed = False
         while True:
             try:
                 frames = self.parser.feed(data)
@@ -165,12 +175,53 @@ class StompConnection(PushConnection):
                 if not self.closing:
                     self._fatal(error.message, error.snippet)
                 return
+            if frames:
+                completed = True
             # The parser stops after CONNECT so frames behind it use the negotiated version.
             if not (frames and frames[-1].command in _CONNECTS and self.parser.buffered()):
                 break
             data = b""
+        n = self.parser.buffered()
+        if (n or self._partial) and not self.closing:
+            self._check_partial(n, completed)
         if self._out:
             self._flush()
+
+    def _check_partial(self, n: int, completed: bool) -> None:
+        """The limits on the `n` bytes of a half-received frame left after a read: the
+        size before CONNECT, the listener's budget for all connections, the time a frame
+        may take (`frame_timeout`; a frame left after frames completed began in this read)."""
+        if not self.connected and n > self._connect_limit:
+            self._fatal(
+                f"Frame exceeds maximum size of {self._connect_limit} bytes before CONNECT",
+                b"",
+            )
+            return
+        if not self._buffered(n, self.settings.max_partial_bytes):
+            self._fatal("Too many bytes of partial frames buffered, try again later", b"")
+            return
+        if not n:
+            self._partial_since = 0.0
+        elif completed or not self._partial_since:
+            self._partial_since = self._last_read
+            timeout = self.settings.frame_timeout
+            if self._frame_timer is None and timeout > 0:
+                self._frame_timer = self.loop.call_later(timeout, self._frame_deadline)
+
+    def _frame_deadline(self) -> None:
+        self._frame_timer = None
+        if self.closing or not self._partial_since:
+            return
+        now = self.loop.time()
+        timeout = self.settings.frame_timeout
+        if self._read_paused:
+            # We stopped reading (backpressure): the client is not the slow one.
+            self._partial_since = now
+        late = now - self._partial_since
+        if late >= timeout:
+            self._fatal(f"Frame not completed within {timeout:g} seconds", b"")
+        else:
+            self._frame_timer = self.loop.call_later(timeout - late, self._frame_deadline)
 
     def _handle(self, frames: list[Frame]) -> None:
         handlers = self._handlers
@@ -198,6 +249,9 @@ class StompConnection(PushConnection):
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
+        if self._frame_timer is not None:
+            self._frame_timer.cancel()
+            self._frame_timer = None
         super().connection_lost(exc)
 
     # -- the Consumer interface the core calls ------------------------------------------
@@ -301,7 +355,7 @@ class StompConnection(PushConnection):
         owed = self._owed
         while owed and owed[0][0].done():
             fut, data, frame = owed.popleft()
-            self.pending.discard(fut)
+            self._paid(fut)
             if self.closing and not self._close_when_paid:
                 continue
             if fut.cancelled() or fut.exception() is not None:
@@ -352,6 +406,7 @@ class StompConnection(PushConnection):
                 ) from None
         self.version = version
         self.parser.version = version
+        self.parser.max_frame_size = self.settings.max_frame_size
         self.connected = True
         for timer in self._timers:
             timer.cancel()
@@ -428,10 +483,13 @@ class StompConnection(PushConnection):
             self._flow_control(address)
 
     def _flow_control(self, address: Address) -> None:
-        """A producer sending to a full queue stops being read until the queue drains."""
-        transport = self.transport
-        if transport is not None and self._when_space(address, transport.resume_reading):
-            transport.pause_reading()
+        """A producer sending to a full queue stops being read until the queue drains
+        (one reason among others to pause reading: broker.push)."""
+        if self.transport is not None and self._when_space(address, self._resume_producer):
+            self._pause_reading(READ_PRODUCER)
+
+    def _resume_producer(self) -> None:
+        self._resume_reading(READ_PRODUCER)
 
     def _on_subscribe(self, frame: Frame) -> None:
         h = frame.headers
