@@ -139,8 +139,14 @@ class DestinationSettings:
     expired_to_dlq: bool = True
     dead_letter_non_persistent: bool = False
     expiry_check_interval: float = 30.0
-    # Bytes of message bodies a queue holds before producers are made to wait.
+    # Bytes of messages (bodies, headers, a per-message overhead) a queue holds before
+    # producers are made to wait.
     queue_memory_limit: int = 67108864
+    # Bytes of persistent messages the store may hold (ActiveMQ's storeUsage, 100 GB by
+    # default; 0: no limit); past it, producers to durable queues are paused ("block",
+    # ActiveMQ's default) or their sends refused with the protocol's error ("fail").
+    store_limit: int = 107374182400
+    store_full_policy: str = "block"
     # Messages a topic subscriber may fall behind before the slow-consumer policy acts.
     topic_pending_limit: int = 10000
     slow_consumer_policy: str = "drop-oldest"
@@ -182,6 +188,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "broker.log_level": ("debug", "info", "warning", "error"),
     "destinations.slow_consumer_policy": ("drop-oldest", "disconnect"),
     "store.fsync": ("always", "interval", "never"),
+    "destinations.store_full_policy": ("block", "fail"),
 }
 _PORTS = (
     "listeners.stomp.port",

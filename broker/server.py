@@ -45,6 +45,8 @@ def core_limits(settings: Settings) -> CoreLimits:
         dead_letter_non_persistent=d.dead_letter_non_persistent,
         expiry_check_interval=d.expiry_check_interval,
         queue_memory_limit=d.queue_memory_limit,
+        store_limit=d.store_limit,
+        store_full_policy=d.store_full_policy,
         topic_pending_limit=d.topic_pending_limit,
         slow_consumer_policy=d.slow_consumer_policy,
         policies=tuple((p.pattern, p.dead_letter_queue, p.max_redeliveries) for p in d.policies),

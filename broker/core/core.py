@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from broker.core.errors import DELETED, INVALID, NOT_FOUND, CoreError
+from broker.core.errors import DELETED, INVALID, NOT_FOUND, STORE_FULL, CoreError
 from broker.core.leases import Leases, Loop
 from broker.core.message import QUEUE, TEMP_QUEUE, TEMP_TOPIC, TOPIC, Address, Message
 from broker.core.persistence import Records, Store, journaled
@@ -26,6 +26,8 @@ from broker.core.topic import Topic
 from broker.core.transaction import Transaction
 
 KINDS = (QUEUE, TOPIC, TEMP_QUEUE, TEMP_TOPIC)
+# Seconds between looks at the store while producers wait for it to drain.
+_STORE_POLL = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,10 @@ class CoreLimits:
     dead_letter_non_persistent: bool = False
     expiry_check_interval: float = 30.0
     queue_memory_limit: int = 64 * 1024 * 1024
+    # Bytes of persistent messages the store may hold (ActiveMQ's storeUsage; 0: no
+    # limit); past it producers to durable queues wait ("block") or are refused ("fail").
+    store_limit: int = 100 * 1024**3
+    store_full_policy: str = "block"
     topic_pending_limit: int = 10000
     slow_consumer_policy: str = "drop-oldest"
     policies: tuple[tuple[str, str, int], ...] = ()
@@ -99,6 +105,11 @@ class Core:
         self._sub_nums = itertools.count(1)
         self._expiry_timer: Any = None
         self._loop = loop
+        self._store_limit = self.limits.store_limit
+        self._store_fail = self.limits.store_full_policy == "fail"
+        # Producers waiting for the store to drain, and the timer that looks for it.
+        self._store_waiters: list[Callable[[], None]] = []
+        self._store_timer: Any = None
         self._leases: Leases | None = None
         # Counters for destinations that have been deleted, so totals never go down.
         self.retired = {"enqueued": 0, "dispatched": 0, "acked": 0, "dlq": 0, "redelivered": 0}
@@ -128,6 +139,9 @@ class Core:
         if self._expiry_timer is not None:
             self._expiry_timer.cancel()
             self._expiry_timer = None
+        if self._store_timer is not None:
+            self._store_timer.cancel()
+            self._store_timer = None
 
     # -- destinations ---------------------------------------------------------------------
 
@@ -268,12 +282,16 @@ class Core:
             if tx.finished:
                 raise CoreError(INVALID, "transaction already finished")
             # Check now that the destination exists, so the error reaches the sender.
-            self._resolve(address)
+            dest = self._resolve(address)
+            if dest.durable and msg.persistent and self._store_fail and self.store_full:
+                self._refuse_store_full()
             tx.add_send(address, msg)
             return None
         dest = self._resolve(address)
         # journaled(dest, msg), inlined: a message that is not journaled makes no call.
         if dest.durable and msg.persistent:
+            if self._store_fail and self.store_full:
+                self._refuse_store_full()
             done = self.records.sent(address, msg)
             dest.put(msg)
             return done
@@ -307,9 +325,46 @@ class Core:
         return q is not None and q.bytes > q.memory_limit
 
     def when_space(self, address: Address, callback: Callable[[], None]) -> bool:
-        """Producer flow control: True (and `callback` later) if `address` is full."""
+        """Producer flow control: True (and `callback` later) if `address` is full: a
+        queue over its memory limit, or a durable queue while the store is over
+        `store_limit` (policy "block")."""
         q = self.queues.get(address)
-        return q is not None and q.when_space(callback)
+        if q is None:
+            return False
+        if q.durable and self.store_full and not self._store_fail:
+            self._store_waiters.append(callback)
+            if self._store_timer is None and self._call_later is not None:
+                self._store_timer = self._call_later(_STORE_POLL, self._check_store)
+            return True
+        return q.when_space(callback)
+
+    # -- the store limit ------------------------------------------------------------------
+
+    @property
+    def store_full(self) -> bool:
+        """Does the store hold more than `store_limit` bytes of messages? (cheap)"""
+        limit = self._store_limit
+        return bool(limit) and self.store.stored_bytes > limit
+
+    def _refuse_store_full(self) -> None:
+        raise CoreError(
+            STORE_FULL,
+            f"Persistent store is full: {self.store.stored_bytes} bytes stored, "
+            f"limit {self._store_limit} (destinations.store_limit)",
+        )
+
+    def _check_store(self) -> None:
+        """Wake producers waiting for the store once it is below 90% of its limit. The
+        store does not call the core, so the core looks, only while someone waits."""
+        self._store_timer = None
+        if not self._store_waiters:
+            return
+        if self.store.stored_bytes <= self._store_limit * 0.9:
+            waiters, self._store_waiters = self._store_waiters, []
+            for callback in waiters:
+                callback()
+        elif self._call_later is not None:
+            self._store_timer = self._call_later(_STORE_POLL, self._check_store)
 
     def begin(self) -> Transaction:
         return Transaction(self)

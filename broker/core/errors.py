@@ -21,11 +21,14 @@ class CoreCode(StrEnum):
     INVALID = "invalid"
     # A temporary destination that no longer exists (its owner has gone).
     DELETED = "deleted"
+    # The store holds `store_limit` bytes of messages and the policy is to refuse more.
+    STORE_FULL = "store-full"
 
 
 NOT_FOUND = CoreCode.NOT_FOUND
 INVALID = CoreCode.INVALID
 DELETED = CoreCode.DELETED
+STORE_FULL = CoreCode.STORE_FULL
 
 
 class CoreError(Exception):

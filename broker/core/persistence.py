@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 class Store(Protocol):
     """What the core needs from storage; see broker/store/messages.py for the records."""
 
+    # Bytes of the messages the store holds (their `Message.size`), for the store limit.
+    stored_bytes: int
+
     def add(self, queue: Address, msg: Message) -> None: ...
 
     def remove(self, queue: Address, msg: Message) -> None: ...
@@ -55,6 +58,8 @@ class NullStore:
     """A Store that keeps nothing (a core without a journal). The core never calls it for
     messages, since no destination is durable then; it is here so `Records.store` is
     always a Store and nothing has to test for None."""
+
+    stored_bytes = 0
 
     def add(self, queue: Address, msg: Message) -> None:
         pass

@@ -139,6 +139,8 @@ class MessageStore:
         self._live_adds: set[RecordRef] = set()
         self._seq = 1
         self._dirty = False
+        # Bytes (Message.size) of the messages held: the core's store limit reads it.
+        self.stored_bytes = 0
         # The commit future of the newest barrier, until it completes.
         self._last: asyncio.Future[None] | None = None
 
@@ -256,6 +258,7 @@ class MessageStore:
                 m.redelivered = True
             by_queue.setdefault(queue, []).append((seq, m))
             self._refs[(queue, mid)] = holder
+            self.stored_bytes += m.size
             if not isinstance(holder, _Shared):
                 self._live_adds.add(holder)
         for queue, ref in queues.items():
@@ -279,12 +282,14 @@ class MessageStore:
         ref = self._append(ADD, _message_tuple(queue, seq, msg), live=True)
         self._refs[(queue, msg.id)] = ref
         self._live_adds.add(ref)
+        self.stored_bytes += msg.size
 
     def remove(self, queue: Address, msg: Message) -> None:
         key = (queue, msg.id)
         holder = self._refs.pop(key, None)
         if holder is None:
             return
+        self.stored_bytes -= msg.size
         self._marked.discard(key)
         self._append(REMOVE, (queue.kind, queue.name, msg.id), live=False)
         self._release(holder)
@@ -322,6 +327,7 @@ class MessageStore:
             holder = self._refs.pop(key, None)
             if holder is None:
                 continue
+            self.stored_bytes -= msg.size
             self._marked.discard(key)
             holders.append(holder)
             remove_tuples.append((queue.kind, queue.name, msg.id))
@@ -333,6 +339,7 @@ class MessageStore:
             self._shared[ref] = shared
             for queue, msg in adds:
                 self._refs[(queue, msg.id)] = shared
+                self.stored_bytes += msg.size
         for holder in holders:
             self._release(holder)
 

@@ -68,7 +68,7 @@ from proton import Data, Described, byte, symbol
 from proton import Message as AmqpMessage
 
 from broker.core import QUEUE, TEMP_QUEUE, TEMP_TOPIC, TOPIC, Address, Message
-from broker.core.errors import DELETED, INVALID, NOT_FOUND
+from broker.core.errors import DELETED, INVALID, NOT_FOUND, STORE_FULL
 from protocols.amqp.codec import decode_sections, encode_header, encode_sections
 from protocols.amqp.codec.names import (
     DELAYS,
@@ -139,6 +139,7 @@ CORE_CONDITIONS = {
     NOT_FOUND: "amqp:not-found",
     DELETED: "amqp:resource-deleted",
     INVALID: "amqp:invalid-field",
+    STORE_FULL: "amqp:resource-limit-exceeded",  # store_full_policy "fail"
 }
 
 JMS_DEST = symbol("x-opt-jms-dest")

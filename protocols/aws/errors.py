@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from broker.core.errors import DELETED, INVALID, NOT_FOUND, CoreError
+from broker.core.errors import DELETED, INVALID, NOT_FOUND, STORE_FULL, CoreError
 
 # name -> (query error code, HTTP status)
 ERRORS: dict[str, tuple[str, int]] = {
@@ -61,6 +61,8 @@ CORE_ERRORS: dict[str, tuple[str, str | None]] = {
     # A temporary destination that has gone: to an SQS client, a queue that is not there.
     DELETED: ("QueueDoesNotExist", "The specified queue does not exist."),
     INVALID: ("InvalidParameterValue", None),
+    # destinations.store_full_policy = "fail" and the store is at its limit.
+    STORE_FULL: ("OverLimit", None),
 }
 
 

@@ -44,7 +44,7 @@ from broker.core import (
     Message,
     Subscription,
 )
-from broker.core.errors import DELETED, INVALID, NOT_FOUND
+from broker.core.errors import DELETED, INVALID, NOT_FOUND, STORE_FULL
 from broker.core.transaction import Transaction
 from broker.push import READ_PRODUCER, PushConnection
 from protocols.stomp.codec import Frame, FrameParser, StompError, encode_frame, escaper
@@ -72,6 +72,7 @@ CORE_ERRORS: dict[str, tuple[str | None, bool]] = {
     NOT_FOUND: (None, False),
     DELETED: (None, False),  # a temporary destination that has gone
     INVALID: (None, False),
+    STORE_FULL: (None, False),  # store_full_policy "fail": this SEND is refused
 }
 _OTHER_CORE_ERROR: tuple[str | None, bool] = (None, False)
 
@@ -478,8 +479,12 @@ class StompConnection(PushConnection):
             self._own_temporary(msg.reply_to)
         done = self.core.send(address, msg, tx=tx)
         self._receipt(frame, done)
-        if tx is None and self.core.full(address) and not self.core.stored(address, msg):
-            # Journaled messages page out instead; only memory-only ones need to wait.
+        core = self.core
+        if tx is None and (
+            core.store_full or (core.full(address) and not core.stored(address, msg))
+        ):
+            # Journaled messages page out instead of waiting for queue memory; past the
+            # store limit (policy "block") every producer to a durable queue waits.
             self._flow_control(address)
 
     def _flow_control(self, address: Address) -> None:

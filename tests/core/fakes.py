@@ -116,6 +116,8 @@ class MemoryStore:
         self.held: dict[tuple[Address, str], bytes] = {}
         self.queues: dict[Address, dict[str, bool]] = {}
         self.barriers = 0
+        # Bytes the store holds, for the store limit (a test sets it).
+        self.stored_bytes = 0
 
     def ops(self, *names: str) -> list[tuple[Any, ...]]:
         """The logged calls named `names` (all when none are given)."""

@@ -41,7 +41,7 @@ def test_every_core_error_raised_uses_a_core_code() -> None:
 
 
 def test_codes_are_the_stable_strings() -> None:
-    assert {c.value for c in CoreCode} == {"not-found", "invalid", "deleted"}
+    assert {c.value for c in CoreCode} == {"not-found", "invalid", "deleted", "store-full"}
     assert core_errors.NOT_FOUND == "not-found"
     assert {"invalid": 1}.get(CoreCode.INVALID) == 1
 

@@ -1,12 +1,15 @@
 """What a queue counts toward its memory limit (issue 10): the whole message — body,
-headers and properties, a per-message overhead — not the body alone."""
+headers and properties, a per-message overhead — not the body alone; and the store
+limit (`store_limit`, `store_full_policy`) on what the store holds."""
 
 from __future__ import annotations
 
-from broker.core import AUTO, QUEUE, Address, Message
+import pytest
+
+from broker.core import AUTO, QUEUE, TOPIC, Address, CoreCode, CoreError, Message
 from broker.core.message import MESSAGE_OVERHEAD
 from tests.core.conftest import MakeCore
-from tests.core.fakes import MemoryStore, RecordingConsumer
+from tests.core.fakes import FakeLoop, MemoryStore, RecordingConsumer
 
 Q = Address(QUEUE, "heavy")
 HEADER = 100_000
@@ -67,3 +70,45 @@ def test_paged_out_message_still_counts_its_headers(
     assert q.bytes >= 4 * HEADER
     core.subscribe(Q, RecordingConsumer(), ack_mode=AUTO)
     assert q.bytes == 0
+
+
+# -- the store limit (destinations.store_limit) ---------------------------------------
+
+
+def test_store_limit_blocks_producers_until_the_store_drains(
+    make_core: MakeCore, store: MemoryStore, clock: FakeLoop
+) -> None:
+    core = make_core(store, store_limit=1000)
+    core.send(Q, Message(b"p", persistent=True))
+    assert not core.store_full and not core.when_space(Q, lambda: None)
+    store.stored_bytes = 1001
+    woken: list[bool] = []
+    # A producer to a durable queue waits; the send itself was taken (as for memory).
+    assert core.store_full and core.when_space(Q, lambda: woken.append(True))
+    clock.advance(1.0)
+    assert woken == []
+    store.stored_bytes = 950  # below the limit, but not yet below 90% of it
+    clock.advance(1.0)
+    assert woken == []
+    store.stored_bytes = 900
+    clock.advance(1.0)
+    assert woken == [True] and not core.store_full
+
+
+def test_store_limit_fail_policy_refuses_persistent_sends(
+    make_core: MakeCore, store: MemoryStore
+) -> None:
+    core = make_core(store, store_limit=1000, store_full_policy="fail")
+    store.stored_bytes = 1001
+    with pytest.raises(CoreError) as err:
+        core.send(Q, Message(b"p", persistent=True))
+    assert err.value.code == CoreCode.STORE_FULL
+    tx = core.begin()
+    with pytest.raises(CoreError):
+        core.send(Q, Message(b"p", persistent=True), tx=tx)
+    # What the store would not hold is still taken: non-persistent messages, topics.
+    core.send(Q, Message(b"n"))
+    core.send(Address(TOPIC, "t"), Message(b"p", persistent=True))
+    assert core.queue(Q).count == 1
+    # "fail" never makes a producer wait.
+    assert not core.when_space(Q, lambda: None)

@@ -10,6 +10,8 @@ import socket
 import threading
 from typing import Any
 
+import stomp
+
 from tests.conftest import WAIT, BrokerThread, RawClient
 
 USERS = {"auth.users": {"alice": "secret"}}
@@ -166,3 +168,68 @@ def test_half_sent_frame_times_out_even_while_bytes_trickle(broker_factory) -> N
             break
     assert b"Frame not completed" in error
     assert raw.closed()
+
+
+def stored_bytes(b: BrokerThread) -> int:
+    return b.call(lambda: b.broker.core.store.stored_bytes)
+
+
+def test_store_limit_blocks_persistent_producer_until_consumed(broker_factory, connect) -> None:
+    limit = 256 * 1024
+    b: BrokerThread = broker_factory(**{"destinations.store_limit": limit, "store.fsync": "never"})
+    total = 1500  # 15 MB (beyond socket buffers) against a 256 KiB store
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            conn = stomp.Connection12([("127.0.0.1", b.stomp_port)])
+            conn.connect(wait=True)
+            for i in range(total):
+                conn.send(
+                    "/queue/limits.store", b"s" * 10240, headers={"persistent": "true", "n": str(i)}
+                )
+            conn.disconnect()
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=produce, daemon=True).start()
+    assert wait_until(lambda: stored_bytes(b) > limit)
+    # The producer is held back while nobody consumes: the store stays near its limit.
+    assert not done.wait(0.5)
+    assert stored_bytes(b) <= limit + 1024 * 1024
+    consumer = connect(port=b.stomp_port)
+    consumer.subscribe("/queue/limits.store", id="c", ack="auto")
+    got = [int(f.headers["n"]) for f in consumer.listener.take(total, timeout=30)]
+    assert got == list(range(total))
+    assert done.wait(WAIT) and not errors
+    assert wait_until(lambda: stored_bytes(b) == 0)
+
+
+def test_store_full_fail_policy_answers_an_error(broker_factory) -> None:
+    b: BrokerThread = broker_factory(
+        **{"destinations.store_limit": 64 * 1024, "destinations.store_full_policy": "fail"}
+    )
+    raw = RawClient(b.stomp_port)
+    raw.connect("1.2")
+    body = b"f" * 4096
+    for i in range(100):
+        raw.send(
+            f"SEND\ndestination:/queue/limits.fail\npersistent:true\nreceipt:r{i}\n\n".encode()
+            + body
+            + b"\x00"
+        )
+        frame = raw.frame()
+        if frame.startswith(b"ERROR"):
+            break
+        assert frame.startswith(b"RECEIPT")
+    assert frame.startswith(b"ERROR"), "never refused"
+    assert f"receipt-id:r{i}".encode() in frame and b"store is full" in frame
+    assert 64 * 1024 // 4096 <= i <= 64 * 1024 // 4096 + 2
+    # Not fatal; what the store does not hold is still taken.
+    raw.send(b"SEND\ndestination:/queue/limits.fail\nreceipt:np\n\nn\x00")
+    assert raw.frame().startswith(b"RECEIPT")
+    assert b.stats("limits.fail").depth == i + 1
+    raw.close()
