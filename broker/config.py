@@ -46,6 +46,9 @@ class StompSettings:
 
     enabled: bool = True
     port: int = 61613
+    # STOMP+SSL (ActiveMQ's stomp+ssl) with the [tls] certificate, beside or instead of it.
+    tls_enabled: bool = False
+    tls_port: int = 61614
     max_connections: int = 10000
     max_frame_size: int = 104857600
     max_headers: int = 1000
@@ -75,6 +78,9 @@ class AmqpSettings:
 
     enabled: bool = True
     port: int = 5672
+    # AMQPS (ActiveMQ's amqp+ssl): TLS from the first byte, with the [tls] certificate.
+    tls_enabled: bool = False
+    tls_port: int = 5671
     max_connections: int = 10000
     # Largest frame we accept (negotiated down in open) and highest channel number.
     max_frame_size: int = 1048576
@@ -94,6 +100,9 @@ class ConsoleSettings:
 
     enabled: bool = True
     port: int = 8161
+    # HTTPS (ActiveMQ's jetty SecureConnector port) with the [tls] certificate.
+    tls_enabled: bool = False
+    tls_port: int = 8162
 
 
 @dataclass(frozen=True)
@@ -102,11 +111,33 @@ class AwsSettings:
 
     enabled: bool = True
     port: int = 9324
+    # HTTPS for the SQS API with the [tls] certificate.
+    tls_enabled: bool = False
+    tls_port: int = 9325
     # Account id and region in queue URLs and ARNs.
     account_id: str = "000000000000"
     region: str = "us-east-1"
     # Largest MaximumMessageSize a queue may have (SQS allows up to 1 MiB).
     max_message_size: int = 1048576
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """The certificate every TLS listener serves (``tls_enabled`` per listener), client
+    certificates, and what a verified client certificate's CN maps to (broker/tls.py)."""
+
+    cert_file: str = ""
+    # Empty: the key is in cert_file.
+    key_file: str = ""
+    key_password: str = ""
+    # CA bundle client certificates are verified against; empty: none are asked for.
+    ca_file: str = ""
+    require_client_cert: bool = False
+    min_version: str = "1.2"
+    # Subject CN of a verified client certificate -> user name (in [auth] users).
+    cert_users: Mapping[str, str] = field(default_factory=dict)
+    # Seconds a STOMP or AMQP client has to finish the TLS handshake (or the closing one).
+    handshake_timeout: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -182,6 +213,7 @@ class Settings:
     destinations: DestinationSettings = field(default_factory=DestinationSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -189,12 +221,17 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "destinations.slow_consumer_policy": ("drop-oldest", "disconnect"),
     "store.fsync": ("always", "interval", "never"),
     "destinations.store_full_policy": ("block", "fail"),
+    "tls.min_version": ("1.2", "1.3"),
 }
 _PORTS = (
     "listeners.stomp.port",
     "listeners.amqp.port",
     "listeners.aws.port",
     "listeners.console.port",
+    "listeners.stomp.tls_port",
+    "listeners.amqp.tls_port",
+    "listeners.aws.tls_port",
+    "listeners.console.tls_port",
 )
 
 
@@ -369,6 +406,26 @@ def _validate(s: Settings) -> None:
     for i, policy in enumerate(s.destinations.policies):
         if not policy.pattern:
             raise ConfigError(f"destinations.policies[{i}].pattern: must not be empty")
+    _validate_tls(s)
+
+
+def _validate_tls(s: Settings) -> None:
+    tls = s.tls
+    for f in dataclasses.fields(ListenerSettings):
+        own = getattr(s.listeners, f.name)
+        if own.tls_enabled and not tls.cert_file:
+            raise ConfigError(
+                f"listeners.{f.name}.tls_enabled: needs a certificate in tls.cert_file"
+            )
+        if own.enabled and own.tls_enabled and own.port == own.tls_port != 0:
+            raise ConfigError(f"listeners.{f.name}.tls_port: must differ from its port")
+    if tls.require_client_cert and not tls.ca_file:
+        raise ConfigError("tls.require_client_cert: needs tls.ca_file to verify them against")
+    if tls.cert_users and not tls.ca_file:
+        raise ConfigError("tls.cert_users: needs tls.ca_file (only verified certificates map)")
+    for cn, user in tls.cert_users.items():
+        if user not in s.auth.users:
+            raise ConfigError(f"tls.cert_users.{cn}: {user!r} is not in auth.users")
 
 
 def default_config_path() -> Path:

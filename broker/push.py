@@ -5,8 +5,9 @@ they become available (`Consumer.deliver`), as STOMP and AMQP 1.0 do; SQS, where
 pull, has no use for it. Each protocol subclasses PushConnection for its wire format and
 its semantics; what is the same whatever the wire says is written here once:
 
-- the socket: TCP_NODELAY, the transport's write buffer watermarks, the peer's name and
-  the listener's registry of live connections (`connection_made`, `connection_lost`);
+- the socket: TCP_NODELAY, the transport's write buffer watermarks, the peer's name, the
+  user its verified TLS client certificate maps to (`tls_user`, broker/tls.py) and the
+  listener's registry of live connections (`connection_made`, `connection_lost`);
 - the outbound list: bytes collect in `_out` during a loop turn and are written with one
   `writelines` per turn (`_schedule`, `_flush`, `_write`); `_out_bytes` counts them, and
   a protocol's `deliver` pauses dispatch (`_pause_consumers`) once they pass
@@ -52,6 +53,7 @@ from typing import Any
 
 from broker.core import TEMP_QUEUE, TEMP_TOPIC, Address, Subscription, Transaction
 from broker.tcp import TcpListener
+from broker.tls import peer_user
 
 _TEMP = (TEMP_QUEUE, TEMP_TOPIC)
 # Why reading is paused (bits of `_read_paused`): reading resumes when none is left.
@@ -81,6 +83,8 @@ class PushConnection(asyncio.Protocol):
         self._temp_prefix = self.id + ":"
         self.transport: asyncio.Transport | None = None
         self.peer = ""
+        # The user a verified TLS client certificate maps to ([tls] cert_users), if any.
+        self.tls_user: str | None = None
         self.closing = False
         self._out: list[bytes] = []
         self._out_bytes = 0
@@ -135,6 +139,8 @@ class PushConnection(asyncio.Protocol):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        # A TLS connection is made after its handshake, so the peer's certificate is known.
+        self.tls_user = peer_user(transport.get_extra_info("ssl_object"), self.listener.cert_users)
         transport.set_write_buffer_limits(  # type: ignore[attr-defined]
             high=self.settings.write_buffer_high, low=self.settings.write_buffer_low
         )

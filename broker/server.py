@@ -20,9 +20,16 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from broker.config import Settings
+from broker.config import ConfigError, Settings
 from broker.core import Core, CoreLimits
-from broker.listeners import LISTENERS, Listener, ListenerContext, enabled, start_listener
+from broker.listeners import (
+    LISTENERS,
+    Listener,
+    ListenerContext,
+    enabled,
+    start_listener,
+    tls_context,
+)
 from broker.metrics import BrokerCollector
 from broker.store import DataDirLock, DataDirLocked, Journal, JournalError, JournalFailed
 from broker.store.messages import MessageStore, Recovered
@@ -121,6 +128,11 @@ class Broker:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         try:
+            # Before the lock and the replay: a certificate that does not load stops us at once.
+            tls = tls_context(self.settings)
+        except ConfigError as exc:
+            raise StartupError(str(exc)) from None
+        try:
             recovered = self._open_store()
         except BaseException:
             self._release_lock()
@@ -145,11 +157,12 @@ class Broker:
                     loop=loop,
                     registry=self.registry,
                     serving=self.serving,
+                    tls=tls,
                 )
                 listener = await start_listener(ctx)
                 self.listeners[name] = listener
-                host, port = listener.address
-                log.info("%s listener on %s:%d", name, host, port)
+                for label, (host, port) in listener.addresses.items():
+                    log.info("%s listener on %s:%d", label, host, port)
         except BaseException:
             await self.stop()
             raise
@@ -160,7 +173,8 @@ class Broker:
         return self.started.is_set() and not self.stopped.is_set()
 
     def port(self, name: str) -> int:
-        return self.listeners[name].address[1]
+        """The bound port of an endpoint: a listener's name, or ``<name>+ssl``."""
+        return self.listeners[name.partition("+")[0]].addresses[name][1]
 
     async def stop(self) -> None:
         """Graceful stop, bounded by broker.shutdown_timeout."""

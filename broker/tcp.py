@@ -1,4 +1,4 @@
-"""TcpListener: a bound server socket and the live connections of one wire protocol.
+"""TcpListener: the bound server sockets and the live connections of one wire protocol.
 
 Shared by the TCP protocols (STOMP, AMQP): each passes its asyncio.Protocol class, which
 is built with the listener and reads what it needs from it (core, settings, users,
@@ -16,13 +16,21 @@ owed, and closing dropped what came later):
 3. ask each connection to `shutdown` (its owed frames were queued by the futures'
    callbacks and go out first), then wait (bounded) for the sockets to close, so the
    last bytes are written before the broker closes the journal and exits.
+
+A listener binds one socket per endpoint (the plain port, the TLS port or both: TLS is
+asyncio's transport, so a connection never knows which); its connections are one set,
+so `max_connections` counts both. A TLS connection exists for the protocol only once its
+handshake is done; a handshake that fails (a plaintext client, no client certificate
+when one is required, TLS 1.1) closes that socket alone, and one that has not finished
+within `handshake_timeout` is dropped; the closing TLS exchange has the same bound.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, Protocol, TypeVar
 
 from broker.core import Core
@@ -43,7 +51,7 @@ C = TypeVar("C", bound=Connection)
 
 
 class TcpListener(Generic[C]):
-    """A bound server socket and its connections (all on one event loop)."""
+    """Bound server sockets (one per endpoint) and their connections (one event loop)."""
 
     def __init__(
         self,
@@ -54,6 +62,7 @@ class TcpListener(Generic[C]):
         broker_name: str,
         loop: asyncio.AbstractEventLoop,
         connection: Callable[[TcpListener[C]], C],
+        cert_users: Mapping[str, str] | None = None,
     ) -> None:
         self.core = core
         # The protocol's settings table; it has at least `port`.
@@ -66,20 +75,39 @@ class TcpListener(Generic[C]):
         # Bytes of half-received frames its connections hold together (they keep it:
         # broker.push.PushConnection._buffered), bounded by the protocol's budget.
         self.partial_bytes = 0
-        self.server: asyncio.Server | None = None
+        # [tls] cert_users: a verified client certificate's CN -> user (broker/tls.py).
+        self.cert_users: Mapping[str, str] = cert_users or {}
+        self.servers: list[asyncio.Server] = []
+        # The first endpoint's address, and each endpoint's by label ("stomp+ssl").
         self.address: tuple[str, int] = ("", 0)
+        self.addresses: dict[str, tuple[str, int]] = {}
         self._connection = connection
         # Set by `drain` while it waits for the last sockets to close.
         self._all_gone: asyncio.Future[None] | None = None
 
-    async def start(self, host: str) -> None:
-        self.server = await self.loop.create_server(
-            lambda: self._connection(self),  # type: ignore[arg-type,return-value]
-            host,
-            self.settings.port,
-            backlog=1024,
-        )
-        self.address = self.server.sockets[0].getsockname()[:2]
+    async def start(
+        self,
+        host: str,
+        endpoints: Iterable[tuple[str, int, ssl.SSLContext | None]],
+        *,
+        handshake_timeout: float = 10.0,
+    ) -> None:
+        """Bind each endpoint (label, port, TLS context or None) on `host`."""
+        for label, port, tls in endpoints:
+            server = await self.loop.create_server(
+                lambda: self._connection(self),  # type: ignore[arg-type,return-value]
+                host,
+                port,
+                backlog=1024,
+                ssl=tls,
+                ssl_handshake_timeout=handshake_timeout if tls is not None else None,
+                # Bounds the closing exchange too: a peer whose close_notify never
+                # comes (seen with stomp.py closing as the broker stops) is cut off then.
+                ssl_shutdown_timeout=handshake_timeout if tls is not None else None,
+            )
+            self.servers.append(server)
+            self.addresses[label] = server.sockets[0].getsockname()[:2]
+        self.address = next(iter(self.addresses.values()))
 
     def forget(self, conn: C) -> None:
         """`conn`'s socket has closed (its connection_lost)."""
@@ -90,8 +118,8 @@ class TcpListener(Generic[C]):
 
     def stop_accepting(self) -> None:
         """Accept no new connection, and read no new frame on the ones we have."""
-        if self.server is not None:
-            self.server.close()
+        for server in self.servers:
+            server.close()
         for conn in self.connections:
             conn.stop_reading()
 
@@ -123,5 +151,5 @@ class TcpListener(Generic[C]):
             for conn in list(self.connections):
                 if conn.transport is not None:
                     conn.transport.abort()
-        if self.server is not None:
-            await self.server.wait_closed()
+        for server in self.servers:
+            await server.wait_closed()

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from broker.core import CoreError
-from broker.listeners import ListenerContext
+from broker.listeners import ListenerContext, serve_http
 from protocols.aws import sigv4, wire
 from protocols.aws.errors import SqsError, from_core
 from protocols.aws.queues import MetadataStore, QueueRegistry
@@ -34,13 +34,14 @@ _MAX_BODY = 8 * 1024 * 1024
 
 
 class AwsListener:
-    """The running aiohttp site and the SQS state behind it."""
+    """The running aiohttp sites (HTTP and/or HTTPS) and the SQS state behind them."""
 
     def __init__(
-        self, runner: web.AppRunner, address: tuple[str, int], service: SqsService
+        self, runner: web.AppRunner, addresses: dict[str, tuple[str, int]], service: SqsService
     ) -> None:
         self.runner = runner
-        self.address = address
+        self.addresses = addresses
+        self.address = next(iter(addresses.values()))
         self.service = service
 
     def stop_accepting(self) -> None:
@@ -173,10 +174,8 @@ async def start(ctx: ListenerContext) -> AwsListener:
         shutdown_timeout=min(1.0, settings.broker.shutdown_timeout),
     )
     await runner.setup()
-    site = web.TCPSite(runner, settings.broker.bind, aws.port)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    return AwsListener(runner, (host, port), service)
+    # One app (one SqsService) behind both sites: "aws" on port, "aws+ssl" on tls_port.
+    return AwsListener(runner, await serve_http(ctx, runner), service)
 
 
 async def _import_legacy(registry: QueueRegistry, path: Path) -> None:

@@ -9,16 +9,17 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from broker.listeners import ListenerContext
+from broker.listeners import ListenerContext, serve_http
 from broker.metrics import render
 
 
 class ConsoleListener:
-    """The running aiohttp site on the console port."""
+    """The running aiohttp sites on the console port (and its HTTPS port)."""
 
-    def __init__(self, runner: web.AppRunner, address: tuple[str, int]) -> None:
+    def __init__(self, runner: web.AppRunner, addresses: dict[str, tuple[str, int]]) -> None:
         self.runner = runner
-        self.address = address
+        self.addresses = addresses
+        self.address = next(iter(addresses.values()))
 
     def stop_accepting(self) -> None:
         pass
@@ -51,7 +52,5 @@ async def start(ctx: ListenerContext) -> ConsoleListener:
         shutdown_timeout=min(1.0, ctx.settings.broker.shutdown_timeout),
     )
     await runner.setup()
-    site = web.TCPSite(runner, ctx.settings.broker.bind, ctx.own.port)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    return ConsoleListener(runner, (host, port))
+    # "console" on port, "console+ssl" (HTTPS) on tls_port, as configured.
+    return ConsoleListener(runner, await serve_http(ctx, runner))

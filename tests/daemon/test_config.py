@@ -18,7 +18,7 @@ def _dotted(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in table.items():
         dotted = f"{prefix}{key}"
-        if isinstance(value, dict) and dotted != "auth.users":
+        if isinstance(value, dict) and dotted not in ("auth.users", "tls.cert_users"):
             out.update(_dotted(value, dotted + "."))
         else:
             out[dotted] = value
