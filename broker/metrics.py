@@ -59,7 +59,7 @@ class BrokerCollector(Collector):
         )
         consumers = GaugeMetricFamily("zonemq_consumers", "Consumers attached", labels=labels)
         memory = GaugeMetricFamily(
-            "zonemq_destination_memory_bytes", "Body bytes of pending messages", labels=labels
+            "zonemq_destination_memory_bytes", "Bytes of pending messages in memory", labels=labels
         )
         counters = {
             attr: CounterMetricFamily(name, doc, labels=labels) for attr, name, doc in _COUNTERS
