@@ -1,4 +1,5 @@
-"""Command line: `zonemq run` (and `python -m broker run`).
+"""Command line: `zonemq run` (and `python -m broker run`), `zonemq passwd` (a password
+hash for ``[auth] users``), `zonemq bench`.
 
 Flags override the config file and the environment (see broker/config.py). The first
 SIGTERM or SIGINT drains gracefully within `broker.shutdown_timeout`; a second one exits
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import getpass
 import logging
 import os
 import signal
@@ -17,6 +19,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from broker.auth import hash_password
 from broker.config import ConfigError, Settings, load_settings
 from broker.server import Broker, StartupError
 
@@ -27,6 +30,11 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zonemq", description="ZoneMQ message broker")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("bench", help="load generator: `zonemq bench --help` (python -m bench)")
+    passwd = sub.add_parser(
+        "passwd",
+        help="print a scrypt hash of a password (read from the terminal, or a line of stdin)",
+    )
+    passwd.add_argument("--user", help='print `USER = "<hash>"`, a line for [auth] users')
     run = sub.add_parser("run", help="run the broker in the foreground")
     run.add_argument("--config", help="TOML config file (default: embedded defaults)")
     run.add_argument("--data-dir", help="data directory (broker.data_dir)")
@@ -108,6 +116,24 @@ async def serve(settings: Settings) -> int:
     return 1 if broker.failed.is_set() else 0
 
 
+def passwd(user: str | None) -> int:
+    """`zonemq passwd`: the hash of a password typed twice at a terminal, or of the first
+    line of stdin (for scripts); never echoed, never taken from the command line."""
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            print("zonemq: passwords do not match", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        print("zonemq: empty password", file=sys.stderr)
+        return 1
+    hashed = hash_password(password)
+    print(f'{user} = "{hashed}"' if user else hashed)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:
@@ -117,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return bench_main(argv[1:])
     args = _parser().parse_args(argv)
+    if args.command == "passwd":
+        return passwd(args.user)
     try:
         settings = settings_from_args(args)
     except ConfigError as exc:

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from broker.auth import is_hashed, parse_hash
+
 
 class ConfigError(ValueError):
     """A setting is unknown or invalid; the message names its dotted key."""
@@ -198,10 +200,32 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class AuthorizationEntry:
+    """One entry of the authorization map (ActiveMQ's authorizationEntry): a `queue` or
+    `topic` wildcard pattern, or `temp = true` (tempDestinationAuthorizationEntry), and
+    the groups that may read (consume, browse), write (send) and admin (create)."""
+
+    queue: str = ""
+    topic: str = ""
+    temp: bool = False
+    read: tuple[str, ...] = ()
+    write: tuple[str, ...] = ()
+    admin: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class AuthSettings:
-    """Users (name to password); empty means no authentication (loopback only)."""
+    """Users (name to scrypt hash or password); empty means no authentication (loopback
+    only). Groups, the authorization map and the login throttle (broker/auth.py)."""
 
     users: Mapping[str, str] = field(default_factory=dict)
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    authorization: tuple[AuthorizationEntry, ...] = ()
+    # SigV4 secrets (user -> secret) for users whose password is stored hashed.
+    sqs_secrets: Mapping[str, str] = field(default_factory=dict)
+    max_login_failures: int = 10
+    login_failure_window: float = 60.0
+    login_block_time: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -323,6 +347,14 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected a list")
         return tuple(_convert(item, v, f"{key}[{i}]") for i, v in enumerate(value))
     if origin in (Mapping, dict):
+        item = typing.get_args(hint)[1]
+        if item is not str:
+            # A table of other values (lists of names): each converted by its own type.
+            if not isinstance(value, dict):
+                raise ConfigError(f"{key}: expected a table")
+            return types.MappingProxyType(
+                {k: _convert(item, v, f"{key}.{k}") for k, v in value.items()}
+            )
         if not isinstance(value, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()
         ):
@@ -406,7 +438,38 @@ def _validate(s: Settings) -> None:
     for i, policy in enumerate(s.destinations.policies):
         if not policy.pattern:
             raise ConfigError(f"destinations.policies[{i}].pattern: must not be empty")
+    _validate_auth(s.auth)
     _validate_tls(s)
+
+
+def _validate_auth(auth: AuthSettings) -> None:
+    for user, stored in auth.users.items():
+        if is_hashed(stored):
+            try:
+                parse_hash(stored)
+            except ValueError as exc:
+                raise ConfigError(f"auth.users.{user}: bad scrypt hash: {exc}") from None
+    for group, members in auth.groups.items():
+        for member in members:
+            if member not in auth.users:
+                raise ConfigError(f"auth.groups.{group}: {member!r} is not in auth.users")
+    for user in auth.sqs_secrets:
+        if user not in auth.users:
+            raise ConfigError(f"auth.sqs_secrets.{user}: not in auth.users")
+    if auth.authorization and not auth.users:
+        raise ConfigError("auth.authorization: needs users in auth.users")
+    temps = 0
+    for i, entry in enumerate(auth.authorization):
+        key = f"auth.authorization[{i}]"
+        if (bool(entry.queue), bool(entry.topic), entry.temp).count(True) != 1:
+            raise ConfigError(f"{key}: needs exactly one of queue, topic or temp = true")
+        temps += entry.temp
+        if temps > 1:
+            raise ConfigError(f"{key}: only one temp = true entry is allowed")
+        for op in ("read", "write", "admin"):
+            for group in getattr(entry, op):
+                if group not in auth.groups:
+                    raise ConfigError(f"{key}.{op}: {group!r} is not in auth.groups")
 
 
 def _validate_tls(s: Settings) -> None:

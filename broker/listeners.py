@@ -24,6 +24,7 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from broker.auth import Auth
 from broker.config import Settings
 from broker.core import Core
 from broker.tcp import Connection, TcpListener
@@ -52,7 +53,8 @@ class Listener(Protocol):
 
 @dataclass(frozen=True)
 class ListenerContext:
-    """What a protocol is given: its name, the settings, the core, the loop, metrics.
+    """What a protocol is given: its name, the settings, the core, the loop, metrics,
+    the broker's Auth.
 
     `serving` says whether the broker has finished starting and is not stopping (the
     console's /healthz). Protocols get nothing else of the daemon: no other listener,
@@ -65,6 +67,8 @@ class ListenerContext:
     loop: asyncio.AbstractEventLoop
     registry: CollectorRegistry
     serving: Callable[[], bool]
+    # Users, groups, the authorization map and the login throttle: one per broker.
+    auth: Auth
     # The broker's one server SSLContext when any listener has tls_enabled.
     tls: ssl.SSLContext | None = None
 
@@ -132,6 +136,7 @@ async def serve_tcp(
         ctx.core,
         ctx.own,
         users=settings.auth.users,
+        auth=ctx.auth,
         broker_name=settings.broker.name,
         loop=ctx.loop,
         connection=connection,

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from broker.auth import Auth
 from broker.config import ConfigError, Settings
 from broker.core import Core, CoreLimits
 from broker.listeners import (
@@ -68,6 +69,7 @@ class Broker:
         self.core: Core = None  # type: ignore[assignment]  # created in start(), on the loop
         self.listeners: dict[str, Listener] = {}
         self.registry = CollectorRegistry(auto_describe=False)
+        self.auth = Auth(settings.auth)
         self.registry.register(BrokerCollector(lambda: self.core, self._connection_counts))
         self.lock: DataDirLock | None = None
         self.journal: Journal | None = None
@@ -127,6 +129,7 @@ class Broker:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        self.auth.warn_plain()
         try:
             # Before the lock and the replay: a certificate that does not load stops us at once.
             tls = tls_context(self.settings)
@@ -157,6 +160,7 @@ class Broker:
                     loop=loop,
                     registry=self.registry,
                     serving=self.serving,
+                    auth=self.auth,
                     tls=tls,
                 )
                 listener = await start_listener(ctx)

@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, Protocol, TypeVar
 
+from broker.auth import Auth
 from broker.core import Core
 
 
@@ -59,6 +60,7 @@ class TcpListener(Generic[C]):
         settings: Any,
         *,
         users: Mapping[str, str],
+        auth: Auth,
         broker_name: str,
         loop: asyncio.AbstractEventLoop,
         connection: Callable[[TcpListener[C]], C],
@@ -68,6 +70,8 @@ class TcpListener(Generic[C]):
         # The protocol's settings table; it has at least `port`.
         self.settings = settings
         self.users = users
+        # Logins and the authorization map (broker/auth.py), shared by every listener.
+        self.auth = auth
         self.broker_name = broker_name
         self.started_ms = int(time.time() * 1000)
         self.loop = loop

@@ -69,7 +69,7 @@ class AmqpConnection(AmqpDeliveries):
     def __init__(self, listener: TcpListener[AmqpConnection]) -> None:
         super().__init__(listener)
         settings = self.settings
-        self.sasl = SaslServer(listener.users)
+        self.sasl = SaslServer(listener.users, self._login)
         self.engine = Transport(Transport.SERVER)
         self.engine.max_frame_size = settings.max_frame_size
         self.engine.channel_max = settings.channel_max
@@ -99,6 +99,11 @@ class AmqpConnection(AmqpDeliveries):
         }
         self._handlers[Event.LINK_FLOW.number] = self._on_link_flow
         self._handlers[Event.DELIVERY.number] = self._on_delivery
+
+    def _login(self, user: str, password: str) -> str:
+        """SASL PLAIN's check: broker.auth (hashes, logging, the per-address throttle)."""
+        host = self.peer.rpartition(":")[0] or self.peer
+        return self.listener.auth.login(user, password, host, "AMQP").value
 
     # -- asyncio.Protocol -----------------------------------------------------------------
 

@@ -55,6 +55,7 @@ from cproton import (
 from proton import Condition, Delivery
 from proton import Message as AmqpMessage
 
+from broker.auth import WRITE, exists
 from broker.core import Address, CoreError, Message, Subscription, Transaction
 from broker.tcp import TcpListener
 from protocols.amqp.links import PRODUCER_CREDIT, AmqpLinks, InLink, OutLink, Refused
@@ -258,6 +259,9 @@ class AmqpDeliveries(AmqpLinks):
                 pm.decode(data)
                 address = inl.address if inl.address is not None else destination_of(pm)
                 msg = message_from_amqp(pm, address, now_ms=now_ms, origin=self.id)
+            if inl.address is None and self.listener.auth.authorizing:
+                # The anonymous relay: each message's `to` is checked, not the link.
+                self._authorize(address, WRITE, created=not exists(self.core, address))
             if msg.reply_to is not None:
                 self._own_temporary(msg.reply_to)
             done = self.core.send(address, msg, tx=tx)

@@ -11,8 +11,12 @@
 - A dynamic source or target is a temporary queue (a temporary topic with the
   `temporary-topic` or `topic` capability) named after and owned by the connection, and
   deleted when its link closes or the connection ends.
+- Authorization (broker.auth): a receiving link needs read on its source, a sending
+  link write on its target, and admin too when that creates the destination (a dynamic
+  node: the temp entry's admin); an anonymous relay is checked per transfer
+  (deliveries.py). A denial is amqp:unauthorized-access with ActiveMQ's text.
 - Refused with the spec's refusal (attach with a null terminus, then detach with the
-  condition): an address that does not parse, selectors and other source filters, and
+  condition): a denial, an address that does not parse, selectors and other source filters, and
   durable topic subscriptions (a topic source with terminus durability), which the core
   does not have yet (amqp:not-implemented); core errors through mapping.CORE_CONDITIONS.
 
@@ -26,6 +30,7 @@ from typing import Any
 
 from proton import Array, Condition, Endpoint, Event, Link, Terminus
 
+from broker.auth import READ, WRITE, exists
 from broker.core import (
     AUTO,
     INDIVIDUAL,
@@ -46,6 +51,7 @@ from protocols.amqp.mapping import (
     format_address,
     parse_address,
 )
+from protocols.amqp.sasl import SaslServer
 
 # Credit a producer's link gets, topped up as it is used (withheld while the destination
 # is over its memory limit).
@@ -124,6 +130,8 @@ class AmqpLinks(PushConnection):
     """The links of one AMQP connection and their attach and detach (see the module
     docstring); AmqpConnection is this plus deliveries, transactions and the engine."""
 
+    sasl: SaslServer  # AmqpConnection's: who logged in (`sasl.user`)
+
     def __init__(self, listener: TcpListener[Any]) -> None:
         super().__init__(listener)
         self.out_links: dict[Link, OutLink] = {}
@@ -193,10 +201,20 @@ class AmqpLinks(PushConnection):
                 return kind
         return None
 
-    def _dynamic_address(self, terminus: Terminus) -> Address:
+    def _authorize(self, address: Address, op: str, *, created: bool) -> None:
+        """Raise Refused (amqp:unauthorized-access, ActiveMQ's text) unless the user may
+        `op` on `address` (and admin when `created`)."""
+        auth = self.listener.auth
+        if auth.authorizing:
+            denied = auth.check(self.sasl.user, address, op, "AMQP", created=created)
+            if denied is not None:
+                raise Refused("amqp:unauthorized-access", denied)
+
+    def _dynamic_address(self, terminus: Terminus, op: str) -> Address:
         kind = self._kind_from_capabilities(terminus)
         temp_kind = TEMP_TOPIC if kind in (TOPIC, TEMP_TOPIC) else TEMP_QUEUE
         address = Address(temp_kind, f"{self._temp_prefix}{next(self._temp_ids)}")
+        self._authorize(address, op, created=True)
         self.core.create_temporary(address, self)
         return address
 
@@ -204,11 +222,12 @@ class AmqpLinks(PushConnection):
         remote = link.remote_source
         dynamic = remote.dynamic
         if dynamic:
-            address = self._dynamic_address(remote)
+            address = self._dynamic_address(remote, READ)
         else:
             if remote.address is None:
                 raise Refused("amqp:invalid-field", "a receiver needs a source address")
             address = parse_address(remote.address, self._kind_from_capabilities(remote))
+            self._authorize(address, READ, created=not exists(self.core, address))
         filters = _data_object(remote.filter)
         if filters:
             raise Refused(
@@ -250,9 +269,10 @@ class AmqpLinks(PushConnection):
             pass
         elif remote.dynamic:
             dynamic = True
-            address = self._dynamic_address(remote)
+            address = self._dynamic_address(remote, WRITE)
         elif remote.address is not None:
             address = parse_address(remote.address, self._kind_from_capabilities(remote))
+            self._authorize(address, WRITE, created=not exists(self.core, address))
             # Destinations are created on first use; temporary ones must exist.
             if address.is_queue:
                 self.core.queue(address)

@@ -8,9 +8,10 @@ sasl-mechanisms and sasl-outcome, and hands every byte after the exchange (the c
 AMQP header onwards) to proton's Transport. The AMQP type system is proton's (`Data`).
 
 Mechanisms: with no users configured, ANONYMOUS and PLAIN (any credentials; ActiveMQ
-without an authentication plugin behaves alike); with users, PLAIN only, checked
-against them. A client that sends the plain AMQP header instead of the SASL one is
-`skipped`: the caller gives its bytes to proton, which refuses it if auth is required.
+without an authentication plugin behaves alike); with users, PLAIN only, checked by the
+`check` callable the connection gives (broker.auth: hashes, the login throttle). A
+client that sends the plain AMQP header instead of the SASL one is `skipped`: the
+caller gives its bytes to proton, which refuses it if auth is required.
 
 Invariants: at most one frame of `MAX_SASL_FRAME` bytes is buffered; after `done`,
 `failed` or `skipped` the object takes no more input.
@@ -19,7 +20,7 @@ Invariants: at most one frame of `MAX_SASL_FRAME` bytes is buffered; after `done
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from proton import UNDESCRIBED, Array, Data, Described, symbol, ubyte, ulong
 
@@ -58,8 +59,10 @@ def _frame(descriptor: int, fields: list[object]) -> bytes:
 class SaslServer:
     """One connection's SASL negotiation (see module docstring)."""
 
-    def __init__(self, users: Mapping[str, str]) -> None:
+    def __init__(self, users: Mapping[str, str], check: Callable[[str, str], str]) -> None:
         self.users = users
+        # (user, password) -> "ok", "invalid" or "throttled" (broker.auth.Login values).
+        self.check = check
         self.mechanisms = ("PLAIN",) if users else ("ANONYMOUS", "PLAIN")
         self.state = WAITING
         self.user = ""
@@ -148,7 +151,11 @@ class SaslServer:
                 return
             user = parts[1].decode("utf-8", "replace")
             password = parts[2].decode("utf-8", "replace")
-            if self.users and self.users.get(user) != password:
+            outcome = self.check(user, password) if self.users else "ok"
+            if outcome == "throttled":
+                self._fail(AUTH, f"too many failed logins (user [{user}])")
+                return
+            if outcome != "ok":
                 self._fail(AUTH, f"user name [{user}] or password is invalid")
                 return
             self.user = user

@@ -18,9 +18,10 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from broker.auth import Auth
 from broker.core import CoreError
 from broker.listeners import ListenerContext, serve_http
-from protocols.aws import sigv4, wire
+from protocols.aws import authz, sigv4, wire
 from protocols.aws.errors import SqsError, from_core
 from protocols.aws.queues import MetadataStore, QueueRegistry
 from protocols.aws.resolve import Context
@@ -55,9 +56,9 @@ class AwsListener:
 class SqsApp:
     """The aiohttp request handler: protocol detection, auth, dispatch, rendering."""
 
-    def __init__(self, service: SqsService, users: dict[str, str], account: str) -> None:
+    def __init__(self, service: SqsService, auth: Auth, account: str) -> None:
         self.service = service
-        self.users = users
+        self.auth = auth
         self.account = account
         # Request ids in UUID form, unique per broker run: a random prefix and a counter
         # (uuid4 per request cost a urandom call each).
@@ -100,7 +101,10 @@ class SqsApp:
                 segments = [s for s in request.path.split("/") if s]
                 if "QueueUrl" not in params and len(segments) == 2:
                     params["QueueUrl"] = f"{ctx.base_url}/{segments[0]}/{segments[1]}"
+            authz.authorize(self.auth, self.service, sender, action, params)
             result = await handler(params, ctx)
+            if action == "ListQueues":
+                result = authz.filter_list(self.auth, sender, result)
         except (SqsError, CoreError) as exc:
             # A refusal of the core is the client's error, with its SQS code (errors.py).
             err = exc if isinstance(exc, SqsError) else from_core(exc)
@@ -133,16 +137,27 @@ class SqsApp:
     def _authenticate(self, request: web.Request, body: bytes) -> str:
         """The sender id: the verified access key when users are configured, else the
         access key the client names (unchecked), else the account id."""
-        if not self.users:
+        auth = self.auth
+        if not auth.required:
             return sigv4.access_key(request.headers.get("Authorization")) or self.account
-        return sigv4.verify(
-            request.method,
-            request.rel_url.raw_path,
-            request.rel_url.raw_query_string,
-            request.headers,
-            body,
-            self.users,
-        )
+        source = request.remote or "?"
+        if auth.throttle.blocked(source):
+            auth.failed(None, source, "SQS", "too many failed logins")
+            raise SqsError("AccessDenied", "Too many failed logins; try again later.")
+        try:
+            return sigv4.verify(
+                request.method,
+                request.rel_url.raw_path,
+                request.rel_url.raw_query_string,
+                request.headers,
+                body,
+                auth.signing_secrets,
+            )
+        except SqsError as exc:
+            # Bad credentials count toward the throttle; a malformed header does too.
+            key = sigv4.access_key(request.headers.get("Authorization"))
+            auth.failed(key, source, "SQS", exc.name)
+            raise
 
 
 async def start(ctx: ListenerContext) -> AwsListener:
@@ -165,7 +180,7 @@ async def start(ctx: ListenerContext) -> AwsListener:
     await _import_legacy(registry, Path(settings.broker.data_dir) / "sqs" / "queues.json")
     service = SqsService(ctx.core, ctx.core.leases, registry)
     app = web.Application(client_max_size=_MAX_BODY)
-    handler = SqsApp(service, dict(settings.auth.users), aws.account_id)
+    handler = SqsApp(service, ctx.auth, aws.account_id)
     app.router.add_route("*", "/{tail:.*}", handler.handle)
     runner = web.AppRunner(
         app,

@@ -2,15 +2,57 @@
 
 The web console and admin REST API will join these routes; for now the port serves
 what operators and load-balancers need to watch a broker.
+
+With users configured every route needs HTTP Basic credentials (checked, logged and
+throttled by broker.auth as any login), except a bare ``/healthz`` (no query), which
+says only up or down, for load-balancers.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from broker.auth import Auth, Login
 from broker.listeners import ListenerContext, serve_http
 from broker.metrics import render
+
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_CHALLENGE = {"WWW-Authenticate": 'Basic realm="ZoneMQ", charset="UTF-8"'}
+
+
+def basic_auth(auth: Auth) -> Callable[[web.Request, _Handler], Awaitable[web.StreamResponse]]:
+    """aiohttp middleware: HTTP Basic against `auth` when users are configured."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: _Handler) -> web.StreamResponse:
+        if not auth.required or (request.path == "/healthz" and not request.query_string):
+            return await handler(request)
+        user = password = None
+        scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "basic":
+            try:
+                decoded = base64.b64decode(encoded, validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                decoded = ""
+            if ":" in decoded:
+                user, _, password = decoded.partition(":")
+        source = request.remote or "?"
+        if user is None and not auth.throttle.blocked(source):
+            # No credentials at all is a browser's first try, not a failed login.
+            return web.Response(status=401, text="credentials required\n", headers=_CHALLENGE)
+        outcome = auth.login(user, password, source, "console")
+        if outcome is Login.THROTTLED:
+            return web.Response(status=429, text="too many failed logins\n")
+        if outcome is not Login.OK:
+            return web.Response(status=401, text="invalid credentials\n", headers=_CHALLENGE)
+        return await handler(request)
+
+    return middleware
 
 
 class ConsoleListener:
@@ -41,7 +83,7 @@ async def start(ctx: ListenerContext) -> ConsoleListener:
             return web.json_response({"status": "ok"})
         return web.json_response({"status": "starting"}, status=503)
 
-    app = web.Application()
+    app = web.Application(middlewares=[basic_auth(ctx.auth)])
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     # Keep-alive HTTP clients must not hold a broker stop past its shutdown timeout.

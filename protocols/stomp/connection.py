@@ -36,9 +36,12 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from broker.auth import ADMIN, READ, WRITE, Login, exists
 from broker.core import (
     ACK_MODES,
     AUTO,
+    TEMP_QUEUE,
+    TEMP_TOPIC,
     Address,
     CoreError,
     Message,
@@ -75,6 +78,11 @@ CORE_ERRORS: dict[str, tuple[str | None, bool]] = {
     STORE_FULL: (None, False),  # store_full_policy "fail": this SEND is refused
 }
 _OTHER_CORE_ERROR: tuple[str | None, bool] = (None, False)
+
+
+def _host(peer: str) -> str:
+    """The host of a "host:port" peer name (the login throttle counts per host)."""
+    return peer.rpartition(":")[0] or peer
 
 
 class ProtocolError(Exception):
@@ -118,6 +126,9 @@ class StompConnection(PushConnection):
         )
         self.version = "1.0"
         self.connected = False
+        # The authenticated login ("" without users); authorization is for this name.
+        self.user = ""
+        self._auth = listener.auth
         self.subs: dict[str, StompSub] = {}
         self.by_num: dict[int, StompSub] = {}
         self.txs: dict[str, Transaction] = {}
@@ -390,11 +401,13 @@ class StompConnection(PushConnection):
                     fatal=True,
                 )
             version = common[-1]
-        users = self.listener.users
-        if users:
-            login = h.get("login")
-            if login is None or users.get(login) != h.get("passcode"):
-                raise ProtocolError(f"User name [{login}] or password is invalid.", fatal=True)
+        login = h.get("login")
+        outcome = self.listener.auth.login(login, h.get("passcode"), _host(self.peer), "STOMP")
+        if outcome is Login.THROTTLED:
+            raise ProtocolError("Too many failed logins; try again later.", fatal=True)
+        if outcome is not Login.OK:
+            raise ProtocolError(f"User name [{login}] or password is invalid.", fatal=True)
+        self.user = login or ""
         cx, cy = 0, 0
         # ActiveMQ honours heart-beats on 1.0 connections too, and reads negatives as 0.
         if "heart-beat" in h:
@@ -447,7 +460,9 @@ class StompConnection(PushConnection):
 
     # -- frames ---------------------------------------------------------------------------
 
-    def _destination(self, frame: Frame) -> Address:
+    def _destination(self, frame: Frame, op: str) -> Address:
+        """The frame's destination, once `op` on it is authorized (a temporary one of
+        this connection is created on first use)."""
         text = frame.headers.get("destination")
         if text is None or text == "":
             if frame.command == "SEND":
@@ -456,11 +471,26 @@ class StompConnection(PushConnection):
         address = self._dests.get(text)
         if address is None:
             address = parse_destination(text, self.id)
+            if self._auth.authorizing:
+                self._authorize(address, op)
             self._own_temporary(address)
             # Producers name the same few destinations over and over; bounded.
             if len(self._dests) < 256:
                 self._dests[text] = address
+        elif self._auth.authorizing:
+            self._authorize(address, op)
         return address
+
+    def _authorize(self, address: Address, op: str) -> None:
+        """Raise ActiveMQ's denial unless this user may `op` on `address`; using a
+        destination that does not exist yet creates it, which also needs admin."""
+        created = not exists(self.core, address) and (
+            address.kind not in (TEMP_QUEUE, TEMP_TOPIC)
+            or address.name.startswith(self._temp_prefix)
+        )
+        denied = self._auth.check(self.user, address, op, "STOMP", created=created)
+        if denied is not None:
+            raise ProtocolError(denied)
 
     def _transaction(self, frame: Frame) -> Transaction | None:
         txid = frame.headers.get("transaction")
@@ -472,10 +502,18 @@ class StompConnection(PushConnection):
         return tx
 
     def _on_send(self, frame: Frame) -> None:
-        address = self._destination(frame)
+        address = self._destination(frame, WRITE)
         tx = self._transaction(frame)
         msg = message_from_send(frame.headers, frame.body, address, self.id, self.id)
         if msg.reply_to is not None:
+            reply = msg.reply_to
+            if (
+                self._auth.authorizing
+                and reply.name.startswith(self._temp_prefix)
+                and not exists(self.core, reply)
+            ):
+                # Naming its own temporary reply-to creates it (ActiveMQ: temp admin).
+                self._authorize(reply, ADMIN)
             self._own_temporary(msg.reply_to)
         done = self.core.send(address, msg, tx=tx)
         self._receipt(frame, done)
@@ -498,7 +536,7 @@ class StompConnection(PushConnection):
 
     def _on_subscribe(self, frame: Frame) -> None:
         h = frame.headers
-        address = self._destination(frame)
+        address = self._destination(frame, READ)
         sub_id = h.get("id")
         if sub_id is None:
             if self.version != "1.0":

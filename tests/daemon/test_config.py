@@ -11,6 +11,9 @@ import pytest
 
 from broker.config import ConfigError, Settings, default_config_path, flatten, load_settings
 
+# Settings that are tables of names (Mapping fields), leaves rather than sections.
+_MAPPINGS = ("auth.users", "auth.groups", "auth.sqs_secrets", "tls.cert_users")
+
 
 def _dotted(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """Dotted key to value for every leaf of a parsed TOML document (inline tables of
@@ -18,7 +21,7 @@ def _dotted(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in table.items():
         dotted = f"{prefix}{key}"
-        if isinstance(value, dict) and dotted not in ("auth.users", "tls.cert_users"):
+        if isinstance(value, dict) and dotted not in _MAPPINGS:
             out.update(_dotted(value, dotted + "."))
         else:
             out[dotted] = value

@@ -1,0 +1,316 @@
+"""Authentication and authorization, protocol-neutral: users, groups, the authorization
+map and the login throttle. Every protocol calls `Auth`; none checks a password itself.
+
+- Passwords in ``[auth] users`` are scrypt hashes (``scrypt$<n>$<r>$<p>$<salt>$<hash>``,
+  base64 salt and hash; `zonemq passwd` makes one) or, for old configs, plain text
+  (accepted, with one warning at start). A successful check is remembered as an HMAC of
+  the password under a per-process key, so a client that reconnects does not pay the
+  ~60 ms of scrypt on the event loop again; failures always pay it and are throttled.
+- The authorization map is ActiveMQ's authorizationPlugin: entries per destination
+  pattern (ActiveMQ wildcards, queue or topic) with `read` (consume, browse), `write`
+  (send) and `admin` (create a destination that does not exist yet) group lists; the
+  ACL of an operation is the union of every matching entry's (ActiveMQ's
+  DefaultAuthorizationMap). No matching entry: denied. One `temp = true` entry is the
+  tempDestinationAuthorizationEntry; without it temporary destinations are open to every
+  authenticated user, as in ActiveMQ. With no entries at all, every authenticated user
+  may do everything (ActiveMQ without the plugin).
+- The login throttle counts failures per source address (host, not port) in a window;
+  past `max_login_failures` that address is refused for `login_block_time` seconds. Its
+  table holds at most `THROTTLE_SOURCES` addresses (oldest evicted), so a spray of
+  sources cannot grow memory.
+
+State ownership: one Auth per broker, used from the event loop only; its caches are
+bounded dicts changed without an await between check and change.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from broker.core import QUEUE, TEMP_QUEUE, TEMP_TOPIC, TOPIC, Address, Core
+from broker.core.policy import wildcard_match
+
+if TYPE_CHECKING:
+    from broker.config import AuthorizationEntry, AuthSettings
+
+log = logging.getLogger("zonemq.auth")
+
+READ, WRITE, ADMIN = "read", "write", "admin"
+# ActiveMQ's words in its SecurityException texts, by operation.
+_VERBS = {READ: "read from", WRITE: "write to", ADMIN: "create"}
+
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+_SCRYPT_MAXMEM = 256 * 1024 * 1024
+THROTTLE_SOURCES = 10000
+_ACL_CACHE = 10000
+
+
+class Login(Enum):
+    """The outcome of a login attempt."""
+
+    OK = "ok"
+    INVALID = "invalid"
+    THROTTLED = "throttled"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii").rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+
+
+def hash_password(password: str, *, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P) -> str:
+    """A self-describing scrypt hash of `password` for ``[auth] users``."""
+    salt = os.urandom(16)
+    digest = hashlib.scrypt(
+        password.encode(), salt=salt, n=n, r=r, p=p, dklen=32, maxmem=_SCRYPT_MAXMEM
+    )
+    return f"scrypt${n}${r}${p}${_b64(salt)}${_b64(digest)}"
+
+
+def is_hashed(stored: str) -> bool:
+    """Whether a configured password is a scrypt hash (else it is plain text)."""
+    return stored.startswith("scrypt$")
+
+
+def parse_hash(stored: str) -> tuple[int, int, int, bytes, bytes]:
+    """(n, r, p, salt, digest) of a scrypt hash; ValueError if it is malformed."""
+    parts = stored.split("$")
+    if len(parts) != 6 or parts[0] != "scrypt":
+        raise ValueError("expected scrypt$<n>$<r>$<p>$<salt>$<hash>")
+    n, r, p = int(parts[1]), int(parts[2]), int(parts[3])
+    if n < 2 or n & (n - 1) or r < 1 or p < 1 or n * r * 128 > _SCRYPT_MAXMEM:
+        raise ValueError("scrypt parameters out of range")
+    salt, digest = _unb64(parts[4]), _unb64(parts[5])
+    if not salt or len(digest) < 16:
+        raise ValueError("scrypt salt or hash too short")
+    return n, r, p, salt, digest
+
+
+def verify_password(stored: str, password: str) -> bool:
+    """Check `password` against a configured one (hash or plain), in constant time."""
+    if not is_hashed(stored):
+        return hmac.compare_digest(stored.encode(), password.encode())
+    n, r, p, salt, digest = parse_hash(stored)
+    got = hashlib.scrypt(
+        password.encode(), salt=salt, n=n, r=r, p=p, dklen=len(digest), maxmem=_SCRYPT_MAXMEM
+    )
+    return hmac.compare_digest(got, digest)
+
+
+def exists(core: Core, address: Address) -> bool:
+    """Whether the destination exists already (else using it creates it: admin)."""
+    return address in (core.queues if address.is_queue else core.topics)
+
+
+class LoginThrottle:
+    """Failed logins per source address, bounded (see the module docstring)."""
+
+    def __init__(
+        self,
+        max_failures: int,
+        window: float,
+        block_time: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_sources: int = THROTTLE_SOURCES,
+    ) -> None:
+        self.max_failures = max_failures
+        self.window = window
+        self.block_time = block_time
+        self.clock = clock
+        self.max_sources = max_sources
+        # source -> [failures in this window, window start, blocked until]
+        self._table: OrderedDict[str, list[float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def blocked(self, source: str) -> bool:
+        entry = self._table.get(source)
+        return entry is not None and entry[2] > self.clock()
+
+    def failed(self, source: str) -> None:
+        if self.max_failures <= 0:
+            return
+        now = self.clock()
+        entry = self._table.get(source)
+        if entry is None or (now - entry[1] > self.window and entry[2] <= now):
+            entry = [0.0, now, 0.0]
+            self._table[source] = entry
+            while len(self._table) > self.max_sources:
+                self._table.popitem(last=False)
+        self._table.move_to_end(source)
+        entry[0] += 1
+        if entry[0] >= self.max_failures:
+            entry[2] = now + self.block_time
+            entry[0], entry[1] = 0.0, now + self.block_time
+
+    def succeeded(self, source: str) -> None:
+        self._table.pop(source, None)
+
+
+class AuthorizationMap:
+    """ActiveMQ's DefaultAuthorizationMap over ZoneMQ addresses, with a bounded cache."""
+
+    def __init__(self, entries: tuple[AuthorizationEntry, ...]) -> None:
+        self.rules: list[tuple[str, str, dict[str, frozenset[str]]]] = []
+        self.temp: dict[str, frozenset[str]] | None = None
+        for e in entries:
+            acls = {READ: frozenset(e.read), WRITE: frozenset(e.write), ADMIN: frozenset(e.admin)}
+            if e.temp:
+                self.temp = acls
+            else:
+                self.rules.append((QUEUE if e.queue else TOPIC, e.queue or e.topic, acls))
+        self.enabled = bool(entries)
+        self._cache: dict[tuple[Address, str], frozenset[str] | None] = {}
+
+    def acl(self, address: Address, op: str) -> frozenset[str] | None:
+        """The groups allowed `op` on `address`; None: everyone (no map, or a temporary
+        destination with no temp entry)."""
+        key = (address, op)
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
+        result: frozenset[str] | None
+        if not self.enabled:
+            result = None
+        elif address.kind in (TEMP_QUEUE, TEMP_TOPIC):
+            result = None if self.temp is None else self.temp[op]
+        else:
+            groups: set[str] = set()
+            for kind, pattern, acls in self.rules:
+                if kind == address.kind and wildcard_match(pattern, address.name):
+                    groups |= acls[op]
+            result = frozenset(groups)
+        if len(self._cache) >= _ACL_CACHE:
+            self._cache.clear()
+        self._cache[key] = result
+        return result
+
+
+class Auth:
+    """Users, groups, the authorization map and the login throttle of one broker."""
+
+    def __init__(
+        self, settings: AuthSettings, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.users = settings.users
+        # Authentication is on when any user is configured.
+        self.required = bool(settings.users)
+        self.map = AuthorizationMap(settings.authorization)
+        self.authorizing = self.map.enabled
+        groups: dict[str, set[str]] = {u: set() for u in settings.users}
+        for group, members in settings.groups.items():
+            for member in members:
+                groups.setdefault(member, set()).add(group)
+        self._groups = {u: frozenset(g) for u, g in groups.items()}
+        self.throttle = LoginThrottle(
+            settings.max_login_failures,
+            settings.login_failure_window,
+            settings.login_block_time,
+            clock=clock,
+        )
+        # SigV4 signs with the secret itself, so SQS needs it in the clear: a user's
+        # `sqs_secrets` entry, else the password when it is stored plain.
+        self.signing_secrets: dict[str, str] = {
+            u: p for u, p in settings.users.items() if not is_hashed(p)
+        }
+        self.signing_secrets.update(settings.sqs_secrets)
+        self._key = secrets.token_bytes(32)
+        self._verified: dict[str, bytes] = {}
+        self._allowed: dict[tuple[str, Address, str], bool] = {}
+
+    def warn_plain(self) -> None:
+        """One warning at start naming the users whose password is stored in plain."""
+        plain = sorted(u for u, p in self.users.items() if not is_hashed(p))
+        if plain:
+            log.warning(
+                "[auth] users: plain-text passwords for %s; store scrypt hashes instead "
+                "(`zonemq passwd`)",
+                ", ".join(plain),
+            )
+
+    # -- authentication -------------------------------------------------------------------
+
+    def login(self, user: str | None, password: str | None, source: str, protocol: str) -> Login:
+        """Check a login from `source` (a host address); failures are logged and
+        throttled. With no users configured every login is OK."""
+        if not self.required:
+            return Login.OK
+        if self.throttle.blocked(source):
+            log.warning(
+                "%s login refused: too many failures from %s (user %r)", protocol, source, user
+            )
+            return Login.THROTTLED
+        if user is not None and password is not None and self._check(user, password):
+            self.throttle.succeeded(source)
+            return Login.OK
+        self.throttle.failed(source)
+        log.warning("%s login failed: user %r from %s", protocol, user, source)
+        return Login.INVALID
+
+    def _check(self, user: str, password: str) -> bool:
+        stored = self.users.get(user)
+        if stored is None:
+            return False
+        mac = hmac.digest(self._key, password.encode(), "sha256")
+        seen = self._verified.get(user)
+        if seen is not None and hmac.compare_digest(seen, mac):
+            return True
+        if not verify_password(stored, password):
+            return False
+        self._verified[user] = mac  # one entry per configured user at most
+        return True
+
+    def failed(self, user: str | None, source: str, protocol: str, why: str) -> None:
+        """A failed login checked elsewhere (a SigV4 signature): logged and throttled."""
+        if self.required:
+            self.throttle.failed(source)
+            log.warning("%s login failed: user %r from %s: %s", protocol, user, source, why)
+
+    def groups(self, user: str) -> frozenset[str]:
+        return self._groups.get(user, frozenset())
+
+    # -- authorization --------------------------------------------------------------------
+
+    def allowed(self, user: str, address: Address, op: str) -> bool:
+        """Whether `user` may do `op` on `address` (cached per user, address, op)."""
+        if not self.authorizing:
+            return True
+        key = (user, address, op)
+        ok = self._allowed.get(key)
+        if ok is None:
+            acl = self.map.acl(address, op)
+            ok = acl is None or not acl.isdisjoint(self.groups(user))
+            if len(self._allowed) >= _ACL_CACHE:
+                self._allowed.clear()
+            self._allowed[key] = ok
+        return ok
+
+    def check(
+        self, user: str, address: Address, op: str, protocol: str, *, created: bool = False
+    ) -> str | None:
+        """None if allowed, else ActiveMQ's denial text (and a log line). `created`: the
+        operation would create the destination, which also needs admin."""
+        if not self.authorizing:
+            return None
+        if created and not self.allowed(user, address, ADMIN):
+            op = ADMIN
+        elif self.allowed(user, address, op):
+            return None
+        log.warning("%s: user %r denied %s on %s", protocol, user, op, address)
+        return f"User {user} is not authorized to {_VERBS[op]}: {address}"
