@@ -121,6 +121,9 @@ class AwsSettings:
     region: str = "us-east-1"
     # Largest MaximumMessageSize a queue may have (SQS allows up to 1 MiB).
     max_message_size: int = 1048576
+    # Largest HTTP request body (a 1 MiB batch, JSON-escaped, with room to spare); larger
+    # is refused with 413 from Content-Length, before it is read.
+    max_request_size: int = 8388608
 
 
 @dataclass(frozen=True)
@@ -422,6 +425,8 @@ def _validate(s: Settings) -> None:
     aws = s.listeners.aws
     if not 1024 <= aws.max_message_size <= 1048576:
         raise ConfigError("listeners.aws.max_message_size: must be 1024..1048576")
+    if aws.max_request_size < 2 * aws.max_message_size:
+        raise ConfigError("listeners.aws.max_request_size: must be at least 2 * max_message_size")
     if not (len(aws.account_id) == 12 and aws.account_id.isdigit()):
         raise ConfigError("listeners.aws.account_id: must be 12 digits")
     if stomp.heartbeat_grace < 1.0:

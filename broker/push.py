@@ -227,8 +227,7 @@ class PushConnection(asyncio.Protocol):
             self._write()
             if not self._held:
                 self._close_when_written = False
-                if self.transport is not None:
-                    self.transport.close()
+                self._end_transport()
         elif failed:
             self._close()
         else:
@@ -245,8 +244,24 @@ class PushConnection(asyncio.Protocol):
         self._write()
         if self._held:
             self._close_when_written = True
-        elif self.transport is not None:
-            self.transport.close()
+        else:
+            self._end_transport()
+
+    def _end_transport(self) -> None:
+        """Close the socket once what is queued has been written. In a graceful stop
+        (`stop_reading`), half-close instead: the peer gets every byte and then EOF, and
+        what it still sends is read and dropped (`closing`) until it closes its side or
+        the listener's drain deadline aborts it. Closing a socket with unread input makes
+        the kernel send a RST, and a RST can destroy receipts the peer has not read yet
+        (what a SIGTERM under load showed)."""
+        transport = self.transport
+        if transport is None:
+            return
+        if self._reading_stopped and not transport.is_closing() and transport.can_write_eof():
+            transport.write_eof()
+            transport.resume_reading()  # eof_received returns None: the transport closes
+        else:
+            transport.close()
 
     # -- backpressure on dispatch -------------------------------------------------------
 

@@ -50,6 +50,9 @@ class Connection(Protocol):
 
 C = TypeVar("C", bound=Connection)
 
+# Seconds a graceful stop waits for peers to close after the EOF it sent them.
+LINGER = 1.0
+
 
 class TcpListener(Generic[C]):
     """Bound server sockets (one per endpoint) and their connections (one event loop)."""
@@ -146,11 +149,18 @@ class TcpListener(Generic[C]):
         for conn in list(self.connections):
             conn.shutdown()
         if self.connections:
-            # Closing writes what the socket still buffers; a peer that reads nothing is
-            # cut off at the deadline (with a short grace when the wait used it all).
-            self._all_gone = loop.create_future()
-            left = max(deadline - loop.time(), 0.5)
-            await asyncio.wait([self._all_gone], timeout=left)
+            # A connection half-closes (PushConnection._end_transport): the peer gets
+            # every byte, then EOF. One that closes then goes at once; one that keeps its
+            # socket open is closed after LINGER (its input was read and dropped meanwhile,
+            # so that close is a FIN, not a RST); one that reads nothing is cut off at the
+            # deadline (with a short grace when the waits used it all).
+            gone = self._all_gone = loop.create_future()
+            await asyncio.wait([gone], timeout=min(LINGER, max(deadline - loop.time(), 0.5)))
+            for conn in list(self.connections):
+                if conn.transport is not None:
+                    conn.transport.close()
+            if self.connections:
+                await asyncio.wait([gone], timeout=max(deadline - loop.time(), 0.5))
             self._all_gone = None
             for conn in list(self.connections):
                 if conn.transport is not None:

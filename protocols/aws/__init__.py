@@ -92,8 +92,9 @@ Knowingly different or missing:
   consumers (a NACK loop on such a queue never reaches ActiveMQ.DLQ).
 - Add/RemovePermission and Policy/RedriveAllowPolicy are stored and returned, never
   enforced; KMS attributes are stored, nothing is encrypted.
-- SigV4: header signatures only (no pre-signed URLs, no session tokens, no clock-skew
-  check); with no users configured anything is accepted.
+- SigV4 (header and presigned forms, ±15 min, scope checked, payload hashed): session
+  tokens are refused (InvalidClientTokenId); with no users configured anything is
+  accepted.
 - ReceiveRequestAttemptId is ignored; MessageDeduplicationId windows, first-receive
   timestamps and leases are in memory (a restart forgets them; in-flight messages come
   back visible, delayed ones visible at once). DeleteQueue is immediate (no 60 s

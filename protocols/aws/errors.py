@@ -50,6 +50,8 @@ ERRORS: dict[str, tuple[str, int]] = {
     "InvalidClientTokenId": ("InvalidClientTokenId", 403),
     "SignatureDoesNotMatch": ("SignatureDoesNotMatch", 403),
     "AccessDenied": ("AccessDenied", 403),
+    # A body past listeners.aws.max_request_size (or the unsigned budget): HTTP 413.
+    "RequestEntityTooLarge": ("RequestEntityTooLarge", 413),
     "InternalFailure": ("InternalFailure", 500),
 }
 

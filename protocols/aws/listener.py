@@ -13,15 +13,16 @@ from __future__ import annotations
 import itertools
 import logging
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import parse_qsl
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from broker.auth import Auth
 from broker.core import CoreError
 from broker.listeners import ListenerContext, serve_http
-from protocols.aws import authz, sigv4, wire
+from protocols.aws import authz, shapes, sigv4, wire
 from protocols.aws.errors import SqsError, from_core
 from protocols.aws.queues import MetadataStore, QueueRegistry
 from protocols.aws.resolve import Context
@@ -30,8 +31,6 @@ from protocols.aws.sqs import SqsService
 log = logging.getLogger("zonemq.aws")
 
 _TARGET_PREFIX = "AmazonSQS."
-# Largest HTTP body: a 1 MiB batch, JSON-escaped, with room to spare.
-_MAX_BODY = 8 * 1024 * 1024
 
 
 class AwsListener:
@@ -56,10 +55,19 @@ class AwsListener:
 class SqsApp:
     """The aiohttp request handler: protocol detection, auth, dispatch, rendering."""
 
-    def __init__(self, service: SqsService, auth: Auth, account: str) -> None:
+    def __init__(
+        self,
+        service: SqsService,
+        auth: Auth,
+        account: str,
+        region: str = "us-east-1",
+        max_body: int = 8 * 1024 * 1024,
+    ) -> None:
         self.service = service
         self.auth = auth
         self.account = account
+        self.region = region
+        self.max_body = max_body
         # Request ids in UUID form, unique per broker run: a random prefix and a counter
         # (uuid4 per request cost a urandom call each).
         self._request_prefix = uuid.uuid4().hex[:20]
@@ -72,8 +80,9 @@ class SqsApp:
         as_json = target is not None
         action = ""
         try:
-            body = await request.read()
-            sender = self._authenticate(request, body)
+            head = self._check_head(request)
+            body = await self._read_body(request, head)
+            sender = self._authenticate(request, head, body)
             ctx = Context(f"{request.scheme}://{request.host}", sender)
             if as_json:
                 assert target is not None
@@ -83,11 +92,15 @@ class SqsApp:
                     raise SqsError("UnknownOperationException", "")
                 params = wire.parse_json(body)
             else:
-                fields = dict(parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True))
+                fields = dict(wire.form_fields(request.rel_url.raw_query_string))
                 if body:
-                    fields.update(
-                        parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
-                    )
+                    try:
+                        text = body.decode("utf-8")
+                    except UnicodeDecodeError:
+                        raise SqsError(
+                            "InvalidParameterValue", "The request body is not valid UTF-8."
+                        ) from None
+                    fields.update(wire.form_fields(text))
                 action, params = wire.parse_query(fields)
                 if not action:
                     raise SqsError(
@@ -101,19 +114,20 @@ class SqsApp:
                 segments = [s for s in request.path.split("/") if s]
                 if "QueueUrl" not in params and len(segments) == 2:
                     params["QueueUrl"] = f"{ctx.base_url}/{segments[0]}/{segments[1]}"
+            shapes.check(action, params, as_json)
             authz.authorize(self.auth, self.service, sender, action, params)
             result = await handler(params, ctx)
             if action == "ListQueues":
                 result = authz.filter_list(self.auth, sender, result)
         except (SqsError, CoreError) as exc:
             # A refusal of the core is the client's error, with its SQS code (errors.py).
-            err = exc if isinstance(exc, SqsError) else from_core(exc)
-            status, headers, payload = (
-                wire.json_error(err) if as_json else wire.xml_error(err, request_id)
+            # No local names the exception: its traceback holds this frame (the body),
+            # and a cycle would keep that until the next garbage collection.
+            return self._refusal(
+                exc if isinstance(exc, SqsError) else from_core(exc), as_json, request_id, request
             )
-            headers["x-amzn-RequestId"] = request_id
-            return web.Response(status=status, body=payload, headers=headers)
-        except web.HTTPException:
+        except (web.HTTPException, ConnectionError):
+            # ConnectionError: the client went away mid-body; aiohttp drops the request.
             raise
         except Exception:
             log.exception("SQS %s failed", action or "request")
@@ -134,30 +148,96 @@ class SqsApp:
             headers={"x-amzn-RequestId": request_id},
         )
 
-    def _authenticate(self, request: web.Request, body: bytes) -> str:
-        """The sender id: the verified access key when users are configured, else the
-        access key the client names (unchecked), else the account id."""
+    def _refusal(
+        self, err: SqsError, as_json: bool, request_id: str, request: web.Request
+    ) -> web.Response:
+        status, headers, payload = (
+            wire.json_error(err) if as_json else wire.xml_error(err, request_id)
+        )
+        headers["x-amzn-RequestId"] = request_id
+        response = web.Response(status=status, body=payload, headers=headers)
+        if not request.content.is_eof():
+            # Refused before its body was read (or part-way): close rather than let
+            # aiohttp read on through the unwanted rest.
+            response.force_close()
+        return response
+
+    def _check_head(self, request: web.Request) -> sigv4.Head | None:
+        """With users set: the signature checks that need no body (sigv4.check_head), run
+        before any of the body is read, so a request that cannot be genuine (no signature
+        at all included) is refused without the broker buffering what it sends. None when
+        no users are set."""
         auth = self.auth
         if not auth.required:
-            return sigv4.access_key(request.headers.get("Authorization")) or self.account
+            return None
         source = request.remote or "?"
         if auth.throttle.blocked(source):
             auth.failed(None, source, "SQS", "too many failed logins")
             raise SqsError("AccessDenied", "Too many failed logins; try again later.")
         try:
-            return sigv4.verify(
-                request.method,
-                request.rel_url.raw_path,
+            return sigv4.check_head(
                 request.rel_url.raw_query_string,
                 request.headers,
-                body,
                 auth.signing_secrets,
+                self.region,
+                datetime.now(UTC),
             )
         except SqsError as exc:
-            # Bad credentials count toward the throttle; a malformed header does too.
-            key = sigv4.access_key(request.headers.get("Authorization"))
-            auth.failed(key, source, "SQS", exc.name)
+            self._failed(request, exc)
             raise
+
+    async def _read_body(self, request: web.Request, head: sigv4.Head | None) -> bytes:
+        """The body, refused (RequestEntityTooLarge) past the cap from Content-Length
+        before any of it is read, or as soon as a chunked body passes it."""
+        limit = self.max_body
+        declared = request.content_length
+        if declared is not None and declared > limit:
+            raise _too_large(limit)
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while chunk := await request.content.readany():
+                size += len(chunk)
+                if size > limit:
+                    chunks.clear()  # not kept alive by the exception's traceback
+                    raise _too_large(limit)
+                chunks.append(chunk)
+        except HttpProcessingError as exc:
+            # Broken chunked framing: the client's HTTP error, as aiohttp's parser answers.
+            raise web.HTTPBadRequest(text=f"Malformed request body: {exc.message}") from None
+        return b"".join(chunks)
+
+    def _authenticate(self, request: web.Request, head: sigv4.Head | None, body: bytes) -> str:
+        """The sender id: the verified access key when users are configured, else the
+        access key the client names (unchecked), else the account id."""
+        auth = self.auth
+        query = request.rel_url.raw_query_string
+        if not auth.required:
+            return sigv4.access_key(request.headers.get("Authorization"), query) or self.account
+        assert head is not None  # _check_head returned one or raised
+        try:
+            return sigv4.check_signature(
+                head,
+                request.method,
+                request.rel_url.raw_path,
+                query,
+                request.headers,
+                body,
+            )
+        except SqsError as exc:
+            self._failed(request, exc)
+            raise
+
+    def _failed(self, request: web.Request, exc: SqsError) -> None:
+        # Bad credentials count toward the throttle; a malformed header does too.
+        key = sigv4.access_key(
+            request.headers.get("Authorization"), request.rel_url.raw_query_string
+        )
+        self.auth.failed(key, request.remote or "?", "SQS", exc.name)
+
+
+def _too_large(limit: int) -> SqsError:
+    return SqsError("RequestEntityTooLarge", f"Request body must be at most {limit} bytes.")
 
 
 async def start(ctx: ListenerContext) -> AwsListener:
@@ -179,8 +259,15 @@ async def start(ctx: ListenerContext) -> AwsListener:
     )
     await _import_legacy(registry, Path(settings.broker.data_dir) / "sqs" / "queues.json")
     service = SqsService(ctx.core, ctx.core.leases, registry)
-    app = web.Application(client_max_size=_MAX_BODY)
-    handler = SqsApp(service, ctx.auth, aws.account_id)
+    # The body cap is SqsApp's (checked from Content-Length before reading).
+    app = web.Application(client_max_size=aws.max_request_size)
+    handler = SqsApp(
+        service,
+        ctx.auth,
+        aws.account_id,
+        aws.region,
+        aws.max_request_size,
+    )
     app.router.add_route("*", "/{tail:.*}", handler.handle)
     runner = web.AppRunner(
         app,

@@ -1,12 +1,36 @@
-"""AWS Signature Version 4 verification of SQS requests (header-signed requests).
+"""AWS Signature Version 4 verification of SQS requests, in two steps.
 
 With users configured (``[auth] users``: access key id = user name, secret access key =
-password), every request must carry an ``Authorization: AWS4-HMAC-SHA256`` header whose
-signature matches; with no users, requests are accepted unchecked (the loopback
-default) and only the access key id is read, for SenderId. Pre-signed query-string
-authentication and session tokens are not supported. The request time is not checked
-against a skew window. Errors are AWS's: IncompleteSignature (malformed header),
-MissingAuthenticationToken, InvalidClientTokenId (unknown key), SignatureDoesNotMatch.
+password), every request must be signed; with no users, requests are accepted unchecked
+(the loopback default) and only the access key id is read, for SenderId.
+
+`check_head` runs on the request line and headers alone, before the body is read, so a
+request that cannot be genuine (no signature, unknown key, wrong scope, outside the time
+window) is refused without the broker buffering its body. `check_signature` then
+computes the signature over the canonical request, hashing the body the broker actually
+received:
+
+- Both forms AWS accepts: the ``Authorization: AWS4-HMAC-SHA256`` header and the
+  query-string (presigned) form (``X-Amz-Algorithm``, ``-Credential``, ``-Date``,
+  ``-Expires``, ``-SignedHeaders``, ``-Signature``), as botocore's SigV4QueryAuth makes.
+- The payload hash in the canonical request is always the SHA-256 of the received body.
+  ``UNSIGNED-PAYLOAD`` is an Amazon S3 option; SQS has no unsigned-body operation in its
+  model, and botocore always signs the payload over HTTP ("Payloads will always be signed
+  over insecure connections"), so it is refused. An ``X-Amz-Content-Sha256`` header must
+  equal the body's hash (it used to be trusted, which let a captured request be replayed
+  with another body).
+- The time window is AWS's: X-Amz-Date within 15 minutes of the broker's clock, and a
+  presigned request no later than X-Amz-Date + X-Amz-Expires (1..604800 s). AWS answers
+  SQS requests outside it with 403 SignatureDoesNotMatch "Signature expired: ... is now
+  earlier than ... (... - 15 min.)" (not S3's RequestTimeTooSkewed); so do we.
+- The credential scope must be <X-Amz-Date's date>/<the listener's region>/sqs/
+  aws4_request, and ``host`` must be a signed header (so a signature is bound to the
+  broker it was made for).
+- Session tokens (``X-Amz-Security-Token``) are refused with AWS's answer to a token it
+  does not know, InvalidClientTokenId: the broker issues no temporary credentials.
+
+Errors are AWS's: IncompleteSignature (malformed), MissingAuthenticationToken (none),
+InvalidClientTokenId (unknown key or a token), SignatureDoesNotMatch (everything else).
 """
 
 from __future__ import annotations
@@ -14,11 +38,47 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qsl, quote
 
 from protocols.aws.errors import SqsError
 
 ALGORITHM = "AWS4-HMAC-SHA256"
+SERVICE = "sqs"
+TERMINATOR = "aws4_request"
+# AWS's clock-skew window for SigV4 requests.
+MAX_SKEW = timedelta(minutes=15)
+# X-Amz-Expires bounds (seconds): AWS's presigned URLs live at most seven days.
+MAX_EXPIRES = 604800
+_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
+_PRESIGN_PARAMS = (
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Signature",
+)
+_MISMATCH = (
+    "The request signature we calculated does not match the signature you provided. "
+    "Check your AWS Secret Access Key and signing method. Consult the service "
+    "documentation for details."
+)
+
+
+@dataclass(frozen=True)
+class Head:
+    """A request's signature fields that passed every check that needs no body."""
+
+    key_id: str
+    secret: str
+    amz_date: str
+    scope: str
+    signed_headers: tuple[str, ...]
+    signature: str
+    presigned: bool
 
 
 def parse_authorization(header: str) -> dict[str, str]:
@@ -43,14 +103,212 @@ def parse_authorization(header: str) -> dict[str, str]:
     return fields
 
 
-def access_key(header: str | None) -> str | None:
-    """The access key id of an Authorization header, if it has a readable one."""
-    if not header:
-        return None
+def query_fields(query: str) -> dict[str, str]:
+    """The presign parameters of a raw query string (empty when it is not presigned)."""
+    if "X-Amz-" not in query:
+        return {}
+    return {k: v for k, v in parse_qsl(query, keep_blank_values=True) if k.startswith("X-Amz-")}
+
+
+def access_key(header: str | None, query: str = "") -> str | None:
+    """The access key id a request names (header or presigned query), unchecked."""
+    if header:
+        try:
+            return parse_authorization(header)["Credential"].split("/")[0]
+        except SqsError:
+            return None
+    credential = query_fields(query).get("X-Amz-Credential")
+    return credential.split("/")[0] if credential else None
+
+
+def check_head(
+    query: str,
+    headers: Mapping[str, str],
+    secrets: Mapping[str, str],
+    region: str,
+    now: datetime,
+) -> Head:
+    """Every check that needs no body: form, key, token, scope, host signed, time window.
+    Raises SqsError."""
+    presign = query_fields(query)
+    header = headers.get("Authorization")
+    if header:
+        fields = parse_authorization(header)
+        credential, signed_names, signature = (
+            fields["Credential"],
+            fields["SignedHeaders"],
+            fields["Signature"],
+        )
+        amz_date = headers.get("X-Amz-Date") or _from_http_date(headers.get("Date"))
+        expires = None
+    elif "X-Amz-Signature" in presign or "X-Amz-Algorithm" in presign:
+        for name in _PRESIGN_PARAMS:
+            if not presign.get(name):
+                raise SqsError(
+                    "IncompleteSignature",
+                    f"AWS query-string parameters must include '{name}'. "
+                    "Re-examine the query-string parameters.",
+                )
+        if presign["X-Amz-Algorithm"] != ALGORITHM:
+            raise SqsError(
+                "IncompleteSignature",
+                f"Unsupported AWS 'algorithm': '{presign['X-Amz-Algorithm']}'",
+            )
+        credential = presign["X-Amz-Credential"]
+        signed_names = presign["X-Amz-SignedHeaders"]
+        signature = presign["X-Amz-Signature"]
+        amz_date = presign["X-Amz-Date"]
+        expires = presign["X-Amz-Expires"]
+        if len(credential.split("/")) != 5:
+            raise SqsError("IncompleteSignature", "Credential should be scoped to a valid region.")
+    else:
+        raise SqsError("MissingAuthenticationToken", "Request is missing Authentication Token")
+    key_id, date, cred_region, service, terminator = credential.split("/")
+    secret = secrets.get(key_id)
+    token = headers.get("X-Amz-Security-Token") or presign.get("X-Amz-Security-Token")
+    if secret is None or token:
+        # The broker issues no session credentials: any token is one it does not know.
+        raise SqsError(
+            "InvalidClientTokenId", "The security token included in the request is invalid."
+        )
+    if not amz_date:
+        raise SqsError(
+            "IncompleteSignature",
+            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
+        )
     try:
-        return parse_authorization(header)["Credential"].split("/")[0]
-    except SqsError:
-        return None
+        when = datetime.strptime(amz_date, _TIME_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        raise SqsError(
+            "IncompleteSignature", f"Date must be in ISO-8601 'basic format'. Got '{amz_date}'."
+        ) from None
+    if date != amz_date[:8]:
+        raise SqsError(
+            "SignatureDoesNotMatch",
+            f"Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date "
+            f"from HTTP: '{date}' != '{amz_date[:8]}', from '{amz_date}'.",
+        )
+    if cred_region != region:
+        raise SqsError(
+            "SignatureDoesNotMatch",
+            f"Credential should be scoped to a valid region, not '{cred_region}'.",
+        )
+    if service != SERVICE:
+        raise SqsError(
+            "SignatureDoesNotMatch",
+            f"Credential should be scoped to correct service: '{SERVICE}'.",
+        )
+    if terminator != TERMINATOR:
+        raise SqsError(
+            "SignatureDoesNotMatch",
+            f"Credential should be scoped with a valid terminator: '{TERMINATOR}', "
+            f"not '{terminator}'.",
+        )
+    signed = tuple(signed_names.split(";"))
+    if "host" not in signed:
+        raise SqsError(
+            "SignatureDoesNotMatch",
+            "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
+        )
+    _check_time(when, expires, now)
+    return Head(key_id, secret, amz_date, f"{date}/{region}/{service}/{terminator}",
+                signed, signature, expires is not None)  # fmt: skip
+
+
+def _from_http_date(value: str | None) -> str:
+    """An RFC 7231 Date header as SigV4's basic ISO-8601 form ('' if none or unreadable)."""
+    if not value:
+        return ""
+    try:
+        return parsedate_to_datetime(value).astimezone(UTC).strftime(_TIME_FORMAT)
+    except (TypeError, ValueError):
+        return ""
+
+
+def _check_time(when: datetime, expires: str | None, now: datetime) -> None:
+    stamp = now.strftime(_TIME_FORMAT)
+    if expires is not None:
+        if not expires.isdigit() or not 1 <= int(expires) <= MAX_EXPIRES:
+            raise SqsError(
+                "SignatureDoesNotMatch",
+                f"X-Amz-Expires must be a number of seconds in 1..{MAX_EXPIRES}, got '{expires}'.",
+            )
+        end = when + timedelta(seconds=int(expires))
+        if now > end:
+            raise SqsError(
+                "SignatureDoesNotMatch",
+                f"Signature expired: {end.strftime(_TIME_FORMAT)} is now earlier than {stamp}.",
+            )
+        # A presigned request dated in the future is as suspect as a header-signed one.
+        if when > now + MAX_SKEW:
+            raise _not_yet(when, now)
+        return
+    if when < now - MAX_SKEW:
+        raise SqsError(
+            "SignatureDoesNotMatch",
+            f"Signature expired: {when.strftime(_TIME_FORMAT)} is now earlier than "
+            f"{(now - MAX_SKEW).strftime(_TIME_FORMAT)} ({stamp} - 15 min.)",
+        )
+    if when > now + MAX_SKEW:
+        raise _not_yet(when, now)
+
+
+def _not_yet(when: datetime, now: datetime) -> SqsError:
+    return SqsError(
+        "SignatureDoesNotMatch",
+        f"Signature not yet current: {when.strftime(_TIME_FORMAT)} is still later than "
+        f"{(now + MAX_SKEW).strftime(_TIME_FORMAT)} ({now.strftime(_TIME_FORMAT)} + 15 min.)",
+    )
+
+
+def check_signature(
+    head: Head,
+    method: str,
+    path: str,
+    query: str,
+    headers: Mapping[str, str],
+    body: bytes,
+) -> str:
+    """Compute the signature over the canonical request with the received body's hash;
+    returns the access key id or raises SignatureDoesNotMatch."""
+    payload = hashlib.sha256(body).hexdigest()
+    declared = headers.get("X-Amz-Content-Sha256")
+    if declared is not None and declared != payload:
+        # UNSIGNED-PAYLOAD included: SQS signs its payloads (module docstring).
+        raise SqsError(
+            "SignatureDoesNotMatch",
+            "The provided 'x-amz-content-sha256' header does not match what was computed.",
+        )
+    canonical_headers = "".join(
+        f"{name}:{' '.join(headers.get(name, '').split())}\n" for name in head.signed_headers
+    )
+    pairs = sorted(
+        (quote(k, safe="-_.~"), quote(v, safe="-_.~"))
+        for k, v in parse_qsl(query, keep_blank_values=True)
+        # The presigned form signs every query parameter but the signature itself.
+        if not (head.presigned and k == "X-Amz-Signature")
+    )
+    canonical_query = "&".join(f"{k}={v}" for k, v in pairs)
+    canonical = "\n".join(
+        [
+            method,
+            path or "/",
+            canonical_query,
+            canonical_headers,
+            ";".join(head.signed_headers),
+            payload,
+        ]
+    )
+    to_sign = "\n".join(
+        [ALGORITHM, head.amz_date, head.scope, hashlib.sha256(canonical.encode()).hexdigest()]
+    )
+    k = ("AWS4" + head.secret).encode()
+    for part in head.scope.split("/"):
+        k = hmac.new(k, part.encode(), hashlib.sha256).digest()
+    expected = hmac.new(k, to_sign.encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, head.signature):
+        raise SqsError("SignatureDoesNotMatch", _MISMATCH)
+    return head.key_id
 
 
 def verify(
@@ -60,46 +318,9 @@ def verify(
     headers: Mapping[str, str],
     body: bytes,
     secrets: Mapping[str, str],
+    region: str,
+    now: datetime | None = None,
 ) -> str:
-    """Check the request's signature against `secrets` (key id -> secret); returns the
-    access key id or raises SqsError."""
-    header = headers.get("Authorization")
-    if not header:
-        raise SqsError("MissingAuthenticationToken", "Request is missing Authentication Token")
-    fields = parse_authorization(header)
-    key_id, date, region, service, terminator = fields["Credential"].split("/")
-    secret = secrets.get(key_id)
-    if secret is None:
-        raise SqsError(
-            "InvalidClientTokenId", "The security token included in the request is invalid."
-        )
-    amz_date = headers.get("X-Amz-Date") or headers.get("Date") or ""
-    signed = fields["SignedHeaders"].split(";")
-    canonical_headers = "".join(
-        f"{name}:{' '.join(headers.get(name, '').split())}\n" for name in signed
-    )
-    pairs = sorted(
-        (quote(k, safe="-_.~"), quote(v, safe="-_.~"))
-        for k, v in parse_qsl(query, keep_blank_values=True)
-    )
-    canonical_query = "&".join(f"{k}={v}" for k, v in pairs)
-    payload = headers.get("X-Amz-Content-Sha256") or hashlib.sha256(body).hexdigest()
-    canonical = "\n".join(
-        [method, path or "/", canonical_query, canonical_headers, ";".join(signed), payload]
-    )
-    scope = f"{date}/{region}/{service}/{terminator}"
-    to_sign = "\n".join(
-        [ALGORITHM, amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()]
-    )
-    k = ("AWS4" + secret).encode()
-    for part in (date, region, service, terminator):
-        k = hmac.new(k, part.encode(), hashlib.sha256).digest()
-    expected = hmac.new(k, to_sign.encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, fields["Signature"]):
-        raise SqsError(
-            "SignatureDoesNotMatch",
-            "The request signature we calculated does not match the signature you provided. "
-            "Check your AWS Secret Access Key and signing method. Consult the service "
-            "documentation for details.",
-        )
-    return key_id
+    """Both steps at once (for callers that hold the whole request); the access key id."""
+    head = check_head(query, headers, secrets, region, now or datetime.now(UTC))
+    return check_signature(head, method, path, query, headers, body)

@@ -11,7 +11,9 @@ list ``Entries`` and so on; and back to XML on the way out.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
+from urllib.parse import unquote_to_bytes
 from xml.sax.saxutils import escape
 
 from protocols.aws.errors import SqsError
@@ -45,20 +47,57 @@ _INTS = frozenset(
 )
 
 
+def form_fields(text: str) -> list[tuple[str, str]]:
+    """The name/value pairs of a form body or query string, percent-decoded as strict
+    UTF-8: a value that is not (it used to be stored with U+FFFD, silently altered) is
+    InvalidParameterValue naming the parameter, as for any value SQS cannot take."""
+    pairs: list[tuple[str, str]] = []
+    for part in text.split("&"):
+        if not part:
+            continue
+        raw_name, _, raw_value = part.partition("=")
+        try:
+            name = unquote_to_bytes(raw_name.replace("+", " ")).decode("utf-8")
+        except UnicodeDecodeError:
+            raise SqsError(
+                "InvalidParameterValue", "A parameter name is not valid UTF-8."
+            ) from None
+        try:
+            value = unquote_to_bytes(raw_value.replace("+", " ")).decode("utf-8")
+        except UnicodeDecodeError:
+            raise SqsError(
+                "InvalidParameterValue",
+                f"Value for parameter {name} is invalid. Reason: it is not valid UTF-8.",
+            ) from None
+        pairs.append((name, value))
+    return pairs
+
+
+# No Query member name of the model has more parts than
+# SendMessageBatchRequestEntry.N.MessageAttribute.N.Value.StringListValue.N (7); deeper
+# names are refused before a tree is built for them.
+MAX_QUERY_PARTS = 8
+
+
 def parse_query(fields: dict[str, str]) -> tuple[str, dict[str, Any]]:
     """The action and JSON-shaped parameters of a Query request's form fields."""
     action = fields.get("Action", "")
     tree: dict[str, Any] = {}
     for key, value in fields.items():
-        if key in ("Action", "Version") or not key:
+        if key in ("Action", "Version") or not key or key.startswith("X-Amz-"):
+            # X-Amz-*: a presigned request's signature fields (sigv4.py), not parameters.
             continue
         node = tree
-        parts = key.split(".")
+        parts = key.split(".", MAX_QUERY_PARTS)
+        if len(parts) > MAX_QUERY_PARTS:
+            raise SqsError("InvalidParameterValue", f"Malformed parameter {key[:100]}.")
         for part in parts[:-1]:
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
                 raise SqsError("InvalidParameterValue", f"Malformed parameter {key}.")
             node = child
+        if isinstance(node.get(parts[-1]), dict):
+            raise SqsError("InvalidParameterValue", f"Malformed parameter {key}.")
         node[parts[-1]] = value
     return action, _convert(tree)
 
@@ -95,15 +134,45 @@ def _convert(node: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_json(body: bytes) -> dict[str, Any]:
+    """A JSON 1.0 request body as a dict, or SerializationException (never a 500)."""
     if not body.strip():
         return {}
+    if _too_deep(body):
+        raise _serialization("Request body is nested too deeply.")
     try:
         params = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise SqsError("SerializationException", "Request body is not valid JSON.") from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # ValueError includes integers past Python's digit limit.
+        raise _serialization("Request body is not valid JSON.") from None
     if not isinstance(params, dict):
-        raise SqsError("SerializationException", "Request body must be a JSON object.")
+        raise _serialization("Request body must be a JSON object.")
     return params
+
+
+def _serialization(message: str) -> SqsError:
+    return SqsError("SerializationException", message)
+
+
+# No SQS input nests deeper than 5 (SendMessageBatch entry -> attribute map -> attribute
+# -> list); the JSON decoder recurses per level, so far deeper input is refused before it
+# is decoded, in linear time: a running count of brackets outside strings.
+MAX_JSON_DEPTH = 32
+_BRACKETS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[{]|[\]}]')
+
+
+def _too_deep(body: bytes) -> bool:
+    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
+        return False
+    depth = 0
+    for m in _BRACKETS.finditer(body):
+        c = m.group()[0]
+        if c in b"[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return True
+        elif c in b"]}":
+            depth -= 1
+    return False
 
 
 # -- responses -------------------------------------------------------------------------------

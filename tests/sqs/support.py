@@ -100,3 +100,60 @@ def waiters(broker: BrokerThread, name: str) -> int:
         return 0
 
     return broker.call(count)
+
+
+def signed(
+    port: int,
+    target: str,
+    payload: dict[str, Any],
+    *,
+    key: str = "AKIDGOOD",
+    secret: str = "s3cret",
+    region: str = "us-east-1",
+    service: str = "sqs",
+    when: Any = None,
+    token: str | None = None,
+) -> tuple[bytes, dict[str, str]]:
+    """A JSON 1.0 request signed by botocore's own SigV4 signer (as boto3 signs it), at
+    `when` (a datetime) or now: the body and the headers to send."""
+    from unittest import mock
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    body = json.dumps(payload).encode()
+    request = AWSRequest(
+        method="POST",
+        url=f"http://127.0.0.1:{port}/",
+        data=body,
+        headers={
+            "X-Amz-Target": f"AmazonSQS.{target}",
+            "Content-Type": "application/x-amz-json-1.0",
+        },
+    )
+    signer = SigV4Auth(Credentials(key, secret, token), service, region)
+    if when is None:
+        signer.add_auth(request)
+    else:
+        with mock.patch("botocore.auth.get_current_datetime", return_value=when):
+            signer.add_auth(request)
+    return body, dict(request.headers.items())
+
+
+def raw_post(
+    port: int, body: bytes, headers: dict[str, str], path: str = "/", method: str = "POST"
+) -> tuple[int, dict[str, Any]]:
+    """Send exactly these bytes and headers; the status and the JSON (or {}) answer."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+    finally:
+        conn.close()
+    try:
+        answer = json.loads(data) if data.startswith(b"{") else {"raw": data}
+    except ValueError:
+        answer = {"raw": data}
+    return resp.status, answer
