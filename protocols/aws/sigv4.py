@@ -309,18 +309,3 @@ def check_signature(
     if not hmac.compare_digest(expected, head.signature):
         raise SqsError("SignatureDoesNotMatch", _MISMATCH)
     return head.key_id
-
-
-def verify(
-    method: str,
-    path: str,
-    query: str,
-    headers: Mapping[str, str],
-    body: bytes,
-    secrets: Mapping[str, str],
-    region: str,
-    now: datetime | None = None,
-) -> str:
-    """Both steps at once (for callers that hold the whole request); the access key id."""
-    head = check_head(query, headers, secrets, region, now or datetime.now(UTC))
-    return check_signature(head, method, path, query, headers, body)
