@@ -46,8 +46,11 @@ loop, and nothing awaits between a check and the change it guards.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import itertools
 import socket
+import sys
+import termios
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -68,6 +71,19 @@ OWED_LOW = 1024
 # One sequence for every protocol: connection ids name temporary destinations, which
 # are shared by all protocols, so two connections must never have the same id.
 _conn_ids = itertools.count(1)
+
+
+def _kernel_outq(transport: asyncio.BaseTransport) -> int:
+    """Bytes in the socket's kernel send queue not yet acknowledged by the peer (Linux
+    SIOCOUTQ; 0 where it cannot be read)."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return 0
+    try:
+        out = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+    except OSError:
+        return 0
+    return int.from_bytes(out, sys.byteorder)
 
 
 class PushConnection(asyncio.Protocol):
@@ -100,6 +116,10 @@ class PushConnection(asyncio.Protocol):
         self._reading_stopped = False
         # Reasons reading is paused (READ_* bits); 0: reading.
         self._read_paused = 0
+        # While reading is paused for the outbound buffer: the backlog last seen and since
+        # when the peer has taken none of it (see `_stalled_for`).
+        self._backlog_seen = 0
+        self._stalled_since = 0.0
         # Bytes of a half-received frame this connection holds (its share of the
         # listener's `partial_bytes`).
         self._partial = 0
@@ -307,7 +327,26 @@ class PushConnection(asyncio.Protocol):
             transport = self.transport
             if transport is not None and not transport.is_closing():
                 transport.pause_reading()
+            self._backlog_seen = -1
         self._read_paused |= reason
+
+    def _stalled_for(self, now: float) -> float:
+        """While reading is paused the peer's input (heart-beats too) is not seen, so an
+        idle check must not count that time against it unless the peer is stalled: for
+        how long it has taken none of our output, when that is the only reason reading is
+        paused (0.0 otherwise: producer flow control and the journal are our doing)."""
+        if self._read_paused != READ_OUTBOUND:
+            return 0.0
+        transport = self.transport
+        backlog = self._out_bytes
+        if transport is not None:
+            # The kernel's unsent and unacknowledged bytes too: a peer that reads a little
+            # at a time frees them long before the transport's own buffer moves.
+            backlog += transport.get_write_buffer_size() + _kernel_outq(transport)
+        if self._backlog_seen < 0 or backlog < self._backlog_seen:
+            self._stalled_since = now
+        self._backlog_seen = backlog
+        return now - self._stalled_since
 
     def _resume_reading(self, reason: int) -> None:
         """`reason` no longer holds; read again if no other does (and no graceful stop or

@@ -1,13 +1,17 @@
 """Broker: owns the data directory, journal, core and listeners; start, drain, stop.
 
 Start order: lock the data directory, replay the journal into the core, then start the
-listeners (so no client sees a half-recovered broker). The broker never imports a
-protocol package: listeners are started through the registry in broker.listeners,
-each given a ListenerContext (not the Broker). Stop order (uvicorn's): stop accepting
-on every listener, let each finish what it owes (receipts) within
-`broker.shutdown_timeout`, close connections, stop the core's timers, flush and close
-the journal, release the lock. A failed journal write or fsync sets `failed`: the
-process must stop, since acknowledging anything after it would be a lie (redis' rule).
+listeners (so no client sees a half-recovered broker); compaction runs once right after
+(and again while it makes progress), so a restart after crashes sheds their dead
+records early. The broker never imports a protocol package: listeners are started
+through the registry in broker.listeners, each given a ListenerContext (not the Broker).
+Stop order (uvicorn's, issue 10): stop accepting on every listener, which also stops
+reading every connection (no new work arrives), let each pay what it owes (receipts,
+dispositions, HTTP responses: their durability futures complete as the journal keeps
+committing) within `broker.shutdown_timeout`, close connections, stop the core's
+timers, flush and close the journal, release the lock. A failed journal write or fsync
+sets `failed`: the process must stop, since acknowledging anything after it would be a
+lie (redis' rule).
 """
 
 from __future__ import annotations
@@ -114,12 +118,16 @@ class Broker:
                 f"{exc} (start with --recover-skip-corrupt to skip corrupt records)"
             ) from None
         count = sum(len(m) for m in recovered.queues.values())
+        segments, size = self.journal.replayed
         log.info(
-            "journal: %d records replayed, %d messages on %d queues recovered in %.2fs",
+            "journal: %d records replayed, %d messages on %d queues recovered in %.2fs"
+            " (%d segments, %.1f MiB)",
             recovered.records,
             count,
             len(recovered.queues),
             time.monotonic() - started,
+            segments,
+            size / 2**20,
         )
         return recovered
 
@@ -218,14 +226,20 @@ class Broker:
         self.lock = None
 
     async def _compact_forever(self) -> None:
-        """Now and then copy live records out of old segments so they can be deleted."""
+        """Now and then copy live records out of old segments (and a mostly dead head) so
+        they can be deleted. The first pass runs at once: a broker restarted after a crash
+        may hold a journal of dead records, replayed again at every start until then. A
+        pass that moved records is followed by another soon (a tenth of the interval),
+        so a backlog of dead segments goes in a few seconds, not one per interval."""
         assert self.store is not None
         interval = self.settings.store.compaction_interval
+        delay = 0.0
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(delay)
             try:
                 moved = await self.store.compact()
             except JournalFailed:
                 return  # _journal_failed has already stopped the broker
             if moved:
                 log.debug("compaction moved %d live records", moved)
+            delay = interval / 10 if moved else interval

@@ -25,7 +25,17 @@ Invariants:
   everything ever appended, so a record that cancels an older one (an ack) can never
   vanish while the record it cancels survives. Compaction is what keeps one old live
   record from pinning the rest: it re-appends the live records of the oldest segments
-  at the head and hands back old ref -> new ref.
+  at the head and hands back old ref -> new ref;
+- the head is compacted too: when its dead share is high (and it holds at least
+  1/ROLL_FRACTION of a segment), compaction seals it first (`_seal_head`: the next record
+  goes to a new segment, created by an empty batch if nothing else is appended), waits
+  until it is fully written, and then treats it like any old segment. So the journal's
+  size, and the restart's replay, track the live data rather than up to a segment of
+  history (issue 10: a journal smaller than one segment was never compacted, and replay
+  grew from 0.28 s to 14.4 s over 20 crash cycles). Sealing changes no record and no
+  order: the log is still every record ever appended minus a deleted prefix, so the
+  rules above (keyed replay, removed keys never return, COUNT/REMOVE dead on arrival)
+  hold as they did.
 
 Ownership: everything here runs on the event loop thread, and no method awaits between
 checking state and changing it. The I/O thread owns the SegmentWriter; a batch belongs
@@ -47,7 +57,7 @@ from typing import Any, NamedTuple, NoReturn
 
 from prometheus_client import CollectorRegistry
 
-from broker.store.compaction import pick_victims
+from broker.store.compaction import head_worth_rolling, pick_victims
 from broker.store.errors import JournalCorrupt, JournalError, JournalFailed
 from broker.store.format import (
     MAX_PAYLOAD,
@@ -78,6 +88,10 @@ from broker.store.segment import (
 )
 
 log = logging.getLogger("zonemq.store")
+
+# The head is sealed for compaction only once it holds 1/ROLL_FRACTION of a segment, so
+# a quiet journal is not rolled into a file per compaction pass.
+ROLL_FRACTION = 8
 
 _NEW, _RECOVERING, _OPEN, _CLOSING, _CLOSED, _FAILED = (
     "new",
@@ -158,6 +172,8 @@ class Journal:
         self._io: ThreadPoolExecutor | None = None
         self._writer: SegmentWriter | None = None
         self._batches = 0
+        # What open() replayed: (segment files, bytes); the broker logs it.
+        self.replayed = (0, 0)
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -183,6 +199,7 @@ class Journal:
         result = yield from recover(
             self._directory, self._segments, skip_corrupt=self._skip_corrupt, sync=sync
         )
+        self.replayed = (result.segments, result.bytes)
         if result.create_head:
             write_empty_segment(self._directory, result.head_id, sync=sync)
             path = segment_path(self._directory, result.head_id)
@@ -241,7 +258,7 @@ class Journal:
         if self._state is not _OPEN and self._state is not _CLOSING:
             self._refuse()
         fut: asyncio.Future[None] = self._get_loop().create_future()
-        batch = self._pending if self._pending.records else self._inflight
+        batch = self._pending if self._pending.groups else self._inflight
         if batch is None:
             fut.set_result(None)
         else:
@@ -256,7 +273,7 @@ class Journal:
         size = SEGMENT_HEADER_SIZE
         head = Segment(new_id, segment_path(self._directory, new_id), size, written=0)
         self._segments[new_id] = self._head = head
-        self._group = WriteGroup(new_id, size, create=True)
+        self._group = WriteGroup(new_id, size, create=True, end=size)
         self._pending.groups.append(self._group)
         self._set_segments_gauge()
         return head
@@ -270,7 +287,7 @@ class Journal:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if self._inflight is not None or not self._pending.records:
+        if self._inflight is not None or not self._pending.groups:
             return
         if self._state is not _OPEN and self._state is not _CLOSING:
             return
@@ -305,7 +322,7 @@ class Journal:
             self._interval_timer = self._get_loop().call_later(self._interval, self._sync_tick)
         self._collect()
         # Appends that arrived while this batch was in flight form the next batch now.
-        if self._pending.records and not self._flush_scheduled:
+        if self._pending.groups and not self._flush_scheduled:
             self._flush()
 
     def _sync_tick(self) -> None:
@@ -362,12 +379,35 @@ class Journal:
             self._refuse()
         if self._compacting:
             raise JournalError("a compaction is already running")
+        limit = self._segment_size if max_bytes is None else max_bytes
         victims = pick_victims(
             self._segments.values(),
             movable_before=self._first_unwritten(),
             max_live_ratio=max_live_ratio,
-            max_bytes=self._segment_size if max_bytes is None else max_bytes,
+            max_bytes=limit,
         )
+        head = self._head
+        assert head is not None
+        if not victims and head_worth_rolling(
+            self._segments.values(),
+            head,
+            min_size=self._segment_size // ROLL_FRACTION,
+            max_live_ratio=max_live_ratio,
+            max_bytes=limit,
+        ):
+            self._compacting = True
+            try:
+                await self._seal_head()
+            finally:
+                self._compacting = False
+            if self._state is not _OPEN:
+                self._refuse()
+            victims = pick_victims(
+                self._segments.values(),
+                movable_before=self._first_unwritten(),
+                max_live_ratio=max_live_ratio,
+                max_bytes=limit,
+            )
         if not victims:
             return {}
         self._compacting = True
@@ -427,6 +467,17 @@ class Journal:
             if mapping:
                 seg.delete_after = self._pending.seq  # the batch holding the copies
         return mapping
+
+    async def _seal_head(self) -> None:
+        """Start a new head now, and wait until the old one is fully written (and synced:
+        the writer syncs a segment before creating the next), so compaction may read it.
+        The new segment's file is created by this batch even if nothing else is in it."""
+        self._roll()
+        if not self._flush_scheduled and self._inflight is None:
+            self._schedule_flush()
+        await self.commit()
+        # An all-dead old head can go now (it is sealed and written).
+        self._collect()
 
     def _first_unwritten(self) -> int:
         """Lowest segment id with bytes not yet written (the head's id when idle)."""

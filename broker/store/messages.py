@@ -20,9 +20,11 @@ messages, topics (no durable subscriptions yet) and temporary queues never are.
 
 Liveness: an ADD is live until its message is removed; a TX record is live while any of
 its messages is; REMOVE and COUNT are dead on arrival (the journal deletes segments
-oldest first, so they outlive the ADDs they refer to). A live message that compaction
-copies forward loses its COUNT history (the copy carries the count of its ADD): it then
-comes back after a crash flagged redelivered but with a lower count; documented, rare.
+oldest first, so they outlive the ADDs they refer to). The latest COUNT of each live
+message is remembered (`_counts`): when compaction copies the message's ADD (or TX)
+forward, the COUNT is written again right after the copy, in the same batch, so the
+count survives the deletion of the segment that held it. Compaction also seals the
+head when most of it is dead (journal.py), so this is the common case, not a rare one.
 
 Replay is keyed by (queue, message id), so duplicate ADDs (a crash between compaction's
 copy and the deletion of the old segment) collapse, and queue order comes from `seq`,
@@ -130,6 +132,9 @@ class MessageStore:
         self._refs: dict[tuple[Address, str], RecordRef | _Shared] = {}
         # Messages that have had a COUNT written for their current delivery.
         self._marked: set[tuple[Address, str]] = set()
+        # The count of the latest COUNT record of each live message (re-written after a
+        # compaction copy of its ADD / TX, see the module docstring).
+        self._counts: dict[tuple[Address, str], int] = {}
         self._dest_refs: dict[Address, RecordRef] = {}
         # (owner, name) -> (the live DEST_META record, its blob).
         self._meta: dict[tuple[str, str], tuple[RecordRef, bytes]] = {}
@@ -256,6 +261,7 @@ class MessageStore:
                 # the way a closed subscription returns it.
                 m.delivery_count = count + 1
                 m.redelivered = True
+                self._counts[(queue, mid)] = count
             by_queue.setdefault(queue, []).append((seq, m))
             self._refs[(queue, mid)] = holder
             self.stored_bytes += m.size
@@ -291,6 +297,7 @@ class MessageStore:
             return
         self.stored_bytes -= msg.size
         self._marked.discard(key)
+        self._counts.pop(key, None)
         self._append(REMOVE, (queue.kind, queue.name, msg.id), live=False)
         self._release(holder)
 
@@ -300,6 +307,7 @@ class MessageStore:
         if key in self._marked or key not in self._refs:
             return
         self._marked.add(key)
+        self._counts[key] = msg.delivery_count
         self._append(COUNT, (queue.kind, queue.name, msg.id, msg.delivery_count), live=False)
 
     def returned(self, queue: Address, msg: Message) -> None:
@@ -308,6 +316,7 @@ class MessageStore:
         if key not in self._refs:
             return
         self._marked.discard(key)
+        self._counts[key] = msg.delivery_count - 1
         self._append(COUNT, (queue.kind, queue.name, msg.id, msg.delivery_count - 1), live=False)
 
     def transaction(
@@ -329,6 +338,7 @@ class MessageStore:
                 continue
             self.stored_bytes -= msg.size
             self._marked.discard(key)
+            self._counts.pop(key, None)
             holders.append(holder)
             remove_tuples.append((queue.kind, queue.name, msg.id))
         if not add_tuples and not remove_tuples:
@@ -431,6 +441,9 @@ class MessageStore:
         if not mapping:
             return 0
         # No await between the move and re-pointing (see Journal.compact).
+        moved_shared = {h for old, h in self._shared.items() if old in mapping}
+        recount: list[tuple[Address, str]] = []
+        counts = self._counts
         for key, holder in self._refs.items():
             if isinstance(holder, RecordRef):
                 new = mapping.get(holder)
@@ -438,12 +451,20 @@ class MessageStore:
                     self._refs[key] = new
                     self._live_adds.discard(holder)
                     self._live_adds.add(new)
+                    if key in counts:
+                        recount.append(key)
+            elif holder in moved_shared and key in counts:
+                recount.append(key)
         for old, h in list(self._shared.items()):
             new = mapping.get(old)
             if new is not None:
                 h.ref = new
                 del self._shared[old]
                 self._shared[new] = h
+        # The copies carry the count their ADD was written with; the COUNT that raised
+        # it may be in a segment that goes now, so it follows its copy (same batch).
+        for queue, mid in recount:
+            self._append(COUNT, (queue.kind, queue.name, mid, counts[(queue, mid)]), live=False)
         for queue, ref in self._dest_refs.items():
             new = mapping.get(ref)
             if new is not None:

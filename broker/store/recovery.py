@@ -16,12 +16,17 @@ creates the next one; that is what makes "damage before the last segment" corrup
 A known limit: a power cut can persist a later page of the final write but not an
 earlier one; that hole looks like corruption and needs skip_corrupt (the records after
 it were never acknowledged).
+
+Progress: replay reads every segment whole, so a big journal takes a while before the
+broker listens. A line is logged at most every PROGRESS_INTERVAL seconds (segment,
+records, bytes, elapsed), and the totals are returned for the caller's final line.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Generator
 from itertools import pairwise
 from pathlib import Path
@@ -49,12 +54,18 @@ from broker.store.segment import (
 
 log = logging.getLogger("zonemq.store")
 
+# Seconds between replay progress lines (a replay shorter than this logs none).
+PROGRESS_INTERVAL = 5.0
+
 
 class Recovered(NamedTuple):
-    """Where appending resumes: the head segment id, and whether its file must be created."""
+    """Where appending resumes: the head segment id, and whether its file must be created;
+    and what was replayed (segment files and their bytes)."""
 
     head_id: int
     create_head: bool
+    segments: int = 0
+    bytes: int = 0
 
 
 def list_segment_ids(directory: Path) -> list[int]:
@@ -79,10 +90,27 @@ def recover(
                 raise JournalCorrupt(missing, 0, reason)
             log.warning("%s: %s; replaying around the gap (skip_corrupt)", missing, reason)
     last_id = ids[-1]
-    for segment_id in ids:
+    total = sum(segment_path(directory, i).stat().st_size for i in ids)
+    started = next_report = time.monotonic()
+    next_report += PROGRESS_INTERVAL
+    done = records = 0
+    for n, segment_id in enumerate(ids, 1):
+        now = time.monotonic()
+        if now >= next_report:
+            next_report = now + PROGRESS_INTERVAL
+            log.info(
+                "journal replay: segment %d of %d, %d records, %.1f of %.1f MiB, %.1fs",
+                n,
+                len(ids),
+                records,
+                done / 2**20,
+                total / 2**20,
+                now - started,
+            )
         last = segment_id == last_id
         path = segment_path(directory, segment_id)
         data = path.read_bytes()
+        done += len(data)
         seg = Segment(segment_id, path, size=len(data), written=len(data))
         segments[segment_id] = seg
         try:
@@ -106,12 +134,13 @@ def recover(
             log.warning("%s: skipping the whole segment, bad header: %s", path, exc)
             if last:
                 # Never append after a header we cannot read; start a fresh segment.
-                return Recovered(segment_id + 1, create_head=True)
+                return Recovered(segment_id + 1, True, len(ids), total)
             continue
         yield from _replay_segment(seg, memoryview(data), last=last, skip_corrupt=skip_corrupt)
+        records += seg.records
         if last and seg.size < len(data):
             _truncate(path, seg.size, sync=sync)
-    return Recovered(last_id, create_head=False)
+    return Recovered(last_id, False, len(ids), total)
 
 
 def _replay_segment(

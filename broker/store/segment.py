@@ -158,6 +158,8 @@ class SegmentWriter:
                 self._roll(group.segment)
             elif group.segment != self._head:
                 raise RuntimeError(f"batch for segment {group.segment}, head is {self._head}")
+            if not group.chunks:
+                continue  # a sealed head's successor, created with nothing in it yet
             data = group.chunks[0] if len(group.chunks) == 1 else b"".join(group.chunks)
             self._write(data, group.start)
         self._dirty = True

@@ -212,6 +212,11 @@ class AmqpConnection(AmqpDeliveries):
         if self.closing:
             return
         now = self.loop.time()
+        if self._read_paused and self._stalled_for(now) < self.settings.idle_timeout:
+            # Not read (backpressure), so the engine would take the peer for idle; it is
+            # not while it takes our output (or we stopped reading for our own reasons).
+            self._tick_handle = self.loop.call_at(now + 1.0, self._tick)
+            return
         deadline = self.engine.tick(now)
         if deadline:
             self._tick_handle = self.loop.call_at(deadline, self._tick)

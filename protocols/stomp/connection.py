@@ -444,10 +444,19 @@ class StompConnection(PushConnection):
     def _check_read(self, limit: float) -> None:
         if self.closing:
             return
-        idle = self.loop.time() - self._last_read
+        now = self.loop.time()
+        idle = now - self._last_read
+        if self._read_paused:
+            # Not read (backpressure), so its heart-beats are not seen: idle only if it
+            # takes none of our output either.
+            idle = self._stalled_for(now)
+            self._last_read = now - idle
         if idle >= limit:
             log.info("dropping STOMP client %s: no heart-beat for %.1fs", self.peer, idle)
             self._close()
+            if self._read_paused and self.transport is not None:
+                # A full outbound buffer would keep the socket open until it drained.
+                self.transport.abort()
             return
         self._timers.append(self.loop.call_later(limit - idle, self._check_read, limit))
 

@@ -233,3 +233,56 @@ def test_store_full_fail_policy_answers_an_error(broker_factory) -> None:
     assert raw.frame().startswith(b"RECEIPT")
     assert b.stats("limits.fail").depth == i + 1
     raw.close()
+
+
+def test_slow_consumer_not_read_for_backpressure_is_not_taken_for_idle(
+    broker_factory, connect
+) -> None:
+    b: BrokerThread = broker_factory()
+    raw = RawClient(b.stomp_port)
+    raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+    # The client promises a heart-beat every second: 1.5 s of silence drops it.
+    raw.connect("1.2", "heart-beat:1000,0\n")
+    raw.send(b"SUBSCRIBE\ndestination:/queue/limits.hb\nid:1\nack:auto\n\n\x00")
+    producer = connect(port=b.stomp_port)
+    for i in range(200):  # 12.8 MB: its outbound buffer fills, it is not read
+        producer.send("/queue/limits.hb", b"h" * 65536, headers={"n": str(i)})
+    producer.sync()
+
+    def paused() -> bool:
+        return b.call(lambda: any(c._read_paused for c in b.broker.listeners["stomp"].connections))
+
+    assert wait_until(paused)
+    # For 3 s it reads slowly, heart-beating into a socket the broker does not read: it
+    # takes output, so it is alive.
+    tick = threading.Event()
+    raw.sock.settimeout(WAIT)
+    for _ in range(30):
+        raw.send(b"\n")
+        raw.buf += raw.sock.recv(8192)
+        tick.wait(0.1)
+    # Still connected: every message arrives once it reads again.
+    seen = 0
+    while seen < 200:
+        frame = raw.frame()
+        assert frame.startswith(b"MESSAGE"), frame[:80]
+        seen += 1
+        raw.send(b"\n")
+    raw.close()
+
+
+def test_consumer_that_takes_nothing_is_still_dropped(broker_factory, connect) -> None:
+    b: BrokerThread = broker_factory()
+    raw = RawClient(b.stomp_port)
+    raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+    raw.connect("1.2", "heart-beat:100,0\n")
+    raw.send(b"SUBSCRIBE\ndestination:/queue/limits.dead\nid:1\nack:auto\n\n\x00")
+    producer = connect(port=b.stomp_port)
+    for i in range(200):
+        producer.send("/queue/limits.dead", b"d" * 65536, headers={"n": str(i)})
+    producer.sync()
+    # It neither reads nor sends: past its heart-beat limit it is dropped, paused or not.
+    assert wait_until(
+        lambda: len(b.call(lambda: list(b.broker.listeners["stomp"].connections))) == 1
+    )
+    raw.close()
