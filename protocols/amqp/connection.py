@@ -69,7 +69,7 @@ class AmqpConnection(AmqpDeliveries):
     def __init__(self, listener: TcpListener[AmqpConnection]) -> None:
         super().__init__(listener)
         settings = self.settings
-        self.sasl = SaslServer(listener.users, self._login)
+        self.sasl = SaslServer(listener.users, self._login, lambda: self.tls_user)
         self.engine = Transport(Transport.SERVER)
         self.engine.max_frame_size = settings.max_frame_size
         self.engine.channel_max = settings.channel_max

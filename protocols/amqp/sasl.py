@@ -9,9 +9,11 @@ AMQP header onwards) to proton's Transport. The AMQP type system is proton's (`D
 
 Mechanisms: with no users configured, ANONYMOUS and PLAIN (any credentials; ActiveMQ
 without an authentication plugin behaves alike); with users, PLAIN only, checked by the
-`check` callable the connection gives (broker.auth: hashes, the login throttle). A
-client that sends the plain AMQP header instead of the SASL one is `skipped`: the
-caller gives its bytes to proton, which refuses it if auth is required.
+`check` callable the connection gives (broker.auth: hashes, the login throttle), and
+EXTERNAL too when the connection's verified TLS client certificate maps to a user
+(`external`: that user, ``[tls] cert_users``). A client that sends the plain AMQP
+header instead of the SASL one is `skipped`: the caller gives its bytes to proton,
+which refuses it if auth is required.
 
 Invariants: at most one frame of `MAX_SASL_FRAME` bytes is buffered; after `done`,
 `failed` or `skipped` the object takes no more input.
@@ -59,8 +61,14 @@ def _frame(descriptor: int, fields: list[object]) -> bytes:
 class SaslServer:
     """One connection's SASL negotiation (see module docstring)."""
 
-    def __init__(self, users: Mapping[str, str], check: Callable[[str, str], str]) -> None:
+    def __init__(
+        self,
+        users: Mapping[str, str],
+        check: Callable[[str, str], str],
+        external: Callable[[], str | None] = lambda: None,
+    ) -> None:
         self.users = users
+        self.external = external
         # (user, password) -> "ok", "invalid" or "throttled" (broker.auth.Login values).
         self.check = check
         self.mechanisms = ("PLAIN",) if users else ("ANONYMOUS", "PLAIN")
@@ -97,6 +105,9 @@ class SaslServer:
             if len(head) < 8:
                 return
             self._buf = self._buf[8:]
+            if self.external() is not None:
+                # Known only once the TLS handshake is done, so decided here, not at init.
+                self.mechanisms = ("EXTERNAL", *self.mechanisms)
             self._out.append(SASL_HEADER)
             self._out.append(
                 _frame(
@@ -157,6 +168,12 @@ class SaslServer:
                 return
             if outcome != "ok":
                 self._fail(AUTH, f"user name [{user}] or password is invalid")
+                return
+            self.user = user
+        elif mechanism == "EXTERNAL":
+            user = self.external()
+            if user is None:
+                self._fail(AUTH, "EXTERNAL without a mapped client certificate")
                 return
             self.user = user
         else:

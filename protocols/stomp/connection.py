@@ -402,7 +402,12 @@ class StompConnection(PushConnection):
                 )
             version = common[-1]
         login = h.get("login")
-        outcome = self.listener.auth.login(login, h.get("passcode"), _host(self.peer), "STOMP")
+        if login is None and self.tls_user is not None:
+            # A verified client certificate mapped to a user ([tls] cert_users) stands
+            # for the login, as with ActiveMQ's certificate authentication.
+            login, outcome = self.tls_user, Login.OK
+        else:
+            outcome = self.listener.auth.login(login, h.get("passcode"), _host(self.peer), "STOMP")
         if outcome is Login.THROTTLED:
             raise ProtocolError("Too many failed logins; try again later.", fatal=True)
         if outcome is not Login.OK:
