@@ -149,10 +149,15 @@ class BrokerThread:
             self.loop.run_until_complete(self.broker.start())
         except BaseException as exc:  # reported to the test thread
             self._error = exc
+            self.loop.close()
             self._ready.set()
             return
         self._ready.set()
         self.loop.run_forever()
+        # Closing the loop frees its file descriptors (epoll, wake-up pipe, sockets it
+        # still holds): a test process starts hundreds of brokers, and proton's blocking
+        # client uses select(), which fails once descriptors pass 1024.
+        self.loop.close()
 
     def start(self) -> BrokerThread:
         self._thread.start()
