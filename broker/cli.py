@@ -19,8 +19,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from broker.auth import hash_password
 from broker.config import ConfigError, Settings, load_settings
+from broker.passwords import hash_password
 from broker.server import Broker, StartupError
 
 log = logging.getLogger("zonemq")

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from broker.auth import is_hashed, parse_hash
+from broker.passwords import is_hashed, parse_hash
 
 
 class ConfigError(ValueError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from broker.auth import hash_password
+from broker.passwords import hash_password
 
 ALICE_PASSWORD = "alice-pw"
 BOB_PASSWORD = "bob-pw"

@@ -20,11 +20,10 @@ from broker.auth import (
     Auth,
     Login,
     LoginThrottle,
-    hash_password,
-    verify_password,
 )
 from broker.config import ConfigError, load_settings
 from broker.core import QUEUE, TEMP_QUEUE, TOPIC, Address
+from broker.passwords import hash_password, verify_password
 from tests.authmap import ALICE_PASSWORD, BOB_PASSWORD, overrides
 from tests.conftest import WAIT, BrokerThread
 
