@@ -59,13 +59,13 @@ from protocols.stomp.mapping import (
     needs_private_encoding,
     parse_destination,
 )
+from protocols.stomp.negotiate import ProtocolError, negotiate_version, parse_heart_beat
 
 if TYPE_CHECKING:
     from broker.tcp import TcpListener
 
 log = logging.getLogger("zonemq.stomp")
 
-VERSIONS = ("1.0", "1.1", "1.2")
 _CONNECTS = ("CONNECT", "STOMP")
 
 # CoreError code → (the ERROR frame's message, None: the core's own text, which names the
@@ -83,16 +83,6 @@ _OTHER_CORE_ERROR: tuple[str | None, bool] = (None, False)
 def _host(peer: str) -> str:
     """The host of a "host:port" peer name (the login throttle counts per host)."""
     return peer.rpartition(":")[0] or peer
-
-
-class ProtocolError(Exception):
-    """A client error answered with an ERROR frame; `fatal` ones close the connection."""
-
-    def __init__(self, message: str, *, fatal: bool = False, detail: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.fatal = fatal
-        self.detail = detail
 
 
 class StompSub:
@@ -388,19 +378,7 @@ class StompConnection(PushConnection):
         if self.connected:
             raise ProtocolError("Already connected.")
         h = frame.headers
-        accepted = h.get("accept-version")
-        if accepted is None:
-            version = "1.0"
-        else:
-            offered = {v.strip() for v in accepted.split(",")}
-            common = [v for v in VERSIONS if v in offered]
-            if not common:
-                raise ProtocolError(
-                    f"Invalid Protocol version[{accepted}], supported versions are: "
-                    "[1.2, 1.1, 1.0]",
-                    fatal=True,
-                )
-            version = common[-1]
+        version = negotiate_version(h.get("accept-version"))
         login = h.get("login")
         if login is None and self.tls_user is not None:
             # A verified client certificate mapped to a user ([tls] cert_users) stands
@@ -413,16 +391,7 @@ class StompConnection(PushConnection):
         if outcome is not Login.OK:
             raise ProtocolError(f"User name [{login}] or password is invalid.", fatal=True)
         self.user = login or ""
-        cx, cy = 0, 0
-        # ActiveMQ honours heart-beats on 1.0 connections too, and reads negatives as 0.
-        if "heart-beat" in h:
-            try:
-                cx_s, cy_s = h["heart-beat"].split(",")
-                cx, cy = max(0, int(cx_s)), max(0, int(cy_s))
-            except ValueError:
-                raise ProtocolError(
-                    f"Invalid heart-beat header: {h['heart-beat']}", fatal=True
-                ) from None
+        cx, cy = parse_heart_beat(h.get("heart-beat"))
         self.version = version
         self.parser.version = version
         self.parser.max_frame_size = self.settings.max_frame_size
