@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import re
-from pathlib import Path
 
 from proton import Message as AmqpMessage
 from proton.utils import BlockingConnection
 
-from tests.daemon.test_crash import Brokers
+from tests.daemon.test_crash import Brokers, brokers  # noqa: F401 (the fixture)
 
 AMQP_LISTENER = re.compile(r"amqp listener on (\S+):(\d+)")
 
@@ -18,8 +17,7 @@ def amqp_port(proc) -> int:  # type: ignore[no-untyped-def]
     return int(proc.wait_for(AMQP_LISTENER).group(2))
 
 
-def test_accepted_durable_transfers_survive_sigkill(tmp_path: Path) -> None:
-    brokers = Brokers(tmp_path)
+def test_accepted_durable_transfers_survive_sigkill(brokers: Brokers) -> None:  # noqa: F811
     first = brokers.start()
     port = amqp_port(first)
     # A short timeout: after the kill, close() can only wait for it to run out.
@@ -48,13 +46,14 @@ def test_accepted_durable_transfers_survive_sigkill(tmp_path: Path) -> None:
     second.kill()
 
 
-def test_unsettled_durable_deliveries_come_back_counted_after_sigkill(tmp_path: Path) -> None:
+def test_unsettled_durable_deliveries_come_back_counted_after_sigkill(
+    brokers: Brokers,  # noqa: F811
+) -> None:
     """A durable message delivered on an unsettled link leaves the broker only once its
     delivery record is durable: killed the moment the consumer has it, the broker gives
     it back with delivery-count > 0 and first-acquirer false. A large durable transfer
     just before the attach keeps the journal busy, so without that rule the deliveries
     would go out long before their records were on disk."""
-    brokers = Brokers(tmp_path)
     first = brokers.start()
     port = amqp_port(first)
     conn = BlockingConnection(f"127.0.0.1:{port}", timeout=10)
