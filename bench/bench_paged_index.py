@@ -7,7 +7,7 @@ tiny, so nearly all are paged out, and reports the bytes allocated per message
 (tracemalloc: the queue's lanes, the Message objects, their property dicts and ids, the
 store's index of records) and the process RSS growth per message.
 
-    python bench/bench_paged_index.py [-n 200000] [--dir /path]
+    python bench/bench_paged_index.py [-n 200000] [--dir /path] [--no-trace]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-async def run(directory: Path, n: int) -> None:
+async def run(directory: Path, n: int, trace: bool = True) -> None:
     journal = Journal(directory, fsync="never")
     store = MessageStore(journal)
     store.recover()
@@ -42,7 +42,8 @@ async def run(directory: Path, n: int) -> None:
     core.send(q, Message(body, persistent=True))
     await asyncio.sleep(0)
     gc.collect()
-    tracemalloc.start()
+    if trace:
+        tracemalloc.start()
     before_py = tracemalloc.get_traced_memory()[0]
     before_rss = rss()
     for i in range(n):
@@ -60,14 +61,16 @@ async def run(directory: Path, n: int) -> None:
     if done is not None:
         await done
     gc.collect()
-    after_py = tracemalloc.get_traced_memory()[0]
+    after_py = tracemalloc.get_traced_memory()[0] if trace else before_py
     tracemalloc.stop()
     after_rss = rss()
     queue = core.queue(q)
-    paged = sum(1 for m in queue.browse() if m.body is None)
+    paged = sum(1 for m in queue.entries() if type(m) is int or m.body is None)
     print(f"messages {n}  paged out {paged}  queue bytes gauge {queue.bytes}")
-    print(f"python heap per message (tracemalloc): {(after_py - before_py) / n:.0f} B")
-    print(f"RSS growth per message (tracemalloc on): {(after_rss - before_rss) / n:.0f} B")
+    if trace:
+        print(f"python heap per message (tracemalloc): {(after_py - before_py) / n:.0f} B")
+    on = "on" if trace else "off"
+    print(f"RSS growth per message (tracemalloc {on}): {(after_rss - before_rss) / n:.0f} B")
     core.close()
     await journal.close()
 
@@ -76,10 +79,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=200_000)
     parser.add_argument("--dir", type=Path, default=None)
+    parser.add_argument(
+        "--no-trace", action="store_true", help="RSS only (tracemalloc costs memory itself)"
+    )
     args = parser.parse_args()
     directory = Path(tempfile.mkdtemp(dir=args.dir, prefix="paged-index-"))
     try:
-        asyncio.run(run(directory, args.n))
+        asyncio.run(run(directory, args.n, not args.no_trace))
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 

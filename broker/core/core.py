@@ -160,11 +160,12 @@ class Core:
 
     def restore(
         self,
-        queues: dict[Address, list[Message]],
+        queues: dict[Address, list[Message]] | dict[Address, list[Message | tuple[int, int]]],
         flags: dict[Address, dict[str, bool]] | None = None,
     ) -> None:
         """Rebuild queues recovered from the journal, messages in their stored order
-        (bodies the store left paged out stay so until dispatch). A message whose
+        (what the store left paged out stays so until dispatch: body-less Messages, and
+        stubs, which come with their priority as `(stub, priority)`). A message whose
         delivery a crash ended counts that delivery: past the limit it is dead-lettered,
         as a closed subscription's return would have done, unless its queue has its own
         limit (`set_own_limit`; the journal keeps it in the queue's `flags`)."""
@@ -173,9 +174,11 @@ class Core:
             q = self.queue(address)
             q.own_limit = bool(flags.get(address, {}).get("own_limit"))
             limit = self.policies.for_name(address.name).max_redeliveries
-            keep = []
+            keep: list[Message | tuple[int, int]] = []
             for msg in msgs:
-                if msg.redelivered and msg.delivery_count > limit and not q.own_limit:
+                if type(msg) is tuple:  # a stub and its priority: never delivered yet
+                    keep.append(msg)
+                elif msg.redelivered and msg.delivery_count > limit and not q.own_limit:
                     if msg.body is None:
                         msg.body = self.page_in(q, msg)
                     count = msg.delivery_count + 1
@@ -511,6 +514,7 @@ class Core:
     # -- inspection -----------------------------------------------------------------------
 
     def browse(self, address: Address) -> list[Message]:
+        """The pending messages of a queue, bodies read back (MessageQueue.browse)."""
         return self.queue(address, create=False).browse()
 
     def purge(self, address: Address) -> int:

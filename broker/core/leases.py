@@ -126,8 +126,8 @@ class PullQueue:
         self.core = owner.core
         self.loop = owner.loop
         self.address = address
-        self.policy = PullPolicy()
         self.queue: MessageQueue = self.core.queue(address)
+        self._policy = PullPolicy()
         self.core.set_own_limit(address)
         self.sub: Subscription = self.core.subscribe(
             address, self, ack_mode=INDIVIDUAL, prefetch=_UNLIMITED, paused=True
@@ -141,6 +141,17 @@ class PullQueue:
         self.group_holds: dict[str | None, int] = {}
         self.waiters: deque[_Waiter] = deque()
         self._sink: list[Message] | None = None
+
+    @property
+    def policy(self) -> PullPolicy:
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy: PullPolicy) -> None:
+        if policy.grouped:
+            # A group pick reads the fields of every pending message: no stubs.
+            self.queue.keep_fields()
+        self._policy = policy
 
     # -- the Consumer interface (called by the core's MessageQueue) -----------------------
 
@@ -375,8 +386,10 @@ class PullQueue:
         self.leases.pop(lease.token, None)
         self.latest.pop(lease.msg.id, None)
         mid = lease.msg.id
-        for msg in self.queue.browse():
-            if msg.id == mid:
+        # A stub is never the message of a lease: it has not been delivered since it
+        # was paged out (a returned message comes back as itself, at the front).
+        for msg in self.queue.entries():
+            if type(msg) is not int and msg.id == mid:
                 self.queue.remove_pending({id(msg)})
                 self.queue.acked += 1
                 self._forget(msg)

@@ -53,6 +53,20 @@ class Store(Protocol):
 
     def load(self, queue: Address, msg: Message) -> bytes: ...
 
+    # Paging as stubs: `page_out` may forget a pending message and hand back an int, its
+    # stub, that the queue keeps in its place; a stub is never a message that expires
+    # or belongs to a group (the queue's expiry sweep and group picks skip stubs).
+    # `page_in` gives the message back (known again), `peek` a copy (still paged out),
+    # `discard` removes it for good.
+
+    def page_out(self, queue: Address, msg: Message) -> int | None: ...
+
+    def page_in(self, queue: Address, stub: int) -> Message: ...
+
+    def peek(self, queue: Address, stub: int) -> Message: ...
+
+    def discard(self, queue: Address, stub: int) -> None: ...
+
 
 class NullStore:
     """A Store that keeps nothing (a core without a journal). The core never calls it for
@@ -90,6 +104,18 @@ class NullStore:
     def load(self, queue: Address, msg: Message) -> bytes:
         # Only a durable queue pages bodies out, and without a store none is durable.
         raise LookupError(f"no store holds the body of {msg.id} on {queue}")
+
+    def page_out(self, queue: Address, msg: Message) -> int | None:
+        return None
+
+    def page_in(self, queue: Address, stub: int) -> Message:
+        raise LookupError(f"no store holds paged message {stub} of {queue}")
+
+    def peek(self, queue: Address, stub: int) -> Message:
+        raise LookupError(f"no store holds paged message {stub} of {queue}")
+
+    def discard(self, queue: Address, stub: int) -> None:
+        raise LookupError(f"no store holds paged message {stub} of {queue}")
 
 
 def journaled(queue: MessageQueue, msg: Message) -> bool:
@@ -187,6 +213,23 @@ class Records:
     def load(self, queue: MessageQueue, msg: Message) -> bytes:
         """The body of a paged-out message, read back from the journal."""
         return self.store.load(queue.address, msg)
+
+    # -- paging as stubs (the Store protocol's comment); only durable queues page ---------
+
+    def page_out(self, queue: MessageQueue, msg: Message) -> int | None:
+        return self.store.page_out(queue.address, msg)
+
+    def page_in(self, queue: MessageQueue, stub: int) -> Message:
+        return self.store.page_in(queue.address, stub)
+
+    def peek(self, queue: MessageQueue, stub: int) -> Message:
+        return self.store.peek(queue.address, stub)
+
+    def discard(self, queue: MessageQueue, stubs: Iterable[int]) -> None:
+        store = self.store
+        address = queue.address
+        for stub in stubs:
+            store.discard(address, stub)
 
     def barrier(self) -> Awaitable[None] | None:
         """Completes when everything written so far is durable; None if nothing waits."""

@@ -18,9 +18,13 @@ so "no await between check and change" holds by construction):
   overhead: `Message.size`, computed once when the message was made), so header-heavy
   messages weigh what they cost (issue 10: the gauge used to count bodies only);
 - paging: a persistent message arriving at a durable queue already over its memory
-  limit keeps only its index entry and headers (`body` None; `bytes` counts its `head`
-  only); its body is read back from the journal when it is popped for dispatch. So
-  `bytes` is what the queue really holds in memory, bar the paged entries' fixed cost.
+  limit is offered to the store (`Records.page_out`), which may keep it as a *stub*:
+  an int in the lane in place of the Message (`bytes` counts PAGED_ENTRY), rebuilt from
+  the journal when it is popped (`page_in`). A stub never expires nor has a group (the
+  store's rule), so expiry sweeps and group picks skip stubs, and a queue that picks by
+  group (`keep_fields`) holds none. A message the store will not stub keeps its headers
+  and drops only its body (`body` None; `bytes` counts its `head`), read back at pop.
+  So `bytes` is what the queue really holds in memory.
 """
 
 from __future__ import annotations
@@ -34,6 +38,13 @@ from broker.core.message import Address, Message
 if TYPE_CHECKING:
     from broker.core.core import Core
     from broker.core.transaction import Transaction
+
+# What one stub costs in memory: its lane slot, the int, the store's index entry
+# (bench/bench_paged_index.py measures it), counted in `bytes` for each stub.
+PAGED_ENTRY = 100
+
+# A lane entry: a Message, or a stub (an int) of a paged-out one.
+Entry = Message | int
 
 AUTO = "auto"
 CLIENT = "client"
@@ -76,6 +87,7 @@ class MessageQueue:
         "memory_limit",
         "own_limit",
         "owner",
+        "page_stubs",
         "redelivered",
         "top",
     )
@@ -94,7 +106,7 @@ class MessageQueue:
         # The destination half of the journaled rule (broker/core/persistence.py), kept
         # as a plain boolean so the per-message test is two attribute reads.
         self.durable = core.records.durable(address)
-        self.lanes: list[deque[Message]] = [deque() for _ in range(10)]
+        self.lanes: list[deque[Entry]] = [deque() for _ in range(10)]
         # Highest lane that may be non-empty; lanes above it are empty.
         self.top = 0
         self.count = 0
@@ -111,6 +123,9 @@ class MessageQueue:
         # Set by Core.set_own_limit: no broker redelivery limit here (a pull owner,
         # e.g. SQS, applies its own receive limit and dead-letter target).
         self.own_limit = False
+        # May paged-out messages be stubs? Not where pending messages are picked by
+        # their fields (`keep_fields`).
+        self.page_stubs = True
         self.enqueued = 0
         self.dispatched = 0
         self.acked = 0
@@ -136,28 +151,41 @@ class MessageQueue:
 
     def _push(self, msg: Message) -> None:
         prio = msg.priority
-        self.lanes[prio].append(msg)
+        # journaled(self, msg), inlined (hot path): only the journal can page a body in.
+        if self.bytes > self.memory_limit and self.durable and msg.persistent:
+            stub = self.core.records.page_out(self, msg) if self.page_stubs else None
+            if stub is None:
+                msg.body = None  # type: ignore[assignment]  # paged out: the journal has it
+                self.lanes[prio].append(msg)
+                self.bytes += msg.head
+            else:
+                self.lanes[prio].append(stub)
+                self.bytes += PAGED_ENTRY
+        else:
+            self.lanes[prio].append(msg)
+            self.bytes += msg.size
         if prio > self.top:
             self.top = prio
         self.count += 1
-        # journaled(self, msg), inlined (hot path): only the journal can page a body in.
-        if self.bytes > self.memory_limit and self.durable and msg.persistent:
-            msg.body = None  # type: ignore[assignment]  # paged out: the journal has it
-            self.bytes += msg.head
-        else:
-            self.bytes += msg.size
         if self.limit and self.count > self.limit:
             self.core.over_limit(self)
 
-    def push_front(self, msgs: list[Message]) -> None:
-        """Return messages ahead of newer ones, keeping their relative order."""
+    def push_front(self, msgs: list[Message] | list[Message | tuple[int, int]]) -> None:
+        """Return messages ahead of newer ones, keeping their relative order (a recovered
+        paged-out message comes as its stub and its priority)."""
         for msg in reversed(msgs):
-            prio = msg.priority
-            self.lanes[prio].appendleft(msg)
+            if type(msg) is tuple:
+                stub, prio = msg
+                self.lanes[prio].appendleft(stub)
+                self.bytes += PAGED_ENTRY
+            else:
+                assert isinstance(msg, Message)
+                prio = msg.priority
+                self.lanes[prio].appendleft(msg)
+                self.bytes += msg.head if msg.body is None else msg.size
             if prio > self.top:
                 self.top = prio
             self.count += 1
-            self.bytes += msg.head if msg.body is None else msg.size
 
     def pop(self) -> Message | None:
         """Remove and return the highest-priority, oldest message."""
@@ -170,7 +198,10 @@ class MessageQueue:
         self.top = top
         msg = lanes[top].popleft()
         self.count -= 1
-        if msg.body is None:
+        if type(msg) is int:
+            msg = self.core.records.page_in(self, msg)
+            self.bytes -= PAGED_ENTRY
+        elif msg.body is None:
             msg.body = self.core.page_in(self, msg)
             self.bytes -= msg.head
         else:
@@ -185,7 +216,11 @@ class MessageQueue:
             if lane:
                 msg = lane.popleft()
                 self.count -= 1
-                self.bytes -= msg.head if msg.body is None else msg.size
+                if type(msg) is int:
+                    msg = self.core.records.page_in(self, msg)
+                    self.bytes -= PAGED_ENTRY
+                else:
+                    self.bytes -= msg.head if msg.body is None else msg.size
                 self.discarded += 1
                 return msg
         return None
@@ -244,18 +279,55 @@ class MessageQueue:
 
     # -- browsing and admin ---------------------------------------------------------------
 
-    def browse(self) -> list[Message]:
-        out: list[Message] = []
+    def entries(self) -> list[Entry]:
+        """The pending messages as the lanes hold them (stubs included), in dispatch
+        order: highest priority first."""
+        out: list[Entry] = []
         for lane in reversed(self.lanes):
             out.extend(lane)
         return out
+
+    def browse(self) -> list[Message]:
+        """The pending messages in dispatch order, a paged-out one as a copy read back
+        from the journal (it stays paged out). Reads every stub: for a deep queue,
+        walk `entries()` and `peek` one at a time instead."""
+        return [self.peek(m) for m in self.entries()]
+
+    def peek(self, entry: Entry) -> Message:
+        """The message of a pending entry with its body, leaving the queue's copy as is."""
+        if type(entry) is int:
+            return self.core.records.peek(self, entry)
+        assert isinstance(entry, Message)
+        if entry.body is None:
+            copy = entry.copy()
+            copy.body = self.core.page_in(self, entry)
+            return copy
+        return entry
+
+    def keep_fields(self) -> None:
+        """Hold no stubs from now on (a pick by group reads every pending message's
+        fields): page the ones there are back in, as body-less Messages."""
+        self.page_stubs = False
+        page_in = self.core.records.page_in
+        for i, lane in enumerate(self.lanes):
+            if not any(type(m) is int for m in lane):
+                continue
+            keep: deque[Entry] = deque()
+            for m in lane:
+                if type(m) is int:
+                    m = page_in(self, m)
+                    self.bytes += m.head - PAGED_ENTRY
+                    m.body = None  # type: ignore[assignment]
+                keep.append(m)
+            self.lanes[i] = keep
 
     def purge(self) -> int:
         n = self.count
         if self.durable:
             records = self.core.records
             for lane in self.lanes:
-                records.removed(self, lane)
+                records.removed(self, [m for m in lane if type(m) is not int])
+                records.discard(self, [m for m in lane if type(m) is int])
         for lane in self.lanes:
             lane.clear()
         self.count = 0
@@ -271,9 +343,10 @@ class MessageQueue:
         for i, lane in enumerate(self.lanes):
             if not lane or not any(id(m) in ids for m in lane):
                 continue
-            keep: deque[Message] = deque()
+            keep: deque[Entry] = deque()
             for msg in lane:
                 if id(msg) in ids:
+                    assert isinstance(msg, Message)  # the caller picked it by its fields
                     self.count -= 1
                     self.bytes -= msg.head if msg.body is None else msg.size
                 else:
@@ -285,11 +358,16 @@ class MessageQueue:
         if not self.count:
             return
         expired: list[Message] = []
+
+        def due(m: Entry) -> bool:
+            # A stub never expires (the store's rule: it has no expiration to read).
+            return type(m) is not int and bool(m.expiration) and m.expiration <= now  # type: ignore[union-attr]
+
         for i, lane in enumerate(self.lanes):
-            if not lane or not any(m.expiration and m.expiration <= now for m in lane):
+            if not lane or not any(due(m) for m in lane):
                 continue
-            keep = deque(m for m in lane if not (m.expiration and m.expiration <= now))
-            expired.extend(m for m in lane if m.expiration and m.expiration <= now)
+            keep = deque(m for m in lane if not due(m))
+            expired.extend(m for m in lane if due(m))  # type: ignore[misc]
             self.lanes[i] = keep
         for msg in expired:
             self.count -= 1

@@ -32,6 +32,18 @@ the enqueue sequence stored in each ADD, not from record order. A message once r
 never comes back under the same key, so replay ignores later ADDs of a removed key: that
 is what makes a compaction copy of a partly consumed TX record safe.
 
+Paged-out messages (issue 10: one cost about 860 bytes of index): a durable queue past
+its memory limit offers a message to `page_out`, which forgets it (no Message, no
+`_refs` key, no `_live_adds` entry) and returns a *stub*, an int the queue keeps in its
+lane in its place; `page_in` rebuilds the Message from its record and knows it again.
+`PagedIndex` (paging.py) maps stubs to records and answers compaction for them. A
+message qualifies when its own ADD record holds it (not a TX: its index in the TX would
+change when compaction rewrites a partly consumed TX), it has no COUNT for its current
+delivery, and it neither expires nor belongs to a group (the core's expiry sweep and
+group picks read those fields of what is pending; a stub has none). For the store
+limit a paged message counts its record's length, not its `Message.size` (a rebuilt
+copy may count differently; the record is what the disk holds).
+
 Ownership: used only from the event loop thread; no method awaits.
 """
 
@@ -45,6 +57,7 @@ from typing import Any
 from broker.core.message import QUEUE, Address, Message
 from broker.store.format import Record, RecordRef
 from broker.store.journal import Journal
+from broker.store.paging import PagedIndex
 
 ADD = 1
 REMOVE = 2
@@ -103,6 +116,13 @@ def _message_from(t: tuple[Any, ...]) -> tuple[Address, int, Message]:
     return Address(kind, name), seq, m
 
 
+def _stub_ok(expiration: int, group_id: str | None) -> bool:
+    """May a message with these fields be paged out as a stub? Not one that expires (the
+    core's expiry sweep reads `expiration` of what is pending) nor one of a group (a
+    group pick reads `group_id`): a stub has neither."""
+    return not expiration and group_id is None
+
+
 class _Shared:
     """A TX record referenced by several messages; released when the last one goes."""
 
@@ -114,11 +134,12 @@ class _Shared:
 
 
 class Recovered:
-    """What replay rebuilt: queues (in creation order) and their messages in order, and
-    the flags queues were recorded with."""
+    """What replay rebuilt: queues (in creation order) and their messages in order (a
+    paged-out one as its stub and priority, see the module docstring), and the flags queues were
+    recorded with."""
 
     def __init__(self) -> None:
-        self.queues: dict[Address, list[Message]] = {}
+        self.queues: dict[Address, list[Message | tuple[int, int]]] = {}
         self.flags: dict[Address, dict[str, bool]] = {}
         self.records = 0
 
@@ -142,6 +163,8 @@ class MessageStore:
         self._shared: dict[RecordRef, _Shared] = {}
         # Where the live ADD records are (the values of _refs that are RecordRefs).
         self._live_adds: set[RecordRef] = set()
+        # Paged-out messages, by stub (broker/store/paging.py).
+        self._paged = PagedIndex()
         self._seq = 1
         self._dirty = False
         # Bytes (Message.size) of the messages held: the core's store limit reads it.
@@ -153,39 +176,61 @@ class MessageStore:
 
     def recover(self, page_over: int = 0) -> Recovered:
         """Replay the journal (blocking; call before serving). Beyond `page_over` bytes
-        of bodies per queue (0 = no limit), bodies are dropped and paged in on demand,
-        so a deep backlog does not have to fit in memory at start-up."""
+        of bodies per queue (0 = no limit) messages stay paged out (as stubs where they
+        qualify, see the module docstring), so a deep backlog does not have to fit in
+        memory at start-up, nor while it is replayed: the scan keeps a record's fields
+        only while its queue's bodies so far fit in `page_over`, and reads the others
+        back at the end if they turn out to be needed."""
         out = Recovered()
-        msgs: dict[tuple[Address, str], tuple[int, Message, RecordRef | _Shared]] = {}
+        # key -> (seq, holder, the ADD's fields or None, body length, priority, stub-able)
+        msgs: dict[tuple[Address, str], tuple[int, RecordRef | _Shared, Any, int, int, bool]] = {}
         counts: dict[tuple[Address, str], int] = {}
         queues: dict[Address, RecordRef | None] = {}
+        addresses: dict[tuple[str, str], Address] = {}
+        scanned: dict[Address, int] = {}
         dead: list[RecordRef] = []
         release_later: list[RecordRef] = []
         removed: set[tuple[Address, str]] = set()
         max_seq = 0
 
+        def address(kind: str, name: str) -> Address:
+            a = addresses.get((kind, name))
+            if a is None:
+                a = addresses[(kind, name)] = Address(kind, name)
+            return a
+
         def add(t: tuple[Any, ...], holder: RecordRef | _Shared) -> bool:
             nonlocal max_seq
-            queue, seq, m = _message_from(t)
-            key = (queue, m.id)
+            queue = address(t[0], t[1])
+            seq = t[2]
+            key = (queue, t[3])
             max_seq = max(max_seq, seq)
             if key in removed:
                 return False
             old = msgs.get(key)
             if old is not None:
                 # A compaction copy of a message we already have: keep the first position.
-                _drop(old[2])
+                _drop(old[1])
                 seq = old[0]
-            msgs[key] = (seq, m, holder)
+            body_len = len(t[4])
+            kept: Any = t
+            if page_over:
+                size = scanned.get(queue, 0) + body_len
+                if size > page_over:
+                    kept = None
+                else:
+                    scanned[queue] = size
+            stubbable = type(holder) is RecordRef and _stub_ok(t[7], t[12])
+            msgs[key] = (seq, holder, kept, body_len, t[5], stubbable)
             queues.setdefault(queue, None)
             return True
 
         def remove(kind: str, name: str, mid: str) -> None:
-            key = (Address(kind, name), mid)
+            key = (address(kind, name), mid)
             removed.add(key)
             old = msgs.pop(key, None)
             if old is not None:
-                _drop(old[2])
+                _drop(old[1])
             counts.pop(key, None)
 
         def _drop(holder: RecordRef | _Shared) -> None:
@@ -210,7 +255,7 @@ class MessageStore:
                 dead.append(record.ref)
             elif rtype == COUNT:
                 kind, name, mid, count = t
-                key = (Address(kind, name), mid)
+                key = (address(kind, name), mid)
                 if key in msgs:
                     counts[key] = count
                 dead.append(record.ref)
@@ -227,15 +272,15 @@ class MessageStore:
                     dead.append(record.ref)
             elif rtype == DEST:
                 kind, name, created, *rest = t
-                address = Address(kind, name)
-                old_ref = queues.pop(address, None)
-                out.flags.pop(address, None)
+                queue = address(kind, name)
+                old_ref = queues.pop(queue, None)
+                out.flags.pop(queue, None)
                 if old_ref is not None:
                     release_later.append(old_ref)
                 if created:
-                    queues[address] = record.ref
+                    queues[queue] = record.ref
                     if rest and rest[0]:
-                        out.flags[address] = rest[0]
+                        out.flags[queue] = rest[0]
                 else:
                     dead.append(record.ref)
             elif rtype == DEST_META:
@@ -246,35 +291,71 @@ class MessageStore:
             self.journal.release(ref)
         for ref in release_later:
             self.journal.release(ref)
-        by_queue: dict[Address, list[tuple[int, Message]]] = {q: [] for q in queues}
-        held: dict[Address, int] = {}
-        for (queue, mid), (seq, m, holder) in msgs.items():
-            if page_over:
-                size = held.get(queue, 0) + len(m.body)
-                if size > page_over:
-                    m.body = None  # type: ignore[assignment]
-                else:
-                    held[queue] = size
-            count = counts.get((queue, mid))
+        # The scan's own indexes can go before the Messages are built.
+        removed.clear()
+        by_queue: dict[Address, list[tuple[int, str]]] = {q: [] for q in queues}
+        for queue, mid in msgs:
+            by_queue.setdefault(queue, []).append((msgs[(queue, mid)][0], mid))
+        for queue, order in by_queue.items():
+            order.sort()
+            out.queues[queue] = self._rebuild(queue, order, msgs, counts, page_over)
+        for queue, ref in queues.items():
+            if ref is not None:
+                self._dest_refs[queue] = ref
+        self._seq = max_seq + 1
+        return out
+
+    def _rebuild(
+        self,
+        queue: Address,
+        order: list[tuple[int, str]],
+        msgs: dict[tuple[Address, str], tuple[int, RecordRef | _Shared, Any, int, int, bool]],
+        counts: dict[tuple[Address, str], int],
+        page_over: int,
+    ) -> list[Message | tuple[int, int]]:
+        """One queue's replayed messages in order: in memory while their bodies fit in
+        `page_over`, stubs past it where they qualify, body-less Messages otherwise."""
+        entries: list[Message | tuple[int, int]] = []
+        held = 0
+        for _seq, mid in order:
+            key = (queue, mid)
+            _, holder, t, body_len, priority, stubbable = msgs.pop(key)
+            count = counts.get(key)
+            paged = bool(page_over) and held + body_len > page_over
+            if not paged:
+                held += body_len
+            if paged and stubbable and count is None:
+                assert type(holder) is RecordRef
+                stub = self._stub(holder)
+                if stub is not None:
+                    entries.append((stub, priority))
+                    continue
+            if t is None:
+                t = self._fields(queue, mid, holder)
+            m = _message_from(t)[2]
+            if paged:
+                m.body = None  # type: ignore[assignment]
             if count is not None:
                 # Delivered before the restart and never acknowledged: it comes back
                 # the way a closed subscription returns it.
                 m.delivery_count = count + 1
                 m.redelivered = True
-                self._counts[(queue, mid)] = count
-            by_queue.setdefault(queue, []).append((seq, m))
-            self._refs[(queue, mid)] = holder
+                self._counts[key] = count
+            self._refs[key] = holder
             self.stored_bytes += m.size
             if not isinstance(holder, _Shared):
                 self._live_adds.add(holder)
-        for queue, ref in queues.items():
-            if ref is not None:
-                self._dest_refs[queue] = ref
-        for queue, items in by_queue.items():
-            items.sort(key=lambda item: item[0])
-            out.queues[queue] = [m for _, m in items]
-        self._seq = max_seq + 1
-        return out
+            entries.append(m)
+        return entries
+
+    def _fields(self, queue: Address, mid: str, holder: RecordRef | _Shared) -> tuple[Any, ...]:
+        """The ADD fields of message `mid` of `queue`, read back from its record."""
+        ref = holder.ref if isinstance(holder, _Shared) else holder
+        t = marshal.loads(self.journal.read(ref))
+        if len(t) == 2:  # a TX record: ([adds], [removes])
+            key = (queue.kind, queue.name, mid)
+            t = next(a for a in t[0] if (a[0], a[1], a[3]) == key)
+        return t  # type: ignore[no-any-return]
 
     # -- the core's events ----------------------------------------------------------------
 
@@ -373,16 +454,54 @@ class MessageStore:
 
     def load(self, queue: Address, msg: Message) -> bytes:
         """Read a paged-out message's body back from its record."""
-        holder = self._refs[(queue, msg.id)]
-        ref = holder.ref if isinstance(holder, _Shared) else holder
-        t = marshal.loads(self.journal.read(ref))
-        if len(t) == 2:  # a TX record: ([adds], [removes])
-            key = (queue.kind, queue.name, msg.id)
-            t = next(a for a in t[0] if (a[0], a[1], a[3]) == key)
-        return t[4]  # type: ignore[no-any-return]
+        return self._fields(queue, msg.id, self._refs[(queue, msg.id)])[4]  # type: ignore[no-any-return]
 
     def holds(self, queue: Address, msg: Message) -> bool:
         return (queue, msg.id) in self._refs
+
+    # -- paged-out messages (module docstring) ---------------------------------------------
+
+    def page_out(self, queue: Address, msg: Message) -> int | None:
+        """Forget `msg` (held by `queue`) until `page_in`: its stub, or None when it does
+        not qualify (then the caller keeps the Message, and may drop its body)."""
+        if not _stub_ok(msg.expiration, msg.group_id):
+            return None
+        key = (queue, msg.id)
+        ref = self._refs.get(key)
+        if type(ref) is not RecordRef or key in self._counts:
+            return None
+        stub = self._stub(ref)
+        if stub is None:
+            return None
+        del self._refs[key]
+        self._live_adds.discard(ref)
+        self.stored_bytes -= msg.size  # _stub counted the record's length instead
+        return stub
+
+    def _stub(self, ref: RecordRef) -> int | None:
+        stub = self._paged.add(ref)
+        if stub is not None:
+            self.stored_bytes += ref.length
+        return stub
+
+    def page_in(self, queue: Address, stub: int) -> Message:
+        """The paged-out message `stub` of `queue`, rebuilt from its record and known
+        again (acknowledged, counted, removed) like any other."""
+        ref = self._paged.take(stub)
+        msg = _message_from(marshal.loads(self.journal.read(ref)))[2]
+        self._refs[(queue, msg.id)] = ref
+        self._live_adds.add(ref)
+        self.stored_bytes += msg.size - ref.length
+        return msg
+
+    def peek(self, queue: Address, stub: int) -> Message:
+        """A copy of the paged-out message `stub` (for browsing); it stays paged out.
+        KeyError (a LookupError) when it is no longer paged out."""
+        return _message_from(marshal.loads(self.journal.read(self._paged.where(stub))))[2]
+
+    def discard(self, queue: Address, stub: int) -> None:
+        """Remove the paged-out message `stub` for good (purge): its id is in the record."""
+        self.remove(queue, self.page_in(queue, stub))
 
     def barrier(self) -> Awaitable[None] | None:
         """An awaitable that completes when everything written so far is durable, or
@@ -418,7 +537,7 @@ class MessageStore:
         if record.rtype == ADD:
             # By location, without unmarshalling the payload: compaction asks this for
             # every record of a segment, and most of them are long dead.
-            return record.ref in self._live_adds
+            return record.ref in self._live_adds or self._paged.holds(record.ref)
         if record.rtype == TX:
             shared = self._shared.get(record.ref)
             if shared is None:
@@ -437,7 +556,9 @@ class MessageStore:
 
     async def compact(self) -> int:
         """Copy live records out of the oldest segments; returns how many moved."""
+        self._paged.begin_compaction()
         mapping = await self.journal.compact(self.live)
+        self._paged.moved(mapping)
         if not mapping:
             return 0
         # No await between the move and re-pointing (see Journal.compact).

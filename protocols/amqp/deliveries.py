@@ -170,13 +170,18 @@ class AmqpDeliveries(AmqpLinks):
         snapshot = out.browse
         assert snapshot is not None
         while snapshot and link.credit > 0:
-            msg = snapshot.pop()
-            if msg.body is None:  # paged out: read it back, leaving the queue's copy as is
+            entry = snapshot.pop()
+            if type(entry) is int or entry.body is None:
+                # Paged out: read it back, leaving the queue's copy as is.
                 source = self.core.queues.get(out.address)
                 if source is None:
                     continue
-                msg = msg.copy()
-                msg.body = self.core.page_in(source, msg)
+                try:
+                    msg = source.peek(entry)
+                except LookupError:
+                    continue  # consumed since the snapshot: a browser skips it
+            else:
+                msg = entry
             dlv = link.delivery(str(next(out.tags)))
             link.stream(self._wire(msg))
             link.advance()

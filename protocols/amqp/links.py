@@ -102,7 +102,7 @@ class OutLink:
         self.presettled = presettled
         self.sub: Subscription | None = None
         # A browser's snapshot, sent as credit allows; None for a consumer.
-        self.browse: list[CoreMessage] | None = None
+        self.browse: list[CoreMessage | int] | None = None
         self.tags = itertools.count(1)
         # Unsettled deliveries (their pn_delivery_t) → core message id. Popped before the
         # delivery is settled, so a freed delivery's address never stays here.
@@ -241,7 +241,7 @@ class AmqpLinks(PushConnection):
         presettled = link.remote_snd_settle_mode == Link.SND_SETTLED or browse
         out = OutLink(link, address, dynamic=dynamic, presettled=presettled)
         if browse:
-            out.browse = list(reversed(self.core.browse(address)))
+            out.browse = list(reversed(self.core.queue(address, create=False).entries()))
         else:
             out.sub = self.core.subscribe(
                 address,

@@ -111,9 +111,14 @@ class MemoryStore:
     """A Store that keeps journaled messages in a dict and logs every call, so tests can
     assert exactly which records the core writes."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, stubs: bool = False) -> None:
         self.calls: list[tuple[Any, ...]] = []
         self.held: dict[tuple[Address, str], bytes] = {}
+        # With `stubs`, page_out keeps the whole message here under a stub, as the real
+        # store keeps its record (and refuses what the real store refuses).
+        self.stubs = stubs
+        self.paged: dict[int, Message] = {}
+        self._next_stub = 1 << 40
         self.queues: dict[Address, dict[str, bool]] = {}
         self.barriers = 0
         # Bytes the store holds, for the store limit (a test sets it).
@@ -163,3 +168,24 @@ class MemoryStore:
     def load(self, queue: Address, msg: Message) -> bytes:
         self.calls.append(("load", queue, msg.id))
         return self.held[(queue, msg.id)]
+
+    def page_out(self, queue: Address, msg: Message) -> int | None:
+        if not self.stubs or msg.expiration or msg.group_id is not None:
+            return None
+        self.calls.append(("page_out", queue, msg.id))
+        stub = self._next_stub
+        self._next_stub += 1
+        # A rebuilt message is a new object, as the real store's is.
+        self.paged[stub] = msg.copy()
+        return stub
+
+    def page_in(self, queue: Address, stub: int) -> Message:
+        msg = self.paged.pop(stub)
+        self.calls.append(("page_in", queue, msg.id))
+        return msg
+
+    def peek(self, queue: Address, stub: int) -> Message:
+        return self.paged[stub].copy()
+
+    def discard(self, queue: Address, stub: int) -> None:
+        self.remove(queue, self.page_in(queue, stub))

@@ -234,7 +234,14 @@ def test_stomp_ssl_with_stomp_py_beside_the_plain_port(
         plain.send("/queue/tls.stomp", "from the plain port", receipt="r")
         plain.disconnect()
         assert listener.next().body == "from the plain port"
-        (c,) = connections(broker, "stomp")  # one set: both endpoints' connections
+        # One set holds both endpoints' connections (the plain one may still be closing).
+        tls = [
+            c
+            for c in connections(broker, "stomp")
+            if broker.call(lambda c=c: c.transport.get_extra_info("ssl_object")) is not None
+        ]
+        assert len(tls) == 1
+        c = tls[0]
         assert broker.call(lambda: c.transport.get_extra_info("ssl_object")).version() in (
             "TLSv1.2",
             "TLSv1.3",
