@@ -7,11 +7,13 @@ over STOMP (auto ack, receipts), and ends with SIGKILL (`--stop kill`, the defau
 crash, nothing is tidied on the way down) or SIGTERM. Cycle 1 first leaves L messages on
 a queue nobody reads: the live data. Prints one row per start:
 
-    cycle  journal_MiB  segments  records  replay_s  listen_s
+    cycle  journal_MiB  segments  records  replay_s  listen_s  rss_MiB  peak_MiB
 
 `journal_MiB` / `segments` are what the start found on disk, `records` and `replay_s`
 come from its "journal: N records replayed ... recovered in S s" line, `listen_s` is from
-the process start to its "broker ... started" line (imports and the journal together).
+the process start to its "broker ... started" line (imports and the journal together);
+`rss_MiB` / `peak_MiB` are its resident memory then and its high-water mark (VmRSS,
+VmHWM: what replay held at its peak, and what a deep backlog keeps once it is paged).
 
     python -m bench.restart [--code DIR] [--cycles 20] [--live 1000] [--churn 20000]
         [--size 256] [--segment-size 67108864] [--stop kill|term] [--dir DIR]
@@ -101,6 +103,16 @@ def journal_size(data: Path) -> tuple[float, int]:
     return sum(f.stat().st_size for f in files) / 2**20, len(files)
 
 
+def memory(pid: int) -> tuple[float, float]:
+    """VmRSS and VmHWM of a process, MiB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0]) / 1024
+    return fields["VmRSS"], fields["VmHWM"]
+
+
 def start(code: Path, data: Path, segment_size: int) -> tuple[subprocess.Popen[str], dict]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZONEMQ_")}
     env.update(
@@ -126,6 +138,7 @@ def start(code: Path, data: Path, segment_size: int) -> tuple[subprocess.Popen[s
             info["port"] = int(m.group(2))
         elif STARTED.search(line):
             info["listen"] = time.monotonic() - began
+            info["rss"], info["peak"] = memory(proc.pid)
             break
     else:
         raise RuntimeError(f"broker exited before it started (status {proc.wait()})")
@@ -153,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     data = args.dir or Path(tempfile.mkdtemp(prefix="zonemq-restart-"))
     print(f"# code={args.code} live={args.live} churn={args.churn} size={args.size} "
           f"segment_size={args.segment_size} stop={args.stop} dir={data}")  # fmt: skip
-    print("cycle  journal_MiB  segments  records  replay_s  listen_s")
+    print("cycle  journal_MiB  segments  records  replay_s  listen_s  rss_MiB  peak_MiB")
     try:
         for cycle in range(1, args.cycles + 1):
             mib, segments = journal_size(data)
@@ -161,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 print(
                     f"{cycle:5d}  {mib:11.2f}  {segments:8d}  {info['records']:7d}"
-                    f"  {info['replay']:8.2f}  {info['listen']:8.2f}",
+                    f"  {info['replay']:8.2f}  {info['listen']:8.2f}"
+                    f"  {info['rss']:7.0f}  {info['peak']:8.0f}",
                     flush=True,
                 )
                 client = Stomp(info["port"])

@@ -279,7 +279,10 @@ class PullQueue:
         order: list[str | None] = []
         by_group: dict[str | None, list[Message]] = {}
         dead: list[Message] = []
-        for msg in self.queue.browse():
+        # The queue's own entries (browse() would hand copies of paged ones, which
+        # remove_pending cannot find); a grouped queue holds no stubs (keep_fields).
+        for msg in self.queue.entries():
+            assert isinstance(msg, Message)
             if not self._acceptable(msg, now):
                 dead.append(msg)
                 continue

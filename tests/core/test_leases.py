@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from broker.core import QUEUE, Address, Core, Message
-from broker.core.leases import PullQueue
+from broker.core.leases import PullPolicy, PullQueue
 from tests.core.conftest import MakeCore
 from tests.core.fakes import FakeLoop, MemoryStore, RecordingConsumer, run
 
@@ -103,3 +103,28 @@ def test_core_close_ends_leases(core: Core, clock: FakeLoop) -> None:
     assert back.delivery_count == 1
     clock.advance(60.0)  # its deadline timer was cancelled: nothing happens
     assert core.queue(Q).count == 1
+
+
+def test_grouped_queue_past_its_memory_limit_delivers_each_message_once(
+    make_core: MakeCore,
+) -> None:
+    """A group pick over paged messages: none is a stub (keep_fields), the body-less
+    ones are picked as themselves and leave the queue (a copy would stay behind)."""
+    store = MemoryStore(stubs=True)
+    core = make_core(store, queue_memory_limit=600)
+    pq = core.leases.get(Q)
+    core.send(Q, Message(b"plain", persistent=True))  # queued before the policy: a stub later
+    for i in range(20):
+        core.send(Q, Message(f"m{i}".encode(), persistent=True, group_id=f"g{i % 2}"))
+    pq.policy = PullPolicy(grouped=True)
+    assert not any(type(e) is int for e in pq.queue.entries())
+    got: list[bytes] = []
+    while True:
+        leases = run(pq.receive(10, 30.0, 0))
+        if not leases:
+            break
+        for lease in leases:
+            got.append(lease.msg.body)
+            assert pq.delete(lease)
+    assert sorted(got) == sorted([b"plain"] + [f"m{i}".encode() for i in range(20)])
+    assert pq.queue.count == 0
