@@ -57,7 +57,7 @@ from typing import Any
 from broker.core.message import QUEUE, Address, Message
 from broker.store.format import Record, RecordRef
 from broker.store.journal import Journal
-from broker.store.paging import PagedIndex
+from broker.store.paging import PagedIndex, pack, unpack
 
 ADD = 1
 REMOVE = 2
@@ -114,6 +114,39 @@ def _message_from(t: tuple[Any, ...]) -> tuple[Address, int, Message]:
     m.id = mid
     m.delivery_count = count
     return Address(kind, name), seq, m
+
+
+# What replay keeps of a message until the end of the scan: (seq, holder, the ADD's
+# fields or None, body length, priority, stub-able); or, in the common case of a deep
+# backlog (its own ADD record, fields not kept), the same packed into one int, about 44
+# bytes instead of some 210 with the tuple and its RecordRef: a replay of a million
+# paged messages holds that much less at its peak, and keeps less of it afterwards
+# (freed small objects leave arenas the process does not give back).
+_Replayed = tuple[int, "RecordRef | _Shared", Any, int, int, bool] | int
+_SLIM_SEGMENTS = 1 << 32  # a packed RecordRef fits 96 bits below this segment id
+_LOC_BITS = 96
+_LOC_MASK = (1 << _LOC_BITS) - 1
+
+
+def _slim(seq: int, priority: int, stubbable: bool, ref: RecordRef) -> int:
+    return (((seq << 5) | (priority << 1) | stubbable) << _LOC_BITS) | pack(ref)
+
+
+def _unslim(v: _Replayed) -> tuple[int, RecordRef | _Shared, Any, int, int, bool]:
+    if type(v) is not int:
+        return v  # type: ignore[return-value]
+    ref = unpack(v & _LOC_MASK)
+    flags = v >> _LOC_BITS
+    # The record's length stands in for the body's: only the paging decision reads it.
+    return (flags >> 5, ref, None, ref.length, (flags >> 1) & 15, bool(flags & 1))
+
+
+def _seq(v: _Replayed) -> int:
+    return v >> (_LOC_BITS + 5) if type(v) is int else v[0]  # type: ignore[operator,index]
+
+
+def _holder(v: _Replayed) -> RecordRef | _Shared:
+    return unpack(v & _LOC_MASK) if type(v) is int else v[1]  # type: ignore[operator,index]
 
 
 def _stub_ok(expiration: int, group_id: str | None) -> bool:
@@ -182,8 +215,8 @@ class MessageStore:
         only while its queue's bodies so far fit in `page_over`, and reads the others
         back at the end if they turn out to be needed."""
         out = Recovered()
-        # key -> (seq, holder, the ADD's fields or None, body length, priority, stub-able)
-        msgs: dict[tuple[Address, str], tuple[int, RecordRef | _Shared, Any, int, int, bool]] = {}
+        # queue -> msg id -> what replay knows of the message (`_Replayed`).
+        msgs: dict[Address, dict[str, _Replayed]] = {}
         counts: dict[tuple[Address, str], int] = {}
         queues: dict[Address, RecordRef | None] = {}
         addresses: dict[tuple[str, str], Address] = {}
@@ -203,35 +236,42 @@ class MessageStore:
             nonlocal max_seq
             queue = address(t[0], t[1])
             seq = t[2]
-            key = (queue, t[3])
+            mid = t[3]
             max_seq = max(max_seq, seq)
-            if key in removed:
+            if (queue, mid) in removed:
                 return False
-            old = msgs.get(key)
+            held = msgs.get(queue)
+            if held is None:
+                held = msgs[queue] = {}
+            old = held.get(mid)
             if old is not None:
                 # A compaction copy of a message we already have: keep the first position.
-                _drop(old[1])
-                seq = old[0]
+                _drop(_holder(old))
+                seq = _seq(old)
             body_len = len(t[4])
-            kept: Any = t
+            keep = True
             if page_over:
                 size = scanned.get(queue, 0) + body_len
                 if size > page_over:
-                    kept = None
+                    keep = False
                 else:
                     scanned[queue] = size
             stubbable = type(holder) is RecordRef and _stub_ok(t[7], t[12])
-            msgs[key] = (seq, holder, kept, body_len, t[5], stubbable)
+            if not keep and type(holder) is RecordRef and holder.segment < _SLIM_SEGMENTS:
+                held[mid] = _slim(seq, t[5], stubbable, holder)
+            else:
+                held[mid] = (seq, holder, t if keep else None, body_len, t[5], stubbable)
             queues.setdefault(queue, None)
             return True
 
         def remove(kind: str, name: str, mid: str) -> None:
-            key = (address(kind, name), mid)
-            removed.add(key)
-            old = msgs.pop(key, None)
+            queue = address(kind, name)
+            removed.add((queue, mid))
+            held = msgs.get(queue)
+            old = held.pop(mid, None) if held is not None else None
             if old is not None:
-                _drop(old[1])
-            counts.pop(key, None)
+                _drop(_holder(old))
+            counts.pop((queue, mid), None)
 
         def _drop(holder: RecordRef | _Shared) -> None:
             if isinstance(holder, _Shared):
@@ -255,9 +295,9 @@ class MessageStore:
                 dead.append(record.ref)
             elif rtype == COUNT:
                 kind, name, mid, count = t
-                key = (address(kind, name), mid)
-                if key in msgs:
-                    counts[key] = count
+                queue = address(kind, name)
+                if mid in msgs.get(queue, ()):
+                    counts[(queue, mid)] = count
                 dead.append(record.ref)
             elif rtype == TX:
                 adds, removes = t
@@ -293,12 +333,11 @@ class MessageStore:
             self.journal.release(ref)
         # The scan's own indexes can go before the Messages are built.
         removed.clear()
-        by_queue: dict[Address, list[tuple[int, str]]] = {q: [] for q in queues}
-        for queue, mid in msgs:
-            by_queue.setdefault(queue, []).append((msgs[(queue, mid)][0], mid))
-        for queue, order in by_queue.items():
-            order.sort()
-            out.queues[queue] = self._rebuild(queue, order, msgs, counts, page_over)
+        for queue in queues:
+            msgs.setdefault(queue, {})
+        for queue, held in msgs.items():
+            order = sorted((_seq(v), mid) for mid, v in held.items())
+            out.queues[queue] = self._rebuild(queue, order, held, counts, page_over)
         for queue, ref in queues.items():
             if ref is not None:
                 self._dest_refs[queue] = ref
@@ -309,7 +348,7 @@ class MessageStore:
         self,
         queue: Address,
         order: list[tuple[int, str]],
-        msgs: dict[tuple[Address, str], tuple[int, RecordRef | _Shared, Any, int, int, bool]],
+        replayed: dict[str, _Replayed],
         counts: dict[tuple[Address, str], int],
         page_over: int,
     ) -> list[Message | tuple[int, int]]:
@@ -319,7 +358,7 @@ class MessageStore:
         held = 0
         for _seq, mid in order:
             key = (queue, mid)
-            _, holder, t, body_len, priority, stubbable = msgs.pop(key)
+            _, holder, t, body_len, priority, stubbable = _unslim(replayed.pop(mid))
             count = counts.get(key)
             paged = bool(page_over) and held + body_len > page_over
             if not paged:
