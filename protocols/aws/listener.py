@@ -26,6 +26,7 @@ from protocols.aws import authz, shapes, sigv4, wire
 from protocols.aws.errors import SqsError, from_core
 from protocols.aws.queues import MetadataStore, QueueRegistry
 from protocols.aws.resolve import Context
+from protocols.aws.serverlog import ServerLog
 from protocols.aws.sqs import SqsService
 
 log = logging.getLogger("zonemq.aws")
@@ -272,6 +273,8 @@ async def start(ctx: ListenerContext) -> AwsListener:
     runner = web.AppRunner(
         app,
         access_log=None,
+        # A request aiohttp's parser refuses is one INFO line, not an ERROR traceback.
+        logger=ServerLog(log, ctx.name),
         handle_signals=False,
         shutdown_timeout=min(1.0, settings.broker.shutdown_timeout),
     )
