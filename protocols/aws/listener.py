@@ -259,7 +259,13 @@ async def start(ctx: ListenerContext) -> AwsListener:
         max_size=aws.max_message_size,
     )
     await _import_legacy(registry, Path(settings.broker.data_dir) / "sqs" / "queues.json")
-    service = SqsService(ctx.core, ctx.core.leases, registry)
+    service = SqsService(
+        ctx.core,
+        ctx.core.leases,
+        registry,
+        send_block_timeout=aws.send_block_timeout,
+        max_blocked_sends=aws.max_blocked_sends,
+    )
     # The body cap is SqsApp's (checked from Content-Length before reading).
     app = web.Application(client_max_size=aws.max_request_size)
     handler = SqsApp(
