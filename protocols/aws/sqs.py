@@ -71,6 +71,8 @@ class SqsService(Resolver):
         super().__init__(core, leases, registry)
         # Sends wait here while the store is over its limit (policy "block").
         self.gate = SendGate(core, send_block_timeout, max_blocked_sends)
+        # The broker is stopping: nothing waits (stop_waiting).
+        self.draining = False
         self.moves = MoveTasks(self)
         qa = self.queue_actions = QueueActions(self)
         self.actions: dict[str, Handler] = {
@@ -99,8 +101,18 @@ class SqsService(Resolver):
             "ListMessageMoveTasks": self.moves.list,
         }
 
+    def stop_waiting(self) -> None:
+        """Broker stop, first step: nothing waits any more. Sends held back by the store
+        limit are answered ServiceUnavailable (nothing stored), long polls return what
+        they have and later receives do not wait; leases stay until `close`, so a
+        delete or visibility change still in flight applies."""
+        self.draining = True
+        self.gate.close()
+        self.leases.answer_waiters()
+
     def close(self) -> None:
-        """Broker stop: move tasks are cancelled, long polls answered, leases ended."""
+        """Broker stop, last step: move tasks are cancelled, long polls answered, leases
+        ended."""
         self.gate.close()
         self.moves.close()
         self.leases.close()
@@ -352,6 +364,8 @@ class SqsService(Resolver):
         if "All" in names:
             names = set(SYSTEM_ATTRIBUTES)
         wanted = list(p.get("MessageAttributeNames") or ())
+        if self.draining:
+            wait = 0  # a receive accepted before the stop must not hold the drain
         leases = await self.pull(q).receive(count, visibility, wait)
         messages = [self._message_out(q, lease, names, wanted) for lease in leases]
         return {"Messages": messages} if messages else {}
