@@ -192,7 +192,8 @@ class SqsApp:
                 exc if isinstance(exc, SqsError) else from_core(exc), as_json, request_id, request
             )
         except (web.HTTPException, ConnectionError):
-            # ConnectionError: the client went away mid-body; aiohttp drops the request.
+            # ConnectionError: the client went away mid-body; aiohttp drops the request
+            # (and logs it, as one DEBUG line: serverlog.py).
             raise
         except Exception:
             log.exception("SQS %s failed", action or "request")

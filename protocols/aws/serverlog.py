@@ -7,8 +7,9 @@ bad header, bad Content-Length, TLS on the plain port, ...) with 400 and closes 
 connection; it then logs the error through the `logger` its RequestHandler was given,
 with `exception()` (or `debug()` for a bad method in the first request), passing the
 exception as `exc_info`. Every other record passes through unchanged, so a real failure
-in the server keeps its traceback. This is the HTTP analogue of STOMP's framing-error
-line ("closing STOMP connection from ...: reason (near ...)").
+in the server keeps its traceback. A request cut off by its client (ConnectionError
+while its body was read) is one DEBUG line. This is the HTTP analogue of STOMP's
+framing-error line ("closing STOMP connection from ...: reason (near ...)").
 """
 
 from __future__ import annotations
@@ -38,10 +39,15 @@ class ServerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
 
     def _malformed(self, args: tuple[object, ...], exc_info: Any) -> bool:
         """Log a refused request's one line; False if `exc_info` is not one."""
-        if not isinstance(exc_info, HttpProcessingError):
-            return False
         # aiohttp's call is ("Error handling request from %s", request.remote).
         peer = args[0] if args else "?"
+        if isinstance(exc_info, ConnectionError):
+            # The handler was reading a body whose connection was lost: the client went
+            # away, which is not the broker's error (aiohttp logs it as one).
+            self.logger.debug("%s: %s went away mid-request (%r)", self.listener, peer, exc_info)
+            return True
+        if not isinstance(exc_info, HttpProcessingError):
+            return False
         reason, snippet = describe(exc_info)
         if snippet:
             self.logger.info(

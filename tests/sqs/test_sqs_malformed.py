@@ -62,3 +62,27 @@ def test_malformed_request_is_one_log_line_and_hurts_no_one_else(
     assert "\n" not in line and len(line) < 300
     assert "from 127.0.0.1" in line and word in line, line
     assert [r for r in server if r.levelno >= logging.WARNING] == []
+
+
+def test_client_gone_mid_body_is_no_error(
+    broker: BrokerThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that closes its socket part-way through a body is not the broker's
+    error: no ERROR record with a traceback (aiohttp logged one), and others go on."""
+    caplog.set_level(logging.INFO)
+    sqs = client(broker)
+    url = sqs.create_queue(QueueName="gone")["QueueUrl"]
+    head = (
+        b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: AmazonSQS.SendMessage\r\n"
+        b"Content-Type: application/x-amz-json-1.0\r\nExpect: 100-continue\r\n"
+        b"Content-Length: 1000\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", broker.broker.port("aws")), timeout=5) as s:
+        s.sendall(head)
+        # "100 Continue": the handler is reading the body when the client goes.
+        assert s.recv(64).startswith(b"HTTP/1.1 100 Continue")
+        s.sendall(b'{"QueueUrl": ')
+    sqs.send_message(QueueUrl=url, MessageBody="after")
+    assert broker.stats("gone").depth == 1
+    noisy = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert noisy == [], [r.getMessage() for r in noisy]
