@@ -124,6 +124,13 @@ class AwsSettings:
     # Largest HTTP request body (a 1 MiB batch, JSON-escaped, with room to spare); larger
     # is refused with 413 from Content-Length, before it is read.
     max_request_size: int = 8388608
+    # Past destinations.store_limit (policy "block") a send waits this long for space,
+    # then is answered RequestThrottled (ActiveMQ's sendFailIfNoSpaceAfterTimeout); 0:
+    # at once. Well inside botocore's 60 s read timeout, so the client hears the
+    # throttle and backs off instead of timing out and resending on a new connection.
+    send_block_timeout: float = 10.0
+    # Sends that may wait at once (each holds its request body); more are throttled now.
+    max_blocked_sends: int = 100
 
 
 @dataclass(frozen=True)
@@ -427,6 +434,10 @@ def _validate(s: Settings) -> None:
         raise ConfigError("listeners.aws.max_message_size: must be 1024..1048576")
     if aws.max_request_size < 2 * aws.max_message_size:
         raise ConfigError("listeners.aws.max_request_size: must be at least 2 * max_message_size")
+    if not 0 <= aws.send_block_timeout <= 3600:
+        raise ConfigError("listeners.aws.send_block_timeout: must be 0..3600 seconds")
+    if aws.max_blocked_sends < 0:
+        raise ConfigError("listeners.aws.max_blocked_sends: must be >= 0")
     if not (len(aws.account_id) == 12 and aws.account_id.isdigit()):
         raise ConfigError("listeners.aws.account_id: must be 12 digits")
     if stomp.heartbeat_grace < 1.0:

@@ -334,12 +334,24 @@ class Core:
         q = self.queues.get(address)
         if q is None:
             return False
-        if q.durable and self.store_full and not self._store_fail:
-            self._store_waiters.append(callback)
-            if self._store_timer is None and self._call_later is not None:
-                self._store_timer = self._call_later(_STORE_POLL, self._check_store)
+        if self.when_store_space(address, callback):
             return True
         return q.when_space(callback)
+
+    def when_store_space(self, address: Address, callback: Callable[[], None]) -> bool:
+        """The store limit alone (what a journaled send waits for; its body pages out
+        rather than wait for queue memory): True, and `callback` once the store is
+        below 90% of `store_limit`, if `address` is a durable queue and the store is
+        over the limit under policy "block"; otherwise False and `callback` is never
+        called. A callback cannot be taken back: a caller that may give up waiting
+        registers one at a time for all its waiters (protocols/aws/flow.py)."""
+        q = self.queues.get(address)
+        if q is None or not q.durable or self._store_fail or not self.store_full:
+            return False
+        self._store_waiters.append(callback)
+        if self._store_timer is None and self._call_later is not None:
+            self._store_timer = self._call_later(_STORE_POLL, self._check_store)
+        return True
 
     # -- the store limit ------------------------------------------------------------------
 

@@ -492,11 +492,16 @@ class PullQueue:
         self.leases = {k: v for k, v in self.leases.items() if v.active}
         return n
 
+    def answer_waiters(self) -> None:
+        """Every long poll returns now with what it has (a graceful stop's first step:
+        a receiver waiting up to 20 s must not hold the drain)."""
+        for waiter in list(self.waiters):
+            self._finish(waiter)
+
     def close(self) -> None:
         """Stop: waiters get what they have, leases end (their messages go back when
         the subscription closes), delayed messages stay journaled."""
-        for waiter in list(self.waiters):
-            self._finish(waiter)
+        self.answer_waiters()
         for lease in list(self.leases.values()):
             if lease.timer is not None:
                 lease.timer.cancel()
@@ -545,6 +550,12 @@ class Leases:
             return
         self.core.records.removed(pq.queue, [msg for msg, _timer in pq.delayed.values()])
         pq.close()
+
+    def answer_waiters(self) -> None:
+        """Every long poll of every pull queue returns now (PullQueue.answer_waiters);
+        leases stay, so deletes and visibility changes still in flight apply."""
+        for pq in self.queues.values():
+            pq.answer_waiters()
 
     def close(self) -> None:
         """End every pull queue (Core.close calls this; calling it again is harmless)."""

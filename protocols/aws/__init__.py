@@ -104,6 +104,9 @@ Knowingly different or missing:
 - STOMP/AMQP consumers of a FIFO queue ignore group locks; a long poll on a FIFO queue
   whose backlog is all in held groups sees another protocol's new message only at its
   next wake-up or when the wait ends.
+- A send held back by the store limit past send_block_timeout (flow.py) is
+  RequestThrottled with HTTP 503, where AWS's throttle is 403: boto3's default retry
+  mode retries a 503 but not a 403. The broker stopping answers ServiceUnavailable 503.
 - Unmodelled errors (InvalidParameterValue, MissingParameter...) use
   ``com.amazonaws.sqs#<Code>`` as ``__type``; SDKs read the x-amzn-query-error code.
 """

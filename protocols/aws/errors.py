@@ -53,6 +53,18 @@ ERRORS: dict[str, tuple[str, int]] = {
     # A body past listeners.aws.max_request_size (or the unsigned budget): HTTP 413.
     "RequestEntityTooLarge": ("RequestEntityTooLarge", 413),
     "InternalFailure": ("InternalFailure", 500),
+    # A send held back by destinations.store_limit past listeners.aws.send_block_timeout,
+    # or beyond max_blocked_sends (protocols/aws/flow.py). RequestThrottled is the code
+    # SQS's own model lists for SendMessage(Batch) (botocore/data/sqs/2012-11-05/
+    # service-2.json); AWS sends it with 403, which boto3's default "legacy" retry mode
+    # does not retry (botocore/data/_retry.json retries 5xx, 429 and four other throttle
+    # codes with 400). With 503 both modes retry it: legacy by the status
+    # ("service_unavailable"), standard/adaptive by the code, as throttling
+    # (botocore/retries/standard.py ThrottledRetryableChecker lists 'RequestThrottled').
+    "RequestThrottled": ("RequestThrottled", 503),
+    # The broker is stopping: a request that arrives during the drain is refused (AWS's
+    # common error for a temporary failure; every SDK retries a 503).
+    "ServiceUnavailable": ("ServiceUnavailable", 503),
 }
 
 

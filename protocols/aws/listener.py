@@ -5,11 +5,13 @@ A request with ``X-Amz-Target: AmazonSQS.<Action>`` is the JSON 1.0 protocol; an
 is the Query protocol (``Action`` in the form body or the query string, the queue URL
 in ``QueueUrl`` or in the path). The handler's result or SqsError is rendered in the
 request's protocol (wire.py). Stop: receivers waiting in long polls are answered with
-what they have, the HTTP server is closed within the broker's shutdown timeout.
+what they have, requests already accepted are answered and later ones refused (503),
+all within the broker's shutdown timeout (AwsListener).
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import uuid
@@ -26,6 +28,7 @@ from protocols.aws import authz, shapes, sigv4, wire
 from protocols.aws.errors import SqsError, from_core
 from protocols.aws.queues import MetadataStore, QueueRegistry
 from protocols.aws.resolve import Context
+from protocols.aws.serverlog import ServerLog
 from protocols.aws.sqs import SqsService
 
 log = logging.getLogger("zonemq.aws")
@@ -34,21 +37,52 @@ _TARGET_PREFIX = "AmazonSQS."
 
 
 class AwsListener:
-    """The running aiohttp sites (HTTP and/or HTTPS) and the SQS state behind them."""
+    """The running aiohttp sites (HTTP and/or HTTPS) and the SQS state behind them.
+
+    Graceful stop (uvicorn's order): `stop_accepting` refuses every request whose
+    handler starts from then on (503 ServiceUnavailable, connection closed) and stops
+    everything that waits (SqsService.stop_waiting); `drain` closes the listening
+    sockets, waits (bounded) until every request accepted before has been handled, so
+    its response is owed no more (a SendMessage waiting for its journal barrier, a
+    body still arriving), and only then lets aiohttp close the connections. aiohttp's
+    own shutdown cannot be that wait: it stops reading every connection first, so a
+    request whose body was still arriving never completes, and it cancels handlers
+    after its short timeout.
+    """
 
     def __init__(
-        self, runner: web.AppRunner, addresses: dict[str, tuple[str, int]], service: SqsService
+        self,
+        runner: web.AppRunner,
+        addresses: dict[str, tuple[str, int]],
+        service: SqsService,
+        app: SqsApp,
     ) -> None:
         self.runner = runner
         self.addresses = addresses
         self.address = next(iter(addresses.values()))
         self.service = service
+        self.app = app
 
     def stop_accepting(self) -> None:
-        pass
+        self.app.draining = True
+        self.service.stop_waiting()
 
     async def drain(self, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        self.stop_accepting()  # idempotent; the broker has called it already
+        for site in list(self.runner.sites):
+            await site.stop()  # closes the listening socket; connections stay
+        # What is left of the bound after this wait is aiohttp's (`grace`).
+        if not await self.app.idle(deadline - grace(timeout) - loop.time()):
+            log.warning(
+                "SQS: %d requests still unanswered after %.1fs; closing their connections",
+                self.app.active,
+                timeout,
+            )
         self.service.close()
+        # Handlers are done: aiohttp writes their responses, then closes every
+        # connection (idle keep-alive ones at once), cancelling what is left.
         await self.runner.cleanup()
 
 
@@ -72,10 +106,41 @@ class SqsApp:
         # (uuid4 per request cost a urandom call each).
         self._request_prefix = uuid.uuid4().hex[:20]
         self._requests = itertools.count(1)
+        # Graceful stop: requests whose handler starts once `draining` is set are
+        # refused; `active` counts the ones accepted and not yet handled, and `_idle`
+        # completes when it falls to 0 during a drain.
+        self.draining = False
+        self.active = 0
+        self._idle: asyncio.Future[None] | None = None
 
     async def handle(self, request: web.Request) -> web.Response:
         p = self._request_prefix
         request_id = f"{p[:8]}-{p[8:12]}-{p[12:16]}-{p[16:20]}-{next(self._requests):012x}"
+        as_json = "X-Amz-Target" in request.headers
+        if self.draining:
+            # Not accepted: nothing of it has run. Connection closed after the answer.
+            refused = SqsError("ServiceUnavailable", "The broker is shutting down.")
+            response = self._refusal(refused, as_json, request_id, request)
+            response.force_close()
+            return response
+        self.active += 1
+        try:
+            return await self._handle(request, request_id)
+        finally:
+            self.active -= 1
+            idle = self._idle
+            if not self.active and idle is not None and not idle.done():
+                idle.set_result(None)
+
+    async def idle(self, timeout: float) -> bool:
+        """Wait until no accepted request is being handled (at most `timeout` s);
+        False if some still are."""
+        if self.active:
+            self._idle = asyncio.get_running_loop().create_future()
+            await asyncio.wait([self._idle], timeout=max(timeout, 0.0))
+        return not self.active
+
+    async def _handle(self, request: web.Request, request_id: str) -> web.Response:
         target = request.headers.get("X-Amz-Target")
         as_json = target is not None
         action = ""
@@ -127,7 +192,8 @@ class SqsApp:
                 exc if isinstance(exc, SqsError) else from_core(exc), as_json, request_id, request
             )
         except (web.HTTPException, ConnectionError):
-            # ConnectionError: the client went away mid-body; aiohttp drops the request.
+            # ConnectionError: the client went away mid-body; aiohttp drops the request
+            # (and logs it, as one DEBUG line: serverlog.py).
             raise
         except Exception:
             log.exception("SQS %s failed", action or "request")
@@ -236,6 +302,12 @@ class SqsApp:
         self.auth.failed(key, request.remote or "?", "SQS", exc.name)
 
 
+def grace(timeout: float) -> float:
+    """The part of the drain's bound left to aiohttp to write the last answers and
+    close the connections (the rest waits for accepted requests to be handled)."""
+    return min(1.0, timeout / 4)
+
+
 def _too_large(limit: int) -> SqsError:
     return SqsError("RequestEntityTooLarge", f"Request body must be at most {limit} bytes.")
 
@@ -258,7 +330,13 @@ async def start(ctx: ListenerContext) -> AwsListener:
         max_size=aws.max_message_size,
     )
     await _import_legacy(registry, Path(settings.broker.data_dir) / "sqs" / "queues.json")
-    service = SqsService(ctx.core, ctx.core.leases, registry)
+    service = SqsService(
+        ctx.core,
+        ctx.core.leases,
+        registry,
+        send_block_timeout=aws.send_block_timeout,
+        max_blocked_sends=aws.max_blocked_sends,
+    )
     # The body cap is SqsApp's (checked from Content-Length before reading).
     app = web.Application(client_max_size=aws.max_request_size)
     handler = SqsApp(
@@ -272,12 +350,16 @@ async def start(ctx: ListenerContext) -> AwsListener:
     runner = web.AppRunner(
         app,
         access_log=None,
+        # A request aiohttp's parser refuses is one INFO line, not an ERROR traceback.
+        logger=ServerLog(log, ctx.name),
         handle_signals=False,
-        shutdown_timeout=min(1.0, settings.broker.shutdown_timeout),
+        # aiohttp waits up to this twice (handlers to finish, then cancelled ones); by
+        # then AwsListener.drain has waited for the handlers, so it only writes answers.
+        shutdown_timeout=grace(settings.broker.shutdown_timeout) / 2,
     )
     await runner.setup()
     # One app (one SqsService) behind both sites: "aws" on port, "aws+ssl" on tls_port.
-    return AwsListener(runner, await serve_http(ctx, runner), service)
+    return AwsListener(runner, await serve_http(ctx, runner), service, handler)
 
 
 async def _import_legacy(registry: QueueRegistry, path: Path) -> None:

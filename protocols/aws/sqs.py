@@ -24,6 +24,7 @@ from broker.core.leases import Lease, Leases, PullQueue
 from protocols.aws import attributes as attrs
 from protocols.aws import fifo
 from protocols.aws.errors import SqsError, from_core, int_param, invalid, missing
+from protocols.aws.flow import SendGate
 from protocols.aws.md5 import md5_of_attributes, md5_of_body
 from protocols.aws.moves import MoveTasks
 from protocols.aws.queue_actions import QueueActions
@@ -51,13 +52,27 @@ MAX_BATCH = 10
 
 
 Handler = Callable[[dict[str, Any], Context], Awaitable[dict[str, Any]]]
+# A validated send: the core message, its delay, the response fields, the FIFO dedup key.
+Prepared = tuple[Message, float, dict[str, Any], tuple[str | None, str] | None]
 
 
 class SqsService(Resolver):
     """The SQS actions over one broker's core."""
 
-    def __init__(self, core: Core, leases: Leases, registry: QueueRegistry) -> None:
+    def __init__(
+        self,
+        core: Core,
+        leases: Leases,
+        registry: QueueRegistry,
+        *,
+        send_block_timeout: float = 10.0,
+        max_blocked_sends: int = 100,
+    ) -> None:
         super().__init__(core, leases, registry)
+        # Sends wait here while the store is over its limit (policy "block").
+        self.gate = SendGate(core, send_block_timeout, max_blocked_sends)
+        # The broker is stopping: nothing waits (stop_waiting).
+        self.draining = False
         self.moves = MoveTasks(self)
         qa = self.queue_actions = QueueActions(self)
         self.actions: dict[str, Handler] = {
@@ -86,8 +101,19 @@ class SqsService(Resolver):
             "ListMessageMoveTasks": self.moves.list,
         }
 
+    def stop_waiting(self) -> None:
+        """Broker stop, first step: nothing waits any more. Sends held back by the store
+        limit are answered ServiceUnavailable (nothing stored), long polls return what
+        they have and later receives do not wait; leases stay until `close`, so a
+        delete or visibility change still in flight applies."""
+        self.draining = True
+        self.gate.close()
+        self.leases.answer_waiters()
+
     def close(self) -> None:
-        """Broker stop: move tasks are cancelled, long polls answered, leases ended."""
+        """Broker stop, last step: move tasks are cancelled, long polls answered, leases
+        ended."""
+        self.gate.close()
         self.moves.close()
         self.leases.close()
 
@@ -106,9 +132,7 @@ class SqsService(Resolver):
 
     # -- sending --------------------------------------------------------------------------
 
-    def _prepare(
-        self, q: SqsQueue, e: dict[str, Any], ctx: Context
-    ) -> tuple[Message, float, dict[str, Any], tuple[str | None, str] | None]:
+    def _prepare(self, q: SqsQueue, e: dict[str, Any], ctx: Context) -> Prepared:
         """Validate one send: the core message, its delay, the response fields and the
         FIFO deduplication key."""
         body = e.get("MessageBody")
@@ -201,9 +225,11 @@ class SqsService(Resolver):
         return out
 
     def _send(
-        self, q: SqsQueue, pq: PullQueue, e: dict[str, Any], ctx: Context
+        self, q: SqsQueue, pq: PullQueue, prepared: Prepared
     ) -> tuple[dict[str, Any], Awaitable[None] | None]:
-        msg, delay, result, key = self._prepare(q, e, ctx)
+        """Send one validated message (no await: the FIFO deduplication check and its
+        record are one step)."""
+        msg, delay, result, key = prepared
         now = self.core.now_ms()
         if key is not None:
             seen = q.dedup.seen(key, now)
@@ -221,10 +247,21 @@ class SqsService(Resolver):
 
     async def send_message(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
         q = self.queue(p)
-        result, done = self._send(q, self.pull(q), p, ctx)
+        prepared = self._prepare(q, p, ctx)
+        q = await self._space(q, p)
+        result, done = self._send(q, self.pull(q), prepared)
         if done is not None:
             await done
         return result
+
+    async def _space(self, q: SqsQueue, p: dict[str, Any]) -> SqsQueue:
+        """Wait while the store is full (SendGate); the queue again after a wait, since
+        it may have been deleted meanwhile (QueueDoesNotExist then)."""
+        gate = self.gate
+        if not gate.waiting and not self.core.store_full:
+            return q  # the hot path: no await
+        await gate.space(q.address)
+        return self.queue(p)
 
     def _check_batch(self, entries: Any, kind: str) -> list[dict[str, Any]]:
         if not entries:
@@ -268,21 +305,30 @@ class SqsService(Resolver):
                 "BatchRequestTooLong",
                 f"Batch requests cannot be longer than {limit} bytes. You have sent {total} bytes.",
             )
-        pq = self.pull(q)
         ok: list[dict[str, Any]] = []
         failed: list[dict[str, Any]] = []
-        waits = False
+        valid: list[tuple[str, Prepared]] = []
         for e in entries:
             try:
-                result, done = self._send(q, pq, e, ctx)
+                valid.append((e["Id"], self._prepare(q, e, ctx)))
             except SqsError as err:
                 failed.append(_failure(e["Id"], err))
+        if valid:
+            # The whole request waits (once) or is throttled, as SQS throttles a request.
+            q = await self._space(q, p)
+        pq = self.pull(q)
+        waits = False
+        for entry_id, prepared in valid:
+            try:
+                result, done = self._send(q, pq, prepared)
+            except SqsError as err:
+                failed.append(_failure(entry_id, err))
                 continue
             except CoreError as exc:  # one entry refused by the core fails alone
-                failed.append(_failure(e["Id"], from_core(exc)))
+                failed.append(_failure(entry_id, from_core(exc)))
                 continue
             waits = waits or done is not None
-            ok.append({"Id": e["Id"], **result})
+            ok.append({"Id": entry_id, **result})
         if waits:
             done = self.core.barrier()
             if done is not None:
@@ -318,6 +364,8 @@ class SqsService(Resolver):
         if "All" in names:
             names = set(SYSTEM_ATTRIBUTES)
         wanted = list(p.get("MessageAttributeNames") or ())
+        if self.draining:
+            wait = 0  # a receive accepted before the stop must not hold the drain
         leases = await self.pull(q).receive(count, visibility, wait)
         messages = [self._message_out(q, lease, names, wanted) for lease in leases]
         return {"Messages": messages} if messages else {}
