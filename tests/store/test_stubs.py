@@ -204,3 +204,36 @@ async def test_expiry_sweep_passes_over_stubs(data: Path) -> None:
     got = drain(node.core, Q)
     assert [m.properties["n"] for m in got] == [i for i in range(41) if i != 30]
     await node.close()
+
+
+async def test_a_paged_message_costs_at_most_150_bytes_of_index(data: Path) -> None:
+    """Issue 10's target, measured as bench/bench_paged_index.py does (Python heap, a
+    body and two properties per message): it was about 860 bytes with body-less
+    Messages."""
+    import gc
+    import tracemalloc
+
+    node = Node(data)
+    n = 20_000
+    body = b"x" * 256
+    node.core.send(Q, Message(body, persistent=True))
+    await asyncio.sleep(0)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(n):
+            msg = Message(body, persistent=True, properties={"n": str(i), "producer": "t"})
+            node.core.send(Q, msg)
+            if i % 1000 == 999:
+                await asyncio.sleep(0)  # group commit, as the broker's loop runs it
+        done = node.core.barrier()
+        if done is not None:
+            await done
+        gc.collect()
+        per_message = (tracemalloc.get_traced_memory()[0] - before) / n
+    finally:
+        tracemalloc.stop()
+    assert stubs(node.core, Q) >= n - 1
+    assert per_message <= 150, per_message
+    await node.close()
