@@ -169,6 +169,7 @@ class DestinationPolicy:
     pattern: str = ">"
     dead_letter_queue: str = "ActiveMQ.DLQ"
     max_redeliveries: int = 6
+    prioritized_messages: bool = False
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,9 @@ class DestinationSettings:
     # Messages a topic subscriber may fall behind before the slow-consumer policy acts.
     topic_pending_limit: int = 10000
     slow_consumer_policy: str = "drop-oldest"
+    # Dispatch higher priorities first (ActiveMQ's prioritizedMessages, false by default:
+    # arrival order whatever the priority header says).
+    prioritized_messages: bool = False
     policies: tuple[DestinationPolicy, ...] = ()
 
 

@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry
 from broker.auth import Auth
 from broker.config import ConfigError, Settings
 from broker.core import Core, CoreLimits
+from broker.core.policy import Policy
 from broker.listeners import (
     LISTENERS,
     Listener,
@@ -61,7 +62,11 @@ def core_limits(settings: Settings) -> CoreLimits:
         store_full_policy=d.store_full_policy,
         topic_pending_limit=d.topic_pending_limit,
         slow_consumer_policy=d.slow_consumer_policy,
-        policies=tuple((p.pattern, p.dead_letter_queue, p.max_redeliveries) for p in d.policies),
+        prioritized_messages=d.prioritized_messages,
+        policies=tuple(
+            (p.pattern, Policy(p.dead_letter_queue, p.max_redeliveries, p.prioritized_messages))
+            for p in d.policies
+        ),
     )
 
 

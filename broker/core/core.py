@@ -48,7 +48,10 @@ class CoreLimits:
     store_full_policy: str = "block"
     topic_pending_limit: int = 10000
     slow_consumer_policy: str = "drop-oldest"
-    policies: tuple[tuple[str, str, int], ...] = ()
+    # Dispatch by priority (ActiveMQ's prioritizedMessages, false by default).
+    prioritized_messages: bool = False
+    # (pattern, Policy): first match wins over the defaults above.
+    policies: tuple[tuple[str, Policy], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +99,12 @@ class Core:
         self.queues: dict[Address, MessageQueue] = {}
         self.topics: dict[Address, Topic] = {}
         self.policies = PolicyMap(
-            Policy(self.limits.dead_letter_queue, self.limits.max_redeliveries),
-            [(pat, Policy(dlq, maxr)) for pat, dlq, maxr in self.limits.policies],
+            Policy(
+                self.limits.dead_letter_queue,
+                self.limits.max_redeliveries,
+                self.limits.prioritized_messages,
+            ),
+            list(self.limits.policies),
         )
         # Unique per broker start: message ids must not repeat across restarts.
         self._id_prefix = f"ID:{name}-{int(clock() * 1000)}-"
@@ -154,6 +161,7 @@ class Core:
                 raise CoreError(NOT_FOUND, f"no such queue: {address.name}")
             self._check_name(address)
             q = MessageQueue(self, address, memory_limit=self.limits.queue_memory_limit)
+            q.prioritized = self.policies.for_name(address.name).prioritized_messages
             self.queues[address] = q
             self.records.queue_created(q)
         return q
@@ -222,9 +230,11 @@ class Core:
         """Create a temporary destination that lives until `delete_owned(owner)`."""
         if address.kind == TEMP_QUEUE:
             if address not in self.queues:
-                self.queues[address] = MessageQueue(
+                q = MessageQueue(
                     self, address, memory_limit=self.limits.queue_memory_limit, owner=owner
                 )
+                q.prioritized = self.policies.for_name(address.name).prioritized_messages
+                self.queues[address] = q
         elif address.kind == TEMP_TOPIC:
             if address not in self.topics:
                 self.topics[address] = Topic(address, owner=owner)
@@ -413,6 +423,7 @@ class Core:
             # Each topic subscription drains a private queue the topic fills.
             topic = self.topic(address)
             source = MessageQueue(self, address, limit=self.limits.topic_pending_limit)
+            source.prioritized = self.policies.for_name(address.name).prioritized_messages
             default_prefetch = self.limits.topic_prefetch
         sub = Subscription(
             self,

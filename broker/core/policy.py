@@ -1,4 +1,5 @@
-"""Per-destination policy: dead letter queue and redelivery limit, chosen by name pattern.
+"""Per-destination policy (ActiveMQ's policyEntry): dead letter queue, redelivery limit
+and priority dispatch, chosen by name pattern.
 
 Patterns use ActiveMQ's wildcards: "." separates segments, "*" matches one segment and
 ">" matches the rest (one or more). The first configured policy whose pattern matches
@@ -17,6 +18,9 @@ class Policy:
 
     dead_letter_queue: str
     max_redeliveries: int
+    # ActiveMQ's prioritizedMessages: off by default, so a destination dispatches in
+    # arrival order whatever a message's priority says (issue 12).
+    prioritized_messages: bool = False
 
 
 def wildcard_match(pattern: str, name: str) -> bool:

@@ -1,7 +1,10 @@
 """Message queues and the subscriptions that consume from them.
 
-A MessageQueue holds pending messages in ten FIFO lanes, one per priority (higher first,
-FIFO within a lane), and hands them to its consumers round-robin among those with credit.
+A MessageQueue holds pending messages in arrival order and hands them to its consumers
+round-robin among those with credit. With `prioritized` (the destination policy
+`prioritized_messages`, ActiveMQ's prioritizedMessages; off by default, as in ActiveMQ)
+it keeps ten FIFO lanes, one per priority, higher first; otherwise every message goes to
+lane 0 whatever its priority, so dispatch is FIFO.
 A broker queue is one MessageQueue shared by competing subscriptions; each topic
 subscription owns a private MessageQueue (bounded by the slow-consumer limit) that the
 topic fills.
@@ -88,6 +91,7 @@ class MessageQueue:
         "own_limit",
         "owner",
         "page_stubs",
+        "prioritized",
         "redelivered",
         "top",
     )
@@ -126,6 +130,8 @@ class MessageQueue:
         # May paged-out messages be stubs? Not where pending messages are picked by
         # their fields (`keep_fields`).
         self.page_stubs = True
+        # Dispatch by priority (the core sets it from the destination's policy).
+        self.prioritized = False
         self.enqueued = 0
         self.dispatched = 0
         self.acked = 0
@@ -150,7 +156,7 @@ class MessageQueue:
         self._push(msg)
 
     def _push(self, msg: Message) -> None:
-        prio = msg.priority
+        prio = msg.priority if self.prioritized else 0
         # journaled(self, msg), inlined (hot path): only the journal can page a body in.
         if self.bytes > self.memory_limit and self.durable and msg.persistent:
             stub = self.core.records.page_out(self, msg) if self.page_stubs else None
@@ -176,11 +182,13 @@ class MessageQueue:
         for msg in reversed(msgs):
             if type(msg) is tuple:
                 stub, prio = msg
+                if not self.prioritized:
+                    prio = 0
                 self.lanes[prio].appendleft(stub)
                 self.bytes += PAGED_ENTRY
             else:
                 assert isinstance(msg, Message)
-                prio = msg.priority
+                prio = msg.priority if self.prioritized else 0
                 self.lanes[prio].appendleft(msg)
                 self.bytes += msg.head if msg.body is None else msg.size
             if prio > self.top:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from broker.core import AUTO, CLIENT, INDIVIDUAL, QUEUE, TOPIC, Address, Core, Message
+from broker.core.policy import Policy
 from tests.core.conftest import MakeCore
 from tests.core.fakes import RecordingConsumer
 
@@ -10,7 +11,31 @@ Q = Address(QUEUE, "orders")
 T = Address(TOPIC, "news")
 
 
-def test_priority_lanes_then_fifo(core: Core) -> None:
+def test_arrival_order_whatever_the_priority_by_default(core: Core) -> None:
+    """ActiveMQ's default (prioritizedMessages=false): FIFO, priorities ignored."""
+    for body, prio in [(b"low1", 1), (b"high", 9), (b"low2", 1), (b"mid", 4)]:
+        core.send(Q, Message(body, priority=prio))
+    c = RecordingConsumer()
+    core.subscribe(Q, c, ack_mode=AUTO)
+    assert c.bodies == [b"low1", b"high", b"low2", b"mid"]
+    # Priority is kept on the message, only dispatch ignores it.
+    assert [m.priority for m in c.got] == [1, 9, 1, 4]
+
+
+def test_prioritized_policy_by_pattern(make_core: MakeCore) -> None:
+    core = make_core(policies=(("orders", Policy("ActiveMQ.DLQ", 6, True)),))
+    other = Address(QUEUE, "other")
+    for body, prio in [(b"low", 1), (b"high", 9)]:
+        core.send(Q, Message(body, priority=prio))
+        core.send(other, Message(body, priority=prio))
+    a, b = RecordingConsumer(), RecordingConsumer()
+    core.subscribe(Q, a, ack_mode=AUTO)
+    core.subscribe(other, b, ack_mode=AUTO)
+    assert a.bodies == [b"high", b"low"] and b.bodies == [b"low", b"high"]
+
+
+def test_priority_lanes_then_fifo(make_core: MakeCore) -> None:
+    core = make_core(prioritized_messages=True)
     for body, prio in [(b"low1", 1), (b"high", 9), (b"low2", 1), (b"mid", 4)]:
         core.send(Q, Message(body, priority=prio))
     c = RecordingConsumer()

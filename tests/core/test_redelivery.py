@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from broker.core import INDIVIDUAL, QUEUE, Address, Core, Message
+from broker.core.policy import Policy
 from tests.core.conftest import MakeCore
 from tests.core.fakes import RecordingConsumer
 
@@ -55,7 +56,7 @@ def test_past_max_redeliveries_goes_to_dlq(make_core: MakeCore) -> None:
 
 
 def test_policy_overrides_limit_and_dlq_name(make_core: MakeCore) -> None:
-    core = make_core(policies=(("work", "work.DLQ", 0),))
+    core = make_core(policies=(("work", Policy("work.DLQ", 0)),))
     _c, nacks = _nack_until_gone(core)
     assert nacks == 1
     assert [m.body for m in core.browse(Address(QUEUE, "work.DLQ"))] == [b"poison"]

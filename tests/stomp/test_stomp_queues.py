@@ -80,14 +80,32 @@ def test_prefetch_one_second_message_goes_to_other_consumer(connect) -> None:
     assert quiet(idle)
 
 
-def test_priority_higher_first_fifo_within_priority(connect) -> None:
+PRIORITIZED = {"destinations.prioritized_messages": True}
+
+
+def test_priority_is_ignored_by_default(connect) -> None:
+    """ActiveMQ 5.17's default, prioritizedMessages=false: arrival order; the header is
+    delivered as sent."""
     producer = connect()
+    sends = [(0, "a"), (9, "b"), (4, "c"), (9, "d")]
+    for prio, body in sends:
+        producer.send("/queue/prio-default", body, headers={"priority": str(prio)})
+    producer.sync()
+    c = connect()
+    subscribe(c, "/queue/prio-default", "s1")
+    got = c.listener.take(len(sends))
+    assert [(int(f.headers["priority"]), f.body) for f in got] == sends
+
+
+def test_priority_higher_first_fifo_within_priority(broker_factory, connect) -> None:
+    port = broker_factory(**PRIORITIZED).stomp_port
+    producer = connect(port=port)
     sends = [(0, "a"), (9, "b"), (4, "c"), (9, "d"), (0, "e"), (4, "f"), (5, "g"), (1, "h")]
     for prio, body in sends:
         producer.send("/queue/prio", body, headers={"priority": str(prio)})
     producer.sync()
 
-    c = connect()
+    c = connect(port=port)
     subscribe(c, "/queue/prio", "s1")
     got = c.listener.take(len(sends))
     assert [(int(f.headers["priority"]), f.body) for f in got] == [
@@ -102,12 +120,13 @@ def test_priority_higher_first_fifo_within_priority(connect) -> None:
     ]
 
 
-def test_priority_applies_while_consumer_is_busy(connect) -> None:
-    c = connect()
+def test_priority_applies_while_consumer_is_busy(broker_factory, connect) -> None:
+    port = broker_factory(**PRIORITIZED).stomp_port
+    c = connect(port=port)
     subscribe(
         c, "/queue/prio-live", "s1", ack="client-individual", **{"activemq.prefetchSize": "1"}
     )
-    producer = connect()
+    producer = connect(port=port)
     for prio, body in [(4, "first"), (0, "low"), (4, "mid"), (9, "high")]:
         producer.send("/queue/prio-live", body, headers={"priority": str(prio)})
     producer.sync()

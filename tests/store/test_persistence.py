@@ -184,20 +184,23 @@ def wait_until(cond: Callable[[], bool], timeout: float, what: str) -> None:
 # -- queue state ---------------------------------------------------------------------------
 
 
+PRIORITIZED = {"destinations.prioritized_messages": True}
+
+
 def test_queue_order_and_priorities_survive_restarts(restarts: Restarts, client) -> None:
     prios = [4, 9, 0, 7, 4, 9, 1, 4, 7, 0, 9, 4]
-    b = restarts.start()
+    b = restarts.start(**PRIORITIZED)
     c = client(b)
     for i, p in enumerate(prios):
         send(c, "/queue/order", f"a{i}", receipt=i == len(prios) - 1, priority=str(p), **PERSISTENT)
 
-    b = restarts.restart(b)
+    b = restarts.restart(b, **PRIORITIZED)
     c = client(b)
     # New messages continue the stored order: after the recovered ones of the same priority.
     for i, p in enumerate(prios[:6]):
         send(c, "/queue/order", f"b{i}", receipt=i == 5, priority=str(p), **PERSISTENT)
 
-    b = restarts.restart(b)
+    b = restarts.restart(b, **PRIORITIZED)
     c = client(b)
     sent = [(p, f"a{i}") for i, p in enumerate(prios)] + [
         (p, f"b{i}") for i, p in enumerate(prios[:6])
