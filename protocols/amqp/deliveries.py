@@ -15,6 +15,9 @@
   persistent message is accepted and settled only after the core's durability awaitable
   completes. Undeliverable messages are rejected with a condition. Producer credit is a
   window of `PRODUCER_CREDIT`, withheld while a destination is over its memory limit.
+- A link we detach (message too large, the session ends) settles the delivery it has
+  not read and every transfer that still comes on it, so proton drops their bytes
+  instead of buffering them for a peer that ignores the detach.
 
 Per-message cost: transfers and dispositions are handled on proton's C API (cproton) with
 the raw event, link and delivery pointers, not through proton's Event/Link/Delivery wrapper
@@ -45,6 +48,7 @@ from cproton import (
     pn_incref,
     pn_link_advance,
     pn_link_credit,
+    pn_link_current,
     pn_link_drained,
     pn_link_flow,
     pn_link_get_drain,
@@ -52,7 +56,7 @@ from cproton import (
     pn_link_recv,
     pn_link_send,
 )
-from proton import Condition, Delivery
+from proton import Condition, Delivery, Link
 from proton import Message as AmqpMessage
 
 from broker.auth import WRITE, exists
@@ -209,7 +213,9 @@ class AmqpDeliveries(AmqpLinks):
                 self._on_outcome(entry, sub, msg_id, Delivery.wrap(dlv))
             return
         if entry is None:
-            if pn_link_is_sender(link) and pn_delivery_settled(dlv):
+            if not pn_link_is_sender(link) or pn_delivery_settled(dlv):
+                # A transfer on a link we detached: settled, proton drops its bytes (and
+                # those of the frames that continue it) rather than buffer them.
                 pn_delivery_settle(dlv)
             return
         inl: InLink = entry  # type: ignore[assignment]
@@ -239,6 +245,16 @@ class AmqpDeliveries(AmqpLinks):
             credit = pn_link_credit(link)
             if credit < PRODUCER_CREDIT // 2:
                 pn_link_flow(link, PRODUCER_CREDIT - credit)
+
+    def _drop_in(self, link: Link) -> None:
+        inl = self.in_links.get(link)
+        if inl is not None:
+            current = pn_link_current(inl.impl)
+            if current:
+                # The delivery not read yet (incomplete, or too large): settled, proton
+                # frees its bytes and ignores the frames that continue it.
+                pn_delivery_settle(current)
+        super()._drop_in(link)
 
     def _on_transfer(self, inl: InLink, dlv: Any, data: bytes | bytearray) -> None:
         """A whole message on a link we receive on; `dlv` is its pn_delivery_t."""
