@@ -15,9 +15,13 @@
   persistent message is accepted and settled only after the core's durability awaitable
   completes. Undeliverable messages are rejected with a condition. Producer credit is a
   window of `PRODUCER_CREDIT`, withheld while a destination is over its memory limit.
-- A link we detach (message too large, the session ends) settles the delivery it has
-  not read and every transfer that still comes on it, so proton drops their bytes
-  instead of buffering them for a peer that ignores the detach.
+- A message split over several transfer frames is buffered by proton until its last
+  frame: each link's incomplete delivery is counted (`InLink.partial`, the connection's
+  `_delivery_bytes`) with the half-received frames against the listener's
+  `max_partial_bytes`, and timed against `frame_timeout` (connection.py acts on both).
+  A link we detach (message too large, the session ends) settles its incomplete delivery
+  and every transfer that still comes on it, so proton drops their bytes instead of
+  buffering them for a peer that ignores the detach.
 
 Per-message cost: transfers and dispositions are handled on proton's C API (cproton) with
 the raw event, link and delivery pointers, not through proton's Event/Link/Delivery wrapper
@@ -87,9 +91,17 @@ class AmqpDeliveries(AmqpLinks):
         self.coordinator = Coordinator(self)
         self._decoder = AmqpMessage()
         self._encoder = AmqpMessage()
+        # Bytes of incomplete multi-frame deliveries on all links, and the links holding
+        # one (almost always none: a message usually fits in one frame).
+        self._delivery_bytes = 0
+        self._partial_links: set[InLink] = set()
 
     def _close_connection(self, condition: str, description: str) -> None:
         """Close the AMQP connection with an error condition (the engine's business)."""
+        raise NotImplementedError
+
+    def _arm_frame_timer(self) -> None:
+        """Start the frame_timeout clock if it is not running (the engine's business)."""
         raise NotImplementedError
 
     def _take_transactions(self) -> list[Transaction]:
@@ -220,6 +232,8 @@ class AmqpDeliveries(AmqpLinks):
             return
         inl: InLink = entry  # type: ignore[assignment]
         if pn_delivery_aborted(dlv):
+            if inl.partial:
+                self._hold_partial(inl, 0)
             pn_delivery_settle(dlv)
             return
         pending = pn_delivery_pending(dlv)
@@ -232,7 +246,11 @@ class AmqpDeliveries(AmqpLinks):
             self._drop_in(inl.link)
             return
         if pn_delivery_partial(dlv) or not pn_delivery_readable(dlv):
+            if pending != inl.partial:
+                self._hold_partial(inl, pending)
             return
+        if inl.partial:
+            self._hold_partial(inl, 0)
         n, data = pn_link_recv(link, pending)
         if n < 0:
             data = b""
@@ -246,9 +264,23 @@ class AmqpDeliveries(AmqpLinks):
             if credit < PRODUCER_CREDIT // 2:
                 pn_link_flow(link, PRODUCER_CREDIT - credit)
 
+    def _hold_partial(self, inl: InLink, n: int) -> None:
+        """`inl`'s incomplete delivery now holds `n` bytes in proton (0: it completed or
+        went). The budget is checked after the read (AmqpConnection._check_partial)."""
+        self._delivery_bytes += n - inl.partial
+        if not n:
+            self._partial_links.discard(inl)
+        elif not inl.partial:
+            inl.since = self.loop.time()
+            self._partial_links.add(inl)
+            self._arm_frame_timer()
+        inl.partial = n
+
     def _drop_in(self, link: Link) -> None:
         inl = self.in_links.get(link)
         if inl is not None:
+            if inl.partial:
+                self._hold_partial(inl, 0)
             current = pn_link_current(inl.impl)
             if current:
                 # The delivery not read yet (incomplete, or too large): settled, proton
