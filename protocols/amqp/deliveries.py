@@ -14,7 +14,9 @@
 - Our receivers route each transfer with `core.send`; an unsettled transfer of a
   persistent message is accepted and settled only after the core's durability awaitable
   completes. Undeliverable messages are rejected with a condition. Producer credit is a
-  window of `PRODUCER_CREDIT`, withheld while a destination is over its memory limit.
+  window of `PRODUCER_CREDIT`, withheld while a destination is over its memory limit; a
+  transfer beyond the link's credit (proton takes it) detaches the link with
+  amqp:link:transfer-limit-exceeded, or withholding credit would bound nothing.
 - A message split over several transfer frames is buffered by proton until its last
   frame: each link's incomplete delivery is counted (`InLink.partial`, the connection's
   `_delivery_bytes`) with the half-received frames against the listener's
@@ -80,6 +82,7 @@ from protocols.amqp.mapping import (
 from protocols.amqp.transactions import TRANSACTIONAL, Coordinator, UnknownTransaction
 
 _ACCEPTED = int(Delivery.ACCEPTED)
+_TRANSFER_LIMIT = "amqp:link:transfer-limit-exceeded"
 
 
 class AmqpDeliveries(AmqpLinks):
@@ -255,14 +258,23 @@ class AmqpDeliveries(AmqpLinks):
         if n < 0:
             data = b""
         pn_link_advance(link)
+        credit = pn_link_credit(link)
+        if credit < 0:
+            # Proton takes a transfer the peer had no credit for, and withheld credit is
+            # how a full queue holds its producers back: refused, and the link detached
+            # with the spec's condition (2.6.7), so such a peer cannot bypass it.
+            why = "transfer sent without link credit"
+            self._reject(dlv, _TRANSFER_LIMIT, why, pn_delivery_settled(dlv))
+            inl.link.condition = Condition(_TRANSFER_LIMIT, why)
+            inl.link.close()
+            self._drop_in(inl.link)
+            return
         if inl.coordinator:
             self.coordinator.control(Delivery.wrap(dlv), bytes(data))
         else:
             self._on_transfer(inl, dlv, data)
-        if not inl.blocked:
-            credit = pn_link_credit(link)
-            if credit < PRODUCER_CREDIT // 2:
-                pn_link_flow(link, PRODUCER_CREDIT - credit)
+        if not inl.blocked and credit < PRODUCER_CREDIT // 2:
+            pn_link_flow(link, PRODUCER_CREDIT - credit)
 
     def _hold_partial(self, inl: InLink, n: int) -> None:
         """`inl`'s incomplete delivery now holds `n` bytes in proton (0: it completed or
