@@ -1,6 +1,8 @@
 """Memory bounds an AMQP client cannot get around (issue 10): a SASL frame before
-authentication is small, and the store limit (`destinations.store_limit`) holds a
-producer back ("block": no more credit) or refuses its transfers ("fail")."""
+authentication is small, the store limit (`destinations.store_limit`) holds a producer
+back ("block": no more credit) or refuses its transfers ("fail"), and a producer that
+sends beyond its credit has its link detached (half-received input:
+test_amqp_partial.py)."""
 
 from __future__ import annotations
 
