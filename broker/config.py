@@ -94,6 +94,13 @@ class AmqpSettings:
     # Outbound bytes buffered for one connection before its consumers stop receiving.
     write_buffer_high: int = 1048576
     write_buffer_low: int = 262144
+    # Bytes of half-received frames and incomplete multi-frame messages all connections
+    # of the listener may hold together; the connection that would pass it is closed
+    # with amqp:resource-limit-exceeded.
+    max_partial_bytes: int = 536870912
+    # Seconds a frame, and a message split over several transfer frames, may take from
+    # its first byte to its last (0: no limit): proton's idle timeout counts any byte.
+    frame_timeout: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -412,6 +419,7 @@ def _validate(s: Settings) -> None:
         "listeners.stomp.max_partial_bytes",
         "listeners.amqp.max_frame_size",
         "listeners.amqp.max_message_size",
+        "listeners.amqp.max_partial_bytes",
         "destinations.queue_prefetch",
         "destinations.topic_prefetch",
         "destinations.topic_pending_limit",

@@ -28,6 +28,14 @@ the connection with amqp:resource-limit-exceeded for too many connections. Idle 
 is the engine's `tick`, scheduled on the event loop. A connection that goes away returns
 its unsettled messages (flagged redelivered) and aborts its transactions.
 
+Half-received input (issue 10): what proton holds of a frame not yet complete (followed
+by a FrameMeter over the same bytes; before the engine, what the SASL layer holds) and of
+multi-frame deliveries not yet complete (deliveries.py) is this connection's share of
+the listener's `partial_bytes`, checked after each read against `max_partial_bytes`; the
+connection that would pass it is closed with amqp:resource-limit-exceeded, so the others
+go on. Proton's idle timeout counts any byte, so a frame (and a multi-frame message) must
+also complete within `frame_timeout` of its first byte, or the same close follows.
+
 State ownership: an AmqpConnection owns its engine, links and transactions and is only
 touched from the event loop; nothing awaits between a check and the change it guards.
 """
@@ -43,6 +51,7 @@ from cproton import pn_collector_peek, pn_collector_pop, pn_event_type
 from proton import Collector, Condition, Connection, Endpoint, Event, Transport, symbol
 
 from protocols.amqp.deliveries import AmqpDeliveries
+from protocols.amqp.frames import FrameMeter
 from protocols.amqp.sasl import DONE, FAILED, NEGOTIATING, SKIPPED, WAITING, SaslServer
 
 if TYPE_CHECKING:
@@ -81,6 +90,11 @@ class AmqpConnection(AmqpDeliveries):
         self.engine.bind(self.conn)
         self.over_limit = False
         self._tick_handle: asyncio.TimerHandle | None = None
+        # The frames of the engine's input, and when its incomplete one (or the SASL
+        # layer's) began (loop time; 0.0: none); the timer enforcing frame_timeout.
+        self._meter = FrameMeter()
+        self._frame_since = 0.0
+        self._frame_timer: asyncio.TimerHandle | None = None
         # By event type number, taking the raw pn_event_t: the per-message events (flow,
         # delivery) are handled on it directly, the rest through proton's Event wrapper;
         # every other event (most of them) is popped without being looked at.
@@ -128,10 +142,12 @@ class AmqpConnection(AmqpDeliveries):
                 return
             if sasl.state != DONE and sasl.state != SKIPPED:
                 self._flush()
+                self._check_partial(sasl.buffered(), False)
                 return
             # SASL done (or skipped): proton's engine takes every byte from here on.
             self.engine.require_auth(sasl.state == SKIPPED and bool(self.listener.users))
             data, sasl.leftover = sasl.leftover, b""
+        completed = self._meter.feed(data)
         engine = self.engine
         try:
             while data:
@@ -143,6 +159,9 @@ class AmqpConnection(AmqpDeliveries):
         except Exception as exc:  # TransportException: the engine has set its condition
             log.debug("AMQP input error from %s: %r", self.peer, exc)
         self._flush()
+        held = self._meter.held
+        if (held or self._partial or self._delivery_bytes) and not self.closing:
+            self._check_partial(held, completed)
 
     def eof_received(self) -> bool | None:
         self.engine.close_tail()
@@ -153,6 +172,9 @@ class AmqpConnection(AmqpDeliveries):
         if self._tick_handle is not None:
             self._tick_handle.cancel()
             self._tick_handle = None
+        if self._frame_timer is not None:
+            self._frame_timer.cancel()
+            self._frame_timer = None
         super().connection_lost(exc)
         self.collector.release()
         self.engine.unbind()
@@ -221,6 +243,62 @@ class AmqpConnection(AmqpDeliveries):
         if deadline:
             self._tick_handle = self.loop.call_at(deadline, self._tick)
         self._flush()
+
+    # -- half-received input ----------------------------------------------------------------
+
+    def _check_partial(self, held: int, completed: bool) -> None:
+        """After a read: `held` bytes of an incomplete frame (the engine's or the SASL
+        layer's) plus the incomplete deliveries are this connection's share of the
+        listener's budget; a frame left after one completed began in this read."""
+        if not self._buffered(held + self._delivery_bytes, self.settings.max_partial_bytes):
+            self._exceeded("too many bytes of partial frames buffered, try again later")
+            return
+        if not held:
+            self._frame_since = 0.0
+        elif completed or not self._frame_since:
+            self._frame_since = self.loop.time()
+            self._arm_frame_timer()
+
+    def _arm_frame_timer(self) -> None:
+        timeout = self.settings.frame_timeout
+        if self._frame_timer is None and timeout > 0 and not self.closing:
+            self._frame_timer = self.loop.call_later(timeout, self._frame_deadline)
+
+    def _frame_deadline(self) -> None:
+        self._frame_timer = None
+        if self.closing:
+            return
+        now = self.loop.time()
+        timeout = self.settings.frame_timeout
+        links = self._partial_links
+        if self._read_paused or self._reading_stopped:
+            # We stopped reading (backpressure, a graceful stop): the peer is not the slow one.
+            if self._frame_since:
+                self._frame_since = now
+            for inl in links:
+                inl.since = now
+        starts = [inl.since for inl in links]
+        if self._frame_since:
+            starts.append(self._frame_since)
+        if not starts:
+            return
+        late = now - min(starts)
+        if late >= timeout:
+            what = "message" if late > now - self._frame_since else "frame"
+            self._exceeded(f"{what} not completed within {timeout:g} seconds")
+        else:
+            self._frame_timer = self.loop.call_later(timeout - late, self._frame_deadline)
+
+    def _exceeded(self, description: str) -> None:
+        """Close this connection for holding too much or too long, with the spec's
+        amqp:resource-limit-exceeded (before SASL is done: the socket alone)."""
+        if self.sasl.state in (WAITING, NEGOTIATING):
+            log.info("closing AMQP connection from %s during SASL: %s", self.peer, description)
+            self._close()
+            return
+        self._close_connection("amqp:resource-limit-exceeded", description)
+        self._flush()
+        self._close()
 
     def _close_connection(self, condition: str, description: str) -> None:
         """Close the AMQP connection (not the broker) with an error condition."""

@@ -14,7 +14,16 @@
 - Our receivers route each transfer with `core.send`; an unsettled transfer of a
   persistent message is accepted and settled only after the core's durability awaitable
   completes. Undeliverable messages are rejected with a condition. Producer credit is a
-  window of `PRODUCER_CREDIT`, withheld while a destination is over its memory limit.
+  window of `PRODUCER_CREDIT`, withheld while a destination is over its memory limit; a
+  transfer beyond the link's credit (proton takes it) detaches the link with
+  amqp:link:transfer-limit-exceeded, or withholding credit would bound nothing.
+- A message split over several transfer frames is buffered by proton until its last
+  frame: each link's incomplete delivery is counted (`InLink.partial`, the connection's
+  `_delivery_bytes`) with the half-received frames against the listener's
+  `max_partial_bytes`, and timed against `frame_timeout` (connection.py acts on both).
+  A link we detach (message too large, the session ends) settles its incomplete delivery
+  and every transfer that still comes on it, so proton drops their bytes instead of
+  buffering them for a peer that ignores the detach.
 
 Per-message cost: transfers and dispositions are handled on proton's C API (cproton) with
 the raw event, link and delivery pointers, not through proton's Event/Link/Delivery wrapper
@@ -45,6 +54,7 @@ from cproton import (
     pn_incref,
     pn_link_advance,
     pn_link_credit,
+    pn_link_current,
     pn_link_drained,
     pn_link_flow,
     pn_link_get_drain,
@@ -52,7 +62,7 @@ from cproton import (
     pn_link_recv,
     pn_link_send,
 )
-from proton import Condition, Delivery
+from proton import Condition, Delivery, Link
 from proton import Message as AmqpMessage
 
 from broker.auth import WRITE, exists
@@ -72,6 +82,7 @@ from protocols.amqp.mapping import (
 from protocols.amqp.transactions import TRANSACTIONAL, Coordinator, UnknownTransaction
 
 _ACCEPTED = int(Delivery.ACCEPTED)
+_TRANSFER_LIMIT = "amqp:link:transfer-limit-exceeded"
 
 
 class AmqpDeliveries(AmqpLinks):
@@ -83,9 +94,17 @@ class AmqpDeliveries(AmqpLinks):
         self.coordinator = Coordinator(self)
         self._decoder = AmqpMessage()
         self._encoder = AmqpMessage()
+        # Bytes of incomplete multi-frame deliveries on all links, and the links holding
+        # one (almost always none: a message usually fits in one frame).
+        self._delivery_bytes = 0
+        self._partial_links: set[InLink] = set()
 
     def _close_connection(self, condition: str, description: str) -> None:
         """Close the AMQP connection with an error condition (the engine's business)."""
+        raise NotImplementedError
+
+    def _arm_frame_timer(self) -> None:
+        """Start the frame_timeout clock if it is not running (the engine's business)."""
         raise NotImplementedError
 
     def _take_transactions(self) -> list[Transaction]:
@@ -214,11 +233,15 @@ class AmqpDeliveries(AmqpLinks):
                 self._on_outcome(entry, sub, msg_id, Delivery.wrap(dlv))
             return
         if entry is None:
-            if pn_link_is_sender(link) and pn_delivery_settled(dlv):
+            if not pn_link_is_sender(link) or pn_delivery_settled(dlv):
+                # A transfer on a link we detached: settled, proton drops its bytes (and
+                # those of the frames that continue it) rather than buffer them.
                 pn_delivery_settle(dlv)
             return
         inl: InLink = entry  # type: ignore[assignment]
         if pn_delivery_aborted(dlv):
+            if inl.partial:
+                self._hold_partial(inl, 0)
             pn_delivery_settle(dlv)
             return
         pending = pn_delivery_pending(dlv)
@@ -231,19 +254,56 @@ class AmqpDeliveries(AmqpLinks):
             self._drop_in(inl.link)
             return
         if pn_delivery_partial(dlv) or not pn_delivery_readable(dlv):
+            if pending != inl.partial:
+                self._hold_partial(inl, pending)
             return
+        if inl.partial:
+            self._hold_partial(inl, 0)
         n, data = pn_link_recv(link, pending)
         if n < 0:
             data = b""
         pn_link_advance(link)
+        credit = pn_link_credit(link)
+        if credit < 0:
+            # Proton takes a transfer the peer had no credit for, and withheld credit is
+            # how a full queue holds its producers back: refused, and the link detached
+            # with the spec's condition (2.6.7), so such a peer cannot bypass it.
+            why = "transfer sent without link credit"
+            self._reject(dlv, _TRANSFER_LIMIT, why, pn_delivery_settled(dlv))
+            inl.link.condition = Condition(_TRANSFER_LIMIT, why)
+            inl.link.close()
+            self._drop_in(inl.link)
+            return
         if inl.coordinator:
             self.coordinator.control(Delivery.wrap(dlv), bytes(data))
         else:
             self._on_transfer(inl, dlv, data)
-        if not inl.blocked:
-            credit = pn_link_credit(link)
-            if credit < PRODUCER_CREDIT // 2:
-                pn_link_flow(link, PRODUCER_CREDIT - credit)
+        if not inl.blocked and credit < PRODUCER_CREDIT // 2:
+            pn_link_flow(link, PRODUCER_CREDIT - credit)
+
+    def _hold_partial(self, inl: InLink, n: int) -> None:
+        """`inl`'s incomplete delivery now holds `n` bytes in proton (0: it completed or
+        went). The budget is checked after the read (AmqpConnection._check_partial)."""
+        self._delivery_bytes += n - inl.partial
+        if not n:
+            self._partial_links.discard(inl)
+        elif not inl.partial:
+            inl.since = self.loop.time()
+            self._partial_links.add(inl)
+            self._arm_frame_timer()
+        inl.partial = n
+
+    def _drop_in(self, link: Link) -> None:
+        inl = self.in_links.get(link)
+        if inl is not None:
+            if inl.partial:
+                self._hold_partial(inl, 0)
+            current = pn_link_current(inl.impl)
+            if current:
+                # The delivery not read yet (incomplete, or too large): settled, proton
+                # frees its bytes and ignores the frames that continue it.
+                pn_delivery_settle(current)
+        super()._drop_in(link)
 
     def _on_transfer(self, inl: InLink, dlv: Any, data: bytes | bytearray) -> None:
         """A whole message on a link we receive on; `dlv` is its pn_delivery_t."""

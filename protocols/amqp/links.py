@@ -112,7 +112,7 @@ class OutLink:
 class InLink:
     """A link we receive on: a fixed destination, the anonymous relay or a coordinator."""
 
-    __slots__ = ("address", "blocked", "coordinator", "dynamic", "impl", "link")
+    __slots__ = ("address", "blocked", "coordinator", "dynamic", "impl", "link", "partial", "since")
 
     def __init__(
         self, link: Link, address: Address | None, *, dynamic: bool, coordinator: bool
@@ -124,6 +124,10 @@ class InLink:
         self.coordinator = coordinator
         # Credit is withheld while the destination is over its memory limit.
         self.blocked = False
+        # Bytes proton holds of the delivery whose transfer frames have not all come yet
+        # (0: none), and since when (loop time): see AmqpDeliveries._hold_partial.
+        self.partial = 0
+        self.since = 0.0
 
 
 class AmqpLinks(PushConnection):

@@ -80,6 +80,10 @@ class SaslServer:
         self._buf = b""
         self._out: list[bytes] = []
 
+    def buffered(self) -> int:
+        """Bytes of an incomplete frame (or protocol header) held."""
+        return len(self._buf)
+
     def data_to_send(self) -> bytes:
         out = b"".join(self._out)
         self._out.clear()

@@ -1,9 +1,12 @@
 """Memory bounds an AMQP client cannot get around (issue 10): a SASL frame before
-authentication is small, and the store limit (`destinations.store_limit`) holds a
-producer back ("block": no more credit) or refuses its transfers ("fail")."""
+authentication is small, the store limit (`destinations.store_limit`) holds a producer
+back ("block": no more credit) or refuses its transfers ("fail"), and a producer that
+sends beyond its credit has its link detached (half-received input:
+test_amqp_partial.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import threading
@@ -98,3 +101,44 @@ def test_store_full_block_policy_withholds_credit(broker_factory) -> None:
     finally:
         c.close()
     assert sent.wait(WAIT) and not errors
+
+
+def test_transfers_beyond_link_credit_detach_the_link(broker_factory) -> None:
+    # Proton does not refuse a transfer the peer had no credit for, so withholding
+    # credit from a producer to a full queue bounds only producers that obey it.
+    from proton import Data, Described, uint, ulong
+
+    def frame(code: int, fields: list[object], payload: bytes = b"") -> bytes:
+        d = Data()
+        d.put_object(Described(ulong(code), fields))
+        body = d.encode() + payload
+        return struct.pack(">IBBH", 8 + len(body), 2, 0, 0) + body
+
+    limit = 64 * 1024
+    b: BrokerThread = broker_factory(**{"destinations.queue_memory_limit": limit})
+    sock = socket.create_connection(("127.0.0.1", b.broker.port("amqp")), WAIT)
+    target = Described(ulong(0x29), ["limits.amqp.credit"])
+    sock.sendall(
+        b"AMQP\x00\x01\x00\x00"
+        + frame(0x10, ["credit-violator"])
+        + frame(0x11, [None, uint(0), uint(5000), uint(5000)])
+        + frame(0x12, ["p", uint(0), False, None, None, None, target])
+    )
+    got = b""
+    sock.settimeout(WAIT)
+    while b"\x00S\x13" not in got:  # the broker's first flow: 1000 credits
+        got += sock.recv(65536)
+    payload = Message(body=b"c" * 1024).encode()
+    transfers = b"".join(
+        frame(0x14, [uint(0), uint(i), b"%d" % i, uint(0), True], payload) for i in range(3000)
+    )
+    with contextlib.suppress(OSError):
+        sock.sendall(transfers)
+    while b"transfer-limit-exceeded" not in got:
+        chunk = sock.recv(65536)
+        assert chunk, got
+        got += chunk
+    sock.close()
+    # The queue took what the credit allowed (1000 transfers at most), not all 3000.
+    depth = b.stats("limits.amqp.credit").depth
+    assert 0 < depth <= 1000
