@@ -129,12 +129,20 @@ async def test_one_of_three_is_elected(etcd: EtcdServer, cluster: Cluster) -> No
         assert n.election.leader.node.node_id == winner.name
         assert n.election.leader.epoch == winner.election.epoch > 0
         assert not n.events.active.is_set()
+    # Renewals keep it active: three TTLs on, it is still active and never stepped down.
+    first = winner.election.last_renewal
+    while winner.election.last_renewal < first + 3 * TTL and winner.election.active:
+        await asyncio.sleep(0.1)
+    assert winner.election.active and not winner.events.down.is_set(), cluster.log
+    assert all(not n.events.active.is_set() for n in losers)
     print(f"\nelection of one of three: {elected * 1000:.0f} ms")
 
 
+@pytest.mark.parametrize("fault", ["blackhole", "drop"])
 async def test_partitioned_active_steps_down_before_a_standby_is_elected(
-    etcd: EtcdServer, cluster: Cluster
+    etcd: EtcdServer, cluster: Cluster, fault: str
 ) -> None:
+    """blackhole: requests vanish (timeouts); drop: connections reset and refused."""
     proxy = await FaultProxy(("127.0.0.1", etcd.port)).start()
     try:
         a = cluster.node("a", proxy.url)
@@ -151,7 +159,7 @@ async def test_partitioned_active_steps_down_before_a_standby_is_elected(
 
         loop = asyncio.get_running_loop()
         cut = loop.time()
-        proxy.blackhole()
+        getattr(proxy, fault)()
         last_renewal = a.election.last_renewal
         await wait(b.events.active)
         t_down, t_b = a.events.times["down"], b.events.times["active"]
@@ -169,7 +177,7 @@ async def test_partitioned_active_steps_down_before_a_standby_is_elected(
         order = [(name, ev) for _, name, ev, _ in cluster.log if ev in ("down", "active")]
         assert order[-2:] == [("a", "down"), ("b", "active")], order
         print(
-            f"\npartition: a stepped down {t_down - cut:.3f}s after the cut,"
+            f"\npartition ({fault}): a stepped down {t_down - cut:.3f}s after the cut,"
             f" {t_down - last_renewal:.3f}s after its last renewal (TTL {TTL}s,"
             f" margin {MARGIN}s); b active {t_b - t_down:.3f}s after a stepped down,"
             f" {t_b - cut:.3f}s after the cut; epochs {old_epoch} -> {b.election.epoch}"
