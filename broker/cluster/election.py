@@ -272,7 +272,7 @@ class Election:
         now = loop.time()
         if created and self.caught_up and now < sent + ttl - self.margin:
             self._become_active(revision, sent, ttl)
-            await self._lead(ttl)
+            await self._lead()
             return
         await self._release()
         if holder is not None:
@@ -290,7 +290,7 @@ class Election:
         self._emit("became_active", self.leader)
         self._renewer = asyncio.ensure_future(self._renew(ttl))
 
-    async def _lead(self, ttl: int) -> None:
+    async def _lead(self) -> None:
         await self._down.wait()
         # Let a standby take over now rather than at the lease's expiry, if etcd hears us.
         await self._release()
