@@ -250,6 +250,30 @@ class AuthSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """This node's place in a cluster (issue 11; broker/cluster). Absent: one node."""
+
+    # Unique in the cluster, and the node's availability-zone tag.
+    node_id: str = ""
+    az: str = ""
+    # host:port this node's replication listens on, and the peers' (node id = host:port).
+    replication_address: str = ""
+    peers: Mapping[str, str] = field(default_factory=dict)
+    etcd_endpoints: tuple[str, ...] = ("http://127.0.0.1:2379",)
+    # Keys of this cluster live under it (several clusters may share one etcd).
+    etcd_prefix: str = "/zonemq/zonemq"
+    # A persistent write completes when durable on the active and on standbys in at
+    # least this many other zones.
+    min_insync_azs: int = 1
+    # The active's etcd lease, in whole seconds (etcd's unit), and how long before its
+    # earliest possible expiry an active that could not renew it steps down.
+    lease_ttl: int = 6
+    step_down_margin: float = 1.0
+    # Client addresses to publish, by listener name (stomp = "a.example:61613").
+    advertise: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Settings:
     """The whole configuration, built once by load_settings."""
 
@@ -259,6 +283,8 @@ class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     tls: TlsSettings = field(default_factory=TlsSettings)
+    # None (no [cluster] table): a single node that needs no etcd.
+    cluster: ClusterSettings | None = None
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -307,11 +333,14 @@ def load_settings(
 
 
 def flatten(settings: Any, prefix: str = "") -> dict[str, Any]:
-    """Dotted key to value for every setting (used by the defaults test and `zonemq config`)."""
+    """Dotted key to value for every setting (used by the defaults test and `zonemq config`);
+    an absent optional table ([cluster]) has no keys."""
     out: dict[str, Any] = {}
     for f in dataclasses.fields(settings):
         value = getattr(settings, f.name)
         key = f"{prefix}{f.name}"
+        if value is None:
+            continue
         if dataclasses.is_dataclass(value):
             out.update(flatten(value, key + "."))
         else:
@@ -360,6 +389,10 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
 
 def _convert(hint: Any, value: Any, key: str) -> Any:
     origin = typing.get_origin(hint)
+    if origin is types.UnionType:
+        # An optional table: present in the file means built; TOML has no null.
+        (hint,) = [arm for arm in typing.get_args(hint) if arm is not type(None)]
+        origin = None
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, key + ".")
     if origin is tuple:
@@ -468,6 +501,8 @@ def _validate(s: Settings) -> None:
             raise ConfigError(f"destinations.policies[{i}].pattern: must not be empty")
     _validate_auth(s.auth)
     _validate_tls(s)
+    if s.cluster is not None:
+        _validate_cluster(s.cluster, s)
 
 
 def _validate_auth(auth: AuthSettings) -> None:
@@ -517,6 +552,60 @@ def _validate_tls(s: Settings) -> None:
     for cn, user in tls.cert_users.items():
         if user not in s.auth.users:
             raise ConfigError(f"tls.cert_users.{cn}: {user!r} is not in auth.users")
+
+
+def _host_port(text: str, key: str) -> None:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
+        raise ConfigError(f"{key}: expected host:port, got {text!r}")
+
+
+def _validate_cluster(c: ClusterSettings, s: Settings) -> None:
+    for key in ("node_id", "az", "replication_address"):
+        if not getattr(c, key):
+            raise ConfigError(f"cluster.{key}: must be set when [cluster] is present")
+    if not all(ch.isalnum() or ch in "._-" for ch in c.node_id):
+        raise ConfigError(
+            f"cluster.node_id: letters, digits, '.', '_' and '-' only, got {c.node_id!r}"
+        )
+    _host_port(c.replication_address, "cluster.replication_address")
+    for node, address in c.peers.items():
+        if node == c.node_id:
+            raise ConfigError(f"cluster.peers.{node}: is this node (cluster.node_id)")
+        _host_port(address, f"cluster.peers.{node}")
+    if not c.etcd_endpoints:
+        raise ConfigError("cluster.etcd_endpoints: at least one etcd endpoint is needed")
+    for i, url in enumerate(c.etcd_endpoints):
+        scheme, sep, rest = url.partition("://")
+        if scheme not in ("http", "https") or not sep:
+            raise ConfigError(
+                f"cluster.etcd_endpoints[{i}]: expected http://host:port, got {url!r}"
+            )
+        _host_port(rest.rstrip("/"), f"cluster.etcd_endpoints[{i}]")
+    if not c.etcd_prefix.startswith("/") or c.etcd_prefix.endswith("/"):
+        raise ConfigError(
+            f"cluster.etcd_prefix: must start and not end with '/', got {c.etcd_prefix!r}"
+        )
+    if c.lease_ttl < 2:
+        raise ConfigError(f"cluster.lease_ttl: must be at least 2 seconds, got {c.lease_ttl}")
+    # The deadline must come after the first renewal (at TTL/3): broker/cluster/election.py.
+    if not 0 < c.step_down_margin < c.lease_ttl * 2 / 3:
+        raise ConfigError(
+            f"cluster.step_down_margin: must be above 0 and below 2/3 of lease_ttl"
+            f" ({c.lease_ttl * 2 / 3:.2f}), got {c.step_down_margin}"
+        )
+    if c.min_insync_azs > len(c.peers):
+        raise ConfigError(
+            f"cluster.min_insync_azs: {c.min_insync_azs} other zones cannot be met"
+            f" by {len(c.peers)} peers"
+        )
+    listeners = {f.name for f in dataclasses.fields(ListenerSettings)}
+    for name, address in c.advertise.items():
+        if name.partition("+")[0] not in listeners:
+            raise ConfigError(
+                f"cluster.advertise.{name}: not a listener ({', '.join(sorted(listeners))})"
+            )
+        _host_port(address, f"cluster.advertise.{name}")
 
 
 def default_config_path() -> Path:

@@ -142,6 +142,13 @@ class Broker:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        if self.settings.cluster is not None:
+            # Only the election exists (broker/cluster): running as one node would let an
+            # operator believe acknowledged messages are replicated when they are not.
+            raise StartupError(
+                "[cluster] is set, but this broker cannot run as a cluster node yet: journal"
+                " replication is not built (issue 11); remove [cluster] to run a single node"
+            )
         self.auth.warn_plain()
         try:
             # Before the lock and the replay: a certificate that does not load stops us at once.
