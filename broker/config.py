@@ -175,7 +175,7 @@ class DestinationPolicy:
 
     pattern: str = ">"
     dead_letter_queue: str = "ActiveMQ.DLQ"
-    max_redeliveries: int = 6
+    max_redeliveries: int = -1
     prioritized_messages: bool = False
 
 
@@ -185,7 +185,10 @@ class DestinationSettings:
 
     queue_prefetch: int = 1000
     topic_prefetch: int = 32766
-    max_redeliveries: int = 6
+    # Returns (a consumer gone with the message unacknowledged, a modified outcome) past
+    # which a message is dead-lettered; -1: never, as ActiveMQ without its redelivery
+    # plugin (its default). A NACK / rejected outcome dead-letters at once either way.
+    max_redeliveries: int = -1
     dead_letter_queue: str = "ActiveMQ.DLQ"
     expired_to_dlq: bool = True
     dead_letter_non_persistent: bool = False
@@ -433,6 +436,10 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
     raise ConfigError(f"{key}: unsupported setting type {hint!r}")  # pragma: no cover
 
 
+# Settings where -1 means "none" (no limit), as ActiveMQ's own -1 does.
+_MINUS_ONE_IS_NONE = frozenset({"destinations.max_redeliveries"})
+
+
 def _validate(s: Settings) -> None:
     flat = flatten(s)
     for key, choices in _CHOICES.items():
@@ -443,6 +450,8 @@ def _validate(s: Settings) -> None:
             raise ConfigError(f"{key}: port must be 0..65535, got {flat[key]}")
     for key, value in flat.items():
         if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+            if key in _MINUS_ONE_IS_NONE and value == -1:
+                continue
             raise ConfigError(f"{key}: must not be negative, got {value}")
     for key in (
         "listeners.stomp.max_frame_size",
@@ -499,6 +508,11 @@ def _validate(s: Settings) -> None:
     for i, policy in enumerate(s.destinations.policies):
         if not policy.pattern:
             raise ConfigError(f"destinations.policies[{i}].pattern: must not be empty")
+        if policy.max_redeliveries < -1:
+            raise ConfigError(
+                f"destinations.policies[{i}].max_redeliveries: must be -1 (none) or more, "
+                f"got {policy.max_redeliveries}"
+            )
     _validate_auth(s.auth)
     _validate_tls(s)
     if s.cluster is not None:

@@ -36,7 +36,8 @@ class CoreLimits:
 
     queue_prefetch: int = 1000
     topic_prefetch: int = 32766
-    max_redeliveries: int = 6
+    # -1: no broker-side limit (ActiveMQ's default, without its redelivery plugin).
+    max_redeliveries: int = -1
     dead_letter_queue: str = "ActiveMQ.DLQ"
     expired_to_dlq: bool = True
     dead_letter_non_persistent: bool = False
@@ -186,7 +187,7 @@ class Core:
             for msg in msgs:
                 if type(msg) is tuple:  # a stub and its priority: never delivered yet
                     keep.append(msg)
-                elif msg.redelivered and msg.delivery_count > limit and not q.own_limit:
+                elif msg.redelivered and 0 <= limit < msg.delivery_count and not q.own_limit:
                     if msg.body is None:
                         msg.body = self.page_in(q, msg)
                     count = msg.delivery_count + 1
@@ -466,14 +467,15 @@ class Core:
 
     def redeliver(self, source: MessageQueue, msgs: list[Message], *, counted: bool) -> None:
         """Put messages back at the front of `source`; counted ones past the destination's
-        redelivery limit go to the dead letter queue instead (not on a queue with its own
-        limit: see `set_own_limit`)."""
+        redelivery limit, if it has one (`max_redeliveries` >= 0; by default none, as in
+        ActiveMQ), go to the dead letter queue instead (not on a queue with its own limit:
+        see `set_own_limit`)."""
         back: list[Message] = []
         limit = self.policies.for_name(source.address.name).max_redeliveries
         for msg in msgs:
             if counted:
                 msg = msg.redelivery_copy()
-                if msg.delivery_count > limit and not source.own_limit:
+                if 0 <= limit < msg.delivery_count and not source.own_limit:
                     self.dead_letter(
                         source,
                         msg,

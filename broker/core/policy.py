@@ -17,6 +17,7 @@ class Policy:
     """What the core needs to know about one destination."""
 
     dead_letter_queue: str
+    # Counted returns past which a message is dead-lettered; -1: none (ActiveMQ's default).
     max_redeliveries: int
     # ActiveMQ's prioritizedMessages: off by default, so a destination dispatches in
     # arrival order whatever a message's priority says (issue 12).

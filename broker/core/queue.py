@@ -503,7 +503,7 @@ class Subscription:
 
     def nack(self, msg_id: str, *, tx: Transaction | None = None) -> bool:
         """Give `msg_id` back for redelivery with its count raised; dead-letter it past the
-        destination's redelivery limit."""
+        destination's redelivery limit, if it has one."""
         taken = self._take(msg_id, False)
         if not taken:
             return False

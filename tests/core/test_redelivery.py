@@ -83,6 +83,16 @@ def test_own_limit_queue_never_dead_letters(make_core: MakeCore) -> None:
     assert DLQ not in core.queues
 
 
+def test_no_broker_redelivery_limit_by_default(core: Core) -> None:
+    """max_redeliveries -1 (ActiveMQ's default): counted returns never dead-letter."""
+    core.send(Q, Message(b"m", persistent=True))
+    for _ in range(20):
+        c = RecordingConsumer()
+        core.subscribe(Q, c, ack_mode=INDIVIDUAL).close()
+    (back,) = core.browse(Q)
+    assert back.delivery_count == 20 and DLQ not in core.queues
+
+
 def test_closing_a_subscription_returns_unacked_counted(core: Core) -> None:
     core.send(Q, Message(b"m"))
     c = RecordingConsumer()

@@ -20,7 +20,10 @@ from tests.daemon.test_crash import DLQ, BrokerProcess, Brokers, brokers, collec
 from tests.sqs.support import CREDS, client
 
 AWS_LISTENER = re.compile(r"aws listener on (\S+):(\d+)")
-LIMIT = 6  # destinations.max_redeliveries (the default)
+# A broker-side redelivery limit (off by default, as in ActiveMQ) set for these tests:
+# SQS queues must never be dead-lettered by it, only by their own RedrivePolicy.
+LIMIT = 6
+WITH_LIMIT = {"destinations.max_redeliveries": LIMIT}
 
 
 def receive_count(sqs: Any, url: str, visibility: int = 0) -> tuple[str, int]:
@@ -40,13 +43,13 @@ def no_activemq_dlq(broker: BrokerThread) -> bool:
 def restart(broker: BrokerThread, tmp_path: Path) -> BrokerThread:
     data_dir = broker.settings.broker.data_dir
     broker.stop()
-    return BrokerThread(tmp_path / "unused", **{"broker.data_dir": data_dir}).start()
+    return BrokerThread(tmp_path / "unused", **{"broker.data_dir": data_dir}, **WITH_LIMIT).start()
 
 
 def test_expired_visibility_and_restarts_never_reach_activemq_dlq(
     broker_factory: Any, tmp_path: Path
 ) -> None:
-    first = broker_factory()
+    first = broker_factory(**WITH_LIMIT)
     sqs = client(first)
     url = sqs.create_queue(QueueName="orders")["QueueUrl"]
     sqs.send_message(QueueUrl=url, MessageBody="again and again")
@@ -67,7 +70,7 @@ def test_expired_visibility_and_restarts_never_reach_activemq_dlq(
 
 
 def test_redrive_policy_still_applies_across_a_restart(broker_factory: Any, tmp_path: Path) -> None:
-    first = broker_factory()
+    first = broker_factory(**WITH_LIMIT)
     sqs = client(first)
     dlq = sqs.create_queue(QueueName="parked")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][

@@ -328,6 +328,22 @@ def test_settling_frees_credit_for_next_message(connect, version: str, outcome: 
     assert quiet(c)
 
 
+def test_abandoned_message_is_never_dead_lettered_by_default(connect) -> None:
+    """ActiveMQ 5.17's default (no redelivery plugin): a message whose consumer goes away
+    comes back redelivered however often; only a NACK dead-letters it."""
+    dlq = connect()
+    subscribe(dlq, "/queue/ActiveMQ.DLQ", "dlq")
+    for i in range(9):
+        c = connect()
+        subscribe(c, "/queue/abandoned", "s1", ack="client-individual")
+        if i == 0:
+            send_all(c, "/queue/abandoned", ["sticky"], persistent="true")
+        got = c.listener.next()
+        assert got.body == "sticky" and redelivered(got) == (i > 0)
+        disconnect(c)
+    assert quiet(dlq)
+
+
 def test_redelivery_limit_sends_to_dlq(broker_factory, connect) -> None:
     b = broker_factory(**{"destinations.max_redeliveries": 1})
     port = b.stomp_port
