@@ -149,10 +149,11 @@ def _unescape_error(line: str, seq: str) -> StompError:
     return StompError(f"Invalid header: undefined escape sequence {seq!r}", line.encode())
 
 
-def _unescape(text: str, table: dict[str, str], line: str) -> str:
+def _unescape(text: str, table: dict[str, str], line: str, strict: bool) -> str:
     # Escaped backslashes first (split on them), then each remaining backslash must start
     # one of the table's sequences; str.replace runs in C, so no per-match Python call.
-    # Replacements contain no backslash, so a backslash left over is an undefined escape.
+    # Replacements contain no backslash, so a backslash left over is an undefined escape:
+    # kept as it is, as ActiveMQ keeps it, unless strict (the spec's "MUST treat as fatal").
     parts = text.split("\\\\")
     for i, part in enumerate(parts):
         if "\\" not in part:
@@ -160,9 +161,10 @@ def _unescape(text: str, table: dict[str, str], line: str) -> str:
         for seq, char in table.items():
             if seq != "\\\\":
                 part = part.replace(seq, char)
-        bad = part.find("\\")
-        if bad >= 0:
-            raise _unescape_error(line, part[bad : bad + 2])
+        if strict:
+            bad = part.find("\\")
+            if bad >= 0:
+                raise _unescape_error(line, part[bad : bad + 2])
         parts[i] = part
     return "\\".join(parts)
 
@@ -184,6 +186,7 @@ class FrameParser:
         "_max_header_length",
         "_max_headers",
         "_pending",
+        "_strict",
         "_unescape",
         "_version",
     )
@@ -195,6 +198,7 @@ class FrameParser:
         max_frame_size: int = 104_857_600,
         max_headers: int = 1000,
         max_header_length: int = 10240,
+        strict: bool = False,
     ) -> None:
         if not commands:
             raise ValueError("commands must not be empty")
@@ -225,6 +229,10 @@ class FrameParser:
         self._hdr_lines = 0
         self._version = "1.0"
         self._unescape: dict[str, str] | None = None
+        # False: accept what ActiveMQ 5.17 accepts (an undefined escape kept literally, a
+        # body longer than its content-length cut to it and the rest discarded up to the
+        # NUL); True: treat both as the framing errors the STOMP spec says they are.
+        self._strict = strict
 
     @property
     def version(self) -> str:
@@ -341,7 +349,7 @@ class FrameParser:
                                 raise self._no_colon(line.encode())
                             setdefault(name, value)
                     else:
-                        headers = self._unescape_headers(lines, table)
+                        headers = self._unescape_headers(lines, table, self._strict)
                     cl = headers.get("content-length")
                     length = -1 if cl is None else self._content_length(cl)
                 body_scan = body_start
@@ -356,10 +364,25 @@ class FrameParser:
                     self._pending = (command, headers, body_start - pos, length, 0)
                     return pos
                 if buf[end] != 0:
-                    raise StompError(
-                        "Frame not terminated by NUL after content-length bytes",
-                        bytes(buf[end : end + _SNIPPET]),
-                    )
+                    if self._strict:
+                        raise StompError(
+                            "Frame not terminated by NUL after content-length bytes",
+                            bytes(buf[end : end + _SNIPPET]),
+                        )
+                    # ActiveMQ's reading: the body is content-length bytes, what follows
+                    # up to the NUL is discarded (and counts toward the frame size limit).
+                    nul = buf.find(b"\x00", max(end, body_scan), body_start + max_size + 1)
+                    if nul < 0:
+                        if n - body_start > max_size:
+                            raise StompError(
+                                f"Frame body exceeds maximum size of {max_size} bytes",
+                                bytes(buf[body_start : body_start + _SNIPPET]),
+                            )
+                        self._pending = (command, headers, body_start - pos, length, n - pos)
+                        return pos
+                    frames_end = nul
+                else:
+                    frames_end = end
             else:
                 # Searching only up to the limit means an oversized body is detected without
                 # scanning (or waiting for) the rest of it.
@@ -378,7 +401,7 @@ class FrameParser:
                 with memoryview(buf) as view:
                     body = view[body_start:end].tobytes()
             append(Frame(command, headers, body))
-            pos = end + 1
+            pos = end + 1 if length < 0 else frames_end + 1
             if command in _RAW_COMMANDS:
                 # Negotiation decides how later frames are unescaped: hand CONNECT back
                 # before reading on, so the owner can set ``version`` and feed(b"") again.
@@ -474,7 +497,7 @@ class FrameParser:
                 raise self._line_too_long(bytes(line))
 
     @staticmethod
-    def _unescape_headers(lines: list[str], table: dict[str, str]) -> dict[str, str]:
+    def _unescape_headers(lines: list[str], table: dict[str, str], strict: bool) -> dict[str, str]:
         headers: dict[str, str] = {}
         setdefault = headers.setdefault
         for line in lines[1:]:
@@ -482,8 +505,8 @@ class FrameParser:
             if not sep:
                 raise FrameParser._no_colon(line.encode())
             if "\\" in line:
-                name = _unescape(name, table, line)
-                value = _unescape(value, table, line)
+                name = _unescape(name, table, line, strict)
+                value = _unescape(value, table, line, strict)
             setdefault(name, value)
         return headers
 

@@ -113,6 +113,7 @@ class StompConnection(PushConnection):
             max_frame_size=self._connect_limit,
             max_headers=self.settings.max_headers,
             max_header_length=self.settings.max_header_length,
+            strict=self.settings.strict,
         )
         self.version = "1.0"
         self.connected = False

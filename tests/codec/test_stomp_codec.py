@@ -231,10 +231,29 @@ def test_invalid_content_length(value: str) -> None:
     assert err.message == "Invalid content-length"
 
 
-def test_content_length_not_followed_by_nul() -> None:
-    err = parse_error(b"SEND\ncontent-length:2\n\nabc\x00")
+def test_content_length_not_followed_by_nul_strict() -> None:
+    err = parse_error(b"SEND\ncontent-length:2\n\nabc\x00", strict=True)
     assert "not terminated by NUL" in err.message
     assert err.snippet.startswith(b"c")
+
+
+def test_body_longer_than_content_length_is_cut_as_activemq_does() -> None:
+    """ActiveMQ takes content-length bytes and discards the rest up to the NUL."""
+    data = b"SEND\ncontent-length:2\n\nabc\x00SEND\n\nnext\x00"
+    want = [Frame("SEND", {"content-length": "2"}, b"ab"), Frame("SEND", {}, b"next")]
+    assert feed_all(parser(), data) == want
+    # Byte by byte: the discard resumes where it stopped.
+    p = parser()
+    got: list[Frame] = []
+    for i in range(len(data)):
+        got += p.feed(data[i : i + 1])
+    assert got == want
+
+
+def test_discarded_tail_counts_toward_the_frame_size_limit() -> None:
+    p = parser(max_frame_size=100)
+    with pytest.raises(StompError, match="exceeds maximum size"):
+        feed_all(p, b"SEND\ncontent-length:2\n\nab" + b"x" * 200)
 
 
 def test_content_length_over_limit_fails_before_body_arrives() -> None:
@@ -340,20 +359,39 @@ def test_default_version_is_1_0() -> None:
 
 
 def test_escaped_cr_is_undefined_in_1_1() -> None:
-    err = parse_error(b"SEND\na:x\\ry\n\n\x00", "1.1")
+    err = parse_error(b"SEND\na:x\\ry\n\n\x00", "1.1", strict=True)
     assert err.message == "Invalid header: undefined escape sequence '\\\\r'"
 
 
 @pytest.mark.parametrize("version", ["1.1", "1.2"])
 @pytest.mark.parametrize("line", [b"a:x\\ty", b"a\\x:y", b"a:\\", b"a\\:b", b"a:b\\\\\\"])
-def test_undefined_escape_is_fatal(version: str, line: bytes) -> None:
-    err = parse_error(b"SEND\n" + line + b"\n\n\x00", version)
+def test_undefined_escape_is_fatal_when_strict(version: str, line: bytes) -> None:
+    err = parse_error(b"SEND\n" + line + b"\n\n\x00", version, strict=True)
     assert err.message.startswith("Invalid header: ")
     assert "escape" in err.message or "backslash" in err.message
 
 
+@pytest.mark.parametrize("version", ["1.1", "1.2"])
+@pytest.mark.parametrize(
+    ("line", "name", "value"),
+    [
+        (b"a:x\\ty", "a", "x\\ty"),
+        (b"a\\x:y", "a\\x", "y"),
+        (b"a:\\", "a", "\\"),
+        (b"a:b\\\\\\", "a", "b\\\\"),  # an escaped backslash, then a lone one
+        (b"a:x\\cy\\q", "a", "x:y\\q"),  # defined escapes still apply
+    ],
+)
+def test_undefined_escape_is_kept_as_activemq_keeps_it(
+    version: str, line: bytes, name: str, value: str
+) -> None:
+    frame = parse_one(b"SEND\n" + line + b"\n\n\x00", version)
+    assert frame.headers == {name: value}
+
+
 def test_trailing_backslash_message() -> None:
-    assert parse_error(b"SEND\na:b\\\n\n\x00").message == "Invalid header: trailing backslash"
+    err = parse_error(b"SEND\na:b\\\n\n\x00", strict=True)
+    assert err.message == "Invalid header: trailing backslash"
 
 
 @pytest.mark.parametrize("command", ["CONNECT", "STOMP"])
@@ -519,7 +557,7 @@ def test_parser_unusable_after_error() -> None:
 
 
 def test_parser_unusable_after_error_even_if_input_would_now_parse() -> None:
-    p = parser("1.1")
+    p = parser("1.1", strict=True)
     with pytest.raises(StompError, match="undefined escape"):
         feed_all(p, b"SEND\na:\\r\n\n\x00")
     # Under 1.2 rules the buffered frame would be valid; the error must stick regardless.

@@ -20,14 +20,20 @@ MAX_HEADERS = 10
 MAX_HEADER_LENGTH = 256
 
 
+# A case ActiveMQ accepts (so ZoneMQ does by default) that only a strict broker refuses.
+STRICT = pytest.mark.strict_stomp
+
+
 @pytest.fixture
-def broker(broker_factory) -> BrokerThread:
-    """This module's broker (also behind `connect` and `raw`) has small frame limits."""
+def broker(broker_factory, request: pytest.FixtureRequest) -> BrokerThread:
+    """This module's broker (also behind `connect` and `raw`) has small frame limits, and
+    is `listeners.stomp.strict` for a test (case) marked STRICT."""
     return broker_factory(
         **{
             "listeners.stomp.max_frame_size": MAX_FRAME_SIZE,
             "listeners.stomp.max_headers": MAX_HEADERS,
             "listeners.stomp.max_header_length": MAX_HEADER_LENGTH,
+            "listeners.stomp.strict": request.node.get_closest_marker("strict_stomp") is not None,
         }
     )
 
@@ -83,6 +89,7 @@ FRAMING = [
         b"SEND\ndestination:/queue/errors.bad\ncontent-length:2\nreceipt:bad\n\nhello\x00",
         True,
         id="content-length-not-followed-by-nul",
+        marks=STRICT,
     ),
     pytest.param(
         b"SEND\ndestination:/queue/errors.bad\n\n" + b"a" * (MAX_FRAME_SIZE * 2) + b"\x00",
@@ -117,6 +124,7 @@ FRAMING = [
         b"SEND\ndestination:/queue/errors.bad\ntab:a\\tb\nreceipt:bad\n\nhi\x00",
         True,
         id="undefined-escape",
+        marks=STRICT,
     ),
 ]
 
@@ -162,6 +170,24 @@ def test_framing_error_closes_only_the_offender(
     drainer.sync()
     stats = broker.stats("errors.stored")
     assert (stats.enqueued, stats.acked, stats.depth) == (3, 3, 0)
+
+
+def test_what_activemq_accepts_is_delivered_by_default(connect, raw) -> None:
+    """listeners.stomp.strict false (the default): a body longer than its content-length
+    is cut to it and an undefined escape is kept, as ActiveMQ 5.17 reads them."""
+    consumer: Client = connect("1.2")
+    consumer.subscribe("/queue/errors.lenient", id="c", ack="auto")
+    consumer.sync()
+    sender: RawClient = raw()
+    sender.connect("1.2")
+    sender.send(
+        b"SEND\ndestination:/queue/errors.lenient\ncontent-length:2\ntab:a\\tb\n"
+        b"receipt:r1\n\nhello\x00"
+    )
+    assert sender.frame().startswith(b"RECEIPT\nreceipt-id:r1")
+    got = consumer.listener.next()
+    assert got.body == "he"
+    assert got.headers["tab"] == "a\\tb"
 
 
 def test_framing_error_split_across_packets(raw) -> None:
