@@ -72,9 +72,9 @@ class StompSettings:
     # Seconds a frame may take from its first byte to its last (0: no limit), heart-beats
     # or not: a client cannot hold a half-sent frame open forever.
     frame_timeout: float = 60.0
-    # False (ActiveMQ's reading): an undefined header escape is kept as it is, and a body
-    # longer than its content-length is cut to it, the rest discarded up to the NUL.
-    # True: both are framing errors (an ERROR, the connection closed), as the spec says.
+    # False (ActiveMQ's reading): an undefined header escape is kept as it is, a body
+    # longer than its content-length is cut to it (the rest discarded up to the NUL), an
+    # unknown ack mode is auto. True: all three are errors (ERROR, connection closed).
     strict: bool = False
 
 

@@ -534,7 +534,10 @@ class StompConnection(PushConnection):
             raise ProtocolError("Too many subscriptions on this connection")
         ack = h.get("ack", AUTO)
         if ack not in ACK_MODES:
-            raise ProtocolError(f"Invalid ack mode: {ack}")
+            # ActiveMQ reads an ack mode it does not know as auto; strict refuses it.
+            if self.settings.strict:
+                raise ProtocolError(f"Invalid ack mode: {ack}")
+            ack = AUTO
         if h.get("selector"):
             raise ProtocolError("JMS selectors are not supported yet")
         if h.get("activemq.subscriptionName") or h.get("durable-subscription-name"):

@@ -190,6 +190,27 @@ def test_what_activemq_accepts_is_delivered_by_default(connect, raw) -> None:
     assert got.headers["tab"] == "a\\tb"
 
 
+def test_unknown_ack_mode_is_auto_by_default(broker: BrokerThread, connect) -> None:
+    """ActiveMQ reads an ack mode it does not know as auto: the message is consumed."""
+    c: Client = connect("1.2")
+    c.subscribe("/queue/errors.ackmode", id="s", ack="sometimes")
+    c.send("/queue/errors.ackmode", "m", receipt="r")
+    assert c.listener.next().body == "m"
+    c.disconnect()
+    # Gone for good with no ACK sent (an unacknowledged one would be back on the queue).
+    stats = broker.stats("errors.ackmode")
+    assert (stats.depth, stats.acked) == (0, 1)
+
+
+@STRICT
+def test_unknown_ack_mode_is_refused_when_strict(raw) -> None:
+    offender: RawClient = raw()
+    offender.connect("1.2")
+    offender.send(b"SUBSCRIBE\ndestination:/queue/errors.ackmode\nid:s\nack:sometimes\n\n\x00")
+    headers = expect_error(offender.frame())
+    assert "Invalid ack mode" in headers.get("message", "")
+
+
 def test_framing_error_split_across_packets(raw) -> None:
     """The limit applies to the frame, not to one read: a body trickled in small pieces
     that adds up past max_frame_size is refused too."""
