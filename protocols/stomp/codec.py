@@ -102,11 +102,14 @@ class StompError(Exception):
     act on them (``feed`` cannot return them because it raises).
     """
 
-    def __init__(self, message: str, snippet: bytes = b"") -> None:
+    def __init__(self, message: str, snippet: bytes = b"", receipt: str | None = None) -> None:
         super().__init__(message)
         self.message: str = message
         self.snippet: bytes = bytes(snippet[:_SNIPPET])
         self.frames: list[Frame] = []
+        # The bad frame's receipt header, when its header block could be read (an unknown
+        # command, read as ActiveMQ reads it): the ERROR then carries it as receipt-id.
+        self.receipt = receipt
 
     def __repr__(self) -> str:
         return f"StompError({self.message!r}, {self.snippet!r})"
@@ -329,7 +332,7 @@ class FrameParser:
                 lines = text.split("\n")
                 command = lines[0]
                 if command not in commands:
-                    raise self._unknown_command(command.encode())
+                    raise self._unknown_command(command.encode(), self._receipt_of(lines))
                 if len(lines) == 1:
                     headers = {}
                     length = -1
@@ -408,9 +411,20 @@ class FrameParser:
                 return pos
 
     @staticmethod
-    def _unknown_command(line: bytes) -> StompError:
+    def _unknown_command(line: bytes, receipt: str | None = None) -> StompError:
         shown = line.decode("utf-8", "replace")[:32]
-        return StompError(f"Unknown STOMP action: {shown}", line)
+        return StompError(f"Unknown STOMP action: {shown}", line, receipt)
+
+    def _receipt_of(self, lines: list[str]) -> str | None:
+        """The receipt header of an unknown command's frame (not strict: ActiveMQ reads
+        the whole frame and answers its receipt in the ERROR)."""
+        if self._strict:
+            return None
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if sep and name == "receipt":
+                return value
+        return None
 
     def _line_too_long(self, line: bytes) -> StompError:
         return StompError(
@@ -440,7 +454,9 @@ class FrameParser:
         line = bytes(buf[pos:cmd_end])
         if line.endswith(b"\r"):
             line = line[:-1]
-        if line not in self._cmd_bytes:
+        if line not in self._cmd_bytes and self._strict:
+            # Not strict, an unknown command waits for its header block (within the same
+            # limits) so that its ERROR can carry the frame's receipt, as ActiveMQ's does.
             raise self._unknown_command(line)
         if n - cmd_end - 1 > self._max_block + 2:
             raise StompError("Header block too large", bytes(buf[cmd_end + 1 : cmd_end + 65]))

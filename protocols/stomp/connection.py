@@ -176,7 +176,7 @@ class StompConnection(PushConnection):
             self._handle(frames)
             if error is not None:
                 if not self.closing:
-                    self._fatal(error.message, error.snippet)
+                    self._fatal(error.message, error.snippet, error.receipt)
                 return
             if frames:
                 completed = True
@@ -318,9 +318,10 @@ class StompConnection(PushConnection):
         if close:
             self._close()
 
-    def _fatal(self, message: str, snippet: bytes) -> None:
+    def _fatal(self, message: str, snippet: bytes, receipt: str | None = None) -> None:
         log.info("closing STOMP connection from %s: %s (near %r)", self.peer, message, snippet)
-        self._error(message, None, close=True)
+        bad = Frame("", {"receipt": receipt}) if receipt is not None else None
+        self._error(message, bad, close=True)
 
     def _close_once_paid(self) -> None:
         """Close once the receipts still owed (and what queues behind them) have gone

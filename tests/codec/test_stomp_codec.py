@@ -789,3 +789,23 @@ def test_arbitrary_bytes_only_raise_stomp_error(
     bytewise_frames, bytewise_error = run([stream[i : i + 1] for i in range(len(stream))])
     assert bytewise_frames == whole_frames
     assert (bytewise_error is None) == (whole_error is None)
+
+
+def test_unknown_command_reads_its_header_block_for_the_receipt() -> None:
+    """Not strict (ActiveMQ's reading): the ERROR of an unknown command answers its
+    receipt, so the parser waits for the header block; strict refuses the line at once."""
+    lenient = parser()
+    assert lenient.feed(b"HELLO\nreceipt:r7\n") == []
+    with pytest.raises(StompError, match="Unknown STOMP action: HELLO") as info:
+        lenient.feed(b"\n\x00")
+    assert info.value.receipt == "r7"
+    strict = parser(strict=True)
+    with pytest.raises(StompError, match="Unknown STOMP action: HELLO") as info:
+        strict.feed(b"HELLO\nreceipt:r7\n")
+    assert info.value.receipt is None
+
+
+def test_unknown_command_still_bounded_while_its_header_block_arrives() -> None:
+    p = parser(max_headers=2)
+    with pytest.raises(StompError, match="Too many headers"):
+        p.feed(b"HELLO\na:1\nb:2\nc:3\n")

@@ -223,21 +223,13 @@ def test_framing_error_split_across_packets(raw) -> None:
     assert offender.closed()
 
 
-@pytest.mark.xfail(
-    reason=(
-        "differs from ActiveMQ: for an unknown or lowercase command ActiveMQ parses the whole "
-        "frame and its ERROR carries receipt-id (notes section h); ZoneMQ's codec rejects the "
-        "command line before reading headers (protocols/stomp/codec.py _unknown_command) and "
-        "StompConnection._fatal sends the ERROR without a frame, so no receipt-id"
-    ),
-    strict=True,
-)
 @pytest.mark.parametrize(
     "bad",
     [b"HELLO\nreceipt:r\n\n\x00", b"send\ndestination:/queue/errors.bad\nreceipt:r\n\nhi\x00"],
     ids=["unknown", "lowercase"],
 )
 def test_unknown_command_error_carries_receipt_id(raw, bad: bytes) -> None:
+    """As ActiveMQ: the whole frame is read, and its ERROR answers its receipt."""
     offender: RawClient = raw()
     offender.connect("1.2")
     offender.send(bad)
