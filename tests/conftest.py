@@ -32,6 +32,16 @@ from broker.server import Broker
 WAIT = 5.0
 
 
+def wait_until(predicate: Callable[[], object], timeout: float = WAIT) -> bool:
+    """Poll a condition on a short event wait (bounded), for broker state with no event."""
+    pause = threading.Event()
+    for _ in range(int(timeout / 0.01)):
+        if predicate():
+            return True
+        pause.wait(0.01)
+    return bool(predicate())
+
+
 REPO = Path(__file__).resolve().parent.parent
 
 

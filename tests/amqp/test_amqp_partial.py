@@ -11,23 +11,12 @@ socket: it speaks real AMQP, and the test decides how much of its output to send
 from __future__ import annotations
 
 import socket
-import threading
 from typing import Any
 
 from proton import Connection, Delivery, Message, Transport
 from proton.utils import BlockingConnection
 
-from tests.conftest import WAIT, BrokerThread
-
-
-def wait_until(predicate: Any, timeout: float = WAIT) -> bool:
-    """Poll a condition on a short event wait (bounded), for state with no event."""
-    pause = threading.Event()
-    for _ in range(int(timeout / 0.01)):
-        if predicate():
-            return True
-        pause.wait(0.01)
-    return predicate()
+from tests.conftest import WAIT, BrokerThread, wait_until
 
 
 class Peer:

@@ -7,19 +7,9 @@ import threading
 
 import stomp
 
-from tests.conftest import WAIT, BrokerThread, RawClient, headers_of
+from tests.conftest import WAIT, BrokerThread, RawClient, headers_of, wait_until
 
 BIG = 64 * 1024
-
-
-def wait_until(predicate, timeout: float = WAIT) -> bool:
-    """Poll broker state on a short event wait (bounded), for conditions with no event."""
-    pause = threading.Event()
-    for _ in range(int(timeout / 0.01)):
-        if predicate():
-            return True
-        pause.wait(0.01)
-    return predicate()
 
 
 def test_consumer_that_stops_reading_stops_dispatch(broker: BrokerThread, connect) -> None:

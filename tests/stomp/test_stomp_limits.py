@@ -8,23 +8,12 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from typing import Any
 
 import stomp
 
-from tests.conftest import WAIT, BrokerThread, RawClient
+from tests.conftest import WAIT, BrokerThread, RawClient, wait_until
 
 USERS = {"auth.users": {"alice": "secret"}}
-
-
-def wait_until(predicate: Any, timeout: float = WAIT) -> bool:
-    """Poll a condition on a short event wait (bounded), for state with no event."""
-    pause = threading.Event()
-    for _ in range(int(timeout / 0.01)):
-        if predicate():
-            return True
-        pause.wait(0.01)
-    return predicate()
 
 
 def buffered(b: BrokerThread) -> list[int]:
