@@ -202,6 +202,35 @@ def test_client_ack_browser_stops_at_its_prefetch_until_acked(
     assert depth(broker, "browse.win") == 3
 
 
+def test_client_individual_browser_marker_waits_for_room_too(
+    broker: BrokerThread, connect: Callable[..., Client]
+) -> None:
+    producer = connect()
+    for i in range(2):
+        producer.send("/queue/browse.ind", f"m{i}")
+    producer.sync()
+    browser = connect("1.1")
+    subscribe(
+        browser,
+        "/queue/browse.ind",
+        "b",
+        ack="client-individual",
+        **BROWSE,
+        **{"activemq.prefetchSize": "1"},
+    )
+    m0 = browser.listener.next()
+    assert m0.body == "m0"
+    assert quiet(browser)
+    browser.ack(m0.headers["message-id"], "b")
+    m1 = browser.listener.next()
+    assert m1.body == "m1"
+    # ActiveMQ dispatches its end marker through the same full prefetch window.
+    assert quiet(browser)
+    browser.ack(m1.headers["message-id"], "b")
+    assert is_marker(browser.listener.next())
+    assert depth(broker, "browse.ind") == 2
+
+
 def test_auto_browser_messages_take_no_ack(connect: Callable[..., Client]) -> None:
     producer = connect()
     producer.send("/queue/browse.auto", "m")
