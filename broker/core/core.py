@@ -153,6 +153,11 @@ class Core:
 
     # -- destinations ---------------------------------------------------------------------
 
+    def subscription_num(self) -> int:
+        """A number no subscription has, for a protocol's own kind of subscription (a
+        STOMP queue browser) numbered with the others in its ack ids."""
+        return next(self._sub_nums)
+
     def queue(self, address: Address, *, create: bool = True) -> MessageQueue:
         q = self.queues.get(address)
         if q is None:

@@ -50,6 +50,7 @@ from broker.core import (
 from broker.core.errors import DELETED, INVALID, NOT_FOUND, STORE_FULL
 from broker.core.transaction import Transaction
 from broker.push import READ_PRODUCER, PushConnection
+from protocols.stomp.browser import QueueBrowser, start_browser
 from protocols.stomp.codec import Frame, FrameParser, StompError, encode_frame, escaper
 from protocols.stomp.mapping import (
     BadHeader,
@@ -88,7 +89,7 @@ def _host(peer: str) -> str:
 class StompSub:
     """The protocol side of one subscription: its id and pre-encoded header prefixes."""
 
-    __slots__ = ("ack_prefix", "core_sub", "id", "prefix")
+    __slots__ = ("ack_prefix", "browser", "core_sub", "id", "prefix")
 
     def __init__(self, sub_id: str, version: str, *, has_id: bool = True) -> None:
         self.id = sub_id
@@ -96,6 +97,12 @@ class StompSub:
         self.prefix = b"MESSAGE\n" + esc
         self.ack_prefix = b""
         self.core_sub: Subscription | None = None
+        self.browser: QueueBrowser | None = None  # browser:true (browser.py)
+
+    @property
+    def acker(self) -> Subscription | QueueBrowser | None:
+        """What an ACK of this subscription's messages goes to."""
+        return self.core_sub or self.browser
 
 
 class StompConnection(PushConnection):
@@ -553,6 +560,9 @@ class StompConnection(PushConnection):
                 ) from None
             if prefetch < 1:
                 raise ProtocolError("activemq.prefetchSize must be at least 1")
+        if h.get("browser") == "true":  # exactly "true", as ActiveMQ compares it
+            start_browser(self, frame, StompSub(sub_id, self.version), address, ack, prefetch)
+            return
         ssub = StompSub(sub_id, self.version, has_id="id" in h)
         self.subs[sub_id] = ssub
         core_sub = self.core.subscribe(
@@ -588,9 +598,12 @@ class StompConnection(PushConnection):
         if ssub.core_sub is not None:
             self.by_num.pop(ssub.core_sub.num, None)
             ssub.core_sub.close()
+        if ssub.browser is not None:
+            self.by_num.pop(ssub.browser.num, None)
+            ssub.browser.close()
         self._receipt(frame)
 
-    def _find_ack(self, frame: Frame) -> tuple[Subscription, str]:
+    def _find_ack(self, frame: Frame) -> tuple[Subscription | QueueBrowser, str]:
         h = frame.headers
         what = frame.command
         if self.version == "1.2":
@@ -599,8 +612,9 @@ class StompConnection(PushConnection):
                 raise ProtocolError(f"{what} received without a ack id for acknowledge!")
             num, _, msg_id = ack_id.partition("-")
             ssub = self.by_num.get(int(num)) if num.isdigit() else None
-            if ssub is not None and ssub.core_sub is not None and msg_id in ssub.core_sub.inflight:
-                return ssub.core_sub, msg_id
+            acker = ssub.acker if ssub is not None else None
+            if acker is not None and msg_id in acker.inflight:
+                return acker, msg_id
             raise ProtocolError(f"Unexpected {what} received for message-id [{ack_id}]")
         msg_id = h.get("message-id")
         if msg_id is None:
@@ -610,8 +624,9 @@ class StompConnection(PushConnection):
             one = self.subs.get(h["subscription"])
             candidates = [one] if one is not None else []
         for ssub in candidates:
-            if ssub.core_sub is not None and msg_id in ssub.core_sub.inflight:
-                return ssub.core_sub, msg_id
+            acker = ssub.acker
+            if acker is not None and msg_id in acker.inflight:
+                return acker, msg_id
         raise ProtocolError(f"Unexpected {what} received for message-id [{msg_id}]")
 
     def _on_ack(self, frame: Frame) -> None:
@@ -666,6 +681,12 @@ class StompConnection(PushConnection):
 
     def _subscriptions(self) -> list[Subscription]:
         return [s.core_sub for s in self.subs.values() if s.core_sub is not None]
+
+    def _resume_consumers(self) -> None:
+        super()._resume_consumers()
+        for ssub in list(self.subs.values()):
+            if ssub.browser is not None:
+                ssub.browser.resume()
 
     def _take_subscriptions(self) -> list[Subscription]:
         subs = self._subscriptions()
