@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any
 
 from broker.auth import ADMIN, READ, WRITE, Login, exists
 from broker.core import (
-    ACK_MODES,
     AUTO,
     TEMP_QUEUE,
     TEMP_TOPIC,
@@ -60,7 +59,12 @@ from protocols.stomp.mapping import (
     needs_private_encoding,
     parse_destination,
 )
-from protocols.stomp.negotiate import ProtocolError, negotiate_version, parse_heart_beat
+from protocols.stomp.negotiate import (
+    ProtocolError,
+    negotiate_version,
+    parse_heart_beat,
+    subscribe_options,
+)
 
 if TYPE_CHECKING:
     from broker.tcp import TcpListener
@@ -540,26 +544,7 @@ class StompConnection(PushConnection):
             raise ProtocolError(f"Duplicate subscription id: {sub_id}")
         if len(self.subs) >= self.settings.max_subscriptions:
             raise ProtocolError("Too many subscriptions on this connection")
-        ack = h.get("ack", AUTO)
-        if ack not in ACK_MODES:
-            # ActiveMQ reads an ack mode it does not know as auto; strict refuses it.
-            if self.settings.strict:
-                raise ProtocolError(f"Invalid ack mode: {ack}")
-            ack = AUTO
-        if h.get("selector"):
-            raise ProtocolError("JMS selectors are not supported yet")
-        if h.get("activemq.subscriptionName") or h.get("durable-subscription-name"):
-            raise ProtocolError("Durable subscriptions are not supported yet")
-        prefetch = None
-        if "activemq.prefetchSize" in h:
-            try:
-                prefetch = int(h["activemq.prefetchSize"])
-            except ValueError:
-                raise ProtocolError(
-                    f"Invalid activemq.prefetchSize: {h['activemq.prefetchSize']}"
-                ) from None
-            if prefetch < 1:
-                raise ProtocolError("activemq.prefetchSize must be at least 1")
+        ack, prefetch = subscribe_options(h, strict=self.settings.strict)
         if h.get("browser") == "true":  # exactly "true", as ActiveMQ compares it
             start_browser(self, frame, StompSub(sub_id, self.version), address, ack, prefetch)
             return

@@ -1,6 +1,6 @@
-"""The CONNECT frame's negotiation, sans-IO: the protocol version and heart-beats, with
-ActiveMQ 5.17's answers; and ProtocolError, the client errors the connection turns into
-ERROR frames."""
+"""What a client asks for in CONNECT and SUBSCRIBE, sans-IO: the protocol version and
+heart-beats, a subscription's ack mode and prefetch, with ActiveMQ 5.17's answers; and
+ProtocolError, the client errors the connection turns into ERROR frames."""
 
 from __future__ import annotations
 
@@ -41,3 +41,29 @@ def parse_heart_beat(value: str | None) -> tuple[int, int]:
         return max(0, int(cx)), max(0, int(cy))
     except ValueError:
         raise ProtocolError(f"Invalid heart-beat header: {value}", fatal=True) from None
+
+
+def subscribe_options(headers: dict[str, str], *, strict: bool) -> tuple[str, int | None]:
+    """A SUBSCRIBE's ack mode and prefetch (`activemq.prefetchSize`, None: the default),
+    or ProtocolError for what it asks that ZoneMQ does not do or cannot read."""
+    ack = headers.get("ack", "auto")
+    if ack not in ("auto", "client", "client-individual"):
+        # ActiveMQ reads an ack mode it does not know as auto; strict refuses it.
+        if strict:
+            raise ProtocolError(f"Invalid ack mode: {ack}")
+        ack = "auto"
+    if headers.get("selector"):
+        raise ProtocolError("JMS selectors are not supported yet")
+    if headers.get("activemq.subscriptionName") or headers.get("durable-subscription-name"):
+        raise ProtocolError("Durable subscriptions are not supported yet")
+    prefetch = None
+    if "activemq.prefetchSize" in headers:
+        try:
+            prefetch = int(headers["activemq.prefetchSize"])
+        except ValueError:
+            raise ProtocolError(
+                f"Invalid activemq.prefetchSize: {headers['activemq.prefetchSize']}"
+            ) from None
+        if prefetch < 1:
+            raise ProtocolError("activemq.prefetchSize must be at least 1")
+    return ack, prefetch
