@@ -172,6 +172,7 @@ class Journal:
         self._io: ThreadPoolExecutor | None = None
         self._writer: SegmentWriter | None = None
         self._batches = 0
+        self._observer: Callable[[int, int, list[bytes]], None] | None = None
         # What open() replayed: (segment files, bytes); the broker logs it.
         self.replayed = (0, 0)
 
@@ -265,6 +266,14 @@ class Journal:
             batch.waiters.append(fut)
         return fut
 
+    def observe(self, observer: Callable[[int, int, list[bytes]], None] | None) -> None:
+        """Call `observer(segment, offset, chunks)` for each run of record frames as its
+        batch goes to the I/O thread (None stops it): the frames at `offset` of `segment`,
+        `chunks` alternating headers and payloads, in append order, exactly once each.
+        Called before the write, so a replica's fsync can overlap ours; it must not keep
+        the list beyond its own use nor raise. Checked once per batch, not per append."""
+        self._observer = observer
+
     def _roll(self) -> Segment:
         """Start the next segment; the I/O thread creates its file with this batch."""
         old = self._head
@@ -295,6 +304,10 @@ class Journal:
         self._pending = _Batch(batch.seq + 1)
         self._group = None
         self._inflight = batch
+        if self._observer is not None:
+            for group in batch.groups:
+                if group.chunks:  # a sealed head's new segment may have none yet
+                    self._observer(group.segment, group.start, group.chunks)
         assert self._writer is not None
         fut = self._get_loop().run_in_executor(self._io, self._writer.write, batch.groups)
         fut.add_done_callback(functools.partial(self._written, batch))
