@@ -374,8 +374,12 @@ class MessageQueue:
         for i, lane in enumerate(self.lanes):
             if not lane or not any(due(m) for m in lane):
                 continue
-            keep = deque(m for m in lane if not due(m))
-            expired.extend(m for m in lane if due(m))  # type: ignore[misc]
+            keep: deque[Entry] = deque()
+            for m in lane:
+                if due(m):
+                    expired.append(m)  # type: ignore[arg-type]
+                else:
+                    keep.append(m)
             self.lanes[i] = keep
         for msg in expired:
             self.count -= 1

@@ -4,6 +4,8 @@ ProtocolError, the client errors the connection turns into ERROR frames."""
 
 from __future__ import annotations
 
+from broker.core import ACK_MODES, AUTO
+
 VERSIONS = ("1.0", "1.1", "1.2")
 
 
@@ -46,12 +48,12 @@ def parse_heart_beat(value: str | None) -> tuple[int, int]:
 def subscribe_options(headers: dict[str, str], *, strict: bool) -> tuple[str, int | None]:
     """A SUBSCRIBE's ack mode and prefetch (`activemq.prefetchSize`, None: the default),
     or ProtocolError for what it asks that ZoneMQ does not do or cannot read."""
-    ack = headers.get("ack", "auto")
-    if ack not in ("auto", "client", "client-individual"):
+    ack = headers.get("ack", AUTO)
+    if ack not in ACK_MODES:
         # ActiveMQ reads an ack mode it does not know as auto; strict refuses it.
         if strict:
             raise ProtocolError(f"Invalid ack mode: {ack}")
-        ack = "auto"
+        ack = AUTO
     if headers.get("selector"):
         raise ProtocolError("JMS selectors are not supported yet")
     if headers.get("activemq.subscriptionName") or headers.get("durable-subscription-name"):
