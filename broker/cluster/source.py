@@ -2,37 +2,45 @@
 
 `ReplicationSource` registers as the journal's observer and keeps the frames of each
 batch, in order, in one backlog shared by every standby (a run: frames contiguous in one
-segment, at most one wire frame). Each connected standby is a `StandbyLink` with a send
-cursor in the backlog; the active learns the standby's durable position from its acks
-and completes `durable(position)` futures.
+segment, at most one wire frame). Each connected standby is a `StandbyLink` with a
+cursor: the position it needs next. A link sends from the backlog when the backlog still
+holds that position, and otherwise reads the bytes from the journal's own segment files
+(catch-up: a new standby copies every live segment, a returning one what it lacks),
+so a standby that fell behind is slowed down, never cut off. Acks go to `InSync`.
+
+A standby joins with HELLO (its mirror's end and the epoch of its last byte); the active
+answers WELCOME: the position to continue from, which is lower when the standby holds a
+tail this history never had (see lineage.py; the standby truncates it), the oldest
+segment still live here, and the lineage. FORGET follows when the journal deletes old
+segments.
 
 Flow control, and why memory stays bounded:
 - a link sends while its unacked bytes are below `window_bytes`, then waits for acks
   (pipelined: many batches in flight, no round trip per batch); writes await drain;
-- the backlog holds at most `backlog_bytes`: past it the oldest runs are dropped, and a
-  link whose cursor was in them is cut (it fell behind; it must reconnect and catch up).
-  What remains after every link has sent it is the history a reconnecting standby may
-  resume from. A standby that stops reading therefore costs at most `backlog_bytes`
-  plus its socket's buffers.
+- the backlog holds at most `backlog_bytes` (the oldest runs go first); a link behind
+  it reads from disk, one frame at a time within its window.
 
 Epochs: frames carry this active's epoch; a HELLO or ACK with a newer one means this
 node was deposed: the fence learns it and the link is closed.
 
 Ownership: all state is on the event loop; the observer and the ack handler never await
-between reading and changing state.
+between reading and changing state. Disk reads run on the source's own reader thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
-import itertools
 import logging
+import os
 from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 from broker.cluster.epoch import Fence, StaleEpoch
+from broker.cluster.insync import InSync
+from broker.cluster.lineage import Lineage
 from broker.cluster.wire import (
     ACK,
     DEFAULT_MAX_FRAME,
@@ -46,27 +54,20 @@ from broker.cluster.wire import (
     Position,
     ProtocolError,
     encode_error,
+    encode_forget,
     encode_records,
+    encode_welcome,
 )
 from broker.store import Journal
-from broker.store.format import RecordRef, check_record
+from broker.store.format import RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE, check_record
+from broker.store.segment import SegmentInfo
 
 log = logging.getLogger("zonemq.cluster")
 
 _RECORDS_HEAD = 24  # epoch, segment, offset in front of the frames
 
 
-def after(ref: RecordRef) -> Position:
-    """The position just past a record: what `durable` is asked for to cover it."""
-    return Position(ref.segment, ref.offset + ref.frame_size)
-
-
-class ReplicationClosed(Exception):
-    """The source was closed before a standby acknowledged the position."""
-
-
 class _Run(NamedTuple):
-    seq: int
     start: Position
     data: bytes
 
@@ -76,15 +77,17 @@ class _Run(NamedTuple):
 
 
 class StandbyLink:
-    """One connected standby: its send cursor, unacked window and durable position."""
+    """One connected standby: its cursor, unacked window and acknowledged position."""
 
-    def __init__(self, peer: str, next_seq: int, skip: int) -> None:
+    def __init__(self, peer: str, node: str, az: str, start: Position) -> None:
         self.peer = peer
-        self.next_seq = next_seq
-        self.skip = skip  # bytes of the first run the standby already has
-        self.acked = ZERO
+        self.node = node
+        self.az = az
+        self.next = start
+        self.acked = start
         self.sent_bytes = 0
         self.unacked_bytes = 0
+        self.forgotten = 0  # the oldest segment this standby was told to keep
         self.inflight: deque[tuple[Position, int]] = deque()
         self.wake = asyncio.Event()
         # Set while the window is full: tests and metrics see the sender paused.
@@ -99,14 +102,19 @@ class ReplicationSource:
         self,
         journal: Journal,
         epoch: int,
+        lineage: Lineage,
+        insync: InSync,
         *,
         fence: Fence | None = None,
         window_bytes: int = 1024 * 1024,
         backlog_bytes: int = 64 * 1024 * 1024,
         max_frame: int = DEFAULT_MAX_FRAME,
+        on_link: Callable[[StandbyLink, str], None] | None = None,
     ) -> None:
         self._journal = journal
         self.epoch = epoch
+        self.lineage = lineage
+        self.insync = insync
         self.fence = fence if fence is not None else Fence()
         self.fence.observe(epoch)
         self._window = window_bytes
@@ -114,17 +122,13 @@ class ReplicationSource:
         self._max_run = max_frame - _RECORDS_HEAD
         self._backlog: deque[_Run] = deque()
         self.backlog_bytes = 0
-        self._next_seq = 0
-        segs = journal.segments()
-        head = segs[-1]
+        head = journal.segments()[-1]
         self._end = Position(head.id, head.size)
-        # A standby with nothing may start from ZERO only if we have everything.
-        self._complete = all(s.records == 0 for s in segs)
         self._links: set[StandbyLink] = set()
-        self._waiters: list[tuple[Position, int, asyncio.Future[None]]] = []
-        self._tie = itertools.count()
+        self._on_link = on_link
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zonemq-repl-read")
         journal.observe(self._observe)
 
     # -- the journal's stream ----------------------------------------------------------------
@@ -146,19 +150,11 @@ class ReplicationSource:
             link.wake.set()
 
     def _push(self, start: Position, data: bytes) -> None:
-        run = _Run(self._next_seq, start, data)
-        self._next_seq += 1
-        self._backlog.append(run)
+        self._backlog.append(_Run(start, data))
         self.backlog_bytes += len(data)
-        self._end = run.end
+        self._end = Position(start.segment, start.offset + len(data))
         while self.backlog_bytes > self._backlog_limit and len(self._backlog) > 1:
-            old = self._backlog.popleft()
-            self.backlog_bytes -= len(old.data)
-            self._complete = False
-            for link in list(self._links):
-                if link.next_seq <= old.seq:
-                    link.closed = True
-                    link.wake.set()
+            self.backlog_bytes -= len(self._backlog.popleft().data)
 
     @property
     def end(self) -> Position:
@@ -168,15 +164,6 @@ class ReplicationSource:
     @property
     def standbys(self) -> list[StandbyLink]:
         return list(self._links)
-
-    def durable(self, position: Position) -> asyncio.Future[None]:
-        """Completes when a standby has acknowledged everything before `position`."""
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if any(link.acked >= position for link in self._links):
-            fut.set_result(None)
-        else:
-            heapq.heappush(self._waiters, (position, next(self._tie), fut))
-        return fut
 
     # -- serving ------------------------------------------------------------------------------
 
@@ -194,29 +181,24 @@ class ReplicationSource:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for _, _, fut in self._waiters:
-            if not fut.done():
-                fut.set_exception(ReplicationClosed("replication source closed"))
-        self._waiters.clear()
+        self._reader.shutdown(wait=False)
 
-    def _locate(self, want: Position) -> tuple[int, int] | None:
-        """(run seq, bytes of it to skip) to send from `want`, or None if not retained."""
-        if want == ZERO:
-            if not self._complete:
-                return None
-            return (self._backlog[0].seq if self._backlog else self._next_seq), 0
-        for run in self._backlog:
-            if run.end == want:
-                return run.seq + 1, 0
-            inside = run.start.offset <= want.offset < run.end.offset
-            if run.start.segment == want.segment and inside:
-                skip = want.offset - run.start.offset
-                if check_record(memoryview(run.data), skip) is None:
-                    return None  # not a record boundary: not a position of ours
-                return run.seq, skip
-        if want == self._end:
-            return self._next_seq, 0
-        return None
+    def _start_for(self, hello: Hello) -> Position:
+        """Where a standby whose mirror ends at `hello.position` continues from."""
+        first = self._journal.segments()[0].id
+        want = hello.position
+        cut = self.lineage.truncate_point(hello.last_epoch, want)
+        if cut is not None:
+            want = cut
+        if want == ZERO or want.segment < first:
+            return Position(first, SEGMENT_HEADER_SIZE)
+        if want > self._end:
+            raise ProtocolError(
+                f"standby {hello.node} holds {tuple(want)} of epoch {hello.last_epoch}, past"
+                f" this journal's end {tuple(self._end)}",
+                remote=False,
+            )
+        return want
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -235,21 +217,29 @@ class ReplicationSource:
             self.fence.observe(hello.epoch)
             if self.fence.current > self.epoch:
                 raise StaleEpoch(self.epoch, self.fence.current)
-            found = self._locate(hello.position)
-            if found is None:
-                raise ProtocolError(
-                    f"position {tuple(hello.position)} is not retained here; "
-                    "full catch-up (copying live records) is not built yet",
-                    remote=False,
-                )
-            link = StandbyLink(peer, *found)
+            start = self._start_for(hello)
+            first = self._journal.segments()[0].id
+            writer.write(encode_welcome(self.epoch, start, first, self.lineage.entries))
+            link = StandbyLink(peer, hello.node or peer, hello.az, start)
+            link.forgotten = first
             self._links.add(link)
-            link.acked = hello.position
+            log.info(
+                "replication: standby %s (%s) from %s joins at %s (it had %s)",
+                link.node,
+                link.az,
+                peer,
+                tuple(start),
+                tuple(hello.position),
+            )
             sender = asyncio.create_task(self._send(link, writer))
+            self.insync.ack(link.node, link.acked)
+            self._report(link, "connected")
+            if link.acked == self._end:
+                self._report(link, "caught_up")  # its mirror already holds everything
             while not link.closed:
                 event = await _next(reader, decoder)
                 if isinstance(event, Error):
-                    log.warning("replication: standby %s closed: %s", peer, event.reason)
+                    log.warning("replication: standby %s closed: %s", link.node, event.reason)
                     return
                 if isinstance(event, Ack):
                     self._acked(link, event)
@@ -259,19 +249,24 @@ class ReplicationSource:
             log.error("replication: closing the stream to %s: %s", peer, exc)
             with contextlib.suppress(OSError):
                 writer.write(encode_error(str(exc)))
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except (ConnectionError, asyncio.IncompleteReadError, OSError):
             pass
         finally:
             if link is not None:
                 link.closed = True
                 link.wake.set()
                 self._links.discard(link)
+                self._report(link, "lost")
             if sender is not None:
                 sender.cancel()
-                with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                with contextlib.suppress(asyncio.CancelledError, ConnectionError, OSError):
                     await sender
             writer.close()
             self._tasks.discard(task)
+
+    def _report(self, link: StandbyLink, what: str) -> None:
+        if self._on_link is not None:
+            self._on_link(link, what)
 
     def _acked(self, link: StandbyLink, ack: Ack) -> None:
         if ack.epoch != self.epoch:
@@ -288,23 +283,114 @@ class ReplicationSource:
                 link.unacked_bytes -= link.inflight.popleft()[1]
         link.acked = ack.position
         link.wake.set()
-        waiters = self._waiters
-        while waiters and waiters[0][0] <= ack.position:
-            fut = heapq.heappop(waiters)[2]
-            if not fut.done():
-                fut.set_result(None)
+        self.insync.ack(link.node, ack.position)
+        if link.acked == self._end:
+            self._report(link, "caught_up")
+
+    def _from_backlog(self, want: Position) -> tuple[Position, bytes | memoryview] | None:
+        backlog = self._backlog
+        if not backlog or want < backlog[0].start:
+            return None
+        # Usually the run right after the last one sent: search backward from the end
+        # (a link is near the front only right after it read from disk).
+        for i in range(len(backlog) - 1, -1, -1):
+            run = backlog[i]
+            if run.start == want:
+                return want, run.data
+            if run.start < want:
+                if run.end == want:
+                    # The next run: the same segment, or the first records of the next one.
+                    return (
+                        (backlog[i + 1].start, backlog[i + 1].data)
+                        if i + 1 < len(backlog)
+                        else None
+                    )
+                if run.start.segment != want.segment or want.offset > run.end.offset:
+                    return None
+                view = memoryview(run.data)[want.offset - run.start.offset :]
+                if check_record(view, 0) is None:
+                    raise ProtocolError(f"{tuple(want)} is not a record boundary", remote=False)
+                return want, view
+        return None
+
+    def _read_disk(
+        self, want: Position, segs: list[SegmentInfo], limit: int
+    ) -> tuple[Position, bytes]:
+        """On the reader thread: up to one frame of whole records from `want` (moved to
+        the next segment when `want` is the end of a sealed one), or b"" if nothing is
+        written there yet. `segs` is the loop's snapshot of the journal's segments."""
+        segments = {s.id: s for s in segs}
+        seg = segments.get(want.segment)
+        if seg is None:
+            return want, b""
+        if want.offset >= seg.written and want.segment < segs[-1].id:
+            if want.offset > seg.written or seg.written < seg.size:
+                return want, b""
+            want = Position(want.segment + 1, SEGMENT_HEADER_SIZE)
+            seg = segments[want.segment]
+        available = seg.written - want.offset
+        length = min(available, self._max_run, limit)
+        if length <= 0:
+            return want, b""
+        try:
+            fd = os.open(seg.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return want, b""  # deleted meanwhile: the caller moves past it
+        try:
+            data = os.pread(fd, length, want.offset)
+            if check_record(memoryview(data), 0) is None and len(data) >= RECORD_HEADER_SIZE:
+                # One record larger than the window's room: send it whole, alone.
+                whole = RECORD_HEADER_SIZE + int.from_bytes(data[:4], "little")
+                if length < whole <= min(available, self._max_run):
+                    data = os.pread(fd, whole, want.offset)
+        finally:
+            os.close(fd)
+        view = memoryview(data)
+        at = 0
+        while (found := check_record(view, at)) is not None:
+            at += RECORD_HEADER_SIZE + found[1]
+        if at == 0 and data:
+            raise ProtocolError(f"no whole record at {tuple(want)}", remote=False)
+        return want, data[:at]
+
+    async def _chunk(self, link: StandbyLink) -> tuple[Position, bytes | memoryview] | None:
+        while True:
+            want = link.next
+            if want >= self._end or link.closed:
+                return None
+            segs = self._journal.segments()
+            if want.segment < segs[0].id:
+                want = link.next = Position(segs[0].id, SEGMENT_HEADER_SIZE)
+            found = self._from_backlog(want)
+            if found is not None:
+                return found
+            loop = asyncio.get_running_loop()
+            room = max(self._window - link.unacked_bytes, 1)
+            read = self._read_disk
+            start, raw = await loop.run_in_executor(self._reader, read, want, segs, room)
+            if raw:
+                return start, raw
+            if start == want:
+                # Not written yet (the backlog dropped it before the I/O thread wrote
+                # it: only with a backlog smaller than a few batches). Rare; poll.
+                await asyncio.sleep(0.005)
+            link.next = start
 
     async def _send(self, link: StandbyLink, writer: asyncio.StreamWriter) -> None:
         while not link.closed:
-            base = self._backlog[0].seq if self._backlog else self._next_seq
-            while link.next_seq < self._next_seq and link.unacked_bytes < self._window:
-                run = self._backlog[link.next_seq - base]
-                data = memoryview(run.data)[link.skip :]
-                start = Position(run.start.segment, run.start.offset + link.skip)
-                link.skip = 0
+            first = self._journal.segments()[0].id
+            if first > link.forgotten:
+                link.forgotten = first
+                writer.write(encode_forget(first))
+            while link.unacked_bytes < self._window and not link.closed:
+                chunk = await self._chunk(link)
+                if chunk is None:
+                    break
+                start, data = chunk
+                end = Position(start.segment, start.offset + len(data))
                 writer.writelines(encode_records(self.epoch, start, data))
-                link.next_seq += 1
-                link.inflight.append((run.end, len(data)))
+                link.next = end
+                link.inflight.append((end, len(data)))
                 link.unacked_bytes += len(data)
                 link.sent_bytes += len(data)
             if link.unacked_bytes >= self._window:
@@ -312,17 +398,12 @@ class ReplicationSource:
             else:
                 link.paused.clear()
             await writer.drain()
+            if link.next < self._end and link.unacked_bytes < self._window:
+                continue
             link.wake.clear()
-            if link.closed:
-                break
-            if link.next_seq < self._next_seq and link.unacked_bytes < self._window:
+            if link.next < self._end and link.unacked_bytes < self._window:
                 continue
             await link.wake.wait()
-        if link in self._links:
-            # Cut by the backlog bound. Abort, not close: a standby that stopped reading
-            # would never let a close flush, and its buffers are what we are freeing.
-            log.error("replication: standby %s fell behind the backlog; cut off", link.peer)
-            writer.transport.abort()
 
 
 async def _next(reader: asyncio.StreamReader, decoder: Decoder) -> object:

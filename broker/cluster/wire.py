@@ -1,22 +1,30 @@
 """The replication wire format: a sans-IO codec (bytes in, events out; no sockets).
 
 Every frame is ``length u32 | kind u8 | body`` (little-endian; `length` counts the body).
-Kinds:
+Strings are ``length u16 | UTF-8``. Kinds:
 
 - HELLO, standby -> active, first and once: ``magic b"ZMQR" | version u16 | epoch u64 |
-  segment u64 | offset u64``: the highest epoch the standby has seen and the position it
-  wants the stream from (its durable position; 0/0 for a standby with an empty journal);
+  last_epoch u64 | segment u64 | offset u64 | node str | az str``: the highest epoch the
+  standby has seen, the epoch that wrote its last byte (from its lineage), the position
+  its mirror ends at (0/0 when it holds nothing), and who it is;
+- WELCOME, active -> standby, once, the answer to HELLO: ``epoch u64 | segment u64 |
+  offset u64 | first u64 | count u32 | (epoch u64 | segment u64 | offset u64) * count``:
+  where the stream starts (below the standby's position means: truncate to it, the
+  rest was never replicated from this history), the active's oldest live segment
+  (delete everything older), and the active's lineage (which epoch wrote from where);
 - RECORDS, active -> standby: ``epoch u64 | segment u64 | offset u64 | frames``: journal
   record frames exactly as the active's journal holds them (header, CRC and payload),
   back to back, starting at that position of one segment of the active's journal;
+- FORGET, active -> standby: ``segment u64``: the active deleted every segment below it;
 - ACK, standby -> active: ``epoch u64 | segment u64 | offset u64``: everything before
   this position is durable (fsynced) on the standby;
 - ERROR, either way: a UTF-8 reason; the sender closes the connection after it.
 
-A position is (segment id, byte offset) in the *active's* journal: it only grows, as the
-journal only appends at its head and segment ids ascend, and it survives the active's
-restarts because it names bytes on its disk. Every frame inside RECORDS is CRC-checked
-on decode, so a damaged payload is refused before it reaches the standby's disk.
+A position is (segment id, byte offset) in the journal. A standby's journal directory is
+a byte-for-byte mirror of the active's (segment ids, offsets and contents), so a
+position names the same bytes on every node, and a promoted standby opens its mirror as
+an ordinary journal. Every frame inside RECORDS is CRC-checked on decode, so a damaged
+payload is refused before it reaches the standby's disk.
 
 Invariants: the buffer never holds more than one frame of `max_frame` bytes plus a
 header; a frame whose declared length is above the limit is refused as soon as its
@@ -31,28 +39,47 @@ from typing import NamedTuple
 from broker.store.format import RECORD_HEADER_SIZE, check_record
 
 MAGIC = b"ZMQR"
-VERSION = 1
+VERSION = 2
 
-HELLO, RECORDS, ACK, ERROR = 1, 2, 3, 4
-_KINDS = {HELLO: "HELLO", RECORDS: "RECORDS", ACK: "ACK", ERROR: "ERROR"}
+HELLO, RECORDS, ACK, ERROR, WELCOME, FORGET = 1, 2, 3, 4, 5, 6
+_KINDS = {
+    HELLO: "HELLO",
+    RECORDS: "RECORDS",
+    ACK: "ACK",
+    ERROR: "ERROR",
+    WELCOME: "WELCOME",
+    FORGET: "FORGET",
+}
 
 _HEADER = struct.Struct("<IB")
 HEADER_SIZE = _HEADER.size
-_HELLO = struct.Struct("<4sHQQQ")
+_HELLO = struct.Struct("<4sHQQQQ")
 _POS = struct.Struct("<QQQ")  # epoch, segment, offset
+_WELCOME = struct.Struct("<QQQQI")
+_U64 = struct.Struct("<Q")
+_STR = struct.Struct("<H")
 MAX_ERROR = 1024
+MAX_NAME = 255
+MAX_LINEAGE = 4096
 DEFAULT_MAX_FRAME = 16 * 1024 * 1024
 
 
 class Position(NamedTuple):
-    """A place in the active's journal: segment id and byte offset (tuples compare in
-    stream order). ZERO is "before everything" (a standby with nothing yet)."""
+    """A place in the journal: segment id and byte offset (tuples compare in stream
+    order). ZERO is "before everything" (a standby with nothing yet)."""
 
     segment: int
     offset: int
 
 
 ZERO = Position(0, 0)
+
+
+class Epoch(NamedTuple):
+    """A lineage entry: records from `start` on were written by the active of `epoch`."""
+
+    epoch: int
+    start: Position
 
 
 class ProtocolError(Exception):
@@ -64,19 +91,38 @@ class ProtocolError(Exception):
 
 
 class Hello(NamedTuple):
-    """The standby's greeting: the highest epoch it has seen, where it wants to resume."""
+    """The standby's greeting: epochs it knows, where its mirror ends, who it is."""
 
     epoch: int
+    last_epoch: int
     position: Position
+    node: str
+    az: str
+
+
+class Welcome(NamedTuple):
+    """The active's answer: where the stream starts, its oldest segment, its lineage."""
+
+    epoch: int
+    start: Position
+    first_segment: int
+    lineage: list[Epoch]
 
 
 class Records(NamedTuple):
-    """Record frames from `start` to `end` (one segment), each (type, payload)."""
+    """`count` record frames from `start` to `end` (one segment), as raw bytes."""
 
     epoch: int
     start: Position
     end: Position
-    records: list[tuple[int, bytes]]
+    frames: bytes
+    count: int
+
+
+class Forget(NamedTuple):
+    """The active deleted every segment below `segment`."""
+
+    segment: int
 
 
 class Ack(NamedTuple):
@@ -92,18 +138,36 @@ class Error(NamedTuple):
     reason: str
 
 
-Event = Hello | Records | Ack | Error
+Event = Hello | Welcome | Records | Forget | Ack | Error
 
 
-def encode_hello(epoch: int, position: Position) -> bytes:
-    body = _HELLO.pack(MAGIC, VERSION, epoch, position.segment, position.offset)
+def _str(value: str) -> bytes:
+    data = value.encode("utf-8")[:MAX_NAME]
+    return _STR.pack(len(data)) + data
+
+
+def encode_hello(
+    epoch: int, last_epoch: int, position: Position, node: str = "", az: str = ""
+) -> bytes:
+    body = _HELLO.pack(MAGIC, VERSION, epoch, last_epoch, *position) + _str(node) + _str(az)
     return _HEADER.pack(len(body), HELLO) + body
 
 
+def encode_welcome(epoch: int, start: Position, first_segment: int, lineage: list[Epoch]) -> bytes:
+    parts = [_WELCOME.pack(epoch, *start, first_segment, len(lineage))]
+    parts += [_POS.pack(e.epoch, *e.start) for e in lineage]
+    body = b"".join(parts)
+    return _HEADER.pack(len(body), WELCOME) + body
+
+
 def encode_records(epoch: int, start: Position, frames: bytes | memoryview) -> list[bytes]:
-    """The RECORDS frame as pieces for `writelines` (the frames are not copied)."""
+    """The RECORDS frame as pieces for `writelines`."""
     head = _POS.pack(epoch, start.segment, start.offset)
     return [_HEADER.pack(len(head) + len(frames), RECORDS) + head, bytes(frames)]
+
+
+def encode_forget(segment: int) -> bytes:
+    return _HEADER.pack(_U64.size, FORGET) + _U64.pack(segment)
 
 
 def encode_ack(epoch: int, position: Position) -> bytes:
@@ -117,6 +181,20 @@ def encode_error(reason: str) -> bytes:
 
 def _snippet(data: bytes | memoryview) -> str:
     return bytes(data[:16]).hex()
+
+
+def check_frames(view: memoryview, at: int = 0) -> int | None:
+    """The number of whole, CRC-valid record frames filling `view` from `at`, or None
+    if they do not fill it exactly (a damaged, torn or trailing partial frame)."""
+    count = 0
+    end = len(view)
+    while at < end:
+        found = check_record(view, at)
+        if found is None:
+            return None
+        at += RECORD_HEADER_SIZE + found[1]
+        count += 1
+    return count
 
 
 class Decoder:
@@ -158,9 +236,11 @@ class Decoder:
         del buf[:end]
         try:
             return self._decode(kind, body)
-        except ProtocolError:
+        except (ProtocolError, struct.error, UnicodeDecodeError) as exc:
             self._broken = True
-            raise
+            if isinstance(exc, ProtocolError):
+                raise
+            raise ProtocolError(f"malformed {_KINDS[kind]} frame: {exc}") from None
 
     def _fail(self, reason: str) -> None:
         self._broken = True
@@ -172,16 +252,53 @@ class Decoder:
         if kind == ERROR:
             return Error(body.decode("utf-8", "replace"))
         if kind == HELLO:
-            if len(body) != _HELLO.size:
-                raise ProtocolError(f"HELLO of {len(body)} bytes, not {_HELLO.size}")
-            magic, version, epoch, seg, off = _HELLO.unpack(body)
-            if magic != MAGIC or version != VERSION:
-                raise ProtocolError(f"HELLO is not ZoneMQ replication v{VERSION}: {_snippet(body)}")
-            return Hello(epoch, Position(seg, off))
+            return _decode_hello(body)
+        if kind == WELCOME:
+            return _decode_welcome(body)
+        if kind == FORGET:
+            if len(body) != _U64.size:
+                raise ProtocolError(f"FORGET of {len(body)} bytes, not {_U64.size}")
+            return Forget(_U64.unpack(body)[0])
         if len(body) != _POS.size:
             raise ProtocolError(f"ACK of {len(body)} bytes, not {_POS.size}")
         epoch, seg, off = _POS.unpack(body)
         return Ack(epoch, Position(seg, off))
+
+
+def _read_str(body: bytes, at: int) -> tuple[str, int]:
+    (n,) = _STR.unpack_from(body, at)
+    at += _STR.size
+    if at + n > len(body):
+        raise ProtocolError("string runs past the end of its frame")
+    return body[at : at + n].decode("utf-8"), at + n
+
+
+def _decode_hello(body: bytes) -> Hello:
+    if len(body) < _HELLO.size + 2 * _STR.size:
+        raise ProtocolError(f"HELLO of {len(body)} bytes is too short")
+    magic, version, epoch, last, seg, off = _HELLO.unpack_from(body, 0)
+    if magic != MAGIC or version != VERSION:
+        raise ProtocolError(f"HELLO is not ZoneMQ replication v{VERSION}: {_snippet(body)}")
+    node, at = _read_str(body, _HELLO.size)
+    az, at = _read_str(body, at)
+    if at != len(body):
+        raise ProtocolError(f"HELLO has {len(body) - at} bytes after its fields")
+    return Hello(epoch, last, Position(seg, off), node, az)
+
+
+def _decode_welcome(body: bytes) -> Welcome:
+    if len(body) < _WELCOME.size:
+        raise ProtocolError(f"WELCOME of {len(body)} bytes is too short")
+    epoch, seg, off, first, count = _WELCOME.unpack_from(body, 0)
+    if count > MAX_LINEAGE or len(body) != _WELCOME.size + count * _POS.size:
+        raise ProtocolError(f"WELCOME of {len(body)} bytes does not hold {count} epochs")
+    lineage = []
+    at = _WELCOME.size
+    for _ in range(count):
+        e, s, o = _POS.unpack_from(body, at)
+        lineage.append(Epoch(e, Position(s, o)))
+        at += _POS.size
+    return Welcome(epoch, Position(seg, off), first, lineage)
 
 
 def _decode_records(body: bytes) -> Records:
@@ -189,20 +306,17 @@ def _decode_records(body: bytes) -> Records:
         raise ProtocolError(f"RECORDS of {len(body)} bytes is shorter than its header")
     epoch, seg, off = _POS.unpack_from(body, 0)
     view = memoryview(body)
-    at = _POS.size
-    records: list[tuple[int, bytes]] = []
     # check_record validates length and CRC, linear in the bytes (no per-byte loop).
-    while at < len(body):
-        found = check_record(view, at)
-        if found is None:
-            raise ProtocolError(
-                f"RECORDS holds a damaged journal record at byte {at - _POS.size} "
-                f"(bytes {_snippet(view[at:])})"
-            )
-        rtype, length = found
-        start = at + RECORD_HEADER_SIZE
-        records.append((rtype, body[start : start + length]))
-        at = start + length
-    if not records:
+    count = check_frames(view, _POS.size)
+    if count is None:
+        at = _POS.size
+        while (found := check_record(view, at)) is not None:
+            at += RECORD_HEADER_SIZE + found[1]
+        raise ProtocolError(
+            f"RECORDS holds a damaged journal record at byte {at - _POS.size} "
+            f"(bytes {_snippet(view[at:])})"
+        )
+    if not count:
         raise ProtocolError("RECORDS frame with no record")
-    return Records(epoch, Position(seg, off), Position(seg, off + len(body) - _POS.size), records)
+    frames = body[_POS.size :]
+    return Records(epoch, Position(seg, off), Position(seg, off + len(frames)), frames, count)

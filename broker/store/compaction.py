@@ -10,14 +10,27 @@ is at most `max_live_ratio` of what it frees (the bytes of every segment in the 
 including the dead ones that were pinned behind it). A deep, mostly-live backlog is
 therefore left alone instead of being copied round and round.
 
-Pure function over the loop's bookkeeping; no I/O.
+Pure functions over the loop's bookkeeping and bytes already read; no I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable
 
+from broker.store.errors import JournalCorrupt
+from broker.store.format import (
+    RECORD_HEADER_SIZE,
+    SEGMENT_HEADER_SIZE,
+    Damage,
+    Record,
+    RecordRef,
+    describe_damage,
+    scan_records,
+)
 from broker.store.segment import Segment
+
+log = logging.getLogger("zonemq.store")
 
 
 def pick_victims(
@@ -87,3 +100,38 @@ def head_worth_rolling(
         segments, movable_before=head.id + 1, max_live_ratio=max_live_ratio, max_bytes=max_bytes
     )
     return bool(run) and run[-1] is head
+
+
+def live_records(
+    victims: list[Segment],
+    blobs: list[bytes],
+    live: Callable[[Record], bool | bytes],
+    *,
+    skip_corrupt: bool,
+) -> list[Record]:
+    """The records of `victims` (their file contents in `blobs`) that `live` keeps, each
+    with the payload to copy: the record's own, or the caller's current version of it.
+    Damage raises JournalCorrupt unless `skip_corrupt` (then it is logged and skipped)."""
+    keep: list[Record] = []
+    for seg, blob in zip(victims, blobs, strict=True):
+        view = memoryview(blob)
+        for item in scan_records(view, SEGMENT_HEADER_SIZE):
+            if isinstance(item, Damage):
+                reason = describe_damage(view, item.offset)
+                if not skip_corrupt:
+                    raise JournalCorrupt(seg.path, item.offset, reason)
+                log.warning(
+                    "%s: compaction skips corrupt bytes at %d (%s)", seg.path, item.offset, reason
+                )
+                continue
+            offset, rtype, length = item
+            start = offset + RECORD_HEADER_SIZE
+            record = Record(
+                RecordRef(seg.id, offset, length), rtype, bytes(view[start : start + length])
+            )
+            verdict = live(record)
+            if verdict is True:
+                keep.append(record)
+            elif verdict:
+                keep.append(Record(record.ref, rtype, bytes(verdict)))
+    return keep

@@ -57,7 +57,7 @@ from typing import Any, NamedTuple, NoReturn
 
 from prometheus_client import CollectorRegistry
 
-from broker.store.compaction import head_worth_rolling, pick_victims
+from broker.store.compaction import head_worth_rolling, live_records, pick_victims
 from broker.store.errors import JournalCorrupt, JournalError, JournalFailed
 from broker.store.format import (
     MAX_PAYLOAD,
@@ -66,12 +66,10 @@ from broker.store.format import (
     RECORD_HEADER_SIZE,
     SEGMENT_HEADER_SIZE,
     TYPE_CRC,
-    Damage,
     Record,
     RecordRef,
     check_record,
     describe_damage,
-    scan_records,
 )
 from broker.store.metrics import JournalMetrics
 from broker.store.recovery import recover
@@ -88,6 +86,9 @@ from broker.store.segment import (
 )
 
 log = logging.getLogger("zonemq.store")
+
+# A durability condition beyond the local disk (replication): see Journal.gate.
+Gate = Callable[[int, int], "asyncio.Future[None] | None"]
 
 # The head is sealed for compaction only once it holds 1/ROLL_FRACTION of a segment, so
 # a quiet journal is not rolled into a file per compaction pass.
@@ -173,6 +174,9 @@ class Journal:
         self._writer: SegmentWriter | None = None
         self._batches = 0
         self._observer: Callable[[int, int, list[bytes]], None] | None = None
+        self._gate: Gate | None = None
+        # The newest batch written here whose gate has not opened yet (commit waits on it).
+        self._gated: asyncio.Future[None] | None = None
         # What open() replayed: (segment files, bytes); the broker logs it.
         self.replayed = (0, 0)
 
@@ -260,10 +264,12 @@ class Journal:
             self._refuse()
         fut: asyncio.Future[None] = self._get_loop().create_future()
         batch = self._pending if self._pending.groups else self._inflight
-        if batch is None:
-            fut.set_result(None)
-        else:
+        if batch is not None:
             batch.waiters.append(fut)
+        elif self._gated is not None and not self._gated.done():
+            self._gated.add_done_callback(functools.partial(_settle, fut))
+        else:
+            fut.set_result(None)
         return fut
 
     def observe(self, observer: Callable[[int, int, list[bytes]], None] | None) -> None:
@@ -273,6 +279,15 @@ class Journal:
         Called before the write, so a replica's fsync can overlap ours; it must not keep
         the list beyond its own use nor raise. Checked once per batch, not per append."""
         self._observer = observer
+
+    def gate(self, gate: Gate | None) -> None:
+        """Make commit futures also wait for `gate(segment, end)`: called with the end of
+        each batch once it is written here, it returns None (nothing more to wait for) or
+        a future; the batch's waiters get its result or its exception (a refusal such as
+        "not enough standbys": the records stay in this journal, the writers are told).
+        Gate futures must complete in position order. The journal's own rules (deletion,
+        compaction) keep to local durability; replication is the gate's business."""
+        self._gate = gate
 
     def _roll(self) -> Segment:
         """Start the next segment; the I/O thread creates its file with this batch."""
@@ -328,9 +343,18 @@ class Journal:
         self._batches += 1
         if self._metrics is not None:
             self._metrics.group_records.observe(batch.records)
-        for waiter in batch.waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        gated = None
+        if self._gate is not None:
+            last = batch.groups[-1]
+            gated = self._gate(last.segment, last.end)
+        if gated is None:
+            for waiter in batch.waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+        else:
+            self._gated = gated
+            for waiter in batch.waiters:
+                gated.add_done_callback(functools.partial(_settle, waiter))
         if self._fsync == "interval" and self._interval_timer is None:
             self._interval_timer = self._get_loop().call_later(self._interval, self._sync_tick)
         self._collect()
@@ -447,32 +471,7 @@ class Journal:
     ) -> dict[RecordRef, RecordRef]:
         # Decide everything first: if the data is damaged or `live` raises, nothing has
         # been appended and the victims keep their records and counts.
-        keep: list[Record] = []
-        for seg, blob in zip(victims, blobs, strict=True):
-            view = memoryview(blob)
-            for item in scan_records(view, SEGMENT_HEADER_SIZE):
-                if isinstance(item, Damage):
-                    reason = describe_damage(view, item.offset)
-                    if not self._skip_corrupt:
-                        raise JournalCorrupt(seg.path, item.offset, reason)
-                    log.warning(
-                        "%s: compaction skips corrupt bytes at %d (%s)",
-                        seg.path,
-                        item.offset,
-                        reason,
-                    )
-                    continue
-                offset, rtype, length = item
-                start = offset + RECORD_HEADER_SIZE
-                record = Record(
-                    RecordRef(seg.id, offset, length), rtype, bytes(view[start : start + length])
-                )
-                verdict = live(record)
-                if verdict is True:
-                    keep.append(record)
-                elif verdict:
-                    # The caller's up-to-date version of a record it still needs.
-                    keep.append(Record(record.ref, rtype, bytes(verdict)))
+        keep = live_records(victims, blobs, live, skip_corrupt=self._skip_corrupt)
         mapping = {rec.ref: self.append(rec.rtype, rec.payload) for rec in keep}
         for seg in victims:
             seg.live = 0
@@ -579,6 +578,8 @@ class Journal:
             return  # already closed, or a close is under way
         if self._state is _OPEN:
             self._state = _CLOSING
+            # Closing waits for our own disk only: the gate's owner settles its futures.
+            self._gate = self._gated = None
             if self._pending.records or self._inflight is not None:
                 with contextlib.suppress(JournalFailed):  # reported already; close anyway
                     await self.commit()
@@ -675,6 +676,18 @@ def _exception(fut: asyncio.Future[Any]) -> BaseException | None:
     if fut.cancelled():
         return JournalError("journal I/O job was cancelled")
     return fut.exception()
+
+
+def _settle(waiter: asyncio.Future[None], gated: asyncio.Future[None]) -> None:
+    if waiter.done():
+        return
+    exc = None if gated.cancelled() else gated.exception()
+    if gated.cancelled():
+        waiter.cancel()
+    elif exc is not None:
+        waiter.set_exception(exc)
+    else:
+        waiter.set_result(None)
 
 
 def _close_reader(seg: Segment) -> None:

@@ -44,6 +44,7 @@ class SegmentInfo(NamedTuple):
     records: int
     live: int
     live_bytes: int
+    written: int = 0  # bytes the I/O thread has completed (readable from the file)
 
 
 @dataclass(slots=True, eq=False)
@@ -67,7 +68,9 @@ class Segment:
     read_fd: int | None = None
 
     def info(self) -> SegmentInfo:
-        return SegmentInfo(self.id, self.path, self.size, self.records, self.live, self.live_bytes)
+        return SegmentInfo(
+            self.id, self.path, self.size, self.records, self.live, self.live_bytes, self.written
+        )
 
 
 @dataclass(slots=True, eq=False)

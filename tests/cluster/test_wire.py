@@ -10,23 +10,30 @@ import pytest
 from broker.cluster.wire import (
     ACK,
     ERROR,
+    FORGET,
     HELLO,
     RECORDS,
+    WELCOME,
     Ack,
     Decoder,
+    Epoch,
     Error,
+    Forget,
     Hello,
     Position,
     ProtocolError,
     Records,
+    Welcome,
     encode_ack,
     encode_error,
+    encode_forget,
     encode_hello,
     encode_records,
+    encode_welcome,
 )
 from broker.store.format import RECORD_HEADER, TYPE_CRC
 
-ALL = frozenset({HELLO, RECORDS, ACK, ERROR})
+ALL = frozenset({HELLO, RECORDS, ACK, ERROR, WELCOME, FORGET})
 
 
 def frame(rtype: int, payload: bytes) -> bytes:
@@ -37,16 +44,21 @@ def frame(rtype: int, payload: bytes) -> bytes:
 RECS = frame(1, b"first") + frame(2, b"") + frame(6, b"x" * 300)
 RECS_END = Position(4, 20 + len(RECS))
 WIRE = [
-    (encode_hello(7, Position(3, 20)), Hello(7, Position(3, 20))),
+    (
+        encode_hello(7, 6, Position(3, 20), "node-b", "az-b"),
+        Hello(7, 6, Position(3, 20), "node-b", "az-b"),
+    ),
+    (
+        encode_welcome(
+            9, Position(3, 20), 2, [Epoch(6, Position(1, 20)), Epoch(9, Position(3, 9))]
+        ),
+        Welcome(9, Position(3, 20), 2, [Epoch(6, Position(1, 20)), Epoch(9, Position(3, 9))]),
+    ),
     (
         b"".join(encode_records(9, Position(4, 20), RECS)),
-        Records(
-            9,
-            Position(4, 20),
-            Position(4, 20 + len(RECS)),
-            [(1, b"first"), (2, b""), (6, b"x" * 300)],
-        ),
+        Records(9, Position(4, 20), Position(4, 20 + len(RECS)), RECS, 3),
     ),
+    (encode_forget(3), Forget(3)),
     (encode_ack(9, Position(4, 99)), Ack(9, Position(4, 99))),
     (encode_error("no, thanks"), Error("no, thanks")),
 ]
@@ -102,7 +114,7 @@ def test_unexpected_kind_and_bad_hello() -> None:
     with pytest.raises(ProtocolError, match="unexpected frame ACK"):
         standby_side.next_event()
     active_side = Decoder(frozenset({HELLO, ACK, ERROR}))
-    bad = bytearray(encode_hello(1, Position(0, 0)))
+    bad = bytearray(encode_hello(1, 0, Position(0, 0)))
     bad[5:9] = b"HTTP"
     active_side.receive_data(bytes(bad))
     with pytest.raises(ProtocolError, match="not ZoneMQ replication"):
@@ -111,3 +123,18 @@ def test_unexpected_kind_and_bad_hello() -> None:
     empty.receive_data(b"".join(encode_records(1, Position(1, 20), b"")))
     with pytest.raises(ProtocolError, match="no record"):
         empty.next_event()
+
+
+def test_truncated_strings_and_lineage_are_refused() -> None:
+    hello = bytearray(encode_hello(1, 0, Position(1, 20), "abc", "az"))
+    hello[5 + 38] = 200  # the node id's length now runs past the frame
+    dec = Decoder(ALL)
+    dec.receive_data(bytes(hello))
+    with pytest.raises(ProtocolError, match="past the end"):
+        dec.next_event()
+    welcome = bytearray(encode_welcome(1, Position(1, 20), 1, [Epoch(1, Position(1, 20))]))
+    welcome[5 + 32] = 2  # claims two lineage entries, holds one
+    dec = Decoder(ALL)
+    dec.receive_data(bytes(welcome))
+    with pytest.raises(ProtocolError, match="does not hold 2 epochs"):
+        dec.next_event()
