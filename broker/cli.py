@@ -22,6 +22,7 @@ from typing import Any
 from broker.config import ConfigError, Settings, load_settings
 from broker.passwords import hash_password
 from broker.server import Broker, StartupError
+from broker.store import DataDirLocked
 
 log = logging.getLogger("zonemq")
 
@@ -72,8 +73,30 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return load_settings(config, overrides=overrides)
 
 
+async def serve_node(settings: Settings) -> int:
+    """Run a cluster node (active or standby) until a signal stops it."""
+    from broker.cluster.node import ClusterNode
+
+    loop = asyncio.get_running_loop()
+    node = ClusterNode(settings)
+    stop_requested = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop_requested.set)
+    try:
+        await node.start()
+    except (StartupError, OSError, DataDirLocked) as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    log.info("cluster node %s (%s) started", settings.cluster.node_id, settings.cluster.az)  # type: ignore[union-attr]
+    await stop_requested.wait()
+    await node.stop()
+    return 0
+
+
 async def serve(settings: Settings) -> int:
     """Run a broker until a signal stops it; returns the process exit code."""
+    if settings.cluster is not None:
+        return await serve_node(settings)
     loop = asyncio.get_running_loop()
     broker = Broker(settings)
     stop_requested = asyncio.Event()

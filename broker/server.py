@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -73,8 +74,19 @@ def core_limits(settings: Settings) -> CoreLimits:
 class Broker:
     """One broker process's state: settings, core, and the running listeners."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        lock: DataDirLock | None = None,
+        on_journal: Callable[[Journal], Awaitable[None]] | None = None,
+    ) -> None:
+        """`lock`: the data directory's lock, already held by the caller (a cluster node
+        holds it across roles). `on_journal`: awaited once the journal is replayed and
+        before anything is written or served (replication installs its gate there)."""
         self.settings = settings
+        self._held_lock = lock
+        self._on_journal = on_journal
         self.core: Core = None  # type: ignore[assignment]  # created in start(), on the loop
         self.listeners: dict[str, Listener] = {}
         self.registry = CollectorRegistry(auto_describe=False)
@@ -98,12 +110,13 @@ class Broker:
     def _open_store(self) -> Recovered:
         """Lock the data directory and replay the journal (blocking, before serving)."""
         data_dir = Path(self.settings.broker.data_dir)
-        self.lock = DataDirLock(data_dir)
-        try:
-            self.lock.acquire()
-        except DataDirLocked as exc:
-            self.lock = None
-            raise StartupError(str(exc)) from None
+        if self._held_lock is None:
+            self.lock = DataDirLock(data_dir)
+            try:
+                self.lock.acquire()
+            except DataDirLocked as exc:
+                self.lock = None
+                raise StartupError(str(exc)) from None
         st = self.settings.store
         self.journal = Journal(
             data_dir / "journal",
@@ -142,13 +155,10 @@ class Broker:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        if self.settings.cluster is not None:
-            # Only the election exists (broker/cluster): running as one node would let an
-            # operator believe acknowledged messages are replicated when they are not.
-            raise StartupError(
-                "[cluster] is set, but this broker cannot run as a cluster node yet: journal"
-                " replication is not built (issue 11); remove [cluster] to run a single node"
-            )
+        if self.settings.cluster is not None and self._on_journal is None:
+            # A cluster node is run by broker.cluster.node (zonemq run does that): a Broker
+            # started alone would not replicate what it acknowledges.
+            raise StartupError("[cluster] is set: run the broker through broker.cluster.node")
         self.auth.warn_plain()
         try:
             # Before the lock and the replay: a certificate that does not load stops us at once.
@@ -157,7 +167,13 @@ class Broker:
             raise StartupError(str(exc)) from None
         try:
             recovered = self._open_store()
+            if self._on_journal is not None:
+                assert self.journal is not None
+                await self._on_journal(self.journal)
         except BaseException:
+            if self.journal is not None:
+                with contextlib.suppress(JournalError):
+                    await self.journal.close()
             self._release_lock()
             raise
         self.core = Core(
@@ -252,6 +268,11 @@ class Broker:
                 moved = await self.store.compact()
             except JournalFailed:
                 return  # _journal_failed has already stopped the broker
+            except Exception as exc:
+                # Not replicated (a cluster without enough standbys): the copies are in
+                # our journal; the pass is tried again later.
+                log.info("compaction: %s", exc)
+                moved = 0
             if moved:
                 log.debug("compaction moved %d live records", moved)
             delay = interval / 10 if moved else interval

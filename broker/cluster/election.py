@@ -138,6 +138,9 @@ class Election:
         self.last_renewal = 0.0
         self.deadline = 0.0
         self._lease = 0
+        # (key, mod revision) that must be unchanged for a campaign to win: the in-sync
+        # set this node read and found itself in (the node keeps it current).
+        self.guard: tuple[bytes, int] | None = None
         self._caught_up = asyncio.Event()
         self._down = asyncio.Event()
         self._watchdog: asyncio.TimerHandle | None = None
@@ -260,7 +263,7 @@ class Election:
         ttl = min(self.ttl, granted) if granted else self.ttl
         try:
             created, holder, revision = await self.client.create(
-                self.key, self.me.encode(), lease, timeout=self._call_timeout
+                self.key, self.me.encode(), lease, timeout=self._call_timeout, guard=self.guard
             )
         except EtcdError:
             # It may have been applied; releasing the lease undoes it either way.
@@ -277,6 +280,8 @@ class Election:
         await self._release()
         if holder is not None:
             await self._follow(holder, revision)
+        else:
+            await asyncio.sleep(self._retry)  # the guard changed: the node reads it again
 
     def _become_active(self, epoch: int, granted_at: float, ttl: int) -> None:
         self.role = Role.ACTIVE

@@ -131,19 +131,34 @@ class EtcdClient:
         return (_kv(kvs[0]) if kvs else None), _revision(body)
 
     async def create(
-        self, key: bytes, value: bytes, lease: int, *, timeout: float
+        self,
+        key: bytes,
+        value: bytes,
+        lease: int,
+        *,
+        timeout: float,
+        guard: tuple[bytes, int] | None = None,
     ) -> tuple[bool, KeyValue | None, int]:
-        """Put ``key`` attached to ``lease`` only if it does not exist, atomically.
+        """Put ``key`` attached to ``lease`` only if it does not exist (and, with
+        ``guard`` = (key, mod revision), only if that key is unchanged), atomically.
 
         Returns (created, the holder when not created, the revision). When created the
         key's create_revision is the returned revision: this transaction wrote it."""
         k = _b64(key)
+        compare = [{"key": k, "target": "CREATE", "result": "EQUAL", "create_revision": 0}]
+        if guard is not None:
+            compare.append(
+                {
+                    "key": _b64(guard[0]),
+                    "target": "MOD",
+                    "result": "EQUAL",
+                    "mod_revision": guard[1],
+                }
+            )
         body = await self._call(
             "/v3/kv/txn",
             {
-                "compare": [
-                    {"key": k, "target": "CREATE", "result": "EQUAL", "create_revision": 0}
-                ],
+                "compare": compare,
                 "success": [{"request_put": {"key": k, "value": _b64(value), "lease": lease}}],
                 "failure": [{"request_range": {"key": k}}],
             },
@@ -157,6 +172,28 @@ class EtcdClient:
         # Failed but no key: it vanished between the compare and the range (impossible in
         # one txn); reported as a loss to no one, and the caller simply tries again.
         return False, (_kv(kvs[0]) if kvs else None), revision
+
+    async def put_if(
+        self, key: bytes, value: bytes, holder: bytes, create_revision: int, *, timeout: float
+    ) -> bool:
+        """Put ``key`` only while ``holder`` is the key created at ``create_revision``
+        (the active writes cluster state only while it is still the active)."""
+        body = await self._call(
+            "/v3/kv/txn",
+            {
+                "compare": [
+                    {
+                        "key": _b64(holder),
+                        "target": "CREATE",
+                        "result": "EQUAL",
+                        "create_revision": create_revision,
+                    }
+                ],
+                "success": [{"request_put": {"key": _b64(key), "value": _b64(value)}}],
+            },
+            timeout,
+        )
+        return bool(body.get("succeeded", False))
 
     async def watch(
         self, key: bytes, start_revision: int, *, idle: float

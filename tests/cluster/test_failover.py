@@ -1,0 +1,268 @@
+"""Failover with real processes: three cluster nodes (each `python -m broker run` with a
+[cluster] section) in three zones on one real etcd, a STOMP producer with a failover
+host list sending persistent messages with receipts, the active SIGKILLed under load;
+a standby takes over and every message whose receipt the producer saw is consumed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import stomp
+
+from tests.cluster.conftest import EtcdServer, free_port
+
+T = 30.0
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class NodeProc:
+    name: str
+    az: str
+    stomp: int
+    config: Path
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        with open(self.log, "ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "broker", "run", "--config", str(self.config)],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=ROOT,
+            )
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def write_config(
+    path: Path,
+    data: Path,
+    name: str,
+    az: str,
+    ports: dict[str, int],
+    repl: dict[str, int],
+    etcd: str,
+    prefix: str,
+) -> None:
+    peers = ", ".join(f'{n} = "127.0.0.1:{p}"' for n, p in repl.items() if n != name)
+    path.write_text(
+        f"""
+[broker]
+data_dir = "{data}"
+name = "{name}"
+shutdown_timeout = 2.0
+
+[listeners.stomp]
+port = {ports["stomp"]}
+
+[listeners.amqp]
+port = 0
+
+[listeners.aws]
+port = 0
+
+[listeners.console]
+port = 0
+
+[cluster]
+node_id = "{name}"
+az = "{az}"
+replication_address = "127.0.0.1:{repl[name]}"
+peers = {{ {peers} }}
+etcd_endpoints = ["{etcd}"]
+etcd_prefix = "{prefix}"
+min_insync_azs = 1
+lease_ttl = 2
+step_down_margin = 0.5
+"""
+    )
+
+
+@pytest.fixture
+def cluster(
+    etcd: EtcdServer, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[list[NodeProc]]:
+    names = [("a", "az-a"), ("b", "az-b"), ("c", "az-c")]
+    repl = {n: free_port() for n, _ in names}
+    nodes = []
+    for name, az in names:
+        ports = {"stomp": free_port()}
+        cfg = tmp_path / f"{name}.toml"
+        write_config(
+            cfg, tmp_path / name, name, az, ports, repl, etcd.url, f"/zonemq/{request.node.name}"
+        )
+        nodes.append(NodeProc(name, az, ports["stomp"], cfg, tmp_path / f"{name}.log"))
+    for node in nodes:
+        node.start()
+    yield nodes
+    for node in nodes:
+        node.stop()
+
+
+def wait_for(predicate, what: str, nodes: list[NodeProc], timeout: float = T) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        # Polling child processes' logs: there is no event to wait on across processes.
+        if time.monotonic() > deadline:
+            logs = "\n".join(f"--- {n.name}\n{n.text()[-3000:]}" for n in nodes)
+            pytest.fail(f"timed out waiting for {what}\n{logs}")
+        time.sleep(0.05)
+
+
+def active_of(nodes: list[NodeProc]) -> NodeProc | None:
+    for node in nodes:
+        if node.process is not None and node.process.poll() is None:
+            lines = [ln for ln in node.text().splitlines() if f"cluster: {node.name} is " in ln]
+            if lines and " is active " in lines[-1]:
+                return node
+    return None
+
+
+def in_sync_count(node: NodeProc) -> int:
+    return node.text().count(") is in sync")
+
+
+class Receipts(stomp.ConnectionListener):
+    """Receipts seen on one connection, and whether it is still up."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.seen: set[str] = set()
+        self.up = True
+
+    def on_receipt(self, frame) -> None:  # type: ignore[no-untyped-def]
+        with self.cond:
+            self.seen.add(frame.headers["receipt-id"])
+            self.cond.notify_all()
+
+    def on_disconnected(self) -> None:
+        with self.cond:
+            self.up = False
+            self.cond.notify_all()
+
+    def wait(self, receipt: str, timeout: float) -> bool:
+        with self.cond:
+            return self.cond.wait_for(lambda: receipt in self.seen or not self.up, timeout) and (
+                receipt in self.seen
+            )
+
+
+class Producer(threading.Thread):
+    """Sends persistent messages with a receipt each, trying the hosts in turn (as a
+    failover transport does); a send whose receipt did not come is sent again."""
+
+    def __init__(self, hosts: list[tuple[str, int]]) -> None:
+        super().__init__(daemon=True)
+        self.hosts = hosts
+        self.acked: set[int] = set()
+        self.stop = threading.Event()
+        self.seq = 0
+        self.reconnects = 0
+
+    def run(self) -> None:
+        attempt = 0
+        while not self.stop.is_set():
+            host = self.hosts[attempt % len(self.hosts)]
+            attempt += 1
+            conn = stomp.Connection([host], reconnect_attempts_max=1, heartbeats=(0, 0))
+            receipts = Receipts()
+            conn.set_listener("receipts", receipts)
+            try:
+                conn.connect(wait=True)
+                self.reconnects += 1
+                while not self.stop.is_set():
+                    seq = self.seq
+                    conn.send(
+                        "/queue/failover",
+                        str(seq),
+                        headers={"persistent": "true"},
+                        receipt=f"r{seq}",
+                    )
+                    if not receipts.wait(f"r{seq}", 5):
+                        break
+                    self.acked.add(seq)
+                    self.seq += 1
+            except Exception:
+                pass  # the connection died or was refused: the next host
+            finally:
+                try:
+                    conn.disconnect()
+                except Exception:
+                    pass
+            self.stop.wait(0.05)
+
+
+def drain(hosts: list[tuple[str, int]], want: set[int]) -> set[int]:
+    got: set[int] = set()
+    done = threading.Event()
+
+    class L(stomp.ConnectionListener):
+        def on_message(self, frame) -> None:  # type: ignore[no-untyped-def]
+            got.add(int(frame.body))
+            conn.ack(frame.headers["message-id"], frame.headers["subscription"])
+            if want <= got:
+                done.set()
+
+    for host in hosts:
+        conn = stomp.Connection([host], reconnect_attempts_max=1, heartbeats=(0, 0))
+        conn.set_listener("l", L())
+        try:
+            conn.connect(wait=True)
+            break
+        except stomp.exception.ConnectFailedException:
+            continue
+    conn.subscribe("/queue/failover", id="1", ack="client-individual")
+    done.wait(T)
+    conn.disconnect()
+    return got
+
+
+def test_sigkill_of_the_active_loses_no_acknowledged_message(cluster: list[NodeProc]) -> None:
+    nodes = cluster
+    wait_for(lambda: active_of(nodes) is not None, "an active node", nodes)
+    first = active_of(nodes)
+    assert first is not None
+    wait_for(lambda: in_sync_count(first) >= 2, "both standbys in sync", nodes)
+    hosts = [("127.0.0.1", n.stomp) for n in nodes]
+    producer = Producer(hosts)
+    producer.start()
+    wait_for(lambda: len(producer.acked) >= 200, "200 acknowledged sends", nodes)
+    first.kill()
+    killed_at = len(producer.acked)
+    wait_for(lambda: (a := active_of(nodes)) is not None and a is not first, "a new active", nodes)
+    wait_for(lambda: len(producer.acked) >= killed_at + 200, "sends on the new active", nodes)
+    producer.stop.set()
+    producer.join(T)
+    acked = set(producer.acked)
+    got = drain(hosts, acked)
+    assert not acked - got, f"lost {len(acked - got)} acknowledged messages"
