@@ -29,9 +29,10 @@ largest write buffer seen, `buffered` what is held now.
 
 Closing. An EOF from one side is passed on as an EOF to the other (`write_eof`, after
 what is buffered for it), and both sockets close once both sides have sent EOF; a
-reset (or any error) on either side aborts both. `drop(reason)` closes every
+reset (or any error) on either side resets both, so a cut is never passed on as
+a clean end. `drop(reason)` closes every
 connection (what is buffered is flushed for up to `linger` seconds, then they are
-aborted): on a role change the relayed connections to the old active must go, so their
+reset): on a role change the relayed connections to the old active must go, so their
 clients reconnect and reach the new one. `stop()` stops accepting and drops the rest.
 
 A target that is this relay itself (the node's own address, while its role changes)
@@ -47,7 +48,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
+import struct
 from collections.abc import Callable
 
 log = logging.getLogger("zonemq.cluster")
@@ -62,6 +65,8 @@ POLL = 0.25
 LINGER = 1.0
 
 Address = tuple[str, int]
+# SO_LINGER on, zero seconds: close() sends a RST.
+_RESET = struct.pack("ii", 1, 0)
 
 
 class _Side(asyncio.Protocol):
@@ -75,8 +80,6 @@ class _Side(asyncio.Protocol):
         self.peer: _Side | None = None
         self.eof = False
         self.lost = False
-        # Our end of an upstream socket (Relay._outbound), kept past its close.
-        self.local: Address | None = None
         # A client's bytes read before its upstream existed (one read at most).
         self.early: list[bytes] = []
 
@@ -142,6 +145,8 @@ class _Pipe:
         # Set once closing began (a drop, an end, a reset): nothing may join us then.
         self.closing = False
         self.task: asyncio.Task[None] | None = None
+        # Our end of the upstream socket, from its connect() on (Relay._outbound).
+        self.local: Address | None = None
         self._linger: asyncio.TimerHandle | None = None
 
     def joined(self, active: _Side) -> None:
@@ -152,10 +157,6 @@ class _Pipe:
             return
         self.active = active
         active.peer, self.client.peer = self.client, active
-        sockname = active.transport.get_extra_info("sockname")
-        if sockname is not None:
-            active.local = (sockname[0], sockname[1])
-            self.relay._outbound.add(active.local)
         client = self.client
         early, client.early = client.early, []
         for data in early:
@@ -185,6 +186,8 @@ class _Pipe:
         dst = src.peer
         if dst is None and not src.upstream and not self.closing:
             return  # passed on once the upstream exists (joined)
+        if dst is not None and dst.transport is not None and dst.transport.is_closing():
+            return  # we are closing both anyway
         if dst is None or dst.transport is None or dst.eof or not dst.transport.can_write_eof():
             self.end()
         else:
@@ -206,14 +209,18 @@ class _Pipe:
             self._linger = self.relay._loop.call_later(self.relay.linger, self.abort)
 
     def abort(self) -> None:
+        """Reset both sockets: what was cut short must not look like a clean end (a
+        response delimited by the close would look complete after a FIN)."""
         self.closing = True
         for side in self.sides():
             if side.transport is not None and not side.lost:
+                sock = side.transport.get_extra_info("socket")
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
                 side.transport.abort()
 
     def lost(self, side: _Side, exc: Exception | None) -> None:
-        if side.local is not None:
-            self.relay._outbound.discard(side.local)
         if side is self.active or side is self.client:
             if exc is not None:
                 self.abort()  # a reset on either side closes both
@@ -358,6 +365,8 @@ class Relay:
 
     def _forget(self, pipe: _Pipe) -> None:
         self._pipes.discard(pipe)
+        if pipe.local is not None:
+            self._outbound.discard(pipe.local)
         gone = self._all_gone
         if not self._pipes and gone is not None and not gone.done():
             gone.set_result(None)
@@ -376,7 +385,7 @@ class Relay:
                 host, port = address
                 try:
                     async with asyncio.timeout(left):
-                        await loop.create_connection(lambda: _Side(pipe, upstream=True), host, port)
+                        await self._connect(pipe, host, port)
                 except TimeoutError:
                     failure = f"connecting to the active at {host}:{port} timed out"
                 except OSError as exc:
@@ -394,6 +403,51 @@ class Relay:
         self.refused += 1
         pipe.task = None  # this task: drop() must not cancel it
         pipe.drop()
+
+    async def _connect(self, pipe: _Pipe, host: str, port: int) -> None:
+        """Connect `pipe` upstream to the first of `host`'s addresses that answers.
+
+        By hand rather than `create_connection`: our end's address must be known (in
+        `_outbound`) from the connect() call on, before the loop can accept a
+        connection from it, or a relay targeting itself is not recognized in time.
+        """
+        loop = self._loop
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        error: OSError = OSError(f"{host} has no address")
+        for family, kind, proto, _, sockaddr in infos:
+            sock = socket.socket(family, kind, proto)
+            sock.setblocking(False)
+            try:
+                with contextlib.suppress(BlockingIOError):
+                    sock.connect(sockaddr)  # picks our address and port at once
+                local = sock.getsockname()
+                pipe.local = (local[0], local[1])
+                self._outbound.add(pipe.local)
+                await self._writable(sock)
+                err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if err:
+                    raise OSError(err, os.strerror(err))
+                await loop.create_connection(lambda: _Side(pipe, upstream=True), sock=sock)
+                return
+            except BaseException as exc:
+                sock.close()
+                if pipe.local is not None:
+                    self._outbound.discard(pipe.local)
+                    pipe.local = None
+                if not isinstance(exc, OSError):
+                    raise
+                error = exc
+        raise error
+
+    async def _writable(self, sock: socket.socket) -> None:
+        """Until a connecting socket is writable (connected, or failed: SO_ERROR)."""
+        done = self._loop.create_future()
+        fd = sock.fileno()
+        self._loop.add_writer(fd, lambda: done.done() or done.set_result(None))
+        try:
+            await done
+        finally:
+            self._loop.remove_writer(fd)
 
     async def _wait_for_change(self, left: float) -> None:
         change = self._change
