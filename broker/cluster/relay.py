@@ -24,16 +24,17 @@ side, and reads it again once the buffer is below `low_water` (`resume_writing`)
 a side that does not read pushes back over TCP on the side that sends, as if the two
 were connected directly, and the relay holds at most `high_water` plus one socket read
 (READ_MAX: asyncio's and uvloop's read size) per direction: with the defaults, 512 KiB
-each way, 1 MiB per connection, whatever the peers do. `peak_buffered` records the
-largest write buffer seen, `buffered` what is held now.
+each way, 1 MiB per connection, whatever the peers do (the kernel's socket buffers
+come on top, as for any connection). `peak_buffered` records the largest write buffer
+seen, `buffered` what is held now.
 
 Closing. An EOF from one side is passed on as an EOF to the other (`write_eof`, after
 what is buffered for it), and both sockets close once both sides have sent EOF; a
-reset (or any error) on either side resets both, so a cut is never passed on as
-a clean end. `drop(reason)` closes every
-connection (what is buffered is flushed for up to `linger` seconds, then they are
-reset): on a role change the relayed connections to the old active must go, so their
-clients reconnect and reach the new one. `stop()` stops accepting and drops the rest.
+reset (or any error) on either side resets both, so a cut is never passed on as a
+clean end. `drop(reason)` closes every connection (what is buffered is flushed for up
+to `linger` seconds, then they are reset): on a role change the relayed connections to
+the old active must go, so their clients reconnect and reach the new one. `stop()`
+stops accepting and drops the rest.
 
 A target that is this relay itself (the node's own address, while its role changes)
 would chain connections through us until descriptors ran out: a connection accepted
@@ -61,7 +62,7 @@ HIGH_WATER = 256 * 1024
 READ_MAX = 256 * 1024
 # Seconds between re-checks of target() while a connection waits for an active.
 POLL = 0.25
-# Seconds drop() lets buffered bytes go out before it aborts a connection.
+# Seconds drop() lets buffered bytes go out before it resets a connection.
 LINGER = 1.0
 
 Address = tuple[str, int]
