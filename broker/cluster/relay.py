@@ -81,6 +81,8 @@ class _Side(asyncio.Protocol):
         self.peer: _Side | None = None
         self.eof = False
         self.lost = False
+        # Our write buffer is past high_water (between pause_writing and resume_writing).
+        self.full = False
         # A client's bytes read before its upstream existed (one read at most).
         self.early: list[bytes] = []
 
@@ -120,12 +122,14 @@ class _Side(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         # Our buffer is full: stop reading the side that fills it.
+        self.full = True
         peer = self.peer
         if peer is not None and peer.transport is not None and not peer.transport.is_closing():
             peer.transport.pause_reading()
             self.pipe.relay.pauses += 1
 
     def resume_writing(self) -> None:
+        self.full = False
         peer = self.peer
         if peer is not None and peer.transport is not None and not peer.transport.is_closing():
             peer.transport.resume_reading()
@@ -165,7 +169,7 @@ class _Pipe:
         assert client.transport is not None
         if client.eof:
             self.eof_from(client)
-        else:
+        elif not active.full:  # else the early bytes filled it: resume_writing will
             client.transport.resume_reading()
 
     def forward(self, src: _Side, data: bytes) -> None:
@@ -374,6 +378,20 @@ class Relay:
 
     async def _open(self, pipe: _Pipe) -> None:
         """Connect `pipe` to the active within connect_timeout, or close the client."""
+        error = False
+        try:
+            failure = await self._reach(pipe)
+        except Exception as exc:  # the caller's target(), say: the client must not hang
+            failure, error = f"finding the active failed: {exc!r}", True
+        if not failure:
+            return
+        log.warning("relay %s: closing %s: %s", self.name, pipe.peer, failure, exc_info=error)
+        self.refused += 1
+        pipe.task = None  # this task: drop() must not cancel it
+        pipe.drop()
+
+    async def _reach(self, pipe: _Pipe) -> str:
+        """Connect `pipe` upstream; why not ("" once connected)."""
         loop = self._loop
         deadline = loop.time() + self.connect_timeout
         tried: set[Address] = set()
@@ -393,17 +411,13 @@ class Relay:
                     failure = f"cannot connect to the active at {host}:{port}: {exc}"
                 else:
                     log.debug("relay %s: %s relayed to %s:%d", self.name, pipe.peer, host, port)
-                    return
+                    return ""
                 continue  # a new address may be known by now; else we give up below
-            if failure or left <= 0:
-                break
+            if failure:
+                return failure
+            if left <= 0:
+                return f"no active known within {self.connect_timeout:g}s"
             await self._wait_for_change(left)
-        if not failure:
-            failure = f"no active known within {self.connect_timeout:g}s"
-        log.warning("relay %s: closing %s: %s", self.name, pipe.peer, failure)
-        self.refused += 1
-        pipe.task = None  # this task: drop() must not cancel it
-        pipe.drop()
 
     async def _connect(self, pipe: _Pipe, host: str, port: int) -> None:
         """Connect `pipe` upstream to the first of `host`'s addresses that answers.

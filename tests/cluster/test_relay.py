@@ -469,6 +469,54 @@ def test_an_upstream_that_never_reads_does_not_make_the_relay_buffer(
     print(f"\nrelay toward a non-reading upstream: peak {peak} B of {sent} B sent")
 
 
+def test_drop_resets_a_client_that_does_not_read_after_the_linger(
+    broker: BrokerThread, relays: Callable[..., OnLoop]
+) -> None:
+    def serve(conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):  # the relay's reset ends it
+            while True:
+                conn.sendall(b"d" * 65536)
+
+    upstream = Upstream(serve)
+    relay = relays(broker, upstream.address, high_water=HIGH, linger=0.2)
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    client.settimeout(WAIT)
+    client.connect(("127.0.0.1", relay.port))
+    try:
+        assert wait_until(lambda: relay.get("pauses") >= 1)
+        assert relay.drop("the active changed") == 1
+        # Its buffer cannot flush to a client that does not read: reset after the linger.
+        assert wait_until(lambda: relay.get("connections") == 0)
+        assert upstream.done.wait(WAIT)
+        with pytest.raises(ConnectionResetError):
+            while client.recv(1 << 20):
+                pass
+    finally:
+        client.close()
+        upstream.close()
+
+
+def test_a_target_that_raises_closes_the_client(
+    broker: BrokerThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    def target() -> Address | None:
+        raise RuntimeError("election state unreadable")
+
+    relay = Relay("test", "127.0.0.1", 0, target)
+    asyncio.run_coroutine_threadsafe(relay.start(), broker.loop).result(WAIT)
+    try:
+        raw = RawClient(relay.port)
+        with caplog.at_level(logging.WARNING, "zonemq.cluster"):
+            try:
+                assert raw.closed()
+            finally:
+                raw.close()
+        assert any("election state unreadable" in r.getMessage() for r in caplog.records)
+    finally:
+        asyncio.run_coroutine_threadsafe(relay.stop(), broker.loop).result(WAIT)
+
+
 def test_stop_closes_every_connection_and_the_port(
     broker: BrokerThread, relays: Callable[..., OnLoop]
 ) -> None:
