@@ -35,6 +35,7 @@ from broker.cluster.etcd import EtcdClient, EtcdError
 from broker.cluster.insync import InSync
 from broker.cluster.lineage import Lineage
 from broker.cluster.mirror import scan_end
+from broker.cluster.relay import Relay
 from broker.cluster.replica import Replica
 from broker.cluster.source import ReplicationSource, StandbyLink
 from broker.cluster.wire import Position
@@ -79,6 +80,7 @@ class ClusterNode:
         self._replicating: asyncio.Task[None] | None = None
         self._transition: asyncio.Task[None] | None = None
         self._etcd_timeout = self.cfg.lease_ttl / 3
+        self.relays: list[Relay] = []
         self.election = Election(
             self.etcd,
             self.active_key,
@@ -98,6 +100,7 @@ class ClusterNode:
         self.lock.acquire()
         self.lineage = Lineage.load(self.data_dir)
         self._set_role("standby")
+        await self._start_relays()
         self._spawn(self._poll_insync())
         self.election.start()
 
@@ -112,6 +115,7 @@ class ClusterNode:
             with contextlib.suppress(Exception):
                 await self._transition
         await self._stop_replica()
+        await self._stop_relays()
         await self._stop_broker()
         await self.etcd.close()
         if self.lock.held:
@@ -153,8 +157,38 @@ class ClusterNode:
 
     def following(self, leader: Leader) -> None:
         self.leader = leader
+        for relay in self.relays:
+            # Connections relayed to the old active are cut: their clients reconnect.
+            relay.drop(f"the active is now {leader.node.node_id}")
+            relay.changed()
         if self.role == "standby":
             self._follow(leader)
+
+    # -- relays: a standby's listeners pass clients to the active -----------------------------
+
+    def _relay_target(self, name: str) -> tuple[str, int] | None:
+        leader = self.leader
+        if leader is None or leader.node.node_id == self.cfg.node_id:
+            return None
+        address = leader.node.clients.get(name)
+        return _split(address) if address else None
+
+    async def _start_relays(self) -> None:
+        """On each client port this node would serve, relay to the active (whose client
+        addresses are its `advertise` setting, published in the election key)."""
+        bind = self.settings.broker.bind
+        for name in ("stomp", "amqp", "aws"):
+            own = getattr(self.settings.listeners, name)
+            if not getattr(own, "enabled", True) or not own.port or name not in self.cfg.advertise:
+                continue
+            relay = Relay(name, bind, own.port, lambda n=name: self._relay_target(n))
+            await relay.start()
+            self.relays.append(relay)
+
+    async def _stop_relays(self) -> None:
+        relays, self.relays = self.relays, []
+        for relay in relays:
+            await relay.stop()
 
     # -- standby ------------------------------------------------------------------------------
 
@@ -221,6 +255,7 @@ class ClusterNode:
 
     async def _promote(self, epoch: int) -> None:
         await self._stop_replica()
+        await self._stop_relays()  # the broker binds these ports now
         if not self.election.active or self.election.epoch != epoch:
             return
         self._set_role("promoting")
@@ -313,5 +348,6 @@ class ClusterNode:
         self._set_role("stepping down")
         await self._stop_broker()
         self._set_role("standby")
+        await self._start_relays()
         if self.leader is not None and self.leader.node.node_id != self.cfg.node_id:
             self._follow(self.leader)

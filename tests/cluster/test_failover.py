@@ -105,6 +105,7 @@ etcd_prefix = "{prefix}"
 min_insync_azs = 1
 lease_ttl = 2
 step_down_margin = 0.5
+advertise = {{ stomp = "127.0.0.1:{ports["stomp"]}" }}
 """
     )
 
@@ -221,7 +222,9 @@ class Producer(threading.Thread):
             self.stop.wait(0.05)
 
 
-def drain(hosts: list[tuple[str, int]], want: set[int]) -> set[int]:
+def drain(
+    hosts: list[tuple[str, int]], want: set[int], queue: str = "/queue/failover", send: bool = False
+) -> set[int]:
     got: set[int] = set()
     done = threading.Event()
 
@@ -240,7 +243,9 @@ def drain(hosts: list[tuple[str, int]], want: set[int]) -> set[int]:
             break
         except stomp.exception.ConnectFailedException:
             continue
-    conn.subscribe("/queue/failover", id="1", ack="client-individual")
+    conn.subscribe(queue, id="1", ack="client-individual")
+    for seq in want if send else ():
+        conn.send(queue, str(seq), headers={"persistent": "true"})
     done.wait(T)
     conn.disconnect()
     return got
@@ -253,6 +258,10 @@ def test_sigkill_of_the_active_loses_no_acknowledged_message(cluster: list[NodeP
     assert first is not None
     wait_for(lambda: in_sync_count(first) >= 2, "both standbys in sync", nodes)
     hosts = [("127.0.0.1", n.stomp) for n in nodes]
+    # Every node serves STOMP: a standby relays to the active (a client without a
+    # failover list still works through any live node).
+    standby = next(n for n in nodes if n is not first)
+    assert drain([("127.0.0.1", standby.stomp)], {-1}, queue="/queue/relayed", send=True) == {-1}
     producer = Producer(hosts)
     producer.start()
     wait_for(lambda: len(producer.acked) >= 200, "200 acknowledged sends", nodes)
