@@ -71,6 +71,8 @@ class ListenerContext:
     auth: Auth
     # The broker's one server SSLContext when any listener has tls_enabled.
     tls: ssl.SSLContext | None = None
+    # More for /healthz to say (a cluster node's role, epoch and standbys), or None.
+    health: Callable[[], dict[str, Any]] | None = None
 
     @property
     def own(self) -> Any:

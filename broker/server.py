@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -80,6 +81,7 @@ class Broker:
         *,
         lock: DataDirLock | None = None,
         on_journal: Callable[[Journal], Awaitable[None]] | None = None,
+        health: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         """`lock`: the data directory's lock, already held by the caller (a cluster node
         holds it across roles). `on_journal`: awaited once the journal is replayed and
@@ -87,6 +89,7 @@ class Broker:
         self.settings = settings
         self._held_lock = lock
         self._on_journal = on_journal
+        self._health = health
         self.core: Core = None  # type: ignore[assignment]  # created in start(), on the loop
         self.listeners: dict[str, Listener] = {}
         self.registry = CollectorRegistry(auto_describe=False)
@@ -198,6 +201,7 @@ class Broker:
                     serving=self.serving,
                     auth=self.auth,
                     tls=tls,
+                    health=self._health,
                 )
                 listener = await start_listener(ctx)
                 self.listeners[name] = listener

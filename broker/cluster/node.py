@@ -29,6 +29,8 @@ import json
 import logging
 from pathlib import Path
 
+from aiohttp import web
+
 from broker.cluster.election import Election, Leader, NodeInfo
 from broker.cluster.epoch import Fence
 from broker.cluster.etcd import EtcdClient, EtcdError
@@ -38,6 +40,7 @@ from broker.cluster.mirror import scan_end
 from broker.cluster.relay import Relay
 from broker.cluster.replica import Replica
 from broker.cluster.source import ReplicationSource, StandbyLink
+from broker.cluster.status import ClusterCollector, standby_console, status
 from broker.cluster.wire import Position
 from broker.config import ClusterSettings, Settings
 from broker.server import Broker
@@ -81,6 +84,7 @@ class ClusterNode:
         self._transition: asyncio.Task[None] | None = None
         self._etcd_timeout = self.cfg.lease_ttl / 3
         self.relays: list[Relay] = []
+        self._console: web.AppRunner | None = None
         self.election = Election(
             self.etcd,
             self.active_key,
@@ -175,8 +179,12 @@ class ClusterNode:
 
     async def _start_relays(self) -> None:
         """On each client port this node would serve, relay to the active (whose client
-        addresses are its `advertise` setting, published in the election key)."""
+        addresses are its `advertise` setting, published in the election key); and the
+        console port's /healthz and /metrics."""
         bind = self.settings.broker.bind
+        console = self.settings.listeners.console
+        if console.enabled and console.port:
+            self._console = await standby_console(self, bind, console.port, self.settings)
         for name in ("stomp", "amqp", "aws"):
             own = getattr(self.settings.listeners, name)
             if not getattr(own, "enabled", True) or not own.port or name not in self.cfg.advertise:
@@ -189,6 +197,9 @@ class ClusterNode:
         relays, self.relays = self.relays, []
         for relay in relays:
             await relay.stop()
+        if self._console is not None:
+            await self._console.cleanup()
+            self._console = None
 
     # -- standby ------------------------------------------------------------------------------
 
@@ -259,7 +270,10 @@ class ClusterNode:
         if not self.election.active or self.election.epoch != epoch:
             return
         self._set_role("promoting")
-        self.broker = Broker(self.settings, lock=self.lock, on_journal=self._attach)
+        self.broker = Broker(
+            self.settings, lock=self.lock, on_journal=self._attach, health=lambda: status(self)
+        )
+        self.broker.registry.register(ClusterCollector(self))
         try:
             await self.broker.start()
         except Exception:

@@ -70,6 +70,8 @@ _RECORDS_HEAD = 24  # epoch, segment, offset in front of the frames
 class _Run(NamedTuple):
     start: Position
     data: bytes
+    records: int  # records observed since the source started, up to this run's end
+    count: int  # records in this run
 
     @property
     def end(self) -> Position:
@@ -88,7 +90,9 @@ class StandbyLink:
         self.sent_bytes = 0
         self.unacked_bytes = 0
         self.forgotten = 0  # the oldest segment this standby was told to keep
-        self.inflight: deque[tuple[Position, int]] = deque()
+        self.acked_records = -1  # the source's record count at `acked`, when known
+        # (end, bytes, the source's record count at end or -1): frames sent, not acked.
+        self.inflight: deque[tuple[Position, int, int]] = deque()
         self.wake = asyncio.Event()
         # Set while the window is full: tests and metrics see the sender paused.
         self.paused = asyncio.Event()
@@ -122,6 +126,7 @@ class ReplicationSource:
         self._max_run = max_frame - _RECORDS_HEAD
         self._backlog: deque[_Run] = deque()
         self.backlog_bytes = 0
+        self.records = 0  # records observed since start (the lag in records counts these)
         head = journal.segments()[-1]
         self._end = Position(head.id, head.size)
         self._links: set[StandbyLink] = set()
@@ -140,17 +145,18 @@ class ReplicationSource:
         for i in range(0, len(chunks), 2):
             frame = len(chunks[i]) + len(chunks[i + 1])
             if run and size + frame > self._max_run:
-                self._push(Position(segment, start), b"".join(run))
+                self._push(Position(segment, start), b"".join(run), len(run) // 2)
                 start += size
                 run, size = [], 0
             run += (chunks[i], chunks[i + 1])
             size += frame
-        self._push(Position(segment, start), b"".join(run))
+        self._push(Position(segment, start), b"".join(run), len(run) // 2)
         for link in self._links:
             link.wake.set()
 
-    def _push(self, start: Position, data: bytes) -> None:
-        self._backlog.append(_Run(start, data))
+    def _push(self, start: Position, data: bytes, count: int) -> None:
+        self.records += count
+        self._backlog.append(_Run(start, data, self.records, count))
         self.backlog_bytes += len(data)
         self._end = Position(start.segment, start.offset + len(data))
         while self.backlog_bytes > self._backlog_limit and len(self._backlog) > 1:
@@ -164,6 +170,20 @@ class ReplicationSource:
     @property
     def standbys(self) -> list[StandbyLink]:
         return list(self._links)
+
+    def lag_records(self, link: StandbyLink) -> int:
+        """Records observed since start that `link` has not acknowledged (records it
+        still copies from disk, older than that, are not counted)."""
+        if link.acked >= self._end:
+            return 0
+        if link.acked_records >= 0:
+            return self.records - link.acked_records
+        lag = 0
+        for run in reversed(self._backlog):
+            if run.end <= link.acked:
+                break
+            lag += run.count
+        return lag
 
     # -- serving ------------------------------------------------------------------------------
 
@@ -277,13 +297,18 @@ class ReplicationSource:
         if ack.position > link.acked:
             # An ack must end a frame we sent, or a standby could release receipts for
             # records it never had.
-            if not any(end == ack.position for end, _ in link.inflight):
+            if not any(entry[0] == ack.position for entry in link.inflight):
                 raise ProtocolError(f"ACK at {tuple(ack.position)} is not the end of a frame sent")
             while link.inflight and link.inflight[0][0] <= ack.position:
-                link.unacked_bytes -= link.inflight.popleft()[1]
+                _, size, count = link.inflight.popleft()
+                link.unacked_bytes -= size
+                if count >= 0:
+                    link.acked_records = count
         link.acked = ack.position
         link.wake.set()
         self.insync.ack(link.node, ack.position)
+        if ack.position == self._end:
+            link.acked_records = self.records
         if link.acked == self._end:
             self._report(link, "caught_up")
 
@@ -312,6 +337,14 @@ class ReplicationSource:
                     raise ProtocolError(f"{tuple(want)} is not a record boundary", remote=False)
                 return want, view
         return None
+
+    def _count_at(self, end: Position) -> int:
+        """The record count at `end` if a backlog run ends there (the usual case), else -1."""
+        backlog = self._backlog
+        for i in range(len(backlog) - 1, max(-1, len(backlog) - 64), -1):
+            if backlog[i].end == end:
+                return backlog[i].records
+        return -1
 
     def _read_disk(
         self, want: Position, segs: list[SegmentInfo], limit: int
@@ -390,7 +423,7 @@ class ReplicationSource:
                 end = Position(start.segment, start.offset + len(data))
                 writer.writelines(encode_records(self.epoch, start, data))
                 link.next = end
-                link.inflight.append((end, len(data)))
+                link.inflight.append((end, len(data), self._count_at(end)))
                 link.unacked_bytes += len(data)
                 link.sent_bytes += len(data)
             if link.unacked_bytes >= self._window:

@@ -78,10 +78,12 @@ async def start(ctx: ListenerContext) -> ConsoleListener:
         body = render(registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    async def healthz(_request: web.Request) -> web.Response:
-        if ctx.serving():
-            return web.json_response({"status": "ok"})
-        return web.json_response({"status": "starting"}, status=503)
+    async def healthz(request: web.Request) -> web.Response:
+        body: dict[str, object] = {"status": "ok" if ctx.serving() else "starting"}
+        # Details only with a query (authenticated when users are configured).
+        if ctx.health is not None and request.query_string:
+            body["cluster"] = ctx.health()
+        return web.json_response(body, status=200 if ctx.serving() else 503)
 
     app = web.Application(middlewares=[basic_auth(ctx.auth)])
     app.router.add_get("/metrics", metrics)

@@ -95,11 +95,12 @@ def test_bad_cluster_settings_name_the_key(tmp_path: Path, extra: str, key: str,
     assert text in message, message
 
 
-async def test_a_broker_refuses_to_start_as_a_cluster_node(tmp_path: Path) -> None:
-    # Not wired yet: refusing beats serving unreplicated while [cluster] promises more.
+async def test_a_broker_alone_refuses_to_start_as_a_cluster_node(tmp_path: Path) -> None:
+    # A Broker started without the node's replication hook would acknowledge writes
+    # that no standby has: refusing beats serving unreplicated while [cluster] is set.
     path = tmp_path / "zonemq.toml"
     path.write_text(f'[broker]\ndata_dir = "{tmp_path / "data"}"\n{NODE}')
     broker = Broker(load_settings(path, env={}))
-    with pytest.raises(StartupError, match=r"replication is not built \(issue 11\)"):
+    with pytest.raises(StartupError, match=r"run the broker through broker.cluster.node"):
         await broker.start()
     assert not (tmp_path / "data").exists()  # stopped before locking the data directory

@@ -7,15 +7,18 @@ a standby takes over and every message whose receipt the producer saw is consume
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import stomp
@@ -31,6 +34,7 @@ class NodeProc:
     name: str
     az: str
     stomp: int
+    console: int
     config: Path
     log: Path
     process: subprocess.Popen[bytes] | None = None
@@ -93,7 +97,7 @@ port = 0
 port = 0
 
 [listeners.console]
-port = 0
+port = {ports["console"]}
 
 [cluster]
 node_id = "{name}"
@@ -118,12 +122,14 @@ def cluster(
     repl = {n: free_port() for n, _ in names}
     nodes = []
     for name, az in names:
-        ports = {"stomp": free_port()}
+        ports = {"stomp": free_port(), "console": free_port()}
         cfg = tmp_path / f"{name}.toml"
         write_config(
             cfg, tmp_path / name, name, az, ports, repl, etcd.url, f"/zonemq/{request.node.name}"
         )
-        nodes.append(NodeProc(name, az, ports["stomp"], cfg, tmp_path / f"{name}.log"))
+        nodes.append(
+            NodeProc(name, az, ports["stomp"], ports["console"], cfg, tmp_path / f"{name}.log")
+        )
     for node in nodes:
         node.start()
     yield nodes
@@ -139,6 +145,15 @@ def wait_for(predicate, what: str, nodes: list[NodeProc], timeout: float = T) ->
             logs = "\n".join(f"--- {n.name}\n{n.text()[-3000:]}" for n in nodes)
             pytest.fail(f"timed out waiting for {what}\n{logs}")
         time.sleep(0.05)
+
+
+def get_text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return str(r.read().decode())
+
+
+def get_json(url: str) -> dict[str, Any]:
+    return dict(json.loads(get_text(url)))
 
 
 def active_of(nodes: list[NodeProc]) -> NodeProc | None:
@@ -257,6 +272,14 @@ def test_sigkill_of_the_active_loses_no_acknowledged_message(cluster: list[NodeP
     first = active_of(nodes)
     assert first is not None
     wait_for(lambda: in_sync_count(first) >= 2, "both standbys in sync", nodes)
+    health = get_json(f"http://127.0.0.1:{first.console}/healthz?cluster")
+    assert health["cluster"]["role"] == "active"
+    assert sorted(sb["in_sync"] for sb in health["cluster"]["standbys"]) == [True, True]
+    assert len(health["cluster"]["insync_zones"]) == 2
+    for other in nodes:
+        if other is not first:
+            text = get_text(f"http://127.0.0.1:{other.console}/metrics")
+            assert 'zonemq_cluster_role{role="standby"} 1.0' in text
     hosts = [("127.0.0.1", n.stomp) for n in nodes]
     # Every node serves STOMP: a standby relays to the active (a client without a
     # failover list still works through any live node).
