@@ -6,6 +6,7 @@ a standby takes over and every message whose receipt the producer saw is consume
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -24,6 +25,7 @@ import pytest
 import stomp
 
 from tests.cluster.conftest import EtcdServer, free_port
+from tests.cluster.faultproxy import FaultProxy
 
 T = 30.0
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +40,7 @@ class NodeProc:
     config: Path
     log: Path
     process: subprocess.Popen[bytes] | None = None
+    etcd_proxy: FaultProxy | None = None
 
     def start(self) -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -114,9 +117,45 @@ advertise = {{ stomp = "127.0.0.1:{ports["stomp"]}" }}
     )
 
 
+class Proxies:
+    """FaultProxy instances (tests/cluster/faultproxy.py) on a loop in their own thread,
+    one per node between it and etcd, so a test can cut one node off etcd."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.proxies: list[FaultProxy] = []
+
+    def call(self, coro):  # type: ignore[no-untyped-def]
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(T)
+
+    def add(self, upstream: tuple[str, int]) -> FaultProxy:
+        proxy = self.call(FaultProxy(upstream).start())
+        self.proxies.append(proxy)
+        return proxy
+
+    def do(self, fn) -> None:  # type: ignore[no-untyped-def]
+        self.loop.call_soon_threadsafe(fn)
+
+    def close(self) -> None:
+        for proxy in self.proxies:
+            self.call(proxy.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(T)
+        self.loop.close()
+
+
+@pytest.fixture
+def proxies() -> Iterator[Proxies]:
+    p = Proxies()
+    yield p
+    p.close()
+
+
 @pytest.fixture
 def cluster(
-    etcd: EtcdServer, tmp_path: Path, request: pytest.FixtureRequest
+    etcd: EtcdServer, tmp_path: Path, request: pytest.FixtureRequest, proxies: Proxies
 ) -> Iterator[list[NodeProc]]:
     names = [("a", "az-a"), ("b", "az-b"), ("c", "az-c")]
     repl = {n: free_port() for n, _ in names}
@@ -124,12 +163,12 @@ def cluster(
     for name, az in names:
         ports = {"stomp": free_port(), "console": free_port()}
         cfg = tmp_path / f"{name}.toml"
-        write_config(
-            cfg, tmp_path / name, name, az, ports, repl, etcd.url, f"/zonemq/{request.node.name}"
-        )
-        nodes.append(
-            NodeProc(name, az, ports["stomp"], ports["console"], cfg, tmp_path / f"{name}.log")
-        )
+        proxy = proxies.add(("127.0.0.1", etcd.port))
+        prefix = f"/zonemq/{request.node.name}"
+        write_config(cfg, tmp_path / name, name, az, ports, repl, proxy.url, prefix)
+        node = NodeProc(name, az, ports["stomp"], ports["console"], cfg, tmp_path / f"{name}.log")
+        node.etcd_proxy = proxy
+        nodes.append(node)
     for node in nodes:
         node.start()
     yield nodes
@@ -307,3 +346,45 @@ def test_sigkill_of_the_active_loses_no_acknowledged_message(cluster: list[NodeP
     print(f"failover (kill -> first acknowledged send): {failover:.2f}s; {len(acked)} acked")
     assert not acked - got, f"lost {len(acked - got)} acknowledged messages"
     assert f"cluster: {first.name} is active" not in first.text().split("is standby")[-1]
+
+
+def log_time(node: NodeProc, needle: str) -> float:
+    """The wall-clock time of the last log line of `node` holding `needle`."""
+    import datetime
+
+    line = [ln for ln in node.text().splitlines() if needle in ln][-1]
+    stamp = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+    return stamp.timestamp()
+
+
+def test_partitioned_active_stops_before_another_is_elected_and_rejoins(
+    cluster: list[NodeProc], proxies: Proxies
+) -> None:
+    nodes = cluster
+    wait_for(lambda: active_of(nodes) is not None, "an active node", nodes)
+    first = active_of(nodes)
+    assert first is not None and first.etcd_proxy is not None
+    wait_for(lambda: in_sync_count(first) >= 2, "both standbys in sync", nodes)
+    hosts = [("127.0.0.1", n.stomp) for n in nodes]
+    producer = Producer(hosts)
+    producer.start()
+    wait_for(lambda: len(producer.acked) >= 200, "200 acknowledged sends", nodes)
+    proxies.do(first.etcd_proxy.blackhole)  # the active can no longer reach etcd
+    cut = len(producer.acked)
+    wait_for(lambda: f"{first.name} steps down" in first.text(), "the step-down", nodes)
+    wait_for(lambda: (a := active_of(nodes)) is not None and a is not first, "a new active", nodes)
+    new = active_of(nodes)
+    assert new is not None
+    stepped = log_time(first, f"{first.name} steps down")
+    elected = log_time(new, f"cluster: {new.name} is active, epoch")
+    assert stepped < elected, "two actives could have accepted writes at once"
+    wait_for(lambda: len(producer.acked) >= cut + 200, "sends on the new active", nodes)
+    before = in_sync_count(new)
+    proxies.do(first.etcd_proxy.heal)
+    wait_for(lambda: in_sync_count(new) > before, "the old active in sync again", nodes)
+    producer.stop.set()
+    producer.join(T)
+    acked = set(producer.acked)
+    got = drain(hosts, acked)
+    print(f"stepped down {elected - stepped:.2f}s before the new active was elected")
+    assert not acked - got, f"lost {len(acked - got)} acknowledged messages"
