@@ -36,6 +36,11 @@ def _parser() -> argparse.ArgumentParser:
         help="print a scrypt hash of a password (read from the terminal, or a line of stdin)",
     )
     passwd.add_argument("--user", help='print `USER = "<hash>"`, a line for [auth] users')
+    cluster = sub.add_parser("cluster", help="change a running cluster (through etcd)")
+    cluster.add_argument("--config", required=True, help="a node's TOML config ([cluster])")
+    csub = cluster.add_subparsers(dest="cluster_command", required=True)
+    mia = csub.add_parser("min-insync-azs", help="set min_insync_azs cluster-wide, live")
+    mia.add_argument("value", type=int)
     run = sub.add_parser("run", help="run the broker in the foreground")
     run.add_argument("--config", help="TOML config file (default: embedded defaults)")
     run.add_argument("--data-dir", help="data directory (broker.data_dir)")
@@ -139,6 +144,19 @@ async def serve(settings: Settings) -> int:
     return 1 if broker.failed.is_set() else 0
 
 
+def cluster_command(args: argparse.Namespace) -> int:
+    """`zonemq cluster --config F min-insync-azs N`."""
+    from broker.cluster.admin import set_min_insync_azs
+
+    try:
+        settings = load_settings(args.config)
+        print(asyncio.run(set_min_insync_azs(settings, args.value)))
+    except (ConfigError, ValueError) as exc:
+        print(f"zonemq: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def passwd(user: str | None) -> int:
     """`zonemq passwd`: the hash of a password typed twice at a terminal, or of the first
     line of stdin (for scripts); never echoed, never taken from the command line."""
@@ -168,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "passwd":
         return passwd(args.user)
+    if args.command == "cluster":
+        return cluster_command(args)
     try:
         settings = settings_from_args(args)
     except ConfigError as exc:

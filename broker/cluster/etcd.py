@@ -173,6 +173,11 @@ class EtcdClient:
         # one txn); reported as a loss to no one, and the caller simply tries again.
         return False, (_kv(kvs[0]) if kvs else None), revision
 
+    async def put(self, key: bytes, value: bytes, *, timeout: float) -> int:
+        """Put ``key`` unconditionally; returns the revision."""
+        body = await self._call("/v3/kv/put", {"key": _b64(key), "value": _b64(value)}, timeout)
+        return _revision(body)
+
     async def put_if(
         self, key: bytes, value: bytes, holder: bytes, create_revision: int, *, timeout: float
     ) -> bool:

@@ -22,11 +22,12 @@ import itertools
 import logging
 
 from broker.cluster.wire import ZERO, Position
+from broker.core.errors import WriteRefused
 
 log = logging.getLogger("zonemq.cluster")
 
 
-class NotReplicated(Exception):
+class NotReplicated(WriteRefused):
     """A persistent write cannot be acknowledged: too few zones are in sync."""
 
 
@@ -104,6 +105,13 @@ class InSync:
         if self.members.pop(node, None) is not None:
             log.warning("replication: standby %s is out of sync", node)
         self._release()
+
+    def set_min_insync_azs(self, value: int) -> None:
+        """The operator changed it (logged): waiters are judged again at once."""
+        if value != self.min_insync_azs:
+            log.warning("replication: min_insync_azs %d -> %d", self.min_insync_azs, value)
+            self.min_insync_azs = value
+            self._release()
 
     def close(self) -> None:
         """Fail every waiter: this node is no longer the active."""

@@ -70,6 +70,8 @@ class ClusterNode:
         prefix = self.cfg.etcd_prefix.rstrip("/")
         self.active_key = f"{prefix}/active".encode()
         self.insync_key = f"{prefix}/insync".encode()
+        self.min_key = f"{prefix}/min_insync_azs".encode()
+        self.min_insync_azs = self.cfg.min_insync_azs
         self.role = "starting"
         self.broker: Broker | None = None
         self.source: ReplicationSource | None = None
@@ -246,8 +248,15 @@ class ClusterNode:
             self.replica = None
 
     async def _poll_insync(self) -> None:
-        """Keep the election's guard and caught-up flag on the in-sync set in etcd."""
+        """Keep the election's guard and caught-up flag on the in-sync set in etcd, and
+        min_insync_azs on the operator's value (`zonemq cluster min-insync-azs`)."""
         while True:
+            with contextlib.suppress(EtcdError, ValueError):
+                kv, _ = await self.etcd.get(self.min_key, timeout=self._etcd_timeout)
+                if kv is not None:
+                    self.min_insync_azs = int(kv.value)
+                    if self.insync is not None:
+                        self.insync.set_min_insync_azs(self.min_insync_azs)
             if self.role == "standby":
                 try:
                     kv, _ = await self.etcd.get(self.insync_key, timeout=self._etcd_timeout)
@@ -288,7 +297,7 @@ class ClusterNode:
         assert self.lineage is not None
         head = journal.segments()[-1]
         self.lineage.begin(self.epoch, Position(head.id, head.size))
-        self.insync = InSync(self.cfg.az, self.cfg.min_insync_azs)
+        self.insync = InSync(self.cfg.az, self.min_insync_azs)
         self.source = ReplicationSource(
             journal, self.epoch, self.lineage, self.insync, fence=self.fence, on_link=self._link
         )

@@ -40,3 +40,10 @@ class CoreError(Exception):
         # does not know (tests/core/test_errors.py checks the core raises only CoreCodes).
         self.code = code
         self.message = message
+
+
+class WriteRefused(Exception):
+    """A barrier's failure that is not the disk's: the records are in the journal, but a
+    durability condition beyond it refused to acknowledge them (a cluster with fewer
+    in-sync zones than `min_insync_azs`). The writer must be told, with `str(exc)` as
+    the reason; the message may still be delivered later (as after any failed write)."""

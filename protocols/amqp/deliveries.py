@@ -67,6 +67,7 @@ from proton import Message as AmqpMessage
 
 from broker.auth import WRITE, exists
 from broker.core import Address, CoreError, Message, Subscription, Transaction
+from broker.core.errors import WriteRefused
 from broker.tcp import TcpListener
 from protocols.amqp.links import PRODUCER_CREDIT, AmqpLinks, InLink, OutLink, Refused
 from protocols.amqp.mapping import (
@@ -365,6 +366,12 @@ class AmqpDeliveries(AmqpLinks):
                 if self.closing:
                     return
                 if f.cancelled() or f.exception() is not None:
+                    exc = None if f.cancelled() else f.exception()
+                    if isinstance(exc, WriteRefused):
+                        # Stored here but not replicated: the sender is told per delivery.
+                        self._reject(dlv, "amqp:resource-limit-exceeded", str(exc), False)
+                        self._schedule()
+                        return
                     self._close_connection("amqp:internal-error", "message could not be stored")
                     return
                 pn_delivery_update(dlv, state)

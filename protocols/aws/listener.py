@@ -23,6 +23,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from broker.auth import Auth
 from broker.core import CoreError
+from broker.core.errors import WriteRefused
 from broker.listeners import ListenerContext, serve_http
 from protocols.aws import authz, shapes, sigv4, wire
 from protocols.aws.errors import SqsError, from_core
@@ -191,6 +192,13 @@ class SqsApp:
             return self._refusal(
                 exc if isinstance(exc, SqsError) else from_core(exc), as_json, request_id, request
             )
+        except WriteRefused as exc:
+            # In our journal but not replicated: 503 (SDKs retry it) with the reason.
+            err = SqsError("ServiceUnavailable", str(exc))
+            status, headers, payload = (
+                wire.json_error(err) if as_json else wire.xml_error(err, request_id)
+            )
+            return web.Response(status=status, body=payload, headers=headers)
         except (web.HTTPException, ConnectionError):
             # ConnectionError: the client went away mid-body; aiohttp drops the request
             # (and logs it, as one DEBUG line: serverlog.py).

@@ -46,7 +46,7 @@ from broker.core import (
     Message,
     Subscription,
 )
-from broker.core.errors import DELETED, INVALID, NOT_FOUND, STORE_FULL
+from broker.core.errors import DELETED, INVALID, NOT_FOUND, STORE_FULL, WriteRefused
 from broker.core.transaction import Transaction
 from broker.push import READ_PRODUCER, PushConnection
 from protocols.stomp.browser import QueueBrowser, start_browser
@@ -377,7 +377,9 @@ class StompConnection(PushConnection):
                 owed.clear()
                 self._close_when_paid = False
                 self.closing = False
-                self._error("Message could not be stored", frame, close=True)
+                exc = None if fut.cancelled() else fut.exception()
+                reason = f": {exc}" if isinstance(exc, WriteRefused) else ""
+                self._error(f"Message could not be stored{reason}", frame, close=True)
                 return
             self._send(data)
         if not owed and self._close_when_paid:

@@ -388,3 +388,54 @@ def test_partitioned_active_stops_before_another_is_elected_and_rejoins(
     got = drain(hosts, acked)
     print(f"stepped down {elected - stepped:.2f}s before the new active was elected")
     assert not acked - got, f"lost {len(acked - got)} acknowledged messages"
+
+
+class Frames(Receipts):
+    """Receipts and ERROR frames of one connection."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: list[str] = []
+
+    def on_error(self, frame) -> None:  # type: ignore[no-untyped-def]
+        with self.cond:
+            self.errors.append(frame.headers.get("message", ""))
+            self.cond.notify_all()
+
+
+def send_once(port: int, seq: int) -> Frames:
+    conn = stomp.Connection([("127.0.0.1", port)], reconnect_attempts_max=1, heartbeats=(0, 0))
+    frames = Frames()
+    conn.set_listener("f", frames)
+    conn.connect(wait=True)
+    conn.send("/queue/zones", str(seq), headers={"persistent": "true"}, receipt=f"r{seq}")
+    with frames.cond:
+        frames.cond.wait_for(lambda: f"r{seq}" in frames.seen or frames.errors, T)
+    with contextlib.suppress(Exception):
+        conn.disconnect()
+    return frames
+
+
+def test_lost_zones_refuse_writes_visibly_until_the_operator_lowers_the_minimum(
+    cluster: list[NodeProc],
+) -> None:
+    nodes = cluster
+    wait_for(lambda: active_of(nodes) is not None, "an active node", nodes)
+    active = active_of(nodes)
+    assert active is not None
+    wait_for(lambda: in_sync_count(active) >= 2, "both standbys in sync", nodes)
+    assert f"r{0}" in send_once(active.stomp, 0).seen
+    for node in nodes:
+        if node is not active:
+            node.kill()  # two zones lost; min_insync_azs = 1 cannot be met
+    wait_for(lambda: active.text().count("is out of sync") >= 2, "both standbys dropped", nodes)
+    refused = send_once(active.stomp, 1)
+    assert refused.errors and "min_insync_azs is 1" in refused.errors[0], refused.errors
+    assert "r1" not in refused.seen
+    subprocess.run(
+        [sys.executable, "-m", "broker", "cluster", "--config", str(active.config),
+         "min-insync-azs", "0"],
+        check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=T,
+    )  # fmt: skip
+    wait_for(lambda: "min_insync_azs 1 -> 0" in active.text(), "the change applied", nodes)
+    assert "r2" in send_once(active.stomp, 2).seen
