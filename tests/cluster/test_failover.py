@@ -439,3 +439,77 @@ def test_lost_zones_refuse_writes_visibly_until_the_operator_lowers_the_minimum(
     )  # fmt: skip
     wait_for(lambda: "min_insync_azs 1 -> 0" in active.text(), "the change applied", nodes)
     assert "r2" in send_once(active.stomp, 2).seen
+
+
+def cluster_state(nodes: list[NodeProc]) -> tuple[NodeProc | None, int]:
+    """The active (by its own /healthz) and how many standbys it has in sync."""
+    for node in nodes:
+        if node.process is None or node.process.poll() is not None:
+            continue
+        try:
+            health = get_json(f"http://127.0.0.1:{node.console}/healthz?cluster")
+        except (OSError, ValueError):
+            continue
+        info = health.get("cluster", {})
+        if info.get("role") == "active":
+            return node, sum(1 for sb in info.get("standbys", ()) if sb["in_sync"])
+    return None, 0
+
+
+FAULTS = int(os.environ.get("ZONEMQ_FAULTS", "20"))
+SEED = int(os.environ.get("ZONEMQ_FAULT_SEED", "11"))
+
+
+def test_seeded_random_faults_lose_no_acknowledged_message(
+    cluster: list[NodeProc], proxies: Proxies
+) -> None:
+    """Kills of the active or a standby, and partitions of the active from etcd, one
+    after another (bench/failover_soak.py runs the same loop longer)."""
+    import random
+
+    rng = random.Random(SEED)
+    nodes = cluster
+    wait_for(lambda: cluster_state(nodes)[1] == 2, "an active with two standbys in sync", nodes)
+    hosts = [("127.0.0.1", n.stomp) for n in nodes]
+    producer = Producer(hosts)
+    producer.start()
+    done: list[str] = []
+    failovers: list[float] = []
+    for _ in range(FAULTS):
+        active, _ = cluster_state(nodes)
+        assert active is not None
+        standbys = [n for n in nodes if n is not active]
+        before = len(producer.acked)
+        wait_for(lambda b=before: len(producer.acked) >= b + 20, "sends before the fault", nodes)
+        fault = rng.choice(["kill-active", "kill-standby", "partition-active"])
+        started = time.monotonic()
+        if fault == "kill-active":
+            active.kill()
+            wait_for(lambda a=active: cluster_state(nodes)[0] not in (None, a), "failover", nodes)
+            failovers.append(time.monotonic() - started)
+            active.start()
+        elif fault == "kill-standby":
+            victim = rng.choice(standbys)
+            victim.kill()
+            victim.start()
+        else:
+            assert active.etcd_proxy is not None
+            proxies.do(active.etcd_proxy.blackhole)
+            wait_for(lambda a=active: cluster_state(nodes)[0] not in (None, a), "failover", nodes)
+            failovers.append(time.monotonic() - started)
+            proxies.do(active.etcd_proxy.heal)
+        done.append(fault)
+        wait_for(lambda: cluster_state(nodes)[1] == 2, f"recovery after {fault}", nodes, 60)
+    after = len(producer.acked)
+    wait_for(lambda: len(producer.acked) >= after + 20, "sends after the last fault", nodes)
+    producer.stop.set()
+    producer.join(T)
+    acked = set(producer.acked)
+    got = drain(hosts, acked)
+    lost = acked - got
+    print(
+        f"{len(done)} faults ({', '.join(f'{f} x{done.count(f)}' for f in sorted(set(done)))});"
+        f" {len(acked)} acknowledged, {len(lost)} lost; failover p50"
+        f" {sorted(failovers)[len(failovers) // 2]:.2f}s max {max(failovers):.2f}s"
+    )
+    assert not lost, f"lost {len(lost)} acknowledged messages"
