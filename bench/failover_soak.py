@@ -23,8 +23,8 @@ def main() -> int:
     parser.add_argument("--faults", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    os.environ["ZONEMQ_FAULTS"] = str(args.faults)
-    os.environ["ZONEMQ_FAULT_SEED"] = str(args.seed)
+    os.environ["FAILOVER_SOAK_FAULTS"] = str(args.faults)
+    os.environ["FAILOVER_SOAK_SEED"] = str(args.seed)
     root = Path(__file__).resolve().parents[1]
     os.chdir(root)
     test = "tests/cluster/test_failover.py::test_seeded_random_faults_lose_no_acknowledged_message"

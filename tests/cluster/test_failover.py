@@ -456,8 +456,8 @@ def cluster_state(nodes: list[NodeProc]) -> tuple[NodeProc | None, int]:
     return None, 0
 
 
-FAULTS = int(os.environ.get("ZONEMQ_FAULTS", "20"))
-SEED = int(os.environ.get("ZONEMQ_FAULT_SEED", "11"))
+FAULTS = int(os.environ.get("FAILOVER_SOAK_FAULTS", "20"))
+SEED = int(os.environ.get("FAILOVER_SOAK_SEED", "11"))
 
 
 def test_seeded_random_faults_lose_no_acknowledged_message(
