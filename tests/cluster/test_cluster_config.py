@@ -104,3 +104,13 @@ async def test_a_broker_alone_refuses_to_start_as_a_cluster_node(tmp_path: Path)
     with pytest.raises(StartupError, match=r"run the broker through broker.cluster.node"):
         await broker.start()
     assert not (tmp_path / "data").exists()  # stopped before locking the data directory
+
+
+@pytest.mark.parametrize("zone", ["a", "b", "c"])
+def test_the_demo_cluster_files_load(zone: str) -> None:
+    root = Path(__file__).resolve().parents[2]
+    settings = load_settings(root / "config" / "cluster" / f"az-{zone}.toml", env={})
+    c = settings.cluster
+    assert c is not None and c.node_id == zone and c.az == f"az-{zone}"
+    assert sorted(c.peers) == sorted({"a", "b", "c"} - {zone})
+    assert set(c.advertise) == {"stomp", "amqp", "aws"}
