@@ -276,7 +276,8 @@ class ClusterSettings:
     # earliest possible expiry an active that could not renew it steps down.
     lease_ttl: int = 6
     step_down_margin: float = 1.0
-    # Client addresses to publish, by listener name (stomp = "a.example:61613").
+    # Client addresses to publish, by listener name (stomp = "a.example:61613"), and
+    # "replication" when standbys reach this node's replication at another address.
     advertise: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -617,7 +618,9 @@ def _validate_cluster(c: ClusterSettings, s: Settings) -> None:
             f"cluster.min_insync_azs: {c.min_insync_azs} other zones cannot be met"
             f" by {len(c.peers)} peers"
         )
-    listeners = {f.name for f in dataclasses.fields(ListenerSettings)}
+    # "replication": the address standbys reach this node's replication at, when it is
+    # not the one it binds (NAT, a proxy).
+    listeners = {f.name for f in dataclasses.fields(ListenerSettings)} | {"replication"}
     for name, address in c.advertise.items():
         if name.partition("+")[0] not in listeners:
             raise ConfigError(

@@ -91,7 +91,10 @@ class ClusterNode:
             self.etcd,
             self.active_key,
             NodeInfo(
-                self.cfg.node_id, self.cfg.az, self.cfg.replication_address, self.cfg.advertise
+                self.cfg.node_id,
+                self.cfg.az,
+                self.cfg.advertise.get("replication", self.cfg.replication_address),
+                self.cfg.advertise,
             ),
             self,
             ttl=self.cfg.lease_ttl,

@@ -19,8 +19,8 @@ import pytest
 from broker.cluster.election import Election, Leader, NodeInfo, Role
 from broker.cluster.epoch import Fence, StaleEpoch
 from broker.cluster.etcd import EtcdClient
+from broker.demo.faultproxy import FaultProxy
 from tests.cluster.conftest import EtcdServer
-from tests.cluster.faultproxy import FaultProxy
 
 TTL = 2
 MARGIN = 0.5

@@ -10,8 +10,8 @@ import os
 import pytest
 
 from broker.cluster.etcd import EtcdClient, EtcdUnavailable
+from broker.demo.faultproxy import FaultProxy
 from tests.cluster.conftest import EtcdServer, free_port
-from tests.cluster.faultproxy import FaultProxy
 
 _keys = itertools.count()
 

@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 import stomp
 
+from broker.demo.faultproxy import FaultProxy
 from tests.cluster.conftest import EtcdServer, free_port
-from tests.cluster.faultproxy import FaultProxy
 
 T = 30.0
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,7 +118,7 @@ advertise = {{ stomp = "127.0.0.1:{ports["stomp"]}" }}
 
 
 class Proxies:
-    """FaultProxy instances (tests/cluster/faultproxy.py) on a loop in their own thread,
+    """FaultProxy instances (broker/demo/faultproxy.py) on a loop in their own thread,
     one per node between it and etcd, so a test can cut one node off etcd."""
 
     def __init__(self) -> None:

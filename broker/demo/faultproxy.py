@@ -1,4 +1,4 @@
-"""A TCP fault proxy for tests: forwards 127.0.0.1:port to an upstream, and can cut.
+"""A TCP fault proxy (tests, the failover demo): forwards 127.0.0.1:port upstream; can cut.
 
 `blackhole()` keeps every connection open but forwards nothing either way (a network
 partition as a client sees it: requests vanish, nothing is refused), and new
