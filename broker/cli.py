@@ -1,5 +1,5 @@
 """Command line: `zonemq run` (and `python -m broker run`), `zonemq passwd` (a password
-hash for ``[auth] users``), `zonemq bench`.
+hash for ``[auth] users``), `zonemq bench`, `zonemq cluster`, `zonemq demo failover`.
 
 Flags override the config file and the environment (see broker/config.py). The first
 SIGTERM or SIGINT drains gracefully within `broker.shutdown_timeout`; a second one exits
@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zonemq", description="ZoneMQ message broker")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("bench", help="load generator: `zonemq bench --help` (python -m bench)")
+    sub.add_parser(
+        "demo", help="`zonemq demo failover [--kill-zone AZ | --partition]`: a 3-zone failover"
+    )
     passwd = sub.add_parser(
         "passwd",
         help="print a scrypt hash of a password (read from the terminal, or a line of stdin)",
@@ -183,6 +186,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bench.runner import main as bench_main
 
         return bench_main(argv[1:])
+    if argv[:2] == ["demo", "failover"]:
+        # The demo's clients (stomp.py, boto3) are the `demo` extra, imported only here.
+        from broker.demo.failover import main as demo_main
+
+        return demo_main(argv[2:])
     args = _parser().parse_args(argv)
     if args.command == "passwd":
         return passwd(args.user)
