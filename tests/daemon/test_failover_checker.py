@@ -1,16 +1,26 @@
 """The failover demo's Checker and clients (broker/demo, issue 11).
 
 The Checker's arithmetic on hand-made histories: lost, duplicated without the
-redelivered flag, reordered within a producer, resends.
+redelivered flag, reordered within a producer, resends. Then the clients end to end:
+STOMP, AMQP and SQS producers and consumers on one broker process that is SIGKILLed
+under load and restarted on the same ports and data directory; the clients reconnect by
+themselves, and every message a producer had acknowledged is delivered.
 """
 
 from __future__ import annotations
 
+import contextlib
+import re
+import socket
+import sys
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from broker.demo import Checker, Pacer, decode_body, encode_body
+from broker.demo import Checker, Pacer, decode_body, encode_body, workloads
+from tests.conftest import ChildBroker
 
 # -- the Checker's arithmetic ----------------------------------------------------------------
 
@@ -140,3 +150,95 @@ def test_the_pacer_spaces_sends_without_catching_up() -> None:
     assert Pacer(rate=None).delay() == 0
     with pytest.raises(ValueError):
         Pacer(rate=0)
+
+
+# -- the clients against a broker killed and restarted ---------------------------------------
+
+STARTED = re.compile(r"broker \S+ started")
+PROTOCOLS = ("stomp", "amqp", "sqs")
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` distinct ports the kernel had free: all bound at once, then released, so a
+    broker restarted on them gets the same addresses (the clients' only list)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+
+
+class FixedPortBroker:
+    """`python -m broker run` on a data directory with STOMP, AMQP and SQS on fixed
+    ports; start() again after kill() is the same broker address and journal."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.ports = dict(zip(PROTOCOLS, free_ports(len(PROTOCOLS)), strict=True))
+        self.procs: list[ChildBroker] = []
+
+    def start(self) -> ChildBroker:
+        argv = [sys.executable, "-m", "broker", "run", "--data-dir", str(self.tmp_path / "data")]
+        argv += ["--stomp-port", str(self.ports["stomp"]), "--amqp-port", str(self.ports["amqp"])]
+        argv += ["--sqs-port", str(self.ports["sqs"]), "--console-port", "0"]
+        proc = ChildBroker(argv, self.tmp_path)
+        self.procs.append(proc)
+        proc.wait_for(STARTED)
+        return proc
+
+    def addresses(self) -> dict[str, list[tuple[str, int]]]:
+        return {p: [("127.0.0.1", port)] for p, port in self.ports.items()}
+
+
+@pytest.fixture
+def fixed_broker(tmp_path: Path) -> Iterator[FixedPortBroker]:
+    b = FixedPortBroker(tmp_path)
+    yield b
+    for i, p in enumerate(b.procs):
+        p.cleanup()
+        print(f"--- broker process {i} (exit {p.proc.returncode}) ---\n{p.stderr_text()}", end="")
+
+
+def test_clients_reconnect_after_sigkill_and_lose_no_acknowledged_message(
+    fixed_broker: FixedPortBroker,
+) -> None:
+    broker = fixed_broker.start()
+    checker = Checker()
+    clients = workloads(checker, fixed_broker.addresses(), producers=2, consumers=1, rate=60)
+    try:
+        for c in clients:
+            c.start()
+        for c in clients:
+            assert c.connected.wait(15), f"{c.name} never connected"
+        # Under load: every protocol has messages acknowledged before the kill.
+        assert checker.wait_for_acknowledged(dict.fromkeys(PROTOCOLS, 60), 15), checker.table()
+        broker.kill()
+        checker.event("test", "broker SIGKILLed")
+        before = checker.acknowledged_counts()
+        fixed_broker.start()
+        checker.event("test", "broker restarted")
+        # Nobody told the clients: acknowledgements resume only if they reconnected.
+        resumed = {p: n + 60 for p, n in before.items()}
+        assert checker.wait_for_acknowledged(resumed, 20), checker.table()
+        for c in clients:
+            assert c.connected.wait(15), f"{c.name} not connected after the restart"
+        producers = [c for c in clients if "producer" in c.name]
+        for c in producers:
+            c.stop()
+        drained = checker.wait_for_drain(20)
+    finally:
+        for c in clients:
+            with contextlib.suppress(Exception):
+                c.stop()
+    print(checker.table())
+    for at, source, text in checker.timeline():
+        print(f"{at:7.3f}  {source:18}  {text}")
+    assert drained, f"not drained:\n{checker.table()}"
+    report = checker.report()
+    assert sorted(report) == sorted(PROTOCOLS)
+    for protocol, r in report.items():
+        assert r.acknowledged > 0, protocol
+        assert r.lost == 0, f"{protocol}: {r}"
+        assert r.unexpected == 0, f"{protocol}: {r}"
+    for c in clients:
+        assert c.error is None, f"{c.name}: {c.error!r}"
