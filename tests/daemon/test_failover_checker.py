@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from broker.demo import Checker, Pacer, decode_body, encode_body, workloads
-from tests.conftest import ChildBroker
+from tests.conftest import ChildBroker, wait_until
 
 # -- the Checker's arithmetic ----------------------------------------------------------------
 
@@ -169,25 +169,32 @@ def free_ports(n: int) -> list[int]:
 
 
 class FixedPortBroker:
-    """`python -m broker run` on a data directory with STOMP, AMQP and SQS on fixed
-    ports; start() again after kill() is the same broker address and journal."""
+    """`python -m broker run` on one data directory with STOMP, AMQP and SQS on fixed
+    ports: `start(i)` uses the i-th of two port sets, so a restart is either the same
+    addresses or the second address of every client's list (a node elsewhere)."""
 
     def __init__(self, tmp_path: Path) -> None:
         self.tmp_path = tmp_path
-        self.ports = dict(zip(PROTOCOLS, free_ports(len(PROTOCOLS)), strict=True))
+        ports = free_ports(2 * len(PROTOCOLS))
+        self.port_sets = [
+            dict(zip(PROTOCOLS, ports[:3], strict=True)),
+            dict(zip(PROTOCOLS, ports[3:], strict=True)),
+        ]
         self.procs: list[ChildBroker] = []
 
-    def start(self) -> ChildBroker:
+    def start(self, port_set: int = 0) -> ChildBroker:
+        ports = self.port_sets[port_set]
         argv = [sys.executable, "-m", "broker", "run", "--data-dir", str(self.tmp_path / "data")]
-        argv += ["--stomp-port", str(self.ports["stomp"]), "--amqp-port", str(self.ports["amqp"])]
-        argv += ["--sqs-port", str(self.ports["sqs"]), "--console-port", "0"]
+        argv += ["--stomp-port", str(ports["stomp"]), "--amqp-port", str(ports["amqp"])]
+        argv += ["--sqs-port", str(ports["sqs"]), "--console-port", "0"]
         proc = ChildBroker(argv, self.tmp_path)
         self.procs.append(proc)
         proc.wait_for(STARTED)
         return proc
 
-    def addresses(self) -> dict[str, list[tuple[str, int]]]:
-        return {p: [("127.0.0.1", port)] for p, port in self.ports.items()}
+    def addresses(self, sets: int) -> dict[str, list[tuple[str, int]]]:
+        """Each protocol's address list: the first `sets` port sets, in order."""
+        return {p: [("127.0.0.1", ports[p]) for ports in self.port_sets[:sets]] for p in PROTOCOLS}
 
 
 @pytest.fixture
@@ -199,12 +206,24 @@ def fixed_broker(tmp_path: Path) -> Iterator[FixedPortBroker]:
         print(f"--- broker process {i} (exit {p.proc.returncode}) ---\n{p.stderr_text()}", end="")
 
 
+def show(checker: Checker) -> None:
+    """The table and the timeline (pytest shows them when a test fails)."""
+    print(checker.table())
+    for at, source, text in checker.timeline():
+        print(f"{at:7.3f}  {source:18}  {text}")
+
+
+@pytest.mark.parametrize(
+    ("restart_on", "sets"),
+    [(0, 1), (1, 2)],
+    ids=["same-address", "second-address-of-the-list"],
+)
 def test_clients_reconnect_after_sigkill_and_lose_no_acknowledged_message(
-    fixed_broker: FixedPortBroker,
+    fixed_broker: FixedPortBroker, restart_on: int, sets: int
 ) -> None:
     broker = fixed_broker.start()
     checker = Checker()
-    clients = workloads(checker, fixed_broker.addresses(), producers=2, consumers=1, rate=60)
+    clients = workloads(checker, fixed_broker.addresses(sets), producers=2, rate=60)
     try:
         for c in clients:
             c.start()
@@ -215,24 +234,22 @@ def test_clients_reconnect_after_sigkill_and_lose_no_acknowledged_message(
         broker.kill()
         checker.event("test", "broker SIGKILLed")
         before = checker.acknowledged_counts()
-        fixed_broker.start()
-        checker.event("test", "broker restarted")
+        fixed_broker.start(restart_on)
+        checker.event("test", f"broker restarted on port set {restart_on}")
         # Nobody told the clients: acknowledgements resume only if they reconnected.
         resumed = {p: n + 60 for p, n in before.items()}
         assert checker.wait_for_acknowledged(resumed, 20), checker.table()
         for c in clients:
             assert c.connected.wait(15), f"{c.name} not connected after the restart"
-        producers = [c for c in clients if "producer" in c.name]
-        for c in producers:
-            c.stop()
+        for c in clients:
+            if "producer" in c.name:
+                c.stop()
         drained = checker.wait_for_drain(20)
     finally:
         for c in clients:
             with contextlib.suppress(Exception):
                 c.stop()
-    print(checker.table())
-    for at, source, text in checker.timeline():
-        print(f"{at:7.3f}  {source:18}  {text}")
+    show(checker)
     assert drained, f"not drained:\n{checker.table()}"
     report = checker.report()
     assert sorted(report) == sorted(PROTOCOLS)
@@ -242,3 +259,32 @@ def test_clients_reconnect_after_sigkill_and_lose_no_acknowledged_message(
         assert r.unexpected == 0, f"{protocol}: {r}"
     for c in clients:
         assert c.error is None, f"{c.name}: {c.error!r}"
+    if restart_on:
+        # Every client found the broker at the second address of its list.
+        second = {f"127.0.0.1:{port}" for port in fixed_broker.port_sets[1].values()}
+        moved = {
+            source
+            for _, source, text in checker.timeline()
+            if text.startswith("connected to") and any(text.endswith(a) for a in second)
+        }
+        assert moved == {c.name for c in clients}, checker.timeline()
+
+
+def test_clients_stop_while_no_broker_answers(fixed_broker: FixedPortBroker) -> None:
+    """A demo may end with every node down: stop() must not wait for a reconnect."""
+    broker = fixed_broker.start()
+    checker = Checker()
+    clients = workloads(checker, fixed_broker.addresses(2), producers=1, rate=50)
+    try:
+        for c in clients:
+            c.start()
+        for c in clients:
+            assert c.connected.wait(15), f"{c.name} never connected"
+        broker.kill()
+        for c in clients:
+            assert wait_until(lambda c=c: not c.connected.is_set(), 10), c.name
+    finally:
+        for c in clients:
+            c.stop(timeout=10)
+    show(checker)
+    assert all(not c.is_alive() for c in clients)
