@@ -26,6 +26,9 @@ from broker.demo.checker import Checker, decode_body, encode_body
 from broker.demo.workloads import Address, ProducerBase, Workload
 
 MAX_RECONNECT_DELAY = 1.0
+# Seconds of silence after which a connection is given up (0: never): a node that
+# vanished without a FIN or RST (a partition) is noticed.
+HEARTBEAT = 2.0
 
 
 class _Delays:
@@ -45,9 +48,17 @@ class _AmqpClient(Workload):
     protocol = "amqp"
 
     def __init__(
-        self, name: str, addresses: Sequence[Address], checker: Checker, queue: str, **kw: Any
+        self,
+        name: str,
+        addresses: Sequence[Address],
+        checker: Checker,
+        queue: str,
+        *,
+        heartbeat: float = HEARTBEAT,
+        **kw: Any,
     ) -> None:
         super().__init__(name, addresses, checker, queue, **kw)
+        self.heartbeat = heartbeat
         self.address = f"queue://{queue}"
         self.urls = [f"amqp://{host}:{port}" for host, port in self.addresses]
         self._injector: Any = None
@@ -75,7 +86,10 @@ class _AmqpClient(Workload):
 
     def connect(self, container: Any) -> Any:
         """A Connection that proton reconnects across `urls` by itself."""
-        return container.connect(urls=self.urls, reconnect=_Delays())
+        # heartbeat: proton's idle timeout, closing a transport that received nothing
+        # for that long (the broker sends empty frames at half the advertised value).
+        heartbeat = self.heartbeat or None
+        return container.connect(urls=self.urls, reconnect=_Delays(), heartbeat=heartbeat)
 
     def closing(self) -> None:
         """The `demo_stop` event: close everything and let the container return."""
@@ -102,8 +116,9 @@ class AmqpProducer(_AmqpClient, ProducerBase):
         queue: str,
         *,
         rate: float | None = None,
+        heartbeat: float = HEARTBEAT,
     ) -> None:
-        super().__init__(name, addresses, checker, queue, rate=rate)
+        super().__init__(name, addresses, checker, queue, rate=rate, heartbeat=heartbeat)
         self._sender: Any = None
         self._inflight: Any = None  # the tag of the delivery awaiting its outcome
         self._timer: Any = None
@@ -196,8 +211,9 @@ class AmqpConsumer(_AmqpClient):
         queue: str,
         *,
         prefetch: int = 10,
+        heartbeat: float = HEARTBEAT,
     ) -> None:
-        super().__init__(name, addresses, checker, queue)
+        super().__init__(name, addresses, checker, queue, heartbeat=heartbeat)
         self.prefetch = prefetch
 
     def handler(self) -> Any:

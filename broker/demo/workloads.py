@@ -21,7 +21,7 @@ import importlib
 import threading
 import time
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from broker.demo.checker import Checker
 
@@ -46,7 +46,8 @@ class Workload(threading.Thread):
         if not addresses:
             raise ValueError("a demo client needs at least one broker address")
         super().__init__(name=name, daemon=True)
-        self.addresses = list(addresses)
+        # Tuples, as stomp.py reports the address it connected to.
+        self.addresses = [(str(host), int(port)) for host, port in addresses]
         self.checker = checker
         self.queue = queue
         self.connected = threading.Event()
@@ -131,10 +132,14 @@ def workloads(
     consumers: int = 1,
     rate: float | None = None,
     queue: str = "demo",
+    heartbeat: float | None = None,
+    visibility_timeout: int | None = None,
 ) -> list[Workload]:
     """Producers and consumers (not started) for each protocol named in `addresses`
     ("stomp", "amqp", "sqs" → that protocol's broker addresses), `rate` messages/s per
-    producer, on one queue per protocol, `<queue>-<protocol>`."""
+    producer, on one queue per protocol, `<queue>-<protocol>`. `heartbeat` (STOMP
+    heart-beats, AMQP idle timeout, seconds) and `visibility_timeout` (SQS, seconds)
+    override the clients' defaults when given."""
     unknown = set(addresses) - set(CLIENTS)
     if unknown:
         raise ValueError(f"unknown protocols {sorted(unknown)}; known: {sorted(CLIENTS)}")
@@ -146,11 +151,17 @@ def workloads(
         producer = getattr(module, producer_name)
         consumer = getattr(module, consumer_name)
         name = f"{queue}-{protocol}"
+        options: dict[str, Any] = {}
+        if heartbeat is not None and protocol in ("stomp", "amqp"):
+            options["heartbeat"] = heartbeat
+        if visibility_timeout is not None and protocol == "sqs":
+            options["visibility_timeout"] = visibility_timeout
         made += [
-            consumer(f"{protocol}-consumer-{i}", addrs, checker, name) for i in range(consumers)
+            consumer(f"{protocol}-consumer-{i}", addrs, checker, name, **options)
+            for i in range(consumers)
         ]
         made += [
-            producer(f"{protocol}-producer-{i}", addrs, checker, name, rate=rate)
+            producer(f"{protocol}-producer-{i}", addrs, checker, name, rate=rate, **options)
             for i in range(producers)
         ]
     return made

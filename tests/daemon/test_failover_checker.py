@@ -9,6 +9,7 @@ themselves, and every message a producer had acknowledged is delivered.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import socket
@@ -16,10 +17,12 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from broker.demo import Checker, Pacer, decode_body, encode_body, workloads
+from tests.cluster.faultproxy import FaultProxy
 from tests.conftest import ChildBroker, wait_until
 
 # -- the Checker's arithmetic ----------------------------------------------------------------
@@ -182,12 +185,12 @@ class FixedPortBroker:
         ]
         self.procs: list[ChildBroker] = []
 
-    def start(self, port_set: int = 0) -> ChildBroker:
+    def start(self, port_set: int = 0, **env: str) -> ChildBroker:
         ports = self.port_sets[port_set]
         argv = [sys.executable, "-m", "broker", "run", "--data-dir", str(self.tmp_path / "data")]
         argv += ["--stomp-port", str(ports["stomp"]), "--amqp-port", str(ports["amqp"])]
         argv += ["--sqs-port", str(ports["sqs"]), "--console-port", "0"]
-        proc = ChildBroker(argv, self.tmp_path)
+        proc = ChildBroker(argv, self.tmp_path, **env)
         self.procs.append(proc)
         proc.wait_for(STARTED)
         return proc
@@ -288,3 +291,84 @@ def test_clients_stop_while_no_broker_answers(fixed_broker: FixedPortBroker) -> 
             c.stop(timeout=10)
     show(checker)
     assert all(not c.is_alive() for c in clients)
+
+
+class Proxies:
+    """A FaultProxy in front of each protocol's port, on a private event loop thread."""
+
+    def __init__(self, upstreams: dict[str, int]) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.proxies = {
+            p: self._call(FaultProxy(("127.0.0.1", port)).start()) for p, port in upstreams.items()
+        }
+
+    def _call(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(5)
+
+    def port(self, protocol: str) -> int:
+        return self.proxies[protocol].port
+
+    def blackhole(self) -> None:
+        async def cut() -> None:
+            for proxy in self.proxies.values():
+                proxy.blackhole()
+
+        self._call(cut())
+
+    def close(self) -> None:
+        for proxy in self.proxies.values():
+            self._call(proxy.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+def test_clients_leave_a_partitioned_address_for_the_next_one(
+    fixed_broker: FixedPortBroker,
+) -> None:
+    """Every client reaches the broker through a proxy first in its list, the broker's
+    own port second. The proxies then blackhole (connections stay open, nothing gets
+    through: a partition, no FIN, no RST): heart-beats (STOMP), the idle timeout (AMQP)
+    and the read timeout (SQS) must tell the clients, which move to the next address.
+    The broker frees what the cut-off consumers held by its own timeouts (STOMP
+    heart-beats, AMQP idle timeout lowered to 2 s here, SQS visibility timeout)."""
+    fixed_broker.start(ZONEMQ_LISTENERS__AMQP__IDLE_TIMEOUT="2")
+    direct = fixed_broker.port_sets[0]
+    proxies = Proxies(direct)
+    checker = Checker()
+    addresses = {p: [("127.0.0.1", proxies.port(p)), ("127.0.0.1", direct[p])] for p in PROTOCOLS}
+    clients = workloads(checker, addresses, rate=60, heartbeat=1.0, visibility_timeout=2)
+    try:
+        for c in clients:
+            c.start()
+        for c in clients:
+            assert c.connected.wait(15), f"{c.name} never connected"
+        assert checker.wait_for_acknowledged(dict.fromkeys(PROTOCOLS, 60), 15), checker.table()
+        proxies.blackhole()
+        checker.event("test", "proxies blackholed")
+        before = checker.acknowledged_counts()
+        resumed = {p: n + 60 for p, n in before.items()}
+        assert checker.wait_for_acknowledged(resumed, 30), checker.table()
+        for c in clients:
+            if "producer" in c.name:
+                c.stop()
+        drained = checker.wait_for_drain(30)
+    finally:
+        for c in clients:
+            with contextlib.suppress(Exception):
+                c.stop()
+        proxies.close()
+    show(checker)
+    assert drained, f"not drained:\n{checker.table()}"
+    for protocol, r in checker.report().items():
+        assert r.lost == 0, f"{protocol}: {r}"
+        assert r.unexpected == 0, f"{protocol}: {r}"
+    moved = {
+        source
+        for _, source, text in checker.timeline()
+        if text.startswith("connected to")
+        and text.endswith(tuple(f":{p}" for p in direct.values()))
+    }
+    assert moved == {c.name for c in clients}, checker.timeline()
