@@ -245,7 +245,9 @@ class AmqpConsumer(_AmqpClient):
                     self.accept(event.delivery)
                     return
                 redelivered = bool(msg.delivery_count)
-                client.checker.delivered(client.protocol, producer, seq, redelivered)
+                client.checker.delivered(
+                    client.protocol, producer, seq, redelivered, consumer=client.name
+                )
                 self.accept(event.delivery)
 
             def on_demo_stop(self, event: Any) -> None:

@@ -14,7 +14,7 @@ The counts, per protocol:
 - duplicated: deliveries not flagged redelivered beyond one per send of that message
   (a resent message may legitimately arrive once per send, unflagged);
 - reordered: a first delivery of a seq lower than one already delivered from the same
-  producer, not flagged redelivered;
+  producer to the same consumer, not flagged redelivered;
 - redelivered: deliveries flagged redelivered (STOMP `redelivered`, AMQP
   delivery-count > 0, SQS ApproximateReceiveCount > 1);
 - unexpected: deliveries of a message no producer of this run sent.
@@ -80,7 +80,8 @@ class _Protocol:
     delivered: set[Key] = dataclasses.field(default_factory=set)
     # Deliveries not flagged redelivered, per message.
     unflagged: dict[Key, int] = dataclasses.field(default_factory=lambda: defaultdict(int))
-    highest: dict[str, int] = dataclasses.field(default_factory=dict)
+    # Highest seq delivered so far per (producer, consumer).
+    highest: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
     reordered: int = 0
     redelivered: int = 0
     unexpected: int = 0
@@ -115,23 +116,29 @@ class Checker:
             self._of(protocol).acked.add((producer, seq))
             self._cond.notify_all()
 
-    def delivered(self, protocol: str, producer: str, seq: int, redelivered: bool) -> None:
-        """A consumer was handed (producer, seq), flagged redelivered or not."""
+    def delivered(
+        self, protocol: str, producer: str, seq: int, redelivered: bool, consumer: str = ""
+    ) -> None:
+        """A consumer was handed (producer, seq), flagged redelivered or not. Order is
+        checked per consumer: several consumers of one queue share a producer's
+        messages, each in order, but their threads report in any interleaving."""
         key = (producer, seq)
         with self._cond:
             p = self._of(protocol)
             first = key not in p.delivered
             if key not in p.sends:
                 p.unexpected += 1
+            stream = (producer, consumer)
+            highest = p.highest.get(stream, -1)
             if redelivered:
                 p.redelivered += 1
             else:
                 p.unflagged[key] += 1
                 # A repeat is a duplicate (counted in report()), not also a reordering.
-                if first and seq < p.highest.get(producer, -1):
+                if first and seq < highest:
                     p.reordered += 1
-            if seq > p.highest.get(producer, -1):
-                p.highest[producer] = seq
+            if seq > highest:
+                p.highest[stream] = seq
             p.delivered.add(key)
             if first and key in p.acked:
                 self._cond.notify_all()

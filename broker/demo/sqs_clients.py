@@ -192,7 +192,7 @@ class SqsConsumer(_SqsClient):
             self.note(str(exc))
             return
         count = int(msg.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
-        self.checker.delivered(self.protocol, producer, seq, count > 1)
+        self.checker.delivered(self.protocol, producer, seq, count > 1, consumer=self.name)
 
     def _delete_batch(self, messages: Sequence[dict[str, Any]]) -> None:
         """One DeleteMessageBatch for a receive's messages: a consumer keeping up with

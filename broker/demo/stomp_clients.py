@@ -305,7 +305,7 @@ class StompConsumer(_StompClient):
             self.note(str(exc))
             return
         redelivered = frame.headers.get("redelivered") == "true"
-        self.checker.delivered(self.protocol, producer, seq, redelivered)
+        self.checker.delivered(self.protocol, producer, seq, redelivered, consumer=self.name)
         try:
             conn.ack(frame.headers["ack"])
         except Exception as exc:  # connection gone: the broker will redeliver it, flagged

@@ -85,6 +85,25 @@ def test_a_lower_seq_after_a_higher_one_is_reordered_unless_flagged() -> None:
     assert (r.reordered, r.redelivered, r.ok) == (0, 1, True)
 
 
+def test_order_is_checked_per_consumer() -> None:
+    # Two consumers share one producer's messages: each sees them in order, and their
+    # reports interleave (1 arrives after 2, from another consumer): no reordering.
+    c = history(*sent_and_acked(0, 1, 2, 3))
+    for seq, consumer in ((0, "a"), (2, "a"), (1, "b"), (3, "b")):
+        c.delivered("p", "x", seq, redelivered=False, consumer=consumer)
+    assert c.report()["p"].reordered == 0
+    c.delivered("p", "x", 2, redelivered=False, consumer="b")  # a repeat: a duplicate
+    c.sent("p", "x", 4)
+    c.acknowledged("p", "x", 4)
+    c.delivered("p", "x", 4, redelivered=False, consumer="c")
+    r = c.report()["p"]
+    assert (r.reordered, r.duplicated, r.lost) == (0, 1, 0)
+    c2 = history(*sent_and_acked(0, 1, 2))
+    for seq in (0, 2, 1):
+        c2.delivered("p", "x", seq, redelivered=False, consumer="a")
+    assert c2.report()["p"].reordered == 1
+
+
 def test_a_repeat_of_a_lower_seq_is_a_duplicate_not_a_reordering() -> None:
     r = history(*sent_and_acked(0, 1), ("d", 0, "x"), ("d", 1, "x"), ("d", 0, "x")).report()["p"]
     assert (r.reordered, r.duplicated) == (0, 1)
