@@ -13,6 +13,10 @@ re-opens the session and links on it. Two things proton does not do for us:
   every reconnect would continue from the grown delays; `_Delays` makes a fresh
   sequence (0, 0.1, … capped at MAX_RECONNECT_DELAY) per outage.
 
+proton does notice a silent peer: `heartbeat` is its idle timeout, which also bounds
+an attempt whose AMQP header is never answered, so a partitioned address in the list
+costs one timeout before the next is tried.
+
 `stop()` injects an application event into the container (`EventInjector`), the one
 thread-safe way in; the handler then stops the container on its own thread.
 """

@@ -11,8 +11,10 @@ before the connection dropped is sent again with the same seq (the consumer may 
 both copies: the Checker counts that as a resend, not a loss). Consumers acknowledge
 each message individually after recording it.
 
-The client libraries are imported inside the client modules' `run()` only, so the
-broker never needs them (they are the `demo` optional dependencies).
+The client libraries are imported inside the client modules' methods, when a client
+runs, so importing this package needs none of them and the broker never does (they
+are the `demo` optional dependencies). Messages a queue still holds from an earlier
+run count as unexpected: a demo run wants a queue name of its own (`queue=`).
 """
 
 from __future__ import annotations
