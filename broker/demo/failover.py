@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -283,6 +284,10 @@ def run(args: argparse.Namespace) -> int:
     from broker.demo.checker import Checker
     from broker.demo.workloads import workloads
 
+    # The client libraries log every refused connection attempt of a failover: the
+    # timeline says what happened instead.
+    for name in ("stomp.py", "proton"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     clock = Clock()
     root = Path(tempfile.mkdtemp(prefix="zonemq-demo-"))
     cluster = Cluster(root)
@@ -385,7 +390,7 @@ def _watch(
                     )
             elif node is not first:
                 detected = True
-                clock.say("loss detected: the active no longer answers")
+                clock.say("loss detected: the active's process is gone (no /healthz)")
         if active_lost and not promoted and node is not None and node is not first:
             promoted = True
             clock.say(f"standby {node.name} ({node.az}) promoted, epoch {health.get('epoch')}")
