@@ -4,8 +4,8 @@ addresses, reconnecting across them by itself when its connection drops.
 `Workload` is the thread and its stop; the clients are `StompProducer` /
 `StompConsumer` (broker.demo.stomp_clients, stomp.py), `AmqpProducer` / `AmqpConsumer`
 (broker.demo.amqp_clients, python-qpid-proton) and `SqsProducer` / `SqsConsumer`
-(broker.demo.sqs_clients, boto3). `workloads()` builds a set of them for a demo or a
-fault test. Every producer sends persistent messages one at a time and waits for the
+(broker.demo.sqs_clients, boto3). `make_workloads()` builds a set of them for a demo
+or a fault test. Every producer sends persistent messages one at a time and waits for the
 broker's acknowledgement before the next; a send whose acknowledgement did not come
 before the connection dropped is sent again with the same seq (the consumer may see
 both copies: the Checker counts that as a resend, not a loss). Consumers acknowledge
@@ -126,7 +126,7 @@ CLIENTS = {
 }
 
 
-def workloads(
+def make_workloads(
     checker: Checker,
     addresses: dict[str, Sequence[Address]],
     *,

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from broker.demo import Checker, Pacer, decode_body, encode_body, workloads
+from broker.demo import Checker, Pacer, decode_body, encode_body, make_workloads
 from tests.cluster.faultproxy import FaultProxy
 from tests.conftest import ChildBroker, wait_until
 
@@ -245,7 +245,7 @@ def test_clients_reconnect_after_sigkill_and_lose_no_acknowledged_message(
 ) -> None:
     broker = fixed_broker.start()
     checker = Checker()
-    clients = workloads(checker, fixed_broker.addresses(sets), producers=2, rate=60)
+    clients = make_workloads(checker, fixed_broker.addresses(sets), producers=2, rate=60)
     try:
         for c in clients:
             c.start()
@@ -296,7 +296,7 @@ def test_clients_stop_while_no_broker_answers(fixed_broker: FixedPortBroker) -> 
     """A demo may end with every node down: stop() must not wait for a reconnect."""
     broker = fixed_broker.start()
     checker = Checker()
-    clients = workloads(checker, fixed_broker.addresses(2), producers=1, rate=50)
+    clients = make_workloads(checker, fixed_broker.addresses(2), producers=1, rate=50)
     try:
         for c in clients:
             c.start()
@@ -358,7 +358,7 @@ def test_clients_leave_a_partitioned_address_for_the_next_one(
     proxies = Proxies(direct)
     checker = Checker()
     addresses = {p: [("127.0.0.1", proxies.port(p)), ("127.0.0.1", direct[p])] for p in PROTOCOLS}
-    clients = workloads(checker, addresses, rate=60, heartbeat=1.0, visibility_timeout=2)
+    clients = make_workloads(checker, addresses, rate=60, heartbeat=1.0, visibility_timeout=2)
     try:
         for c in clients:
             c.start()
