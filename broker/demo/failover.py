@@ -282,7 +282,7 @@ def until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from broker.demo.checker import Checker
-    from broker.demo.workloads import workloads
+    from broker.demo.workloads import make_workloads
 
     # The client libraries log every refused connection attempt of a failover: the
     # timeline says what happened instead.
@@ -305,7 +305,7 @@ def run(args: argparse.Namespace) -> int:
         protocols = {
             p: cluster.addresses(p if p != "sqs" else "aws") for p in ("stomp", "amqp", "sqs")
         }
-        clients = workloads(checker, protocols, rate=args.rate)
+        clients = make_workloads(checker, protocols, rate=args.rate)
         for client in clients:
             client.start()
         time.sleep(args.warmup)  # the demo's own pacing: traffic before the fault

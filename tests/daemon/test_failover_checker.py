@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from broker.demo import Checker, Pacer, decode_body, encode_body, make_workloads
-from tests.cluster.faultproxy import FaultProxy
+from broker.demo.faultproxy import FaultProxy
 from tests.conftest import ChildBroker, wait_until
 
 # -- the Checker's arithmetic ----------------------------------------------------------------
