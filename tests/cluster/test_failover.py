@@ -17,7 +17,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ class NodeProc:
     log: Path
     process: subprocess.Popen[bytes] | None = None
     etcd_proxy: FaultProxy | None = None
+    ports: dict[str, int] = field(default_factory=dict)
 
     def start(self) -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -94,10 +95,10 @@ shutdown_timeout = 2.0
 port = {ports["stomp"]}
 
 [listeners.amqp]
-port = 0
+port = {ports["amqp"]}
 
 [listeners.aws]
-port = 0
+port = {ports["aws"]}
 
 [listeners.console]
 port = {ports["console"]}
@@ -112,7 +113,8 @@ etcd_prefix = "{prefix}"
 min_insync_azs = 1
 lease_ttl = 2
 step_down_margin = 0.5
-advertise = {{ stomp = "127.0.0.1:{ports["stomp"]}" }}
+advertise = {{ stomp = "127.0.0.1:{ports["stomp"]}", amqp = "127.0.0.1:{ports["amqp"]}", \
+aws = "127.0.0.1:{ports["aws"]}" }}
 """
     )
 
@@ -161,12 +163,13 @@ def cluster(
     repl = {n: free_port() for n, _ in names}
     nodes = []
     for name, az in names:
-        ports = {"stomp": free_port(), "console": free_port()}
+        ports = {p: free_port() for p in ("stomp", "amqp", "aws", "console")}
         cfg = tmp_path / f"{name}.toml"
         proxy = proxies.add(("127.0.0.1", etcd.port))
         prefix = f"/zonemq/{request.node.name}"
         write_config(cfg, tmp_path / name, name, az, ports, repl, proxy.url, prefix)
         node = NodeProc(name, az, ports["stomp"], ports["console"], cfg, tmp_path / f"{name}.log")
+        node.ports = ports
         node.etcd_proxy = proxy
         nodes.append(node)
     for node in nodes:
@@ -464,52 +467,89 @@ def test_seeded_random_faults_lose_no_acknowledged_message(
     cluster: list[NodeProc], proxies: Proxies
 ) -> None:
     """Kills of the active or a standby, and partitions of the active from etcd, one
-    after another (bench/failover_soak.py runs the same loop longer)."""
+    after another, with STOMP, AMQP and SQS producers and consumers (broker.demo's, with
+    every node's address) and the Checker throughout (bench/failover_soak.py runs the
+    same loop longer)."""
     import random
+
+    from broker.demo.checker import Checker
+    from broker.demo.workloads import make_workloads
 
     rng = random.Random(SEED)
     nodes = cluster
     wait_for(lambda: cluster_state(nodes)[1] == 2, "an active with two standbys in sync", nodes)
-    hosts = [("127.0.0.1", n.stomp) for n in nodes]
-    producer = Producer(hosts)
-    producer.start()
+    checker = Checker()
+    addresses = {
+        proto: [("127.0.0.1", n.ports[port]) for n in nodes]
+        for proto, port in (("stomp", "stomp"), ("amqp", "amqp"), ("sqs", "aws"))
+    }
+    clients = make_workloads(checker, addresses, queue=f"soak{SEED}")
+    for client in clients:
+        client.start()
+
+    def acked() -> dict[str, int]:
+        return {name: r.acknowledged for name, r in checker.report().items()}
+
+    def progressed(base: dict[str, int], by: int = 5) -> bool:
+        now = acked()
+        return all(now.get(p, 0) >= base.get(p, 0) + by for p in addresses)
+
     done: list[str] = []
     failovers: list[float] = []
-    for _ in range(FAULTS):
-        active, _ = cluster_state(nodes)
-        assert active is not None
-        standbys = [n for n in nodes if n is not active]
-        before = len(producer.acked)
-        wait_for(lambda b=before: len(producer.acked) >= b + 20, "sends before the fault", nodes)
-        fault = rng.choice(["kill-active", "kill-standby", "partition-active"])
-        started = time.monotonic()
-        if fault == "kill-active":
-            active.kill()
-            wait_for(lambda a=active: cluster_state(nodes)[0] not in (None, a), "failover", nodes)
-            failovers.append(time.monotonic() - started)
-            active.start()
-        elif fault == "kill-standby":
-            victim = rng.choice(standbys)
-            victim.kill()
-            victim.start()
-        else:
-            assert active.etcd_proxy is not None
-            proxies.do(active.etcd_proxy.blackhole)
-            wait_for(lambda a=active: cluster_state(nodes)[0] not in (None, a), "failover", nodes)
-            failovers.append(time.monotonic() - started)
-            proxies.do(active.etcd_proxy.heal)
-        done.append(fault)
-        wait_for(lambda: cluster_state(nodes)[1] == 2, f"recovery after {fault}", nodes, 60)
-    after = len(producer.acked)
-    wait_for(lambda: len(producer.acked) >= after + 20, "sends after the last fault", nodes)
-    producer.stop.set()
-    producer.join(T)
-    acked = set(producer.acked)
-    got = drain(hosts, acked)
-    lost = acked - got
-    print(
-        f"{len(done)} faults ({', '.join(f'{f} x{done.count(f)}' for f in sorted(set(done)))});"
-        f" {len(acked)} acknowledged, {len(lost)} lost; failover p50"
-        f" {sorted(failovers)[len(failovers) // 2]:.2f}s max {max(failovers):.2f}s"
-    )
-    assert not lost, f"lost {len(lost)} acknowledged messages"
+    try:
+        for _ in range(FAULTS):
+            active, _ = cluster_state(nodes)
+            assert active is not None
+            standbys = [n for n in nodes if n is not active]
+            base = acked()
+            wait_for(
+                lambda b=base: progressed(b), "sends on every protocol before the fault", nodes
+            )
+            fault = rng.choice(["kill-active", "kill-standby", "partition-active"])
+            started, base = time.monotonic(), acked()
+            if fault == "kill-active":
+                active.kill()
+            elif fault == "kill-standby":
+                victim = rng.choice(standbys)
+                victim.kill()
+                victim.start()
+            else:
+                assert active.etcd_proxy is not None
+                proxies.do(active.etcd_proxy.blackhole)
+            if fault != "kill-standby":
+                wait_for(
+                    lambda a=active: cluster_state(nodes)[0] not in (None, a), "failover", nodes
+                )
+                # Fault -> the first acknowledged send on every protocol after it.
+                wait_for(lambda b=base: progressed(b, 1), "sends on the new active", nodes)
+                failovers.append(time.monotonic() - started)
+                if fault == "kill-active":
+                    active.start()
+                else:
+                    assert active.etcd_proxy is not None
+                    proxies.do(active.etcd_proxy.heal)
+            done.append(fault)
+            wait_for(lambda: cluster_state(nodes)[1] == 2, f"recovery after {fault}", nodes, 60)
+        base = acked()
+        wait_for(lambda: progressed(base), "sends after the last fault", nodes)
+        for client in clients:
+            if "producer" in client.name:
+                client.stop()
+        drained = checker.wait_for_drain(T)
+    finally:
+        for client in clients:
+            with contextlib.suppress(Exception):
+                client.stop()
+    print(f"{len(done)} faults: " + ", ".join(f"{f} x{done.count(f)}" for f in sorted(set(done))))
+    print(checker.table())
+    if failovers:
+        ordered = sorted(failovers)
+        print(
+            f"failover (fault -> first acknowledged send on every protocol): p50"
+            f" {ordered[len(ordered) // 2]:.2f}s max {ordered[-1]:.2f}s"
+        )
+    reports = checker.report()
+    assert drained, checker.table()
+    for report in reports.values():
+        assert report.acknowledged > 0
+        assert report.lost == 0 and report.unexpected == 0, checker.table()
