@@ -372,7 +372,21 @@ class ClusterNode:
             with contextlib.suppress(Exception):
                 await prev
         self._set_role("stepping down")
-        await self._stop_broker()
+        limit = self.settings.broker.shutdown_timeout + 10.0
+        stopping = asyncio.ensure_future(self._stop_broker())
+        done, _ = await asyncio.wait({stopping}, timeout=limit)
+        if not done:
+            # A step-down must finish (the node is useless until it is a standby again):
+            # say where it hangs, then go on without the broker's clean stop.
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    log.error(
+                        "cluster: step-down still waiting; task %r at %s",
+                        task,
+                        task.get_stack(limit=4),
+                    )
+            stopping.cancel()
+            self.source = self.insync = self.broker = None
         self._set_role("standby")
         await self._start_relays()
         if self.leader is not None and self.leader.node.node_id != self.cfg.node_id:
