@@ -336,7 +336,9 @@ class MessageQueue:
                     sel = sub.selector
                     if sel is None or sel.matches(msg):
                         sub.deliver(self._take_at(lane, i))
-                        ready.pop(k)
+                        del ready[k]
+                        # A delivery may pause others too (their connection's buffer).
+                        ready = [s for s in ready if s.ready()]
                         if sub.ready():
                             ready.append(sub)  # round-robin among those that match
                         break

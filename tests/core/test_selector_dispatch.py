@@ -3,7 +3,7 @@ and never holds up messages other consumers match (queues), or filters alone (to
 
 from __future__ import annotations
 
-from broker.core import AUTO, CLIENT, QUEUE, TOPIC, Address, Core, Message, Selector
+from broker.core import AUTO, CLIENT, QUEUE, TOPIC, Address, Core, Message, Selector, Subscription
 from tests.core.conftest import MakeCore
 from tests.core.fakes import MemoryStore, RecordingConsumer
 
@@ -133,3 +133,32 @@ def test_topic_subscribers_filter_each_alone(core: Core) -> None:
         core.send(T, msg(color.encode(), color=color))
     assert red.bodies == [b"red", b"red"] and blue.bodies == [b"blue"]
     assert every.bodies == [b"red", b"blue", b"green", b"red"]
+
+
+class PausingConsumer(RecordingConsumer):
+    """One connection's consumer: its buffer fills at the first delivery, pausing every
+    subscription it has (as PushConnection pauses its consumers)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.subs: list[Subscription] = []
+
+    def deliver(self, sub: Subscription, msg: Message) -> None:
+        assert not sub.paused, "delivered to a paused subscription"
+        super().deliver(sub, msg)
+        for s in self.subs:
+            s.pause()
+
+
+def test_a_delivery_that_pauses_other_subscriptions_stops_the_walk(core: Core) -> None:
+    conn = PausingConsumer()
+    a = core.subscribe(Q, conn, ack_mode=AUTO, selector=Selector("k = 'a'"), paused=True)
+    b = core.subscribe(Q, conn, ack_mode=AUTO, selector=Selector("k = 'b'"), paused=True)
+    conn.subs = [a, b]
+    core.send(Q, msg(b"a1", k="a"))
+    core.send(Q, msg(b"b1", k="b"))
+    b.paused = False  # both ready when the walk starts
+    a.resume()
+    assert conn.bodies == [b"a1"]
+    b.resume()
+    assert conn.bodies == [b"a1", b"b1"]
