@@ -241,6 +241,11 @@ STOMP: list[tuple[str, Any]] = [
     ("/* a comment */ color = 'red'", True),
     ("color = 'red' and price > 10", True),
     ("color = 'red' AnD NoT (price < 10)", True),
+    # evaluation errors are found in ActiveMQ's order: NOT evaluates its operand in full
+    ("((missing <> 'PERSISTENT') OR (empty / 2.5 = 2.5)) AND (neg IN ('true', '3'))", None),
+    ("NOT ((missing = 'x' OR qty * 2 = 6) AND color = 'blue')", None),
+    ("NOT (color = 'blue' AND qty * 2 = 6)", True),
+    ("missing = 'x' AND qty * 2 = 6", None),
     # syntax errors (and what ActiveMQ's parser refuses)
     ("color =", ERR),
     ("color = 'red", ERR),

@@ -211,3 +211,21 @@ def test_garbage_never_escapes_as_anything_but_selector_error(text: str) -> None
         assert 1 <= exc.column <= len(text) + 1
         return
     assert sel.evaluate(Message(b"", properties={"a": 1, "b": "x"})) in (True, False, None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_selectors, st.dictionaries(_names, _values), st.booleans())
+def test_generated_code_equals_a_tree_walk(text: str, props: dict[str, Any], convert: bool) -> None:
+    """The generated code's inlined fast paths against bench/bench_selector.py's plain
+    closures over the same tree (both on runtime.py's rules)."""
+    from bench.bench_selector import closures
+
+    props = {k: v for k, v in props.items() if v is not None}
+    msg = Message(b"", properties=props)
+    sel = Selector(text, convert_strings=convert)
+    walk = closures(sel.tree, convert)
+    try:
+        expected = walk(msg)
+    except Exception:
+        expected = None
+    assert sel.evaluate(msg) is expected

@@ -11,9 +11,9 @@ from broker.core.selector.parser import HEADERS, Node, parse
 from broker.core.selector.runtime import RUNTIME
 
 # -- code generation --------------------------------------------------------------------
-# V(node): an expression for the three-valued value; T(node) / F(node): a Python bool
-# saying whether a boolean node is TRUE / FALSE, which lets AND, OR and NOT at the top
-# short-circuit as plain `and` / `or`, the common case.
+# V(node): an expression for the three-valued value (ActiveMQ's `evaluate`, operands in
+# its order); T(node): a Python bool saying whether a boolean node is TRUE, which lets
+# AND and OR at the top short-circuit as plain `and` / `or`, the common case.
 
 FIELDS = {
     "JMSDestination": "_dest(m.destination)",
@@ -124,25 +124,17 @@ class _Gen:
         raise AssertionError(kind)
 
     def T(self, node: Node) -> str:
+        """Is `node` TRUE: ActiveMQ's `matches`, which short-circuits AND and OR on
+        their parts' `matches` but evaluates a NOT's operand in full (three-valued, so
+        an evaluation error anywhere Java looks is found where Java finds it)."""
         kind = node[0]
         if kind == "and":
             return "(" + " and ".join(self.T(s) for s in node[2]) + ")"
         if kind == "or":
             return "(" + " or ".join(self.T(s) for s in node[2]) + ")"
         if kind == "not":
-            return self.F(node[2])
+            return f"({self.V(node[2])} is False)"
         return f"({self.V(node)} is True)"
-
-    def F(self, node: Node) -> str:
-        kind = node[0]
-        # AND is FALSE as soon as one part is; OR only when every part is.
-        if kind == "and":
-            return "(" + " or ".join(self.F(s) for s in node[2]) + ")"
-        if kind == "or":
-            return "(" + " and ".join(self.F(s) for s in node[2]) + ")"
-        if kind == "not":
-            return self.T(node[2])
-        return f"({self.V(node)} is False)"
 
 
 def _compile(
