@@ -32,6 +32,12 @@ Semantics are ActiveMQ's (activemq-client's filter package), not only the spec's
   never TRUE, and `NOT a > 1` is a syntax error; selectors that work on ActiveMQ
   (`NOT (a = 1)`) mean the same here.
 
+Known small differences, not worth their cost on the hot path: NaN (Java's Double
+compares NaN above everything and equal to itself), 32-bit floats and AMQP's byte /
+short (the core holds Python ints and floats, so a Float property promotes as a Double),
+string order by code point rather than UTF-16 unit, and hexadecimal floating strings
+(`0x1p3`) that Double.valueOf reads.
+
 Header fields: JMSDestination, JMSReplyTo (`queue://x`), JMSType, JMSDeliveryMode
 ('PERSISTENT' / 'NON_PERSISTENT'), JMSPriority, JMSMessageID (the broker's id),
 JMSTimestamp, JMSCorrelationID, JMSExpiration, JMSRedelivered, JMSXDeliveryCount (count
