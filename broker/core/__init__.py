@@ -16,6 +16,7 @@ from broker.core.queue import (
     MessageQueue,
     Subscription,
 )
+from broker.core.selector import Selector, SelectorError
 from broker.core.transaction import Transaction
 
 __all__ = [
@@ -36,6 +37,8 @@ __all__ = [
     "DestinationStats",
     "Message",
     "MessageQueue",
+    "Selector",
+    "SelectorError",
     "Subscription",
     "Transaction",
 ]

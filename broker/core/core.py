@@ -22,6 +22,7 @@ from broker.core.message import QUEUE, TEMP_QUEUE, TEMP_TOPIC, TOPIC, Address, M
 from broker.core.persistence import Records, Store, journaled
 from broker.core.policy import Policy, PolicyMap
 from broker.core.queue import ACK_MODES, Consumer, MessageQueue, Subscription
+from broker.core.selector import Selector
 from broker.core.topic import Topic
 from broker.core.transaction import Transaction
 
@@ -413,9 +414,12 @@ class Core:
         origin: object = None,
         tag: object = None,
         paused: bool = False,
+        selector: Selector | None = None,
     ) -> Subscription:
         """Attach a push consumer; delivery starts at once if messages are waiting, or
-        with `paused`, when the caller has finished its own set-up and calls `resume()`."""
+        with `paused`, when the caller has finished its own set-up and calls `resume()`.
+        With a `selector` it is offered only the messages the selector matches (on a
+        queue, the others stay for other consumers: MessageQueue "selectors")."""
         if ack_mode not in ACK_MODES:
             raise CoreError(INVALID, f"unknown ack mode {ack_mode!r}")
         if prefetch is not None and prefetch < 1:
@@ -443,8 +447,13 @@ class Core:
             origin=origin,
             tag=tag,
             topic=topic,
+            selector=selector,
         )
         sub.paused = paused
+        if selector is not None and topic is None:
+            source.selective += 1
+            if source.page_stubs:
+                source.keep_fields()  # a selector reads the fields of pending messages
         source.consumers.append(sub)
         if topic is None:
             source.dispatch()
@@ -454,8 +463,12 @@ class Core:
 
     def unsubscribe(self, sub: Subscription) -> None:
         """Called by Subscription.close; detaches it from its destination."""
-        if sub in sub.source.consumers:
-            sub.source.consumers.remove(sub)
+        source = sub.source
+        if sub in source.consumers:
+            source.consumers.remove(sub)
+            if sub.selector is not None and sub.topic is None:
+                source.selective -= 1
+                source.settled.discard(sub)
         topic = sub.topic
         if isinstance(topic, Topic) and sub in topic.subs:
             topic.subs.remove(sub)

@@ -40,6 +40,7 @@ from broker.core.message import Address, Message
 
 if TYPE_CHECKING:
     from broker.core.core import Core
+    from broker.core.selector import Selector
     from broker.core.transaction import Transaction
 
 # What one stub costs in memory: its lane slot, the int, the store's index entry
@@ -93,6 +94,8 @@ class MessageQueue:
         "page_stubs",
         "prioritized",
         "redelivered",
+        "selective",
+        "settled",
         "top",
     )
 
@@ -132,6 +135,11 @@ class MessageQueue:
         self.page_stubs = True
         # Dispatch by priority (the core sets it from the destination's policy).
         self.prioritized = False
+        # Consumers with a selector (Core.subscribe counts them); while any, dispatch
+        # takes the selective path ("Selectors" below).
+        self.selective = 0
+        # Consumers known to match no pending message (selective dispatch only).
+        self.settled: set[Subscription] = set()
         self.enqueued = 0
         self.dispatched = 0
         self.acked = 0
@@ -145,6 +153,9 @@ class MessageQueue:
     def put(self, msg: Message) -> None:
         """Offer a new message: straight to a ready consumer if nothing waits, else queue it."""
         self.enqueued += 1
+        if self.selective:
+            self._put_selective(msg)
+            return
         if self.count == 0 and self.consumers:
             if msg.expiration and msg.expiration <= self.core.now_ms():
                 self.core.expire(self, msg)
@@ -179,6 +190,8 @@ class MessageQueue:
     def push_front(self, msgs: list[Message] | list[Message | tuple[int, int]]) -> None:
         """Return messages ahead of newer ones, keeping their relative order (a recovered
         paged-out message comes as its stub and its priority)."""
+        if self.settled:
+            self.settled.clear()  # returned messages may match anyone
         for msg in reversed(msgs):
             if type(msg) is tuple:
                 stub, prio = msg
@@ -254,6 +267,9 @@ class MessageQueue:
         """Hand pending messages to ready consumers until one side runs out."""
         if not self.count or not self.consumers:
             return
+        if self.selective:
+            self._dispatch_selective()
+            return
         now = self.core.now_ms()
         while self.count:
             sub = self._next_ready()
@@ -265,6 +281,86 @@ class MessageQueue:
                 self.core.expire(self, msg)
                 continue
             sub.deliver(msg)
+
+    # -- selectors ------------------------------------------------------------------------
+    # With a selective consumer a pending message may wait while another consumer is
+    # ready (it matches nobody ready), so the queue keeps this invariant instead: no
+    # ready consumer matches a pending message. A new message goes to the first ready
+    # consumer (round-robin) it matches, whatever waits before it: what waits matches
+    # nobody ready, so no consumer sees its messages out of order. A consumer that
+    # becomes ready walks the pending messages from the head (`_dispatch_selective`).
+    # Cost: a walk is O(pending) selector evaluations when it finds little; to avoid
+    # repeating it, a consumer that walked everything and still has credit is *settled*
+    # (it matches nothing pending) until something it matches is queued or messages
+    # come back to the front, so a backlog that no consumer wants costs nothing per
+    # ack or per resume. A consumer whose matches are sparse in a deep backlog still
+    # walks from the head each time it becomes ready (ActiveMQ looks at a page of 200
+    # messages only, which is how its selective consumers starve; this walk does not).
+    # Selectors read message fields, so such a queue holds no stubs (`keep_fields`).
+
+    def _put_selective(self, msg: Message) -> None:
+        if msg.expiration and msg.expiration <= self.core.now_ms():
+            self.core.expire(self, msg)
+            return
+        consumers = self.consumers
+        n = len(consumers)
+        start = self._rr
+        for i in range(n):
+            j = (start + i) % n
+            sub = consumers[j]
+            sel = sub.selector
+            if sel is None or sel.matches(msg):
+                if sub.ready():
+                    self._rr = j + 1
+                    sub.deliver(msg)
+                    return
+                self.settled.discard(sub)
+        self._push(msg)
+
+    def _dispatch_selective(self) -> None:
+        settled = self.settled
+        ready = [s for s in self.consumers if s not in settled and s.ready()]
+        if not ready:
+            return
+        now = self.core.now_ms()
+        for prio in range(self.top, -1, -1):
+            lane = self.lanes[prio]
+            i = 0
+            while i < len(lane) and ready:
+                msg = lane[i]
+                assert isinstance(msg, Message)  # keep_fields: no stubs here
+                if msg.expiration and msg.expiration <= now:
+                    self.core.expire(self, self._take_at(lane, i))
+                    continue
+                for k, sub in enumerate(ready):
+                    sel = sub.selector
+                    if sel is None or sel.matches(msg):
+                        sub.deliver(self._take_at(lane, i))
+                        del ready[k]
+                        # A delivery may pause others too (their connection's buffer).
+                        ready = [s for s in ready if s.ready()]
+                        if sub.ready():
+                            ready.append(sub)  # round-robin among those that match
+                        break
+                else:
+                    i += 1
+            if not ready:
+                return
+        settled.update(ready)
+
+    def _take_at(self, lane: deque[Entry], i: int) -> Message:
+        msg = lane[i]
+        assert isinstance(msg, Message)
+        del lane[i]
+        self.count -= 1
+        if msg.body is None:
+            msg.body = self.core.page_in(self, msg)
+            self.bytes -= msg.head
+        else:
+            self.bytes -= msg.size
+        if self._space_waiters and self.bytes <= self.memory_limit * 0.7:
+            self._wake_producers()
+        return msg
 
     # -- producer flow control ------------------------------------------------------------
 
@@ -415,6 +511,7 @@ class Subscription:
         "origin",
         "paused",
         "prefetch",
+        "selector",
         "source",
         "tag",
         "topic",
@@ -434,6 +531,7 @@ class Subscription:
         origin: object = None,
         tag: object = None,
         topic: object = None,
+        selector: Selector | None = None,
     ) -> None:
         self.core = core
         self.num = num
@@ -449,6 +547,8 @@ class Subscription:
         self.tag = tag
         # The Topic this subscription listens to, or None for a queue subscription.
         self.topic = topic
+        # Only messages it matches are offered (None: every message).
+        self.selector = selector
         self.inflight: dict[str, Message] = {}
         self.paused = False
         self.closed = False

@@ -38,4 +38,7 @@ class Topic:
         for sub in self.subs:
             if sub.no_local and origin is not None and origin == sub.origin:
                 continue
+            sel = sub.selector
+            if sel is not None and not sel.matches(msg):
+                continue
             sub.source.put(msg)

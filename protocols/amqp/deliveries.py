@@ -202,6 +202,8 @@ class AmqpDeliveries(AmqpLinks):
                     continue  # consumed since the snapshot: a browser skips it
             else:
                 msg = entry
+            if out.selector is not None and not out.selector.matches(msg):
+                continue
             dlv = link.delivery(str(next(out.tags)))
             link.stream(self._wire(msg))
             link.advance()

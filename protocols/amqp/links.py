@@ -15,10 +15,16 @@
   link write on its target, and admin too when that creates the destination (a dynamic
   node: the temp entry's admin); an anonymous relay is checked per transfer
   (deliveries.py). A denial is amqp:unauthorized-access with ActiveMQ's text.
+- Source filters as ActiveMQ reads them, by descriptor (whatever their key): the JMS
+  selector (`apache.org:selector-filter:string`, or its code 0x0000468C00000004),
+  compiled once with the message's typed properties (no string conversion), and no-local
+  (`apache.org:no-local-filter:list`); the broker's source echoes only these, so a client
+  sees that any other filter was not applied.
 - Refused with the spec's refusal (attach with a null terminus, then detach with the
-  condition): a denial, an address that does not parse, selectors and other source filters, and
-  durable topic subscriptions (a topic source with terminus durability), which the core
-  does not have yet (amqp:not-implemented); core errors through mapping.CORE_CONDITIONS.
+  condition): a denial, an address that does not parse, a selector that does not parse
+  (amqp:invalid-field, as ActiveMQ, naming the column), and durable topic
+  subscriptions (a topic source with terminus durability), which the core does not
+  have yet (amqp:not-implemented); core errors through mapping.CORE_CONDITIONS.
 
 Transfers and dispositions on these links are deliveries.py's.
 """
@@ -28,7 +34,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from proton import Array, Condition, Endpoint, Event, Link, Terminus
+from proton import Array, Condition, Described, Endpoint, Event, Link, Terminus, symbol, ulong
 
 from broker.auth import READ, WRITE, exists
 from broker.core import (
@@ -39,6 +45,8 @@ from broker.core import (
     TOPIC,
     Address,
     CoreError,
+    Selector,
+    SelectorError,
     Subscription,
 )
 from broker.core import Message as CoreMessage
@@ -56,6 +64,9 @@ from protocols.amqp.sasl import SaslServer
 # Credit a producer's link gets, topped up as it is used (withheld while the destination
 # is over its memory limit).
 PRODUCER_CREDIT = 1000
+# ActiveMQ's filter descriptors (AmqpSupport): a filter is known by its descriptor.
+SELECTOR_FILTER = (symbol("apache.org:selector-filter:string"), ulong(0x0000468C00000004))
+NO_LOCAL_FILTER = (symbol("apache.org:no-local-filter:list"), ulong(0x0000468C00000003))
 _ACTIVE = Endpoint.LOCAL_ACTIVE
 _LOCAL_UNINIT = Endpoint.LOCAL_UNINIT
 
@@ -66,6 +77,29 @@ def _data_object(data: Any) -> Any:
         return None
     data.rewind()
     return data.get_object() if data.next() else None
+
+
+def _source_filters(filters: Any) -> tuple[Selector | None, bool, dict[Any, Any]]:
+    """The selector and no-local of a source's filter set, and the filters applied (what
+    the broker's source echoes). A selector that does not parse is Refused."""
+    selector = None
+    no_local = False
+    supported: dict[Any, Any] = {}
+    if not isinstance(filters, dict):
+        return selector, no_local, supported
+    for key, value in filters.items():
+        if not isinstance(value, Described):
+            continue
+        if value.descriptor in SELECTOR_FILTER and selector is None:
+            try:
+                selector = Selector(str(value.value))
+            except SelectorError as exc:
+                raise Refused("amqp:invalid-field", str(exc)) from None
+            supported[key] = value
+        elif value.descriptor in NO_LOCAL_FILTER:
+            no_local = True
+            supported[key] = value
+    return selector, no_local, supported
 
 
 class Refused(Exception):
@@ -87,6 +121,7 @@ class OutLink:
         "impl",
         "link",
         "presettled",
+        "selector",
         "sub",
         "tags",
         "unacked",
@@ -103,6 +138,8 @@ class OutLink:
         self.sub: Subscription | None = None
         # A browser's snapshot, sent as credit allows; None for a consumer.
         self.browse: list[CoreMessage | int] | None = None
+        # A browser's selector (a consumer's is its subscription's).
+        self.selector: Selector | None = None
         self.tags = itertools.count(1)
         # Unsettled deliveries (their pn_delivery_t) → core message id. Popped before the
         # delivery is settled, so a freed delivery's address never stays here.
@@ -232,11 +269,7 @@ class AmqpLinks(PushConnection):
                 raise Refused("amqp:invalid-field", "a receiver needs a source address")
             address = parse_address(remote.address, self._kind_from_capabilities(remote))
             self._authorize(address, READ, created=not exists(self.core, address))
-        filters = _data_object(remote.filter)
-        if filters:
-            raise Refused(
-                "amqp:not-implemented", "source filters (JMS selectors) are not supported yet"
-            )
+        selector, no_local, supported = _source_filters(_data_object(remote.filter))
         if address.kind == TOPIC and remote.durability != Terminus.NONDURABLE:
             raise Refused(
                 "amqp:not-implemented", "durable topic subscriptions are not supported yet"
@@ -246,18 +279,24 @@ class AmqpLinks(PushConnection):
         out = OutLink(link, address, dynamic=dynamic, presettled=presettled)
         if browse:
             out.browse = list(reversed(self.core.queue(address, create=False).entries()))
+            out.selector = selector
         else:
             out.sub = self.core.subscribe(
                 address,
                 self,
                 ack_mode=AUTO if presettled else INDIVIDUAL,
+                no_local=no_local,
                 origin=self.id,
                 tag=out,
                 paused=True,
+                selector=selector,
             )
         self.out_links[link] = out
         self.by_impl[out.impl] = out
         link.source.copy(remote)
+        link.source.filter.clear()
+        if supported:
+            link.source.filter.put_object(supported)
         if dynamic:
             link.source.address = format_address(address)
         link.target.copy(link.remote_target)

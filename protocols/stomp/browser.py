@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from broker.core import AUTO, CLIENT, Address, Message
+from broker.core import AUTO, CLIENT, Address, Message, Selector
 from broker.core.queue import Entry
 from broker.core.transaction import Transaction
 from protocols.stomp.codec import Frame, encode_frame, escaper
@@ -58,9 +58,11 @@ def start_browser(
     address: Address,
     ack: str,
     prefetch: int | None,
+    selector: Selector | None = None,
 ) -> None:
     """SUBSCRIBE with `browser:true` (already authorized for read): register `ssub` as a
-    browser of `address` on `conn`, answer the receipt, then start sending."""
+    browser of `address` on `conn`, answer the receipt, then start sending (only what
+    `selector` matches, when there is one, as ActiveMQ's browser)."""
     if conn.version == "1.0":
         raise ProtocolError("Queue Browser feature only valid for Stomp v1.1+ clients!")
     if not address.is_queue:
@@ -68,6 +70,7 @@ def start_browser(
         # never delivers to it; refused here before anything is registered.
         raise ProtocolError("Invalid Subscription: cannot browse a Topic destination!")
     browser = QueueBrowser(conn, ssub, address, ack, prefetch)
+    browser.selector = selector
     ssub.browser = browser
     conn.subs[ssub.id] = ssub
     conn.by_num[browser.num] = ssub
@@ -98,6 +101,7 @@ class QueueBrowser:
         "done",
         "inflight",
         "num",
+        "selector",
         "sub",
         "window",
     )
@@ -124,6 +128,7 @@ class QueueBrowser:
         self.done = False
         self.closed = False
         self._scheduled = False
+        self.selector: Selector | None = None
 
     def close(self) -> None:
         self.closed = True
@@ -171,6 +176,8 @@ class QueueBrowser:
                 msg = source.peek(entry)
             except LookupError:
                 continue  # consumed since the snapshot: a browser skips it
+            if self.selector is not None and not self.selector.matches(msg):
+                continue
             self._write(msg)
             sent += 1
         if entries or conn._consumers_paused:

@@ -3,8 +3,9 @@
 Mapping onto the core (see mapping.py for headers and destinations):
 - SEND → `core.send`; with `transaction` it is held in the core Transaction until COMMIT.
   A RECEIPT for a persistent SEND waits for the core's durability awaitable.
-- SUBSCRIBE → `core.subscribe` with ack mode auto | client | client-individual and
-  credit `activemq.prefetchSize` (default: the destination kind's prefetch).
+- SUBSCRIBE → `core.subscribe` with ack mode auto | client | client-individual,
+  credit `activemq.prefetchSize` (default: the destination kind's prefetch) and the
+  `selector` header compiled once (negotiate.subscribe_selector).
 - ACK → `Subscription.ack` (cumulative in client mode); NACK → a poison ack: the message
   goes to the dead letter queue at once, as ActiveMQ 5.x does for STOMP.
 - UNSUBSCRIBE, DISCONNECT and a lost connection return unacknowledged messages, flagged
@@ -64,6 +65,7 @@ from protocols.stomp.negotiate import (
     negotiate_version,
     parse_heart_beat,
     subscribe_options,
+    subscribe_selector,
 )
 
 if TYPE_CHECKING:
@@ -547,8 +549,10 @@ class StompConnection(PushConnection):
         if len(self.subs) >= self.settings.max_subscriptions:
             raise ProtocolError("Too many subscriptions on this connection")
         ack, prefetch = subscribe_options(h, strict=self.settings.strict)
+        selector = subscribe_selector(h)
         if h.get("browser") == "true":  # exactly "true", as ActiveMQ compares it
-            start_browser(self, frame, StompSub(sub_id, self.version), address, ack, prefetch)
+            ssub = StompSub(sub_id, self.version)
+            start_browser(self, frame, ssub, address, ack, prefetch, selector)
             return
         ssub = StompSub(sub_id, self.version, has_id="id" in h)
         self.subs[sub_id] = ssub
@@ -561,6 +565,7 @@ class StompConnection(PushConnection):
             origin=self.id,
             tag=ssub,
             paused=True,
+            selector=selector,
         )
         ssub.core_sub = core_sub
         self.by_num[core_sub.num] = ssub

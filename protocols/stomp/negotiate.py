@@ -1,10 +1,10 @@
 """What a client asks for in CONNECT and SUBSCRIBE, sans-IO: the protocol version and
-heart-beats, a subscription's ack mode and prefetch, with ActiveMQ 5.17's answers; and
-ProtocolError, the client errors the connection turns into ERROR frames."""
+heart-beats, a subscription's ack mode, prefetch and selector, with ActiveMQ 5.17's
+answers; and ProtocolError, the client errors the connection turns into ERROR frames."""
 
 from __future__ import annotations
 
-from broker.core import ACK_MODES, AUTO
+from broker.core import ACK_MODES, AUTO, Selector, SelectorError
 
 VERSIONS = ("1.0", "1.1", "1.2")
 
@@ -54,8 +54,6 @@ def subscribe_options(headers: dict[str, str], *, strict: bool) -> tuple[str, in
         if strict:
             raise ProtocolError(f"Invalid ack mode: {ack}")
         ack = AUTO
-    if headers.get("selector"):
-        raise ProtocolError("JMS selectors are not supported yet")
     if headers.get("activemq.subscriptionName") or headers.get("durable-subscription-name"):
         raise ProtocolError("Durable subscriptions are not supported yet")
     prefetch = None
@@ -69,3 +67,18 @@ def subscribe_options(headers: dict[str, str], *, strict: bool) -> tuple[str, in
         if prefetch < 1:
             raise ProtocolError("activemq.prefetchSize must be at least 1")
     return ack, prefetch
+
+
+def subscribe_selector(headers: dict[str, str]) -> Selector | None:
+    """A SUBSCRIBE's `selector`, compiled as ActiveMQ's STOMP transport reads it: headers
+    are string properties, compared with numbers after conversion
+    (`convert_string_expressions`). One that does not parse (an empty one too, as in
+    ActiveMQ) is an ERROR naming the column; like ActiveMQ's, it leaves the connection
+    open."""
+    text = headers.get("selector")
+    if text is None:
+        return None
+    try:
+        return Selector(text, convert_strings=True)
+    except SelectorError as exc:
+        raise ProtocolError(str(exc)) from None
