@@ -271,6 +271,10 @@ class ReplicationSource:
                 writer.write(encode_error(str(exc)))
         except (ConnectionError, asyncio.IncompleteReadError, OSError):
             pass
+        except asyncio.CancelledError:
+            # close(): end normally, or asyncio's server callback logs the cancellation
+            # of every connection's task as an error.
+            pass
         finally:
             if link is not None:
                 link.closed = True

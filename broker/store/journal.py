@@ -71,6 +71,7 @@ from broker.store.format import (
     check_record,
     describe_damage,
 )
+from broker.store.gating import Gate, observed, settle
 from broker.store.metrics import JournalMetrics
 from broker.store.recovery import recover
 from broker.store.segment import (
@@ -86,9 +87,6 @@ from broker.store.segment import (
 )
 
 log = logging.getLogger("zonemq.store")
-
-# A durability condition beyond the local disk (replication): see Journal.gate.
-Gate = Callable[[int, int], "asyncio.Future[None] | None"]
 
 # The head is sealed for compaction only once it holds 1/ROLL_FRACTION of a segment, so
 # a quiet journal is not rolled into a file per compaction pass.
@@ -267,7 +265,7 @@ class Journal:
         if batch is not None:
             batch.waiters.append(fut)
         elif self._gated is not None and not self._gated.done():
-            self._gated.add_done_callback(functools.partial(_settle, fut))
+            self._gated.add_done_callback(functools.partial(settle, fut))
         else:
             fut.set_result(None)
         return fut
@@ -353,8 +351,9 @@ class Journal:
                     waiter.set_result(None)
         else:
             self._gated = gated
+            gated.add_done_callback(observed)  # a refusal nobody waited for is not an error
             for waiter in batch.waiters:
-                gated.add_done_callback(functools.partial(_settle, waiter))
+                gated.add_done_callback(functools.partial(settle, waiter))
         if self._fsync == "interval" and self._interval_timer is None:
             self._interval_timer = self._get_loop().call_later(self._interval, self._sync_tick)
         self._collect()
@@ -676,18 +675,6 @@ def _exception(fut: asyncio.Future[Any]) -> BaseException | None:
     if fut.cancelled():
         return JournalError("journal I/O job was cancelled")
     return fut.exception()
-
-
-def _settle(waiter: asyncio.Future[None], gated: asyncio.Future[None]) -> None:
-    if waiter.done():
-        return
-    exc = None if gated.cancelled() else gated.exception()
-    if gated.cancelled():
-        waiter.cancel()
-    elif exc is not None:
-        waiter.set_exception(exc)
-    else:
-        waiter.set_result(None)
 
 
 def _close_reader(seg: Segment) -> None:
