@@ -307,17 +307,18 @@ class ClusterNode:
         journal.gate(self.insync.gate)
         host, port = _split(self.cfg.replication_address)
         await self.source.start(host, port)
-        await self._write_insync()
+        if not await self._write_insync():
+            raise EtcdError("no longer the active: the in-sync set was not written")
 
-    async def _write_insync(self) -> None:
+    async def _write_insync(self, without: str | None = None) -> bool:
+        """Record {self} plus the in-sync standbys (less `without`) in etcd, only while
+        this node still holds the election key (False: it no longer does)."""
         assert self.insync is not None
-        members = sorted({self.cfg.node_id, *self.insync.members})
+        members = sorted({self.cfg.node_id, *self.insync.members} - {without})
         value = json.dumps({"epoch": self.epoch, "members": members})
-        ok = await self.etcd.put_if(
+        return await self.etcd.put_if(
             self.insync_key, value.encode(), self.active_key, self.epoch, timeout=self._etcd_timeout
         )
-        if not ok:
-            raise EtcdError("no longer the active: the in-sync set was not written")
 
     def _link(self, link: StandbyLink, what: str) -> None:
         insync = self.insync
@@ -331,30 +332,22 @@ class ClusterNode:
 
     async def _record_insync(self) -> None:
         try:
-            await self._write_insync()
+            if not await self._write_insync():
+                log.warning("cluster: in-sync set not recorded: no longer the active")
         except EtcdError as exc:
             log.warning("cluster: in-sync set not recorded: %s", exc)
 
     async def _drop(self, node: str) -> None:
         """Out of the set in etcd first; only then stop waiting for it."""
-        assert self.insync is not None
-        members = {self.cfg.node_id, *self.insync.members} - {node}
-        value = json.dumps({"epoch": self.epoch, "members": sorted(members)})
         while self.insync is not None and not self.insync.closed:
             try:
-                ok = await self.etcd.put_if(
-                    self.insync_key,
-                    value.encode(),
-                    self.active_key,
-                    self.epoch,
-                    timeout=self._etcd_timeout,
-                )
+                written = await self._write_insync(without=node)
             except EtcdError:
                 await asyncio.sleep(0.1)
                 continue
-            if ok:
+            if written:
                 self.insync.remove(node)
-            return
+            return  # else deposed: stepping down fails the waiters instead
 
     async def _stop_broker(self) -> None:
         if self.source is not None:

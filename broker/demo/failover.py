@@ -229,45 +229,64 @@ def _etcd_healthy(url: str) -> bool:
         return False
 
 
-def _write_config(node: Node, nodes: list[Node], repl_port: int) -> None:
-    assert node.etcd_proxy is not None and node.repl_proxy is not None
-    peers = ", ".join(
-        f'{n.name} = "127.0.0.1:{n.repl_proxy.port}"'
-        for n in nodes
-        if n is not node and n.repl_proxy is not None
+def node_config(
+    name: str,
+    az: str,
+    data_dir: Path,
+    ports: dict[str, int],
+    replication: str,
+    peers: dict[str, str],
+    etcd: str,
+    prefix: str,
+    advertise: dict[str, str],
+) -> str:
+    """A loopback cluster node's TOML (the demo's, and tests/cluster's): `ports` by
+    listener name (stomp, amqp, aws, console), `peers` node id -> replication address."""
+    peer_list = ", ".join(f'{n} = "{a}"' for n, a in peers.items())
+    published = ", ".join(f'{k} = "{a}"' for k, a in advertise.items())
+    listeners = "".join(
+        f"\n[listeners.{k}]\nport = {ports[k]}\n" for k in ("stomp", "amqp", "aws", "console")
     )
-    p = node.ports
-    clients = ", ".join(f'{k} = "127.0.0.1:{p[k]}"' for k in ("stomp", "amqp", "aws"))
-    node.config.write_text(
-        f"""[broker]
-name = "{node.name}"
-data_dir = "{node.root / node.name}"
+    return f"""[broker]
+name = "{name}"
+data_dir = "{data_dir}"
 shutdown_timeout = 2.0
-
-[listeners.stomp]
-port = {p["stomp"]}
-
-[listeners.amqp]
-port = {p["amqp"]}
-
-[listeners.aws]
-port = {p["aws"]}
-
-[listeners.console]
-port = {p["console"]}
-
+{listeners}
 [cluster]
-node_id = "{node.name}"
-az = "{node.az}"
-replication_address = "127.0.0.1:{repl_port}"
-peers = {{ {peers} }}
-etcd_endpoints = ["{node.etcd_proxy.url}"]
-etcd_prefix = "/zonemq/demo"
+node_id = "{name}"
+az = "{az}"
+replication_address = "{replication}"
+peers = {{ {peer_list} }}
+etcd_endpoints = ["{etcd}"]
+etcd_prefix = "{prefix}"
 min_insync_azs = 1
 lease_ttl = {LEASE_TTL}
 step_down_margin = {MARGIN}
-advertise = {{ {clients}, replication = "127.0.0.1:{node.repl_proxy.port}" }}
+advertise = {{ {published} }}
 """
+
+
+def _write_config(node: Node, nodes: list[Node], repl_port: int) -> None:
+    assert node.etcd_proxy is not None and node.repl_proxy is not None
+    peers = {
+        n.name: f"127.0.0.1:{n.repl_proxy.port}"
+        for n in nodes
+        if n is not node and n.repl_proxy is not None
+    }
+    advertise = {k: f"127.0.0.1:{node.ports[k]}" for k in ("stomp", "amqp", "aws")}
+    advertise["replication"] = f"127.0.0.1:{node.repl_proxy.port}"
+    node.config.write_text(
+        node_config(
+            node.name,
+            node.az,
+            node.root / node.name,
+            node.ports,
+            f"127.0.0.1:{repl_port}",
+            peers,
+            node.etcd_proxy.url,
+            "/zonemq/demo",
+            advertise,
+        )
     )
 
 

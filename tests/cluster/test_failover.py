@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import stomp
 
+from broker.demo.failover import node_config
 from broker.demo.faultproxy import FaultProxy
 from tests.cluster.conftest import EtcdServer, free_port
 
@@ -83,39 +84,12 @@ def write_config(
     etcd: str,
     prefix: str,
 ) -> None:
-    peers = ", ".join(f'{n} = "127.0.0.1:{p}"' for n, p in repl.items() if n != name)
+    peers = {n: f"127.0.0.1:{p}" for n, p in repl.items() if n != name}
+    advertise = {k: f"127.0.0.1:{ports[k]}" for k in ("stomp", "amqp", "aws")}
     path.write_text(
-        f"""
-[broker]
-data_dir = "{data}"
-name = "{name}"
-shutdown_timeout = 2.0
-
-[listeners.stomp]
-port = {ports["stomp"]}
-
-[listeners.amqp]
-port = {ports["amqp"]}
-
-[listeners.aws]
-port = {ports["aws"]}
-
-[listeners.console]
-port = {ports["console"]}
-
-[cluster]
-node_id = "{name}"
-az = "{az}"
-replication_address = "127.0.0.1:{repl[name]}"
-peers = {{ {peers} }}
-etcd_endpoints = ["{etcd}"]
-etcd_prefix = "{prefix}"
-min_insync_azs = 1
-lease_ttl = 2
-step_down_margin = 0.5
-advertise = {{ stomp = "127.0.0.1:{ports["stomp"]}", amqp = "127.0.0.1:{ports["amqp"]}", \
-aws = "127.0.0.1:{ports["aws"]}" }}
-"""
+        node_config(
+            name, az, data, ports, f"127.0.0.1:{repl[name]}", peers, etcd, prefix, advertise
+        )
     )
 
 
