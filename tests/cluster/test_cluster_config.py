@@ -114,3 +114,17 @@ def test_the_demo_cluster_files_load(zone: str) -> None:
     assert c is not None and c.node_id == zone and c.az == f"az-{zone}"
     assert sorted(c.peers) == sorted({"a", "b", "c"} - {zone})
     assert set(c.advertise) == {"stomp", "amqp", "aws"}
+
+
+def test_cluster_command_refuses_a_negative_minimum_clearly(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "zonemq.toml"
+    path.write_text(f'[broker]\ndata_dir = "{tmp_path / "data"}"\n{NODE}')
+    argv = [sys.executable, "-m", "broker", "cluster", "--config", str(path)]
+    done = subprocess.run(
+        [*argv, "min-insync-azs", "-1"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    assert "min_insync_azs must be 0 or more" in done.stderr
