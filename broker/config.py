@@ -175,12 +175,32 @@ class ListenerSettings:
 
 @dataclass(frozen=True)
 class DestinationPolicy:
-    """Overrides for destinations whose name matches an ActiveMQ wildcard pattern."""
+    """Overrides for destinations whose name matches an ActiveMQ wildcard pattern
+    (ActiveMQ's policyEntry). A setting left out takes its `[destinations]` value."""
 
     pattern: str = ">"
-    dead_letter_queue: str = "ActiveMQ.DLQ"
-    max_redeliveries: int = -1
-    prioritized_messages: bool = False
+    # "" for queues and topics alike, "queue" or "topic" for one kind (temporary ones
+    # included), as a policyEntry's queue= / topic=.
+    kind: str = ""
+    dead_letter_queue: str | None = None
+    # "shared" (every dead letter to dead_letter_queue, ActiveMQ's default) or
+    # "individual" (to dead_letter_prefix + the destination's name, a queue).
+    dead_letter_strategy: str | None = None
+    dead_letter_prefix: str | None = None
+    dead_letter_non_persistent: bool | None = None
+    expired_to_dlq: bool | None = None
+    max_redeliveries: int | None = None
+    prioritized_messages: bool | None = None
+    # A queue's memory limit (memoryLimit), bytes.
+    memory_limit: int | None = None
+    queue_prefetch: int | None = None
+    topic_prefetch: int | None = None
+    topic_pending_limit: int | None = None
+    # Delete a destination with no consumers, no messages and no sends for
+    # inactive_timeout_before_gc seconds (ActiveMQ's gcInactiveDestinations, off by
+    # default; checked every destinations.expiry_check_interval).
+    gc_inactive_destinations: bool | None = None
+    inactive_timeout_before_gc: float | None = None
 
 
 @dataclass(frozen=True)
@@ -511,17 +531,43 @@ def _validate(s: Settings) -> None:
             "without users configured in [auth] users"
         )
     for i, policy in enumerate(s.destinations.policies):
-        if not policy.pattern:
-            raise ConfigError(f"destinations.policies[{i}].pattern: must not be empty")
-        if policy.max_redeliveries < -1:
-            raise ConfigError(
-                f"destinations.policies[{i}].max_redeliveries: must be -1 (none) or more, "
-                f"got {policy.max_redeliveries}"
-            )
+        _validate_policy(f"destinations.policies[{i}]", policy)
     _validate_auth(s.auth)
     _validate_tls(s)
     if s.cluster is not None:
         _validate_cluster(s.cluster, s)
+
+
+def _validate_policy(key: str, p: DestinationPolicy) -> None:
+    if not p.pattern:
+        raise ConfigError(f"{key}.pattern: must not be empty")
+    if p.kind not in ("", "queue", "topic"):
+        raise ConfigError(f'{key}.kind: must be "", "queue" or "topic", got {p.kind!r}')
+    if p.dead_letter_strategy is not None and p.dead_letter_strategy not in (
+        "shared",
+        "individual",
+    ):
+        raise ConfigError(
+            f'{key}.dead_letter_strategy: must be "shared" or "individual", '
+            f"got {p.dead_letter_strategy!r}"
+        )
+    if p.dead_letter_queue is not None and not p.dead_letter_queue:
+        raise ConfigError(f"{key}.dead_letter_queue: must not be empty")
+    if p.dead_letter_prefix is not None and not p.dead_letter_prefix:
+        raise ConfigError(f"{key}.dead_letter_prefix: must not be empty")
+    if p.max_redeliveries is not None and p.max_redeliveries < -1:
+        raise ConfigError(
+            f"{key}.max_redeliveries: must be -1 (none) or more, got {p.max_redeliveries}"
+        )
+    for name in ("memory_limit", "queue_prefetch", "topic_prefetch", "topic_pending_limit"):
+        value = getattr(p, name)
+        if value is not None and value < 1:
+            raise ConfigError(f"{key}.{name}: must be at least 1, got {value}")
+    if p.inactive_timeout_before_gc is not None and p.inactive_timeout_before_gc < 0:
+        raise ConfigError(
+            f"{key}.inactive_timeout_before_gc: must not be negative, "
+            f"got {p.inactive_timeout_before_gc}"
+        )
 
 
 def _validate_auth(auth: AuthSettings) -> None:

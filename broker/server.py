@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -27,8 +28,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from broker.auth import Auth
-from broker.config import ConfigError, Settings
+from broker.config import ConfigError, DestinationPolicy, Settings
 from broker.core import Core, CoreLimits
+from broker.core.core import default_policy
 from broker.core.policy import Policy
 from broker.listeners import (
     LISTENERS,
@@ -51,7 +53,7 @@ class StartupError(Exception):
 
 def core_limits(settings: Settings) -> CoreLimits:
     d = settings.destinations
-    return CoreLimits(
+    limits = CoreLimits(
         queue_prefetch=d.queue_prefetch,
         topic_prefetch=d.topic_prefetch,
         max_redeliveries=d.max_redeliveries,
@@ -65,11 +67,19 @@ def core_limits(settings: Settings) -> CoreLimits:
         topic_pending_limit=d.topic_pending_limit,
         slow_consumer_policy=d.slow_consumer_policy,
         prioritized_messages=d.prioritized_messages,
-        policies=tuple(
-            (p.pattern, Policy(p.dead_letter_queue, p.max_redeliveries, p.prioritized_messages))
-            for p in d.policies
-        ),
     )
+    default = default_policy(limits)
+    return dataclasses.replace(limits, policies=tuple(_policy_rule(default, p) for p in d.policies))
+
+
+def _policy_rule(default: Policy, p: DestinationPolicy) -> tuple[str, Policy, str]:
+    """A policy entry as the core takes it: what it leaves out is `[destinations]`'s."""
+    changes = {
+        f.name: getattr(p, f.name)
+        for f in dataclasses.fields(Policy)
+        if getattr(p, f.name, None) is not None
+    }
+    return (p.pattern, dataclasses.replace(default, **changes), p.kind)
 
 
 class Broker:

@@ -20,7 +20,7 @@ from broker.core.errors import DELETED, INVALID, NOT_FOUND, STORE_FULL, CoreErro
 from broker.core.leases import Leases, Loop
 from broker.core.message import QUEUE, TEMP_QUEUE, TEMP_TOPIC, TOPIC, Address, Message
 from broker.core.persistence import Records, Store, journaled
-from broker.core.policy import Policy, PolicyMap
+from broker.core.policy import Policy, PolicyMap, Rule
 from broker.core.queue import ACK_MODES, Consumer, MessageQueue, Subscription
 from broker.core.selector import Selector
 from broker.core.topic import Topic
@@ -52,8 +52,24 @@ class CoreLimits:
     slow_consumer_policy: str = "drop-oldest"
     # Dispatch by priority (ActiveMQ's prioritizedMessages, false by default).
     prioritized_messages: bool = False
-    # (pattern, Policy): first match wins over the defaults above.
-    policies: tuple[tuple[str, Policy], ...] = ()
+    # Per-destination policies, (pattern, Policy) or (pattern, Policy, kind): the first
+    # match wins over the defaults above (broker/core/policy.py).
+    policies: tuple[Rule, ...] = ()
+
+
+def default_policy(limits: CoreLimits) -> Policy:
+    """The policy of a destination no configured rule matches: the limits' defaults."""
+    return Policy(
+        limits.dead_letter_queue,
+        limits.max_redeliveries,
+        limits.prioritized_messages,
+        expired_to_dlq=limits.expired_to_dlq,
+        dead_letter_non_persistent=limits.dead_letter_non_persistent,
+        memory_limit=limits.queue_memory_limit,
+        queue_prefetch=limits.queue_prefetch,
+        topic_prefetch=limits.topic_prefetch,
+        topic_pending_limit=limits.topic_pending_limit,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,14 +116,10 @@ class Core:
         self._call_later = call_later
         self.queues: dict[Address, MessageQueue] = {}
         self.topics: dict[Address, Topic] = {}
-        self.policies = PolicyMap(
-            Policy(
-                self.limits.dead_letter_queue,
-                self.limits.max_redeliveries,
-                self.limits.prioritized_messages,
-            ),
-            list(self.limits.policies),
-        )
+        self.policies = PolicyMap(default_policy(self.limits), self.limits.policies)
+        # Inactive destinations seen by the sweep, when some policy collects them:
+        # address -> (enqueued count then, first seen inactive at, ms).
+        self._inactive: dict[Address, tuple[int, int]] = {}
         # Unique per broker start: message ids must not repeat across restarts.
         self._id_prefix = f"ID:{name}-{int(clock() * 1000)}-"
         self._ids = itertools.count(1)
@@ -167,10 +179,15 @@ class Core:
             if not create:
                 raise CoreError(NOT_FOUND, f"no such queue: {address.name}")
             self._check_name(address)
-            q = MessageQueue(self, address, memory_limit=self.limits.queue_memory_limit)
-            q.prioritized = self.policies.for_name(address.name).prioritized_messages
+            q = self._new_queue(address)
             self.queues[address] = q
             self.records.queue_created(q)
+        return q
+
+    def _new_queue(self, address: Address, owner: object = None) -> MessageQueue:
+        policy = self.policies.for_name(address.name)
+        q = MessageQueue(self, address, memory_limit=policy.memory_limit, owner=owner)
+        q.prioritized = policy.prioritized_messages
         return q
 
     def restore(
@@ -237,11 +254,7 @@ class Core:
         """Create a temporary destination that lives until `delete_owned(owner)`."""
         if address.kind == TEMP_QUEUE:
             if address not in self.queues:
-                q = MessageQueue(
-                    self, address, memory_limit=self.limits.queue_memory_limit, owner=owner
-                )
-                q.prioritized = self.policies.for_name(address.name).prioritized_messages
-                self.queues[address] = q
+                self.queues[address] = self._new_queue(address, owner)
         elif address.kind == TEMP_TOPIC:
             if address not in self.topics:
                 self.topics[address] = Topic(address, owner=owner)
@@ -428,13 +441,14 @@ class Core:
         if address.is_queue:
             topic = None
             source = self.queue(address)
-            default_prefetch = self.limits.queue_prefetch
+            default_prefetch = self.policies.for_name(address.name).queue_prefetch
         else:
             # Each topic subscription drains a private queue the topic fills.
             topic = self.topic(address)
-            source = MessageQueue(self, address, limit=self.limits.topic_pending_limit)
-            source.prioritized = self.policies.for_name(address.name).prioritized_messages
-            default_prefetch = self.limits.topic_prefetch
+            policy = self.policies.for_name(address.name, queue=False)
+            source = MessageQueue(self, address, limit=policy.topic_pending_limit)
+            source.prioritized = policy.prioritized_messages
+            default_prefetch = policy.topic_prefetch
         sub = Subscription(
             self,
             next(self._sub_nums),
@@ -489,7 +503,7 @@ class Core:
         ActiveMQ), go to the dead letter queue instead (not on a queue with its own limit:
         see `set_own_limit`)."""
         back: list[Message] = []
-        limit = self.policies.for_name(source.address.name).max_redeliveries
+        limit = self._policy(source).max_redeliveries
         for msg in msgs:
             if counted:
                 msg = msg.redelivery_copy()
@@ -509,12 +523,14 @@ class Core:
     def dead_letter(self, source: MessageQueue, msg: Message, cause: str = "") -> None:
         """Move a message to its destination's dead letter queue. As in ActiveMQ's
         default strategy, a non-persistent message is dropped instead (unless
-        `dead_letter_non_persistent`), and a message failing on the DLQ itself too."""
+        `dead_letter_non_persistent`), and a message failing on a DLQ itself too."""
         source.dlq += 1
-        dlq_name = self.policies.for_name(source.address.name).dead_letter_queue
-        dlq = Address(QUEUE, dlq_name)
-        if source.address == dlq or (
-            not msg.persistent and not self.limits.dead_letter_non_persistent
+        policy = self._policy(source)
+        dlq = Address(QUEUE, policy.dead_letter_name(source.address.name))
+        if (
+            (source.address.is_queue and policy.is_dead_letter_queue(source.address.name))
+            or source.address == dlq
+            or (not msg.persistent and not policy.dead_letter_non_persistent)
         ):
             self.records.removed(source, (msg,))
             return
@@ -540,10 +556,14 @@ class Core:
     def expire(self, source: MessageQueue, msg: Message) -> None:
         """A message past its expiration: persistent ones to the DLQ, the rest dropped."""
         source.expired += 1
-        if msg.persistent and self.limits.expired_to_dlq:
+        if msg.persistent and self._policy(source).expired_to_dlq:
             self.dead_letter(source, msg, f"Message Expired. Expiration:{msg.expiration}")
         else:
             self.records.removed(source, (msg,))
+
+    def _policy(self, source: MessageQueue) -> Policy:
+        address = source.address
+        return self.policies.for_name(address.name, queue=address.is_queue)
 
     def over_limit(self, source: MessageQueue) -> None:
         """A topic subscriber fell `limit` messages behind: apply the slow-consumer policy."""
@@ -605,6 +625,35 @@ class Core:
             )
         return out
 
+    def _collect_inactive(self, now: int) -> None:
+        """Delete destinations their policy lets go (gc_inactive_destinations) that have
+        had no consumers, no messages and no sends for inactive_timeout_before_gc, as
+        ActiveMQ's gcInactiveDestinations. Never temporary destinations (their owner
+        deletes them) nor queues with their own limit (SQS queues exist until deleted)."""
+        seen = self._inactive
+        candidates: list[tuple[Address, int, Policy]] = []
+        for address, q in self.queues.items():
+            if address.kind == QUEUE and not q.own_limit:
+                policy = self.policies.for_name(address.name)
+                idle = not q.consumers and q.count == 0 and q.inflight_count == 0
+                if policy.gc_inactive_destinations and idle:
+                    candidates.append((address, q.enqueued, policy))
+        for address, t in self.topics.items():
+            if address.kind == TOPIC and not t.subs:
+                policy = self.policies.for_name(address.name, queue=False)
+                if policy.gc_inactive_destinations:
+                    candidates.append((address, t.enqueued, policy))
+        keep: dict[Address, tuple[int, int]] = {}
+        for address, enqueued, policy in candidates:
+            before = seen.get(address)
+            if before is None or before[0] != enqueued:
+                keep[address] = (enqueued, now)
+            elif now - before[1] >= policy.inactive_timeout_before_gc * 1000:
+                self.delete(address)
+            else:
+                keep[address] = before
+        self._inactive = keep
+
     def _sweep(self) -> None:
         now = self.now_ms()
         for q in list(self.queues.values()):
@@ -613,5 +662,7 @@ class Core:
         for t in list(self.topics.values()):
             for sub in list(t.subs):
                 sub.source.sweep_expired(now)
+        if self.policies.any_gc:
+            self._collect_inactive(now)
         if self._call_later is not None:
             self._expiry_timer = self._call_later(self.limits.expiry_check_interval, self._sweep)
