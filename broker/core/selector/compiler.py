@@ -139,7 +139,12 @@ class _Gen:
 
 def _compile(
     tree: Node, conv: bool
-) -> tuple[Callable[[Message], bool], Callable[[Message], bool | None], str]:
+) -> tuple[
+    Callable[[Message], bool],
+    Callable[[Message], bool | None],
+    Callable[[Message], bool | None],
+    str,
+]:
     gen = _Gen(conv)
     source = (
         "def matches(m):\n"
@@ -148,30 +153,44 @@ def _compile(
         f"        return {gen.T(tree)}\n"
         "    except Exception:\n"
         "        return False\n"
-        "def evaluate(m):\n"
+        "def evaluate_strict(m):\n"
         "    p = m.properties\n"
+        f"    return {gen.V(tree)}\n"
+        "def evaluate(m):\n"
         "    try:\n"
-        f"        return {gen.V(tree)}\n"
+        "        return evaluate_strict(m)\n"
         "    except Exception:\n"
         "        return None\n"
     )
     namespace: dict[str, Any] = {**RUNTIME, **gen.names}
     exec(compile(source, "<selector>", "exec"), namespace)
-    return namespace["matches"], namespace["evaluate"], source
+    return namespace["matches"], namespace["evaluate"], namespace["evaluate_strict"], source
 
 
 class Selector:
     """A compiled selector. `matches(msg)`: is the selector TRUE for `msg` (an evaluation
     error is no match, as ActiveMQ logs and skips); `evaluate(msg)`: True, False, or
-    None for unknown (and for an evaluation error)."""
+    None for unknown (and for an evaluation error); `evaluate_strict(msg)`: the same but
+    raising where ActiveMQ's evaluate throws (an error `matches` may short-circuit past,
+    as Java's does)."""
 
-    __slots__ = ("convert_strings", "evaluate", "matches", "source", "text", "tree")
+    __slots__ = (
+        "convert_strings",
+        "evaluate",
+        "evaluate_strict",
+        "matches",
+        "source",
+        "text",
+        "tree",
+    )
 
     def __init__(self, text: str, *, convert_strings: bool = False) -> None:
         self.text = text
         self.convert_strings = convert_strings
         self.tree = parse(text)
-        self.matches, self.evaluate, self.source = _compile(self.tree, convert_strings)
+        self.matches, self.evaluate, self.evaluate_strict, self.source = _compile(
+            self.tree, convert_strings
+        )
 
     def __repr__(self) -> str:
         return f"<Selector {self.text!r}>"
