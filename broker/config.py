@@ -40,6 +40,8 @@ class BrokerSettings:
     bind: str = "127.0.0.1"
     shutdown_timeout: float = 10.0
     log_level: str = "info"
+    # Publish ActiveMQ.Advisory.* topics (ActiveMQ's advisorySupport, on by default).
+    advisory_support: bool = True
 
 
 @dataclass(frozen=True)
@@ -201,6 +203,9 @@ class DestinationPolicy:
     # default; checked every destinations.expiry_check_interval).
     gc_inactive_destinations: bool | None = None
     inactive_timeout_before_gc: float | None = None
+    # An ActiveMQ.Advisory.SlowConsumer.Topic.<name> message when a topic subscriber
+    # passes its pending limit (ActiveMQ's advisoryForSlowConsumers).
+    advisory_for_slow_consumers: bool | None = None
 
 
 @dataclass(frozen=True)

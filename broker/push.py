@@ -419,3 +419,4 @@ class PushConnection(asyncio.Protocol):
         for tx in self._take_transactions():
             tx.abort()
         self.core.delete_owned(self)
+        self.core.disconnected(self)

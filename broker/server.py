@@ -67,6 +67,7 @@ def core_limits(settings: Settings) -> CoreLimits:
         topic_pending_limit=d.topic_pending_limit,
         slow_consumer_policy=d.slow_consumer_policy,
         prioritized_messages=d.prioritized_messages,
+        advisory_support=settings.broker.advisory_support,
     )
     default = default_policy(limits)
     return dataclasses.replace(limits, policies=tuple(_policy_rule(default, p) for p in d.policies))
@@ -198,6 +199,7 @@ class Broker:
         self.core.restore(recovered.queues, recovered.flags)
         if self.settings.store.compaction_interval > 0:
             self._compactor = asyncio.ensure_future(self._compact_forever())
+        advertised = False
         try:
             for name in LISTENERS:
                 if not enabled(self.settings, name):
@@ -217,6 +219,10 @@ class Broker:
                 self.listeners[name] = listener
                 for label, (host, port) in listener.addresses.items():
                     log.info("%s listener on %s:%d", label, host, port)
+                    if not advertised and label in ("stomp", "amqp"):
+                        # originBrokerURL of advisories: the first client listener's.
+                        self.core.advisories.set_broker_url(f"{label}://{host}:{port}")
+                        advertised = True
         except BaseException:
             await self.stop()
             raise

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from broker.core.advisory import Advisories, is_advisory
 from broker.core.errors import DELETED, INVALID, NOT_FOUND, STORE_FULL, CoreError
 from broker.core.leases import Leases, Loop
 from broker.core.message import QUEUE, TEMP_QUEUE, TEMP_TOPIC, TOPIC, Address, Message
@@ -55,6 +56,8 @@ class CoreLimits:
     # Per-destination policies, (pattern, Policy) or (pattern, Policy, kind): the first
     # match wins over the defaults above (broker/core/policy.py).
     policies: tuple[Rule, ...] = ()
+    # Publish ActiveMQ.Advisory.* messages (ActiveMQ's advisorySupport, on by default).
+    advisory_support: bool = True
 
 
 def default_policy(limits: CoreLimits) -> Policy:
@@ -117,6 +120,7 @@ class Core:
         self.queues: dict[Address, MessageQueue] = {}
         self.topics: dict[Address, Topic] = {}
         self.policies = PolicyMap(default_policy(self.limits), self.limits.policies)
+        self.advisories = Advisories(self, enabled=self.limits.advisory_support, broker_name=name)
         # Inactive destinations seen by the sweep, when some policy collects them:
         # address -> (enqueued count then, first seen inactive at, ms).
         self._inactive: dict[Address, tuple[int, int]] = {}
@@ -182,6 +186,7 @@ class Core:
             q = self._new_queue(address)
             self.queues[address] = q
             self.records.queue_created(q)
+            self.advisories.destination(address)
         return q
 
     def _new_queue(self, address: Address, owner: object = None) -> MessageQueue:
@@ -248,18 +253,22 @@ class Core:
             self._check_name(address)
             t = Topic(address)
             self.topics[address] = t
+            self.advisories.destination(address)
         return t
 
     def create_temporary(self, address: Address, owner: object) -> None:
         """Create a temporary destination that lives until `delete_owned(owner)`."""
         if address.kind == TEMP_QUEUE:
-            if address not in self.queues:
-                self.queues[address] = self._new_queue(address, owner)
+            if address in self.queues:
+                return
+            self.queues[address] = self._new_queue(address, owner)
         elif address.kind == TEMP_TOPIC:
-            if address not in self.topics:
-                self.topics[address] = Topic(address, owner=owner)
+            if address in self.topics:
+                return
+            self.topics[address] = Topic(address, owner=owner)
         else:
             raise CoreError(INVALID, f"{address} is not a temporary destination")
+        self.advisories.destination(address)
 
     def delete_owned(self, owner: object) -> None:
         """Delete the temporary destinations of `owner`, closing their subscriptions."""
@@ -286,6 +295,7 @@ class Core:
             for sub in list(t.subs):
                 sub.close()
             self.retired["enqueued"] += t.enqueued
+        self.advisories.destination(address)
 
     def _retire(self, q: MessageQueue) -> None:
         for key in self.retired:
@@ -335,6 +345,30 @@ class Core:
         """Completes when everything the core has written so far is durable (receipts
         for acks, commits and the like wait on it); None if nothing is outstanding."""
         return self.records.barrier()
+
+    def has_subscribers(self, address: Address) -> bool:
+        """Whether a message sent to topic `address` now would reach anyone."""
+        t = self.topics.get(address)
+        return t is not None and bool(t.subs)
+
+    # -- connections and producers (advisories only: the core keeps no other state) ----
+
+    def connected(self, conn_id: object, **info: Any) -> None:
+        """A client connection has logged in (ActiveMQ.Advisory.Connection)."""
+        self.advisories.connection(conn_id, added=True, **info)
+
+    def disconnected(self, conn_id: object) -> None:
+        self.advisories.connection(conn_id, added=False)
+
+    def producer_added(
+        self, producer_id: object, address: Address | None, owner: object = None
+    ) -> None:
+        """A producer of connection `owner` bound to `address` (None: anonymous, never
+        advised) appeared; it goes with `disconnected(owner)` if not removed before."""
+        self.advisories.producer(producer_id, address, added=True, owner=owner)
+
+    def producer_removed(self, producer_id: object) -> None:
+        self.advisories.producer(producer_id, None, added=False)
 
     def _resolve(self, address: Address) -> MessageQueue | Topic:
         return self.queue(address) if address.is_queue else self.topic(address)
@@ -473,6 +507,9 @@ class Core:
             source.dispatch()
         else:
             topic.subs.append(sub)
+        self.advisories.consumer(address, added=True)
+        if is_advisory(address):
+            self.advisories.replay(sub)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
@@ -489,6 +526,7 @@ class Core:
             # Keep the totals of departed subscribers so topic counters never go down.
             for key in topic.gone:
                 topic.gone[key] += getattr(sub.source, key)
+        self.advisories.consumer(sub.address, added=False)
 
     # -- outcomes (called by subscriptions and transactions) ------------------------------
 
@@ -541,6 +579,7 @@ class Core:
             copy.properties["dlqDeliveryFailureCause"] = cause
         copy.expiration = 0
         self.move(source, msg, copy, dlq)
+        self.advisories.dead_lettered(source.address, msg)
 
     def move(self, source: MessageQueue, msg: Message, copy: Message, target: Address) -> None:
         """Put `copy` of `msg` (which has left `source`) on queue `target`, starting afresh
@@ -556,6 +595,7 @@ class Core:
     def expire(self, source: MessageQueue, msg: Message) -> None:
         """A message past its expiration: persistent ones to the DLQ, the rest dropped."""
         source.expired += 1
+        self.advisories.expired(source.address, msg)
         if msg.persistent and self._policy(source).expired_to_dlq:
             self.dead_letter(source, msg, f"Message Expired. Expiration:{msg.expiration}")
         else:
@@ -567,6 +607,9 @@ class Core:
 
     def over_limit(self, source: MessageQueue) -> None:
         """A topic subscriber fell `limit` messages behind: apply the slow-consumer policy."""
+        if self._policy(source).advisory_for_slow_consumers:
+            for sub in source.consumers:
+                self.advisories.slow_consumer(source.address, sub)
         if self.limits.slow_consumer_policy == "disconnect":
             for sub in list(source.consumers):
                 sub.consumer.slow(sub)

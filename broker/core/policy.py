@@ -48,6 +48,9 @@ class Policy:
     topic_prefetch: int = 32766
     # Messages a topic subscriber may fall behind (constantPendingMessageLimitStrategy).
     topic_pending_limit: int = 10000
+    # ActiveMQ's advisoryForSlowConsumers: an advisory when a topic subscriber falls
+    # behind its pending limit.
+    advisory_for_slow_consumers: bool = False
     # ActiveMQ's gcInactiveDestinations and inactiveTimoutBeforeGC (here in seconds).
     gc_inactive_destinations: bool = False
     inactive_timeout_before_gc: float = 60.0

@@ -322,6 +322,7 @@ class AmqpConnection(AmqpDeliveries):
             self._close_connection("amqp:resource-limit-exceeded", "too many connections")
             return
         conn.open()
+        self.core.connected(self, client_id=conn.remote_container, user=self.sasl.user)
         # The remote's idle-time-out is known now: start the keepalive / liveness clock.
         self.loop.call_soon(self._tick)
 

@@ -331,6 +331,8 @@ class AmqpLinks(PushConnection):
         link.max_message_size = self.settings.max_message_size
         link.open()
         link.flow(PRODUCER_CREDIT)
+        if not dynamic:
+            self.core.producer_added(inl, address, owner=self)
 
     # -- detach ---------------------------------------------------------------------------
 
@@ -359,5 +361,6 @@ class AmqpLinks(PushConnection):
     def _drop_in(self, link: Link) -> None:
         inl = self.in_links.pop(link)
         self.by_impl.pop(inl.impl, None)
+        self.core.producer_removed(inl)
         if inl.dynamic and inl.address is not None:
             self.core.delete(inl.address)

@@ -425,6 +425,7 @@ class StompConnection(PushConnection):
             ("version", version),
         ]
         self._send(encode_frame("CONNECTED", headers, b"", version))
+        self.core.connected(self, client_id=h.get("client-id"), user=self.user)
         if cx > 0:
             limit = cx / 1000 * self.settings.heartbeat_grace
             self._timers.append(self.loop.call_later(limit, self._check_read, limit))
