@@ -27,7 +27,16 @@ from bench.scenarios import PROTOCOL_SCENARIOS, Options, run_scenario
 from bench.stompclient import StompProtocol, connect, header
 from bench.target import Target, parse_target
 
-SCENARIOS = ("queue", "receipts", "latency", "fanout", "idle", "sqs-batch", "sqs-single")
+SCENARIOS = (
+    "queue",
+    "receipts",
+    "latency",
+    "fanout",
+    "idle",
+    "selector",
+    "sqs-batch",
+    "sqs-single",
+)
 
 # Scenario defaults; anything given on the command line wins.
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -43,6 +52,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "latency": {"rate": 1000, "size": 4096, "messages": 10_000, "warmup": 1.0},
     "fanout": {"messages": 50_000, "subscribers": 8, "window": 5000},
     "idle": {"messages": 100_000, "connections": 1000},
+    "selector": {"messages": 100_000, "producers": 4, "consumers": 4, "window": 5000},
     "sqs-batch": {"messages": 50_000},
     "sqs-single": {"messages": 10_000},
 }
@@ -126,6 +136,8 @@ def _describe(scenario: str, o: Options) -> str:
         return f"latency {o.rate}/s {o.size}B{pers}"
     if scenario == "fanout":
         return f"fanout 1→{o.subscribers} {o.size}B"
+    if scenario == "selector":
+        return f"selector {o.producers}→{o.consumers} disjoint {o.size}B {o.ack}{pers}"
     if scenario.startswith("sqs"):
         return f"{scenario} {o.producers}→{o.consumers} {o.size}B inflight {o.inflight}"
     return f"idle {o.connections} conns + 1→1 {o.size}B"

@@ -118,6 +118,9 @@ class Flow:
         self.last_send_ns = 0
         self.latencies: list[int] = []
         self.receipt_latencies: list[int] = []
+        # Messages a selector-scenario consumer got for another's selector (None: not
+        # the selector scenario).
+        self.misrouted: int | None = None
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._credit: asyncio.Future[None] | None = None
 
@@ -149,12 +152,17 @@ class Flow:
 class Consumer(StompProtocol):
     """Counts MESSAGE frames into a Tally and acknowledges them per the ack mode."""
 
-    def __init__(self, flow: Flow, tally: Tally, ack: str, latency: bool) -> None:
+    def __init__(
+        self, flow: Flow, tally: Tally, ack: str, latency: bool, shard: bytes | None = None
+    ) -> None:
         super().__init__()
         self.flow = flow
         self.tally = tally
         self.ack = ack
         self.latency = latency
+        # The selector scenario: the `shard` header this consumer's selector asks for;
+        # a MESSAGE with another one is counted as misrouted.
+        self.shard = shard
 
     def on_frames(self, frames: list[Frame]) -> None:
         now = perf_ns()
@@ -171,6 +179,8 @@ class Consumer(StompProtocol):
                 self.setup_frame(f)
                 continue
             g = int(body[:12])
+            if self.shard is not None and header(head, b"shard") != self.shard:
+                self.flow.misrouted = (self.flow.misrouted or 0) + 1
             if seen[g]:
                 dup += 1
             else:
@@ -227,7 +237,11 @@ class Producer(StompProtocol):
             self._room = None
             room.set_result(None)
 
-    async def run(self, template: bytes, indices: range, batch: int, receipts: bool) -> None:
+    async def run(
+        self, template: bytes, indices: range, batch: int, receipts: bool, shards: int = 0
+    ) -> None:
+        """Send `indices`; with `shards`, message g carries `shard:g % shards` (the
+        template's first placeholder)."""
         flow = self.flow
         loop_batch = batch
         i = indices.start
@@ -246,8 +260,13 @@ class Producer(StompProtocol):
                 sent_ns = self.sent_ns
                 for g in range(i, i + n):
                     sent_ns[g] = now
-                data = b"".join([template % (g, g, now) for g in range(i, i + n)])
+                if shards:
+                    data = b"".join([template % (g % shards, g, g, now) for g in range(i, i + n)])
+                else:
+                    data = b"".join([template % (g, g, now) for g in range(i, i + n)])
                 self.outstanding += n
+            elif shards:
+                data = b"".join([template % (g % shards, g, now) for g in range(i, i + n)])
             else:
                 data = b"".join([template % (g, now) for g in range(i, i + n)])
             self.write(data)
@@ -288,11 +307,15 @@ async def flow_run(
     *,
     topic: bool = False,
     paced: bool = False,
+    selectors: bool = False,
     deadline: float,
 ) -> dict[str, Any]:
     """Producers → queue (or topic) → consumers; returns the run's figures.
 
     `paced`: one producer thread sending at `opts.rate` (the latency scenario).
+    `selectors`: consumer i subscribes with the selector `shard = 'i'` and message g is
+    sent with `shard:g % consumers`, so each message matches exactly one consumer (the
+    selector scenario: disjoint selectors on one queue).
     """
     kind = "topic" if topic else "queue"
     dest = destination(kind, name)
@@ -301,6 +324,8 @@ async def flow_run(
     tallies = [Tally(n) for _ in range(fan)] if topic else [Tally(n)]
     # With receipts the window is each producer's receipt window, not an end-to-end one.
     flow = Flow(tallies, 0 if opts.receipts or paced else opts.window)
+    if selectors:
+        flow.misrouted = 0
     latency = paced
     consumers: list[StompProtocol] = []
     producers: list[StompProtocol] = []
@@ -312,12 +337,17 @@ async def flow_run(
         for i in range(fan):
             tally = tallies[i] if topic else tallies[0]
 
-            def make(tally: Tally = tally) -> Consumer:
-                return Consumer(flow, tally, opts.ack, latency)
+            shard = str(i).encode() if selectors else None
+
+            def make(tally: Tally = tally, shard: bytes | None = shard) -> Consumer:
+                return Consumer(flow, tally, opts.ack, latency, shard)
 
             c = await connect(target, make)
             consumers.append(c)
-            await c.request("SUBSCRIBE", subscribe_headers(dest, f"s{i}", opts.ack, opts.prefetch))
+            sub = subscribe_headers(dest, f"s{i}", opts.ack, opts.prefetch)
+            if selectors:
+                sub["selector"] = f"shard = '{i}'"
+            await c.request("SUBSCRIBE", sub)
         loop = asyncio.get_running_loop()
         if paced:
             sender = threading.Thread(
@@ -329,8 +359,9 @@ async def flow_run(
             work: Any = flow.done
         else:
             template = send_template(
-                dest, opts.size, persistent=opts.persistent, receipt=opts.receipts
+                dest, opts.size, persistent=opts.persistent, receipt=opts.receipts, shard=selectors
             )
+            shards = fan if selectors else 0
             per = math.ceil(n / opts.producers)
             tasks = []
             for p in range(opts.producers):
@@ -339,7 +370,7 @@ async def flow_run(
                 producers.append(prod)
                 indices = range(p * per, min(n, (p + 1) * per))
                 tasks.append(
-                    prod.run(template, indices, opts.batch, opts.receipts)  # type: ignore[attr-defined]
+                    prod.run(template, indices, opts.batch, opts.receipts, shards)  # type: ignore[attr-defined]
                 )
 
             async def work_fn() -> None:
@@ -390,6 +421,8 @@ def _figures(
         "timed_out": timed_out,
         "elapsed_s": round(elapsed, 3),
     }
+    if flow.misrouted is not None:
+        out["misrouted"] = flow.misrouted
     if errors:
         out["errors"] = sorted(set(errors))[:5]
     if elapsed > 0 and not paced:
@@ -550,7 +583,7 @@ async def idle_run(target: Target, opts: Options, name: str, *, deadline: float)
 
 # Scenarios each protocol can run.
 PROTOCOL_SCENARIOS = {
-    "stomp": ("queue", "receipts", "latency", "fanout", "idle"),
+    "stomp": ("queue", "receipts", "latency", "fanout", "idle", "selector"),
     "amqp": ("queue", "receipts"),
     "sqs": ("sqs-batch", "sqs-single"),
 }
@@ -677,6 +710,8 @@ async def run_scenario(scenario: str, target: Target, opts: Options, name: str) 
         return await flow_run(target, opts, name, paced=True, deadline=deadline)
     if scenario == "fanout":
         return await flow_run(target, opts, name, topic=True, deadline=deadline)
+    if scenario == "selector":
+        return await flow_run(target, opts, name, selectors=True, deadline=deadline)
     return await flow_run(target, opts, name, deadline=deadline)
 
 

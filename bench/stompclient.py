@@ -111,15 +111,24 @@ PREFIX = 32
 
 
 def send_template(
-    destination: str, size: int, *, persistent: bool = False, receipt: bool = False
+    destination: str,
+    size: int,
+    *,
+    persistent: bool = False,
+    receipt: bool = False,
+    shard: bool = False,
 ) -> bytes:
-    """A SEND frame with `%012d%020d` (index, ns) and, with `receipt`, `%d` placeholders.
+    """A SEND frame with `%012d%020d` (index, ns) and, with `receipt`, `%d` placeholders;
+    with `shard`, a leading `shard:%d` header for the selector scenario.
 
-    Format with ``template % (index, ns)`` or ``template % (index, index, ns)``.
+    Format with ``template % (index, ns)`` or ``template % (index, index, ns)``, the
+    shard first when there is one.
     """
     if size < PREFIX:
         raise ValueError(f"message size must be at least {PREFIX} bytes")
     head = f"SEND\ndestination:{escape(destination)}\ncontent-length:{size}\n"
+    if shard:
+        head += "shard:%d\n"
     if persistent:
         head += "persistent:true\n"
     if receipt:

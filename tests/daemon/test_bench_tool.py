@@ -30,3 +30,23 @@ def test_zonemq_bench_queue_run_is_exactly_once(broker: BrokerThread, tmp_path: 
     assert row["duplicated"] == 0
     assert not row["timed_out"]
     assert row["msgs_per_s"] > 0
+
+
+def test_selector_scenario_gives_each_consumer_only_its_shard(
+    broker: BrokerThread, tmp_path: Path
+) -> None:
+    """Disjoint selectors on one queue: every message is delivered once, and a consumer
+    that matched another's shard would leave that shard's messages short (lost)."""
+    out = tmp_path / "results"
+    target = f"stomp://127.0.0.1:{broker.stomp_port}?name=zonemq"
+    argv = [sys.executable, "-m", "broker", "bench", "selector", "--target", target]
+    argv += ["-n", "4000", "-p", "2", "-c", "4", "--runs", "1", "--duration", "30"]
+    result = subprocess.run(
+        [*argv, "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (row,) = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert row["lost"] == 0 and row["duplicated"] == 0 and not row["timed_out"]
+    assert row["label"].startswith("selector 2→4 disjoint")
+    # Each consumer checks the shard header of what it gets against its selector.
+    assert row["misrouted"] == 0
