@@ -481,8 +481,20 @@ class PullQueue:
     # -- admin ----------------------------------------------------------------------------
 
     def purge(self) -> int:
-        """Drop pending and delayed messages (in-flight leases stay, as in SQS)."""
+        """Drop pending, delayed and in-flight messages, as SQS's PurgeQueue: a received
+        message's handle no longer deletes anything, and the FIFO groups its lease held
+        are free again."""
         n = self.queue.purge()
+        gone: list[Message] = []
+        for lease in [lease for lease in self.leases.values() if lease.active]:
+            self._end(lease)
+            msg = self._untake_id(lease.msg.id)
+            if msg is not None:
+                gone.append(msg)
+                self._forget(msg)
+        if gone:
+            self.core.records.removed(self.queue, gone)
+            n += len(gone)
         for _msg, timer in self.delayed.values():
             timer.cancel()
         self.core.records.removed(self.queue, [msg for msg, _timer in self.delayed.values()])

@@ -25,7 +25,9 @@ SQS message → core Message (SendMessage):
       recorded in property ``AWS.SQS.Types`` = ``name=Type;...``
   MessageGroupId → group_id (STOMP header ``JMSXGroupID``)
   SentTimestamp ← timestamp (ms; set by the core at send)
-  MessageId ← the core message id (STOMP ``message-id`` is the same string)
+  MessageId ← the core message id, a UUID made by SendMessage (STOMP ``message-id`` is
+      the same string); a message another protocol sent shows the uuid5 of its core id
+      ("ID:..."), the same on every receive (sqs.sqs_message_id, the one mapping)
   SenderId → property ``AWS.SQS.SenderId`` (access key id, else the account id)
   MessageDeduplicationId → ``AWS.SQS.MessageDeduplicationId`` (FIFO; content-based: the
       SHA-256 of the body); SequenceNumber → ``AWS.SQS.SequenceNumber`` (FIFO)
@@ -71,13 +73,16 @@ if given, as an asyncio task on the broker's loop; body and attributes are kept.
 Checked against the AWS API reference (and tested): the error codes, HTTP statuses and
 JSON/XML error shapes of the table in errors.py; queue-name, attribute, batch (10
 entries, 1 MiB, distinct ids, id format), message-attribute (10, names, types, Number
-range) and body-character rules; MD5s; idempotent CreateQueue; PurgeQueue once per 60 s;
-FIFO rules (group id required, dedup id or content-based, no per-message delay, 5-minute
-window, DeduplicationScope, one in-flight batch per group); a stale standard-queue
-handle deletes the message only while it waits unreceived, an expired FIFO handle fails;
-the move-task request and result shapes (TaskHandle only while RUNNING, DestinationArn
-and MaxNumberOfMessagesPerSecond only when given, MaxResults 1-10 default 1, most recent
-first, ApproximateNumberOfMessagesToMove fixed at the start).
+range) and body-character rules; MD5s; idempotent CreateQueue; PurgeQueue once per 60
+s, of pending, delayed and in-flight messages (their FIFO groups freed); FIFO rules
+(group id required, dedup id or content-based, no positive per-message delay (0 is
+accepted, as AWS does), sequence numbers of 20 digits with no leading zero, growing per
+group, 5-minute window, DeduplicationScope, one in-flight batch per group); a stale
+standard-queue handle deletes the message only while it waits unreceived, an expired
+FIFO handle fails; the move-task request and result shapes (TaskHandle only while
+RUNNING, DestinationArn and MaxNumberOfMessagesPerSecond only when given, MaxResults
+1-10 default 1, most recent first, ApproximateNumberOfMessagesToMove fixed at the
+start).
 
 Knowingly different or missing:
 - Message move tasks: a moved message gets a new MessageId and its receive count
@@ -91,7 +96,14 @@ Knowingly different or missing:
 - Queues with their own limit stay so for as long as they exist, also for STOMP/AMQP
   consumers (a NACK loop on such a queue never reaches ActiveMQ.DLQ).
 - Add/RemovePermission and Policy/RedriveAllowPolicy are stored and returned, never
-  enforced; KMS attributes are stored, nothing is encrypted.
+  enforced; KMS attributes are stored, nothing is encrypted. AddPermission checks AWS's
+  rules (at most 7 actions, the shareable ones: ``*``, SendMessage, ReceiveMessage,
+  DeleteMessage, ChangeMessageVisibility, GetQueueAttributes, GetQueueUrl; 12-digit
+  account ids); the refusal texts are ours (AWS's are not in its references).
+- Error texts checked against AWS's own (from SDK issue reports): a receipt handle of
+  another queue, a malformed one, an expired one on ChangeMessageVisibility
+  (InvalidParameterValue, not MessageNotInflight), an attribute's invalid type. Not
+  checked (no source found): an invalid attribute name's and the tag limits' texts.
 - SigV4 (header and presigned forms, ±15 min, scope checked, payload hashed): session
   tokens are refused (InvalidClientTokenId); with no users configured anything is
   accepted.

@@ -26,6 +26,37 @@ from protocols.aws.queues import (
 from protocols.aws.resolve import Context, Resolver
 
 MAX_TAGS = 50
+MAX_PERMISSION_ACTIONS = 7
+SHAREABLE_ACTIONS = frozenset(
+    {
+        "*",
+        "SendMessage",
+        "ReceiveMessage",
+        "DeleteMessage",
+        "ChangeMessageVisibility",
+        "GetQueueAttributes",
+        "GetQueueUrl",
+    }
+)
+# Actions that exist but only a queue's owner may call (not shareable by AddPermission).
+OWNER_ONLY_ACTIONS = frozenset(
+    {
+        "AddPermission",
+        "RemovePermission",
+        "CreateQueue",
+        "DeleteQueue",
+        "SetQueueAttributes",
+        "ListQueues",
+        "PurgeQueue",
+        "ListDeadLetterSourceQueues",
+        "TagQueue",
+        "UntagQueue",
+        "ListQueueTags",
+        "StartMessageMoveTask",
+        "CancelMessageMoveTask",
+        "ListMessageMoveTasks",
+    }
+)
 
 
 class QueueActions:
@@ -236,6 +267,9 @@ class QueueActions:
         return out
 
     async def add_permission(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        # The actions another account may be given on a queue (the AddPermission
+        # reference's valid values; the batch forms come with SendMessage, DeleteMessage
+        # and ChangeMessageVisibility), at most seven, for 12-digit account ids.
         """Recorded in the queue's Policy attribute; not enforced (no IAM here)."""
         q = self.service.queue(p)
         label = p.get("Label")
@@ -246,6 +280,33 @@ class QueueActions:
                 raise missing(name)
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,80}", str(label)):
             raise invalid(f"Value {label} for parameter Label is invalid.")
+        if not isinstance(actions, list) or not isinstance(accounts, list):
+            raise invalid("Actions and AWSAccountIds must be lists.")
+        if len(actions) > MAX_PERMISSION_ACTIONS:
+            # AWS: "An Amazon SQS policy can have a maximum of seven actions per
+            # statement" (the AddPermission reference); the text is ours.
+            raise SqsError(
+                "OverLimit",
+                f"{len(actions)} Actions were found, maximum allowed is {MAX_PERMISSION_ACTIONS}.",
+            )
+        for action in actions:
+            name = str(action)
+            if name not in SHAREABLE_ACTIONS:
+                # The texts are ours (AWS's are not in its references).
+                reason = (
+                    "Only the queue owner is allowed to invoke this action."
+                    if name in OWNER_ONLY_ACTIONS
+                    else "Not a shareable action (a batch action comes with its single form)."
+                )
+                raise invalid(
+                    f"Value SQS:{name} for parameter ActionName is invalid. Reason: {reason}"
+                )
+        for account in accounts:
+            if not re.fullmatch(r"\d{12}", str(account)):
+                raise invalid(
+                    f"Value {account} for parameter AWSAccountIds is invalid. "
+                    "Reason: An AWS account id is 12 digits."
+                )
         policy = self._policy(q)
         if any(s.get("Sid") == label for s in policy["Statement"]):
             raise invalid(f"Value {label} for parameter Label is invalid. Reason: Already exists.")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -47,6 +48,22 @@ SYSTEM_ATTRIBUTES = (
     "AWSTraceHeader",
 )
 _BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# Names the MessageIds of messages other protocols sent (uuid5 of their core id).
+_ID_NAMESPACE = uuid.UUID("6b1d1f0e-8a53-4c47-9d0e-2f6f3b6c9a10")
+
+
+def sqs_message_id(core_id: str) -> str:
+    """The MessageId SQS shows for core message id `core_id`, in AWS's UUID form (code
+    uses MessageIds as batch entry ids, which allow no ':'). The one place the mapping
+    is written: a message SendMessage made has a UUID core id already (so STOMP's
+    message-id is the same string); another protocol's "ID:..." id is named by a UUID
+    derived from it, the same on every receive and after a restart."""
+    if _UUID.fullmatch(core_id):
+        return core_id
+    return str(uuid.uuid5(_ID_NAMESPACE, core_id))
+
+
 _GROUP_ID = re.compile(r"[!-~]{1,128}")
 MAX_BATCH = 10
 
@@ -123,10 +140,16 @@ class SqsService(Resolver):
             name, token = base64.urlsafe_b64decode(str(handle)).decode().split("\n")
         except (binascii.Error, ValueError, UnicodeDecodeError):
             name, token = "", ""
-        if name != q.name or not token:
+        if not name or not token:
             raise SqsError(
                 "ReceiptHandleIsInvalid",
                 f'The input receipt handle "{handle}" is not a valid receipt handle.',
+            )
+        if name != q.name:
+            # A real handle, of another queue: AWS's text for that case.
+            raise SqsError(
+                "ReceiptHandleIsInvalid",
+                f'The receipt handle "{handle}" is not valid for this queue.',
             )
         return token
 
@@ -156,14 +179,19 @@ class SqsService(Resolver):
             )
         delay = float(q.int("DelaySeconds"))
         if e.get("DelaySeconds") is not None:
-            if q.fifo:
+            given = int_param(
+                e["DelaySeconds"], "DelaySeconds", 0, 900, "Must be between 0 and 900."
+            )
+            if not q.fifo:
+                delay = given
+            elif given:
+                # AWS refuses only a positive per-message delay on a FIFO queue; 0 (which
+                # code shared with standard queues passes) is accepted, and the queue's
+                # own delay applies.
                 raise invalid(
                     f"Value {e['DelaySeconds']} for parameter DelaySeconds is invalid. Reason: "
                     "The request include parameter that is not valid for this queue type."
                 )
-            delay = int_param(
-                e["DelaySeconds"], "DelaySeconds", 0, 900, "Must be between 0 and 900."
-            )
         group = e.get("MessageGroupId")
         dedup = e.get("MessageDeduplicationId")
         key: tuple[str | None, str] | None = None
@@ -195,6 +223,7 @@ class SqsService(Resolver):
         if key is not None:
             props[DEDUP_ID] = key[1]
         msg = Message(body.encode(), properties=props, persistent=True, text=True, group_id=group)
+        msg.id = str(uuid.uuid4())
         result: dict[str, Any] = {"MD5OfMessageBody": md5_of_body(body)}
         if user:
             result["MD5OfMessageAttributes"] = md5_of_attributes(user)
@@ -376,7 +405,7 @@ class SqsService(Resolver):
         msg = lease.msg
         body = msg.body.decode("utf-8", "replace")
         out: dict[str, Any] = {
-            "MessageId": msg.id,
+            "MessageId": sqs_message_id(msg.id),
             "ReceiptHandle": self.handle(q, lease.token),
             "MD5OfBody": md5_of_body(body),
             "Body": body,
@@ -465,7 +494,13 @@ class SqsService(Resolver):
                 "not exist or is not available for visibility timeout change."
             )
         if not lease.active:
-            raise SqsError("MessageNotInflight", "The message referred to isn't in flight.")
+            # The handle's receive has ended (its visibility timeout passed): AWS answers
+            # InvalidParameterValue, "The receipt handle has expired" (MessageNotInflight
+            # is in SQS's model but not what it sends here).
+            raise invalid(
+                f"Value {handle} for parameter ReceiptHandle is invalid. Reason: The receipt "
+                "handle has expired."
+            )
         pq.change_visibility(lease, seconds)
 
     async def change_message_visibility(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
