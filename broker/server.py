@@ -65,6 +65,9 @@ def core_limits(settings: Settings) -> CoreLimits:
         topic_pending_limit=d.topic_pending_limit,
         slow_consumer_policy=d.slow_consumer_policy,
         prioritized_messages=d.prioritized_messages,
+        virtual_topics=settings.virtual_topics.enabled,
+        virtual_topic_name=settings.virtual_topics.name,
+        virtual_topic_prefix=settings.virtual_topics.prefix,
         policies=tuple(
             (p.pattern, Policy(p.dead_letter_queue, p.max_redeliveries, p.prioritized_messages))
             for p in d.policies
