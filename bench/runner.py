@@ -27,7 +27,16 @@ from bench.scenarios import PROTOCOL_SCENARIOS, Options, run_scenario
 from bench.stompclient import StompProtocol, connect, header
 from bench.target import Target, parse_target
 
-SCENARIOS = ("queue", "receipts", "latency", "fanout", "idle", "sqs-batch", "sqs-single")
+SCENARIOS = (
+    "queue",
+    "receipts",
+    "latency",
+    "fanout",
+    "wildcard",
+    "idle",
+    "sqs-batch",
+    "sqs-single",
+)
 
 # Scenario defaults; anything given on the command line wins.
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -42,6 +51,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "latency": {"rate": 1000, "size": 4096, "messages": 10_000, "warmup": 1.0},
     "fanout": {"messages": 50_000, "subscribers": 8, "window": 5000},
+    "wildcard": {"messages": 50_000, "patterns": 1000, "matching": 10, "window": 5000},
     "idle": {"messages": 100_000, "connections": 1000},
     "sqs-batch": {"messages": 50_000},
     "sqs-single": {"messages": 10_000},
@@ -69,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--producers", "-p", type=int, help="producer connections")
     p.add_argument("--consumers", "-c", type=int, help="consumer connections (queue)")
     p.add_argument("--subscribers", "-k", type=int, help="topic subscribers (fanout)")
+    p.add_argument("--patterns", type=int, help="wildcard: topic subscriptions, each a pattern")
+    p.add_argument("--matching", type=int, help="wildcard: how many patterns match the topic")
     p.add_argument("--ack", choices=("auto", "client", "client-individual"))
     p.add_argument("--prefetch", type=int, help="activemq.prefetchSize / prefetch-count")
     p.add_argument("--persistent", action=argparse.BooleanOptionalAction, default=None)
@@ -126,6 +138,8 @@ def _describe(scenario: str, o: Options) -> str:
         return f"latency {o.rate}/s {o.size}B{pers}"
     if scenario == "fanout":
         return f"fanout 1→{o.subscribers} {o.size}B"
+    if scenario == "wildcard":
+        return f"wildcard 1→{o.matching} of {o.patterns} patterns {o.size}B"
     if scenario.startswith("sqs"):
         return f"{scenario} {o.producers}→{o.consumers} {o.size}B inflight {o.inflight}"
     return f"idle {o.connections} conns + 1→1 {o.size}B"
