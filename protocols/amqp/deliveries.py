@@ -128,7 +128,10 @@ class AmqpDeliveries(AmqpLinks):
             if msg.persistent and sub.source.durable:
                 self._hold = True  # its delivery record first (broker.push: durability rule)
         if pn_link_credit(impl) <= 0:
-            sub.pause()
+            # The link's subscription: for a wildcard or composite source that is the
+            # group over every member queue, not just the member that delivered.
+            held = out.sub
+            (held if held is not None else sub).pause()
         self._out_bytes += len(data)
         if not self._flush_scheduled:
             self._schedule()

@@ -5,11 +5,14 @@ proton clients. Addresses as ActiveMQ's AMQP reads them: `topic://a.*`, `queue:/
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from proton import Delivery, Message
+from proton.handlers import MessagingHandler
+from proton.reactor import Container
 from proton.utils import BlockingConnection, LinkDetached, SendException
 
 from tests.conftest import WAIT, BrokerThread
@@ -131,3 +134,52 @@ def test_virtual_topic_over_amqp(amqp) -> None:
     assert (ma.body, mb.body) == ("vt", "vt")
     assert ma.address == "queue://Consumer.A.VirtualTopic.amqp" and ma.durable
     assert ma.id == mb.id
+
+
+class TwoCredits(MessagingHandler):
+    """Grants a wildcard source 2 credits, never more, and counts what comes in 0.5 s
+    (a proton timer in the client, the only way to see that nothing more is sent)."""
+
+    def __init__(self, url: str, address: str, broker: BrokerThread, names: list[str]) -> None:
+        super().__init__(prefetch=0, auto_accept=False)
+        self.url = url
+        self.address = address
+        self.broker = broker
+        self.names = names
+        self.got: list[str] = []
+        self.inflight = -1
+        self.conn: Any = None
+
+    def on_start(self, event: Any) -> None:
+        self.conn = event.container.connect(self.url)
+        event.container.create_receiver(self.conn, self.address)
+
+    def on_link_opened(self, event: Any) -> None:
+        if event.receiver is not None:
+            event.receiver.flow(2)
+            event.container.schedule(0.5, self)
+
+    def on_message(self, event: Any) -> None:
+        self.got.append(event.message.body)
+
+    def on_timer_task(self, event: Any) -> None:
+        self.inflight = sum(self.broker.stats(n).inflight for n in self.names)
+        self.conn.close()
+
+
+def test_wildcard_queue_source_respects_link_credit(amqp, broker: BrokerThread) -> None:
+    """Credit is the link's, over all the queues a wildcard source consumes from."""
+    c = amqp()
+    names = [f"route.credit.{n}" for n in "abc"]
+    for name in names:
+        s = c.create_sender(f"queue://{name}")
+        for i in range(3):
+            s.send(Message(body=f"{name}{i}"))
+    handler = TwoCredits(
+        f"127.0.0.1:{broker.broker.port('amqp')}", "queue://route.credit.*", broker, names
+    )
+    done = threading.Thread(target=Container(handler).run, daemon=True)
+    done.start()
+    done.join(WAIT)
+    assert not done.is_alive()
+    assert len(handler.got) == 2 and handler.inflight == 2
