@@ -316,3 +316,55 @@ def test_virtual_topic_persistent_copies_survive_a_crash(tmp_path: Path) -> None
             second.cleanup()
     finally:
         first.cleanup()
+
+
+def test_nack_on_a_wildcard_queue_dead_letters_from_its_queue(connect) -> None:
+    p = connect()
+    p.send("/queue/route.n.a", "poison", **PERSISTENT)
+    p.sync()
+    c = connect()
+    subscribe(c, "/queue/route.n.*", "w", ack="client-individual")
+    c.nack_frame(c.listener.next())
+    c.sync()
+    dlq = connect()
+    subscribe(dlq, "/queue/ActiveMQ.DLQ", "d")
+    dead = dlq.listener.next()
+    assert dead.body == "poison"
+    assert dead.headers["original-destination"] == "/queue/route.n.a"
+
+
+def test_stomp_1_1_ack_names_the_wildcard_subscription(connect) -> None:
+    p = connect()
+    p.send("/queue/route.v11.a", "1")
+    p.send("/queue/route.v11.b", "2")
+    p.sync()
+    c = connect("1.1")
+    subscribe(c, "/queue/route.v11.*", "w", ack="client-individual")
+    for frame in c.listener.take(2):
+        c.ack_frame(frame)
+    c.sync()
+    c.close()
+    d = connect()
+    subscribe(d, "/queue/route.v11.*", "w")
+    assert quiet(d)
+
+
+def test_wildcard_subscription_needs_read_not_admin(broker_factory) -> None:
+    """A wildcard creates nothing: bob may read shared.> but not create in it."""
+    from tests.authmap import BOB_PASSWORD, overrides
+
+    b = broker_factory(**overrides())
+    conn = stomp.Connection12([("127.0.0.1", b.stomp_port)], heartbeats=(0, 0))
+    listener = Collector()
+    conn.set_listener("c", listener)
+    conn.connect("bob", BOB_PASSWORD, wait=True)
+    try:
+        conn.subscribe("/queue/shared.*", id="ok", receipt="r1")
+        assert listener.receipt() == "r1"
+        conn.subscribe("/queue/alice.*", id="no", receipt="r2")
+        err = listener.error()
+        assert err.headers["message"] == "User bob is not authorized to read from: queue://alice.*"
+        conn.subscribe("/queue/zonemq.x,/queue/alice.inbox", id="mixed", receipt="r3")
+        assert "alice.inbox" in listener.error().headers["message"]
+    finally:
+        conn.disconnect()
