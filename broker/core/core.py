@@ -439,6 +439,10 @@ class Core:
             msg.id = self.next_id()
         if not msg.timestamp:
             msg.timestamp = self.now_ms()
+        for address in addresses:
+            # Every part first: a part that cannot be sent to (a wildcard, a temporary
+            # destination gone) refuses the whole send, none of it delivered.
+            self._resolve(address)
         written = False
         for i, address in enumerate(addresses):
             if self.send(address, msg if i == 0 else msg.copy(), tx=tx) is not None:

@@ -297,3 +297,12 @@ def test_wildcard_consumer_of_virtual_topic_queues(core: Core) -> None:
     assert len(c.got) == 2 and c.got[0].id == c.got[1].id
     assert sub.ack(c.got[0].id) and sub.ack(c.got[0].id) and not sub.ack(c.got[0].id)
     assert not sub.inflight
+
+
+def test_composite_send_with_a_bad_part_sends_nothing(core: Core) -> None:
+    c = RecordingConsumer()
+    core.subscribe(q("ok"), c, ack_mode=AUTO)
+    for bad in (q("w.*"), Address("temp-queue", "gone")):
+        with pytest.raises(CoreError):
+            core.send_composite((q("ok"), bad), Message(b"x"))
+    assert c.got == []
