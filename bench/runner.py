@@ -32,6 +32,7 @@ SCENARIOS = (
     "receipts",
     "latency",
     "fanout",
+    "wildcard",
     "idle",
     "selector",
     "sqs-batch",
@@ -51,6 +52,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "latency": {"rate": 1000, "size": 4096, "messages": 10_000, "warmup": 1.0},
     "fanout": {"messages": 50_000, "subscribers": 8, "window": 5000},
+    "wildcard": {"messages": 50_000, "patterns": 1000, "matching": 10, "window": 5000},
     "idle": {"messages": 100_000, "connections": 1000},
     "selector": {"messages": 100_000, "producers": 4, "consumers": 4, "window": 5000},
     "sqs-batch": {"messages": 50_000},
@@ -79,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--producers", "-p", type=int, help="producer connections")
     p.add_argument("--consumers", "-c", type=int, help="consumer connections (queue)")
     p.add_argument("--subscribers", "-k", type=int, help="topic subscribers (fanout)")
+    p.add_argument("--patterns", type=int, help="wildcard: topic subscriptions, each a pattern")
+    p.add_argument("--matching", type=int, help="wildcard: how many patterns match the topic")
     p.add_argument("--ack", choices=("auto", "client", "client-individual"))
     p.add_argument("--prefetch", type=int, help="activemq.prefetchSize / prefetch-count")
     p.add_argument("--persistent", action=argparse.BooleanOptionalAction, default=None)
@@ -138,6 +142,8 @@ def _describe(scenario: str, o: Options) -> str:
         return f"fanout 1→{o.subscribers} {o.size}B"
     if scenario == "selector":
         return f"selector {o.producers}→{o.consumers} disjoint {o.size}B {o.ack}{pers}"
+    if scenario == "wildcard":
+        return f"wildcard 1→{o.matching} of {o.patterns} patterns {o.size}B"
     if scenario.startswith("sqs"):
         return f"{scenario} {o.producers}→{o.consumers} {o.size}B inflight {o.inflight}"
     return f"idle {o.connections} conns + 1→1 {o.size}B"

@@ -68,6 +68,8 @@ class Options:
     duration: float = 60.0
     inflight: int = 4
     wait: int = 1
+    patterns: int = 1000
+    matching: int = 10
 
 
 def percentiles(samples_ns: list[int] | array[int], prefix: str) -> dict[str, Any]:
@@ -291,6 +293,35 @@ def destination(kind: str, name: str) -> str:
     return f"/{kind}/{name}"
 
 
+# The wildcard scenario's topic below the run's name: patterns over these segments.
+WILD_SEGMENTS = ("fan", "hot", "x")
+
+
+def wildcard_patterns(name: str, total: int, matching: int) -> tuple[list[str], list[str]]:
+    """`matching` distinct wildcard patterns that match topic `name`.fan.hot.x and
+    `total - matching` distinct ones that do not (each shares a prefix with the topic,
+    so a broker cannot reject them by the first segment); every pattern starts with
+    `name`, so no other traffic on a shared broker matches."""
+    hits: list[str] = []
+    full = len(WILD_SEGMENTS)
+    # Plainest first: every segment given ("*" somewhere), then a prefix and ">", then
+    # every segment and a ">" (which matches zero more: ActiveMQ's `a.>` matches `a`).
+    shapes = [(full, "")] + [(k, ">") for k in range(full - 1, -1, -1)] + [(full, ">")]
+    for fixed, tail in shapes:
+        for mask in range((1 << fixed) - 1, -1, -1):
+            segs = [WILD_SEGMENTS[i] if mask >> i & 1 else "*" for i in range(fixed)]
+            if "*" not in segs and not tail:
+                continue  # the topic's own name is no wildcard
+            hits.append(".".join([name, *segs, *([tail] if tail else [])]))
+    if matching > len(hits):
+        raise ValueError(f"at most {len(hits)} distinct matching patterns, asked {matching}")
+    misses = []
+    shapes = ("{n}.fan.c{i}.*", "{n}.*.c{i}.x", "{n}.c{i}.>", "{n}.fan.hot.c{i}.>")
+    for i in range(total - matching):
+        misses.append(shapes[i % len(shapes)].format(n=name, i=i))
+    return hits[:matching], misses
+
+
 async def _close_all(protos: list[StompProtocol], graceful: bool = True) -> None:
     if graceful:
         await asyncio.gather(*(p.disconnect(3) for p in protos), return_exceptions=True)
@@ -308,6 +339,7 @@ async def flow_run(
     topic: bool = False,
     paced: bool = False,
     selectors: bool = False,
+    wildcard: bool = False,
     deadline: float,
 ) -> dict[str, Any]:
     """Producers → queue (or topic) → consumers; returns the run's figures.
@@ -316,11 +348,21 @@ async def flow_run(
     `selectors`: consumer i subscribes with the selector `shard = 'i'` and message g is
     sent with `shard:g % consumers`, so each message matches exactly one consumer (the
     selector scenario: disjoint selectors on one queue).
+    `wildcard`: a topic with `opts.patterns` wildcard subscriptions, `opts.matching` of
+    them matching it (the wildcard scenario).
     """
-    kind = "topic" if topic else "queue"
+    kind = "topic" if topic or wildcard else "queue"
     dest = destination(kind, name)
     n = opts.messages
     fan = opts.subscribers if topic else opts.consumers
+    hits: list[str] = []
+    misses: list[str] = []
+    if wildcard:
+        # One connection per matching pattern; the others spread over those connections.
+        dest = destination("topic", ".".join([name, *WILD_SEGMENTS]))
+        hits, misses = wildcard_patterns(name, opts.patterns, opts.matching)
+        fan = len(hits)
+        topic = True
     tallies = [Tally(n) for _ in range(fan)] if topic else [Tally(n)]
     # With receipts the window is each producer's receipt window, not an end-to-end one.
     flow = Flow(tallies, 0 if opts.receipts or paced else opts.window)
@@ -344,6 +386,15 @@ async def flow_run(
 
             c = await connect(target, make)
             consumers.append(c)
+            if wildcard:
+                for j, miss in enumerate(misses[i::fan]):
+                    head = subscribe_headers(f"/topic/{miss}", f"m{j}", opts.ack, opts.prefetch)
+                    c.write(frame("SUBSCRIBE", head))
+                mine = f"/topic/{hits[i]}"
+                await c.request(
+                    "SUBSCRIBE", subscribe_headers(mine, f"s{i}", opts.ack, opts.prefetch)
+                )
+                continue
             sub = subscribe_headers(dest, f"s{i}", opts.ack, opts.prefetch)
             if selectors:
                 sub["selector"] = f"shard = '{i}'"
@@ -583,7 +634,7 @@ async def idle_run(target: Target, opts: Options, name: str, *, deadline: float)
 
 # Scenarios each protocol can run.
 PROTOCOL_SCENARIOS = {
-    "stomp": ("queue", "receipts", "latency", "fanout", "idle", "selector"),
+    "stomp": ("queue", "receipts", "latency", "fanout", "wildcard", "idle", "selector"),
     "amqp": ("queue", "receipts"),
     "sqs": ("sqs-batch", "sqs-single"),
 }
@@ -712,6 +763,8 @@ async def run_scenario(scenario: str, target: Target, opts: Options, name: str) 
         return await flow_run(target, opts, name, topic=True, deadline=deadline)
     if scenario == "selector":
         return await flow_run(target, opts, name, selectors=True, deadline=deadline)
+    if scenario == "wildcard":
+        return await flow_run(target, opts, name, wildcard=True, deadline=deadline)
     return await flow_run(target, opts, name, deadline=deadline)
 
 

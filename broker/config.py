@@ -240,6 +240,17 @@ class DestinationSettings:
 
 
 @dataclass(frozen=True)
+class VirtualTopicSettings:
+    """ActiveMQ's default virtualDestinationInterceptor (on in 5.17 unless a broker
+    configures its own): a message sent to a topic matching `name` also goes to each
+    existing queue named `prefix` + that topic's name."""
+
+    enabled: bool = True
+    name: str = "VirtualTopic.>"
+    prefix: str = "Consumer.*."
+
+
+@dataclass(frozen=True)
 class StoreSettings:
     """The journal of persistent messages (in `broker.data_dir`/journal)."""
 
@@ -313,6 +324,7 @@ class Settings:
     broker: BrokerSettings = field(default_factory=BrokerSettings)
     listeners: ListenerSettings = field(default_factory=ListenerSettings)
     destinations: DestinationSettings = field(default_factory=DestinationSettings)
+    virtual_topics: VirtualTopicSettings = field(default_factory=VirtualTopicSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     tls: TlsSettings = field(default_factory=TlsSettings)
@@ -470,8 +482,21 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
 _MINUS_ONE_IS_NONE = frozenset({"destinations.max_redeliveries"})
 
 
+def _validate_virtual_topics(v: VirtualTopicSettings) -> None:
+    segments = v.name.split(".")
+    if not v.name or "" in segments:
+        raise ConfigError(f"virtual_topics.name: not a destination pattern: {v.name!r}")
+    prefix = v.prefix.split(".")
+    if not v.prefix.endswith(".") or "" in prefix[:-1] or ">" in prefix:
+        raise ConfigError(
+            "virtual_topics.prefix: segments ending with '.', '*' for any one segment "
+            f"(no '>'), got {v.prefix!r}"
+        )
+
+
 def _validate(s: Settings) -> None:
     flat = flatten(s)
+    _validate_virtual_topics(s.virtual_topics)
     for key, choices in _CHOICES.items():
         if flat[key] not in choices:
             raise ConfigError(f"{key}: must be one of {', '.join(choices)}, got {flat[key]!r}")

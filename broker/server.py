@@ -68,6 +68,9 @@ def core_limits(settings: Settings) -> CoreLimits:
         slow_consumer_policy=d.slow_consumer_policy,
         prioritized_messages=d.prioritized_messages,
         advisory_support=settings.broker.advisory_support,
+        virtual_topics=settings.virtual_topics.enabled,
+        virtual_topic_name=settings.virtual_topics.name,
+        virtual_topic_prefix=settings.virtual_topics.prefix,
     )
     default = default_policy(limits)
     return dataclasses.replace(limits, policies=tuple(_policy_rule(default, p) for p in d.policies))

@@ -17,6 +17,7 @@ from broker.core.queue import (
     Subscription,
 )
 from broker.core.selector import Selector, SelectorError
+from broker.core.subjects import is_wildcard
 from broker.core.transaction import Transaction
 
 __all__ = [
@@ -41,4 +42,5 @@ __all__ = [
     "SelectorError",
     "Subscription",
     "Transaction",
+    "is_wildcard",
 ]

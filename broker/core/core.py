@@ -20,10 +20,12 @@ from broker.core.advisory import Advisories, is_advisory
 from broker.core.errors import DELETED, INVALID, NOT_FOUND, STORE_FULL, CoreError
 from broker.core.leases import Leases, Loop
 from broker.core.message import QUEUE, TEMP_QUEUE, TEMP_TOPIC, TOPIC, Address, Message
+from broker.core.multi import QueueGroup, TopicSet
 from broker.core.persistence import Records, Store, journaled
 from broker.core.policy import Policy, PolicyMap, Rule
 from broker.core.queue import ACK_MODES, Consumer, MessageQueue, Subscription
 from broker.core.selector import Selector
+from broker.core.subjects import SubjectTrie, is_wildcard, matches
 from broker.core.topic import Topic
 from broker.core.transaction import Transaction
 
@@ -58,6 +60,12 @@ class CoreLimits:
     policies: tuple[Rule, ...] = ()
     # Publish ActiveMQ.Advisory.* messages (ActiveMQ's advisorySupport, on by default).
     advisory_support: bool = True
+    # ActiveMQ's default virtualDestinationInterceptor: a message sent to a topic
+    # matching `virtual_topic_name` is also sent to each existing queue named
+    # `virtual_topic_prefix` + the topic's name ("*" in the prefix: any one segment).
+    virtual_topics: bool = True
+    virtual_topic_name: str = "VirtualTopic.>"
+    virtual_topic_prefix: str = "Consumer.*."
 
 
 def default_policy(limits: CoreLimits) -> Policy:
@@ -136,6 +144,17 @@ class Core:
         self._store_waiters: list[Callable[[], None]] = []
         self._store_timer: Any = None
         self._leases: Leases | None = None
+        # Routing by pattern (broker/core/subjects.py): the queues and topics that exist
+        # (not temporary ones), and the wildcard subscriptions waiting for new ones.
+        self._queue_names: SubjectTrie[MessageQueue] = SubjectTrie()
+        self._topic_names: SubjectTrie[Topic] = SubjectTrie()
+        self._queue_watchers: SubjectTrie[QueueGroup] = SubjectTrie()
+        self._topic_watchers: SubjectTrie[Subscription] = SubjectTrie()
+        self._vt_name = self.limits.virtual_topic_name if self.limits.virtual_topics else ""
+        self._vt_prefix = self.limits.virtual_topic_prefix
+        self._vt_depth = self._vt_prefix.count(".")
+        # While replaying the journal a queue of any name is recreated (see _check_name).
+        self._restoring = False
         # Counters for destinations that have been deleted, so totals never go down.
         self.retired = {"enqueued": 0, "dispatched": 0, "acked": 0, "dlq": 0, "redelivered": 0}
         if call_later is not None and self.limits.expiry_check_interval > 0:
@@ -186,6 +205,8 @@ class Core:
             q = self._new_queue(address)
             self.queues[address] = q
             self.records.queue_created(q)
+            if address.kind == QUEUE:
+                self._queue_created(q)
             self.advisories.destination(address)
         return q
 
@@ -194,6 +215,38 @@ class Core:
         q = MessageQueue(self, address, memory_limit=policy.memory_limit, owner=owner)
         q.prioritized = policy.prioritized_messages
         return q
+
+    def _queue_created(self, q: MessageQueue) -> None:
+        """A new queue joins the wildcard consumers that match it and, if it is a
+        virtual topic's consumer queue, that topic's forwards."""
+        name = q.address.name
+        self._queue_names.add(name, q)
+        for group in self._queue_watchers.matching(name):
+            group.attach(q)
+        if self._vt_name and name.count(".") >= self._vt_depth:
+            topic_name = name.split(".", self._vt_depth)[-1]
+            t = self.topics.get(Address(TOPIC, topic_name))
+            if (
+                t is not None
+                and t.forward is not None
+                and matches(self._vt_prefix + topic_name, name)
+            ):
+                t.forward.append(q)
+
+    def _topic_created(self, t: Topic) -> None:
+        """A new topic gets the wildcard subscribers that match it and, if it is a
+        virtual topic, the consumer queues that exist."""
+        name = t.address.name
+        self._topic_names.add(name, t)
+        for sub in self._topic_watchers.matching(name):
+            covered = sub.topic
+            if isinstance(covered, TopicSet) and not sub.closed and t not in covered.topics:
+                covered.topics.append(t)
+                t.subs.append(sub)
+        if self._vt_name and matches(self._vt_name, name):
+            t.forward = [
+                q for q in self._queue_names.matched_by(self._vt_prefix + name) if not q.owner
+            ]
 
     def restore(
         self,
@@ -208,7 +261,12 @@ class Core:
         limit (`set_own_limit`; the journal keeps it in the queue's `flags`)."""
         flags = flags or {}
         for address, msgs in queues.items():
-            q = self.queue(address)
+            # A queue named with a wildcard by an older version is kept, not refused.
+            self._restoring = True
+            try:
+                q = self.queue(address)
+            finally:
+                self._restoring = False
             q.own_limit = bool(flags.get(address, {}).get("own_limit"))
             limit = self.policies.for_name(address.name).max_redeliveries
             keep: list[Message | tuple[int, int]] = []
@@ -253,6 +311,8 @@ class Core:
             self._check_name(address)
             t = Topic(address)
             self.topics[address] = t
+            if address.kind == TOPIC:
+                self._topic_created(t)
             self.advisories.destination(address)
         return t
 
@@ -284,29 +344,49 @@ class Core:
             if q is None:
                 return
             for sub in list(q.consumers):
-                sub.close()
+                sub.close()  # a wildcard group's member leaves its group
             q.purge()
             self.records.queue_deleted(q)
             self._retire(q)
+            if address.kind == QUEUE:
+                self._queue_names.remove(address.name, q)
+                topic_name = address.name.split(".", self._vt_depth)[-1]
+                t = self.topics.get(Address(TOPIC, topic_name))
+                if t is not None and t.forward and q in t.forward:
+                    t.forward.remove(q)
         else:
             t = self.topics.pop(address, None)
             if t is None:
                 return
             for sub in list(t.subs):
-                sub.close()
+                covered = sub.topic
+                if isinstance(covered, TopicSet):
+                    # It covers other topics too: only this one goes.
+                    t.subs.remove(sub)
+                    covered.topics.remove(t)
+                else:
+                    sub.close()
             self.retired["enqueued"] += t.enqueued
+            if address.kind == TOPIC:
+                self._topic_names.remove(address.name, t)
         self.advisories.destination(address)
 
     def _retire(self, q: MessageQueue) -> None:
         for key in self.retired:
             self.retired[key] += getattr(q, key)
 
-    @staticmethod
-    def _check_name(address: Address) -> None:
+    def _check_name(self, address: Address) -> None:
         if address.kind not in KINDS:
             raise CoreError(INVALID, f"unknown destination kind {address.kind!r}")
         if not address.name:
             raise CoreError(INVALID, "destination name is empty")
+        if is_wildcard(address.name) and not self._restoring:
+            # A wildcard names several destinations: it is subscribed to, never created
+            # (ActiveMQ would create a queue named "a.*"; see README, Differences).
+            raise CoreError(
+                INVALID,
+                f"{address} is a wildcard: it can be subscribed to, not sent to or browsed",
+            )
 
     # -- producing ------------------------------------------------------------------------
 
@@ -329,6 +409,11 @@ class Core:
             if dest.durable and msg.persistent and self._store_fail and self.store_full:
                 self._refuse_store_full()
             tx.add_send(address, msg)
+            if dest.forward:
+                for q, copy in self._forwards(dest, msg):
+                    if q.durable and copy.persistent and self._store_fail and self.store_full:
+                        self._refuse_store_full()
+                    tx.add_send(q.address, copy)
             return None
         dest = self._resolve(address)
         # journaled(dest, msg), inlined: a message that is not journaled makes no call.
@@ -339,7 +424,53 @@ class Core:
             dest.put(msg)
             return done
         dest.put(msg)
+        if dest.forward:
+            return self._forward(dest, msg)
         return None
+
+    def _forwards(self, topic: Topic, msg: Message) -> list[tuple[MessageQueue, Message]]:
+        """A virtual topic's message as each of its consumer queues gets it: a copy (a
+        queued message is mutated where it sits), the same id, the queue as destination."""
+        out = []
+        for q in topic.forward or ():
+            copy = msg.copy()
+            copy.destination = q.address
+            out.append((q, copy))
+        return out
+
+    def _forward(self, topic: Topic, msg: Message) -> Awaitable[None] | None:
+        """Send a virtual topic's message on to its consumer queues (as ActiveMQ's
+        VirtualTopicInterceptor: the queues that exist now; a queue created later does
+        not get it). A persistent copy is journaled on each durable queue like any send."""
+        written = False
+        for q, copy in self._forwards(topic, msg):
+            if q.durable and copy.persistent:
+                if self._store_fail and self.store_full:
+                    self._refuse_store_full()
+                self.records.sent(q.address, copy)
+                written = True
+            q.put(copy)
+        return self.records.barrier() if written else None
+
+    def send_composite(
+        self, addresses: tuple[Address, ...], msg: Message, *, tx: Transaction | None = None
+    ) -> Awaitable[None] | None:
+        """Send `msg` to each of `addresses` (a composite destination, ActiveMQ's
+        `a,b`): a copy each, all with the same message id, each naming its own
+        destination. Completes when every journaled copy is durable."""
+        if not msg.id:
+            msg.id = self.next_id()
+        if not msg.timestamp:
+            msg.timestamp = self.now_ms()
+        for address in addresses:
+            # Every part first: a part that cannot be sent to (a wildcard, a temporary
+            # destination gone) refuses the whole send, none of it delivered.
+            self._resolve(address)
+        written = False
+        for i, address in enumerate(addresses):
+            if self.send(address, msg if i == 0 else msg.copy(), tx=tx) is not None:
+                written = True
+        return self.records.barrier() if written else None
 
     def barrier(self) -> Awaitable[None] | None:
         """Completes when everything the core has written so far is durable (receipts
@@ -349,7 +480,10 @@ class Core:
     def has_subscribers(self, address: Address) -> bool:
         """Whether a message sent to topic `address` now would reach anyone."""
         t = self.topics.get(address)
-        return t is not None and bool(t.subs)
+        if t is not None:
+            return bool(t.subs)
+        # Not created yet: a wildcard subscriber (ActiveMQ.Advisory.>) would join it.
+        return bool(self._topic_watchers.matching(address.name))
 
     # -- connections and producers (advisories only: the core keeps no other state) ----
 
@@ -452,7 +586,7 @@ class Core:
 
     def subscribe(
         self,
-        address: Address,
+        address: Address | tuple[Address, ...],
         consumer: Consumer,
         *,
         ack_mode: str = "auto",
@@ -466,11 +600,24 @@ class Core:
         """Attach a push consumer; delivery starts at once if messages are waiting, or
         with `paused`, when the caller has finished its own set-up and calls `resume()`.
         With a `selector` it is offered only the messages the selector matches (on a
-        queue, the others stay for other consumers: MessageQueue "selectors")."""
+        queue, the others stay for other consumers: MessageQueue "selectors"). A
+        wildcard address or a composite (a tuple) covers several destinations
+        (broker/core/multi.py), including matching ones created later."""
         if ack_mode not in ACK_MODES:
             raise CoreError(INVALID, f"unknown ack mode {ack_mode!r}")
         if prefetch is not None and prefetch < 1:
             raise CoreError(INVALID, "prefetch must be at least 1")
+        if type(address) is tuple or is_wildcard(address.name):
+            parts = self._covered(address)
+            if len(parts) > 1 or is_wildcard(parts[0].name):
+                if parts[0].is_queue:
+                    return self._subscribe_queues(
+                        parts, consumer, ack_mode, prefetch, tag, paused, selector
+                    )
+                return self._subscribe_topics(
+                    parts, consumer, ack_mode, prefetch, no_local, origin, tag, paused, selector
+                )
+            address = parts[0]
         topic: Topic | None
         if address.is_queue:
             topic = None
@@ -498,18 +645,118 @@ class Core:
             selector=selector,
         )
         sub.paused = paused
-        if selector is not None and topic is None:
-            source.selective += 1
-            if source.page_stubs:
-                source.keep_fields()  # a selector reads the fields of pending messages
-        source.consumers.append(sub)
         if topic is None:
-            source.dispatch()
+            self.add_consumer(source, sub)
         else:
+            source.consumers.append(sub)
             topic.subs.append(sub)
         self.advisories.consumer(address, added=True)
         if is_advisory(address):
             self.advisories.replay(sub)
+        return sub
+
+    def add_consumer(self, source: MessageQueue, sub: Subscription) -> None:
+        """Attach `sub` as a consumer of queue `source` and dispatch to it."""
+        if sub.selector is not None:
+            source.selective += 1
+            if source.page_stubs:
+                source.keep_fields()  # a selector reads the fields of pending messages
+        source.consumers.append(sub)
+        source.dispatch()
+
+    @staticmethod
+    def _covered(address: Address | tuple[Address, ...]) -> tuple[Address, ...]:
+        """What a subscription to `address` consumes from. Of a composite, only the
+        parts of its first part's kind, as ActiveMQ 5.17 (its composite is a queue or a
+        topic; `/queue/a,/topic/b` consumes from queue a alone); wildcards only on
+        queues and topics, not temporary ones."""
+        parts = (address,) if type(address) is not tuple else address
+        if not parts:
+            raise CoreError(INVALID, "composite destination is empty")
+        first = parts[0]
+        out: list[Address] = []
+        for part in parts:
+            if part.is_queue != first.is_queue:
+                continue
+            if part.kind not in (QUEUE, TOPIC) and is_wildcard(part.name):
+                raise CoreError(INVALID, f"{part}: a temporary destination has no wildcards")
+            if part not in out:
+                out.append(part)
+        return tuple(out)
+
+    def _subscribe_queues(
+        self,
+        parts: tuple[Address, ...],
+        consumer: Consumer,
+        ack_mode: str,
+        prefetch: int | None,
+        tag: object,
+        paused: bool,
+        selector: Selector | None,
+    ) -> Subscription:
+        patterns = tuple(p.name for p in parts)
+        group = QueueGroup(
+            self,
+            next(self._sub_nums),
+            parts[0],
+            patterns,
+            consumer,
+            ack_mode=ack_mode,
+            prefetch=prefetch or self.limits.queue_prefetch,
+            tag=tag,
+            selector=selector,
+        )
+        group.paused = paused
+        for part in parts:
+            if is_wildcard(part.name) and part.kind == QUEUE:
+                self._queue_watchers.add(part.name, group)
+                for q in self._queue_names.matched_by(part.name):
+                    group.attach(q)
+            else:
+                group.attach(self.queue(part))  # created on first use, as a plain subscribe
+        return group
+
+    def _subscribe_topics(
+        self,
+        parts: tuple[Address, ...],
+        consumer: Consumer,
+        ack_mode: str,
+        prefetch: int | None,
+        no_local: bool,
+        origin: object,
+        tag: object,
+        paused: bool,
+        selector: Selector | None,
+    ) -> Subscription:
+        covered = TopicSet(tuple(p.name for p in parts))
+        source = MessageQueue(self, parts[0], limit=self.limits.topic_pending_limit)
+        sub = Subscription(
+            self,
+            next(self._sub_nums),
+            parts[0],
+            source,
+            consumer,
+            ack_mode=ack_mode,
+            prefetch=prefetch or self.limits.topic_prefetch,
+            no_local=no_local,
+            origin=origin,
+            tag=tag,
+            topic=covered,
+            selector=selector,
+        )
+        sub.paused = paused
+        source.consumers.append(sub)
+        topics: list[Topic] = []
+        for part in parts:
+            if is_wildcard(part.name):
+                self._topic_watchers.add(part.name, sub)
+                topics.extend(self._topic_names.matched_by(part.name))
+            else:
+                topics.append(self.topic(part))
+        for t in topics:
+            if t not in covered.topics:
+                covered.topics.append(t)
+                t.subs.append(sub)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
@@ -526,7 +773,23 @@ class Core:
             # Keep the totals of departed subscribers so topic counters never go down.
             for key in topic.gone:
                 topic.gone[key] += getattr(sub.source, key)
-        self.advisories.consumer(sub.address, added=False)
+        elif isinstance(topic, TopicSet):
+            for pattern in topic.patterns:
+                self._topic_watchers.remove(pattern, sub)
+            for t in topic.topics:
+                if sub in t.subs:
+                    t.subs.remove(sub)
+            if topic.topics:
+                # Its counters stay with the first topic it covered, counted once.
+                first = topic.topics[0]
+                for key in first.gone:
+                    first.gone[key] += getattr(sub.source, key)
+            topic.topics.clear()
+        elif isinstance(sub, QueueGroup):
+            for pattern in sub.patterns:
+                self._queue_watchers.remove(pattern, sub)
+        if type(sub) is Subscription and not isinstance(topic, TopicSet):
+            self.advisories.consumer(sub.address, added=False)
 
     # -- outcomes (called by subscriptions and transactions) ------------------------------
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from broker.core.message import Address, Message
 
@@ -69,6 +69,10 @@ class Consumer(Protocol):
 
 class MessageQueue:
     """Pending messages of one queue (or one topic subscription) and its consumers."""
+
+    # Only a virtual topic forwards (Topic.forward); Core.send reads this on any
+    # destination, as it reads `durable`.
+    forward: ClassVar[None] = None
 
     __slots__ = (
         "_rr",

@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import ClassVar
 
 from broker.core.message import Address, Message
-from broker.core.queue import Subscription
+from broker.core.queue import MessageQueue, Subscription
 
 
 class Topic:
     """A topic and its subscriptions; counters mirror MessageQueue's for stats."""
 
-    __slots__ = ("address", "enqueued", "gone", "owner", "subs")
+    __slots__ = ("address", "enqueued", "forward", "gone", "owner", "subs")
 
     # Topics journal nothing (no durable subscriptions): Core.send reads this as it
     # reads MessageQueue.durable.
@@ -26,6 +26,9 @@ class Topic:
         self.address = address
         self.subs: list[Subscription] = []
         self.owner = owner
+        # A virtual topic's consumer queues (Core.send forwards each message to them);
+        # None: not a virtual topic.
+        self.forward: list[MessageQueue] | None = None
         self.enqueued = 0
         # Counters of subscriptions that have closed (see Core.unsubscribe).
         self.gone = dict.fromkeys(

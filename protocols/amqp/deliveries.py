@@ -79,6 +79,7 @@ from protocols.amqp.mapping import (
     encode_message,
     encode_sections,
     message_from_amqp,
+    parse_composite,
 )
 from protocols.amqp.transactions import TRANSACTIONAL, Coordinator, UnknownTransaction
 
@@ -127,7 +128,10 @@ class AmqpDeliveries(AmqpLinks):
             if msg.persistent and sub.source.durable:
                 self._hold = True  # its delivery record first (broker.push: durability rule)
         if pn_link_credit(impl) <= 0:
-            sub.pause()
+            # The link's subscription: for a wildcard or composite source that is the
+            # group over every member queue, not just the member that delivered.
+            held = out.sub
+            (held if held is not None else sub).pause()
         self._out_bytes += len(data)
         if not self._flush_scheduled:
             self._schedule()
@@ -327,12 +331,23 @@ class AmqpDeliveries(AmqpLinks):
                 pm.decode(data)
                 address = inl.address if inl.address is not None else destination_of(pm)
                 msg = message_from_amqp(pm, address, now_ms=now_ms, origin=self.id)
-            if inl.address is None and self.listener.auth.authorizing:
-                # The anonymous relay: each message's `to` is checked, not the link.
-                self._authorize(address, WRITE, created=not exists(self.core, address))
+            parts = inl.parts
+            if inl.address is None:
+                if "," in address.name:
+                    # A relay message's `to` naming a composite (a link's is parsed at attach).
+                    whole = parse_composite(str(address))
+                    parts = whole if type(whole) is tuple else None
+                    address = whole[0] if type(whole) is tuple else whole
+                if self.listener.auth.authorizing:
+                    # The anonymous relay: each message's `to` is checked, not the link.
+                    for part in parts or (address,):
+                        self._authorize(part, WRITE, created=not exists(self.core, part))
             if msg.reply_to is not None:
                 self._own_temporary(msg.reply_to)
-            done = self.core.send(address, msg, tx=tx)
+            if parts is None:
+                done = self.core.send(address, msg, tx=tx)
+            else:
+                done = self.core.send_composite(parts, msg, tx=tx)
         except (Refused, MappingError, UnknownTransaction) as exc:
             self._reject(dlv, exc.condition, exc.description, presettled)
             return

@@ -48,6 +48,7 @@ from broker.core import (
     Selector,
     SelectorError,
     Subscription,
+    is_wildcard,
 )
 from broker.core import Message as CoreMessage
 from broker.push import PushConnection
@@ -57,7 +58,7 @@ from protocols.amqp.mapping import (
     CORE_CONDITIONS,
     MappingError,
     format_address,
-    parse_address,
+    parse_composite,
 )
 from protocols.amqp.sasl import SaslServer
 
@@ -149,7 +150,17 @@ class OutLink:
 class InLink:
     """A link we receive on: a fixed destination, the anonymous relay or a coordinator."""
 
-    __slots__ = ("address", "blocked", "coordinator", "dynamic", "impl", "link", "partial", "since")
+    __slots__ = (
+        "address",
+        "blocked",
+        "coordinator",
+        "dynamic",
+        "impl",
+        "link",
+        "partial",
+        "parts",
+        "since",
+    )
 
     def __init__(
         self, link: Link, address: Address | None, *, dynamic: bool, coordinator: bool
@@ -157,6 +168,8 @@ class InLink:
         self.link = link
         self.impl = link._impl
         self.address = address
+        # A composite target's parts (`address` is the first); None: one destination.
+        self.parts: tuple[Address, ...] | None = None
         self.dynamic = dynamic
         self.coordinator = coordinator
         # Credit is withheld while the destination is over its memory limit.
@@ -262,13 +275,20 @@ class AmqpLinks(PushConnection):
     def _attach_sender(self, link: Link) -> None:
         remote = link.remote_source
         dynamic = remote.dynamic
+        source: Address | tuple[Address, ...]
         if dynamic:
-            address = self._dynamic_address(remote, READ)
+            address = source = self._dynamic_address(remote, READ)
+            parts: tuple[Address, ...] = (address,)
         else:
             if remote.address is None:
                 raise Refused("amqp:invalid-field", "a receiver needs a source address")
-            address = parse_address(remote.address, self._kind_from_capabilities(remote))
-            self._authorize(address, READ, created=not exists(self.core, address))
+            source = parse_composite(remote.address, self._kind_from_capabilities(remote))
+            parts = source if type(source) is tuple else (source,)
+            for part in parts:
+                # A wildcard subscription creates nothing.
+                fresh = not exists(self.core, part) and not is_wildcard(part.name)
+                self._authorize(part, READ, created=fresh)
+            address = parts[0]
         selector, no_local, supported = _source_filters(_data_object(remote.filter))
         if address.kind == TOPIC and remote.durability != Terminus.NONDURABLE:
             raise Refused(
@@ -276,13 +296,15 @@ class AmqpLinks(PushConnection):
             )
         browse = remote.distribution_mode == Terminus.DIST_MODE_COPY and address.is_queue
         presettled = link.remote_snd_settle_mode == Link.SND_SETTLED or browse
+        if browse and (len(parts) > 1 or is_wildcard(address.name)):
+            raise Refused("amqp:not-implemented", "cannot browse a composite or wildcard")
         out = OutLink(link, address, dynamic=dynamic, presettled=presettled)
         if browse:
             out.browse = list(reversed(self.core.queue(address, create=False).entries()))
             out.selector = selector
         else:
             out.sub = self.core.subscribe(
-                address,
+                source,
                 self,
                 ack_mode=AUTO if presettled else INDIVIDUAL,
                 no_local=no_local,
@@ -307,6 +329,7 @@ class AmqpLinks(PushConnection):
         remote = link.remote_target
         coordinator = remote.type == Terminus.COORDINATOR
         address: Address | None = None
+        parts: tuple[Address, ...] = ()
         dynamic = False
         if coordinator:
             pass
@@ -314,14 +337,20 @@ class AmqpLinks(PushConnection):
             dynamic = True
             address = self._dynamic_address(remote, WRITE)
         elif remote.address is not None:
-            address = parse_address(remote.address, self._kind_from_capabilities(remote))
-            self._authorize(address, WRITE, created=not exists(self.core, address))
-            # Destinations are created on first use; temporary ones must exist.
-            if address.is_queue:
-                self.core.queue(address)
-            else:
-                self.core.topic(address)
+            target = parse_composite(remote.address, self._kind_from_capabilities(remote))
+            parts = target if type(target) is tuple else (target,)
+            for part in parts:
+                self._authorize(part, WRITE, created=not exists(self.core, part))
+                # Destinations are created on first use (a wildcard is refused there);
+                # temporary ones must exist.
+                if part.is_queue:
+                    self.core.queue(part)
+                else:
+                    self.core.topic(part)
+            address = parts[0]
         inl = InLink(link, address, dynamic=dynamic, coordinator=coordinator)
+        if len(parts) > 1:
+            inl.parts = parts
         self.in_links[link] = inl
         self.by_impl[inl.impl] = inl
         link.target.copy(remote)

@@ -6,7 +6,10 @@ Addresses: ``queue://x`` is queue x, ``topic://x`` topic x, ``temp-queue://x`` a
 ``to`` on the anonymous relay, unless its ``x-opt-jms-dest`` annotation says otherwise
 (0 queue, 1 topic, 2 temporary queue, 3 temporary topic). On the way out every address is
 written with its prefix (``str(Address)``), so STOMP's ``/queue/x`` is AMQP's
-``queue://x`` and a temporary queue keeps its one name on both protocols.
+``queue://x`` and a temporary queue keeps its one name on both protocols. A link's
+address (and a relay message's ``to``) holding commas is a composite, as ActiveMQ's AMQP
+reads it (``queue://a,topic://b,c``): each part with its own prefix, a bare part of the
+first part's kind (`parse_composite`).
 
 Message mapping, AMQP → core (inbound) and core → AMQP (outbound):
 
@@ -166,6 +169,17 @@ def parse_address(text: str, kind_hint: str | None = None) -> Address:
     if not name:
         raise MappingError("amqp:invalid-field", f"invalid address {text!r}")
     return Address(kind, name)
+
+
+def parse_composite(text: str, kind_hint: str | None = None) -> Address | tuple[Address, ...]:
+    """An address that may be a composite: its parts (one part: that Address)."""
+    if "," not in text:
+        return parse_address(text, kind_hint)
+    texts = text.split(",")
+    if any(not t for t in texts):
+        raise MappingError("amqp:invalid-field", f"invalid address {text!r} (an empty part)")
+    first = parse_address(texts[0], kind_hint)
+    return (first, *(parse_address(t, first.kind) for t in texts[1:]))
 
 
 def _plain(value: Any) -> str | int | float | bool | bytes:

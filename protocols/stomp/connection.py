@@ -46,6 +46,7 @@ from broker.core import (
     CoreError,
     Message,
     Subscription,
+    is_wildcard,
 )
 from broker.core.errors import DELETED, INVALID, NOT_FOUND, STORE_FULL, WriteRefused
 from broker.core.transaction import Transaction
@@ -58,6 +59,7 @@ from protocols.stomp.mapping import (
     encode_message_head,
     message_from_send,
     needs_private_encoding,
+    parse_composite,
     parse_destination,
 )
 from protocols.stomp.negotiate import (
@@ -461,9 +463,10 @@ class StompConnection(PushConnection):
 
     # -- frames ---------------------------------------------------------------------------
 
-    def _destination(self, frame: Frame, op: str) -> Address:
+    def _destination(self, frame: Frame, op: str) -> Address | tuple[Address, ...]:
         """The frame's destination, once `op` on it is authorized (a temporary one of
-        this connection is created on first use)."""
+        this connection is created on first use); a composite is a tuple of its parts,
+        each authorized."""
         text = frame.headers.get("destination")
         if text is None or text == "":
             if frame.command == "SEND":
@@ -471,23 +474,34 @@ class StompConnection(PushConnection):
             raise ProtocolError("Invalid empty or 'null' Destination header")
         address = self._dests.get(text)
         if address is None:
-            address = parse_destination(text, self.id)
-            if self._auth.authorizing:
-                self._authorize(address, op)
-            self._own_temporary(address)
+            if "," in text:
+                address = parse_composite(text, self.id)
+            else:
+                address = parse_destination(text, self.id)
+            parts = address if type(address) is tuple else (address,)
+            for part in parts:
+                if self._auth.authorizing:
+                    self._authorize(part, op)
+                self._own_temporary(part)
             # Producers name the same few destinations over and over; bounded.
             if len(self._dests) < 256:
                 self._dests[text] = address
         elif self._auth.authorizing:
-            self._authorize(address, op)
+            for part in address if type(address) is tuple else (address,):
+                self._authorize(part, op)
         return address
 
     def _authorize(self, address: Address, op: str) -> None:
         """Raise ActiveMQ's denial unless this user may `op` on `address`; using a
         destination that does not exist yet creates it, which also needs admin."""
-        created = not exists(self.core, address) and (
-            address.kind not in (TEMP_QUEUE, TEMP_TOPIC)
-            or address.name.startswith(self._temp_prefix)
+        # A wildcard subscription creates nothing (sending to one is refused later).
+        created = (
+            not exists(self.core, address)
+            and not is_wildcard(address.name)
+            and (
+                address.kind not in (TEMP_QUEUE, TEMP_TOPIC)
+                or address.name.startswith(self._temp_prefix)
+            )
         )
         denied = self._auth.check(self.user, address, op, "STOMP", created=created)
         if denied is not None:
@@ -505,7 +519,10 @@ class StompConnection(PushConnection):
     def _on_send(self, frame: Frame) -> None:
         address = self._destination(frame, WRITE)
         tx = self._transaction(frame)
-        msg = message_from_send(frame.headers, frame.body, address, self.id, self.id)
+        # A composite (a tuple of parts) sends one message to each part.
+        parts = address if type(address) is tuple else None
+        first = parts[0] if parts is not None else address
+        msg = message_from_send(frame.headers, frame.body, first, self.id, self.id)
         if msg.reply_to is not None:
             reply = msg.reply_to
             if (
@@ -516,15 +533,24 @@ class StompConnection(PushConnection):
                 # Naming its own temporary reply-to creates it (ActiveMQ: temp admin).
                 self._authorize(reply, ADMIN)
             self._own_temporary(msg.reply_to)
-        done = self.core.send(address, msg, tx=tx)
-        self._receipt(frame, done)
         core = self.core
-        if tx is None and (
-            core.store_full or (core.full(address) and not core.stored(address, msg))
-        ):
-            # Journaled messages page out instead of waiting for queue memory; past the
-            # store limit (policy "block") every producer to a durable queue waits.
-            self._flow_control(address)
+        if parts is None:
+            done = core.send(address, msg, tx=tx)
+            self._receipt(frame, done)
+            if tx is None and (
+                core.store_full or (core.full(address) and not core.stored(address, msg))
+            ):
+                # Journaled messages page out instead of waiting for queue memory; past the
+                # store limit (policy "block") every producer to a durable queue waits.
+                self._flow_control(address)
+            return
+        done = core.send_composite(parts, msg, tx=tx)
+        self._receipt(frame, done)
+        if tx is None:
+            for part in parts:
+                if core.store_full or (core.full(part) and not core.stored(part, msg)):
+                    self._flow_control(part)
+                    return
 
     def _flow_control(self, address: Address) -> None:
         """A producer sending to a full queue stops being read until the queue drains
@@ -552,6 +578,8 @@ class StompConnection(PushConnection):
         ack, prefetch = subscribe_options(h, strict=self.settings.strict)
         selector = subscribe_selector(h)
         if h.get("browser") == "true":  # exactly "true", as ActiveMQ compares it
+            if type(address) is tuple or is_wildcard(address.name):
+                raise ProtocolError("Invalid Subscription: cannot browse a composite or wildcard")
             ssub = StompSub(sub_id, self.version)
             start_browser(self, frame, ssub, address, ack, prefetch, selector)
             return

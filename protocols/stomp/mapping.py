@@ -4,6 +4,9 @@ Destinations: ``/queue/x`` is queue x, ``/topic/x`` topic x, a name without a pr
 queue; ``/temp-queue/x`` and ``/temp-topic/x`` name a temporary destination of the
 sending connection, stored in the core as ``<connection id>:x``; other connections see
 it (e.g. in ``reply-to``) as ``/remote-temp-queue/<connection id>:x`` and may send to it.
+A comma-separated list is a composite destination (``/queue/a,/topic/b``): each part
+with its own prefix, a part without one a queue (as ActiveMQ's STOMP, whatever the first
+part is), a trailing comma ignored (ActiveMQ too); see `parse_composite`.
 
 SEND headers onto a Message:
   destination → destination            persistent:true → persistent (default false)
@@ -78,6 +81,17 @@ def parse_destination(text: str, conn_id: str) -> Address:
     if not name or (name.endswith(":") and kind in (TEMP_QUEUE, TEMP_TOPIC)):
         raise BadHeader(f"Invalid destination: {text!r}")
     return Address(kind, name)
+
+
+def parse_composite(text: str, conn_id: str) -> Address | tuple[Address, ...]:
+    """A destination header holding a comma as its parts (one part: that Address)."""
+    parts = text.split(",")
+    if parts[-1] == "" and len(parts) > 1:
+        parts.pop()
+    if any(not part for part in parts):
+        raise BadHeader(f"Invalid destination: {text!r} (an empty part of a composite)")
+    out = tuple(parse_destination(part, conn_id) for part in parts)
+    return out[0] if len(out) == 1 else out
 
 
 def format_destination(address: Address, conn_id: str) -> str:

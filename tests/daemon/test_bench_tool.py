@@ -50,3 +50,34 @@ def test_selector_scenario_gives_each_consumer_only_its_shard(
     assert row["label"].startswith("selector 2→4 disjoint")
     # Each consumer checks the shard header of what it gets against its selector.
     assert row["misrouted"] == 0
+
+
+def test_bench_wildcard_run_delivers_each_message_to_the_matching_patterns(
+    broker: BrokerThread, tmp_path: Path
+) -> None:
+    out = tmp_path / "results"
+    target = f"stomp://127.0.0.1:{broker.stomp_port}?name=zonemq"
+    argv = [sys.executable, "-m", "bench", "wildcard", "--target", target, "-n", "2000"]
+    argv += ["--patterns", "200", "--matching", "5", "--runs", "1", "--duration", "30"]
+    result = subprocess.run(
+        [*argv, "--out", str(out), "--no-plots"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (row,) = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert (row["delivered"], row["lost"], row["duplicated"]) == (10000, 0, 0)
+    assert not row["timed_out"]
+
+
+def test_wildcard_patterns_match_as_asked() -> None:
+    from bench.scenarios import WILD_SEGMENTS, wildcard_patterns
+    from broker.core.subjects import matches
+
+    hits, misses = wildcard_patterns("run", 1000, 10)
+    topic = ".".join(["run", *WILD_SEGMENTS])
+    assert len(set(hits)) == 10 and len(set(misses)) == 990
+    assert all(matches(p, topic) for p in hits)
+    assert not any(matches(p, topic) for p in misses)

@@ -256,3 +256,18 @@ def test_users_from_file_allow_a_public_bind(tmp_path: Path) -> None:
     s = load_settings(path, env={})
     assert s.broker.bind == "0.0.0.0"
     assert s.auth.users["admin"] == "secret"
+
+
+def test_virtual_topic_settings_are_checked() -> None:
+    s = load_settings(None, env={}, overrides={"virtual_topics.prefix": "Q.*.Pre."})
+    assert s.virtual_topics.prefix == "Q.*.Pre." and s.virtual_topics.enabled
+    for key, value, words in [
+        ("virtual_topics.prefix", "Consumer.*", "ending with '.'"),
+        ("virtual_topics.prefix", "Consumer.>.", "no '>'"),
+        ("virtual_topics.prefix", "Consumer..", "ending with '.'"),
+        ("virtual_topics.name", "", "not a destination pattern"),
+        ("virtual_topics.name", "VirtualTopic..x", "not a destination pattern"),
+    ]:
+        with pytest.raises(ConfigError) as err:
+            load_settings(None, env={}, overrides={key: value})
+        assert key in str(err.value) and words in str(err.value)

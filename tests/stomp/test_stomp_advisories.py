@@ -187,3 +187,13 @@ def test_advisory_support_off_publishes_nothing(broker_factory, connect) -> None
     subscribe(c, "/queue/orders", "a")
     c.disconnect()
     assert quiet(watch, 0.2)
+
+
+def test_a_wildcard_subscriber_gets_advisories_of_topics_not_created_yet(connect) -> None:
+    watch = connect()
+    subscribe(watch, ADV + "Consumer.Queue.>", "w")
+    c = connect()
+    subscribe(c, "/queue/new.one", "a")
+    subscribe(c, "/queue/new.two", "b")
+    got = sorted(f.headers["destination"] for f in watch.listener.take(2))
+    assert got == [ADV + "Consumer.Queue.new.one", ADV + "Consumer.Queue.new.two"]
