@@ -16,9 +16,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from broker.core.durable import Durables, Info
 from broker.core.errors import DELETED, INVALID, NOT_FOUND, STORE_FULL, CoreError
 from broker.core.leases import Leases, Loop
-from broker.core.message import QUEUE, TEMP_QUEUE, TEMP_TOPIC, TOPIC, Address, Message
+from broker.core.message import (
+    DURABLE,
+    QUEUE,
+    TEMP_QUEUE,
+    TEMP_TOPIC,
+    TOPIC,
+    Address,
+    Message,
+)
 from broker.core.persistence import Records, Store, journaled
 from broker.core.policy import Policy, PolicyMap
 from broker.core.queue import ACK_MODES, Consumer, MessageQueue, Subscription
@@ -120,6 +129,8 @@ class Core:
         self._store_waiters: list[Callable[[], None]] = []
         self._store_timer: Any = None
         self._leases: Leases | None = None
+        # Durable topic subscriptions (broker/core/durable.py).
+        self.durables = Durables(self)
         # Counters for destinations that have been deleted, so totals never go down.
         self.retired = {"enqueued": 0, "dispatched": 0, "acked": 0, "dlq": 0, "redelivered": 0}
         if call_later is not None and self.limits.expiry_check_interval > 0:
@@ -177,16 +188,30 @@ class Core:
         self,
         queues: dict[Address, list[Message]] | dict[Address, list[Message | tuple[int, int]]],
         flags: dict[Address, dict[str, bool]] | None = None,
+        subscriptions: dict[tuple[str, str], Info] | None = None,
     ) -> None:
         """Rebuild queues recovered from the journal, messages in their stored order
         (what the store left paged out stays so until dispatch: body-less Messages, and
         stubs, which come with their priority as `(stub, priority)`). A message whose
         delivery a crash ended counts that delivery: past the limit it is dead-lettered,
         as a closed subscription's return would have done, unless its queue has its own
-        limit (`set_own_limit`; the journal keeps it in the queue's `flags`)."""
+        limit (`set_own_limit`; the journal keeps it in the queue's `flags`). Durable
+        topic `subscriptions` are re-created first, so that their queues' messages
+        find them; messages of one that no longer exists are removed for good."""
         flags = flags or {}
+        self.durables.restore(subscriptions or {})
         for address, msgs in queues.items():
-            q = self.queue(address)
+            if address.kind == DURABLE:
+                owned = self.durables.queue_of(address)
+                if owned is None:
+                    # Its subscription's deletion outlived some REMOVEs (a torn tail).
+                    orphans = MessageQueue(self, address)
+                    orphans.push_front(msgs)
+                    orphans.purge()
+                    continue
+                q = owned
+            else:
+                q = self.queue(address)
             q.own_limit = bool(flags.get(address, {}).get("own_limit"))
             limit = self.policies.for_name(address.name).max_redeliveries
             keep: list[Message | tuple[int, int]] = []
@@ -231,6 +256,7 @@ class Core:
             self._check_name(address)
             t = Topic(address)
             self.topics[address] = t
+            self.durables.bind(t)
         return t
 
     def create_temporary(self, address: Address, owner: object) -> None:
@@ -265,7 +291,7 @@ class Core:
                 sub.close()
             q.purge()
             self.records.queue_deleted(q)
-            self._retire(q)
+            self.retire(q)
         else:
             t = self.topics.pop(address, None)
             if t is None:
@@ -274,7 +300,8 @@ class Core:
                 sub.close()
             self.retired["enqueued"] += t.enqueued
 
-    def _retire(self, q: MessageQueue) -> None:
+    def retire(self, q: MessageQueue) -> None:
+        """Keep the counters of a queue that goes, so that totals never go down."""
         for key in self.retired:
             self.retired[key] += getattr(q, key)
 
@@ -314,6 +341,9 @@ class Core:
                 self._refuse_store_full()
             done = self.records.sent(address, msg)
             dest.put(msg)
+            if address.kind != QUEUE:
+                # A topic's durable subscriptions journaled it as it was offered to them.
+                return self.records.barrier()
             return done
         dest.put(msg)
         return None
@@ -415,15 +445,32 @@ class Core:
         tag: object = None,
         paused: bool = False,
         selector: Selector | None = None,
+        durable: tuple[str, str] | None = None,
     ) -> Subscription:
         """Attach a push consumer; delivery starts at once if messages are waiting, or
         with `paused`, when the caller has finished its own set-up and calls `resume()`.
         With a `selector` it is offered only the messages the selector matches (on a
-        queue, the others stay for other consumers: MessageQueue "selectors")."""
+        queue, the others stay for other consumers: MessageQueue "selectors").
+        `durable` (client id, subscription name) makes a topic subscription durable
+        (broker/core/durable.py)."""
         if ack_mode not in ACK_MODES:
             raise CoreError(INVALID, f"unknown ack mode {ack_mode!r}")
         if prefetch is not None and prefetch < 1:
             raise CoreError(INVALID, "prefetch must be at least 1")
+        if durable is not None:
+            return self.durables.subscribe(
+                durable[0],
+                durable[1],
+                address,
+                consumer,
+                ack_mode=ack_mode,
+                prefetch=prefetch,
+                no_local=no_local,
+                origin=origin,
+                tag=tag,
+                paused=paused,
+                selector=selector,
+            )
         topic: Topic | None
         if address.is_queue:
             topic = None
@@ -564,12 +611,16 @@ class Core:
         return self.queue(address, create=False).purge()
 
     def stats(self) -> list[DestinationStats]:
+        """Every destination, and each durable subscription (kind "durable", named
+        client:name as ActiveMQ's subscription key) as its queue."""
         out = []
-        for q in self.queues.values():
+        named = [(q.address.kind, q.address.name, q) for q in self.queues.values()]
+        named += [(DURABLE, d.label, d.queue) for d in self.durables.subs.values()]
+        for kind, name, q in named:
             out.append(
                 DestinationStats(
-                    q.address.kind,
-                    q.address.name,
+                    kind,
+                    name,
                     q.count + q.inflight_count,
                     q.inflight_count,
                     len(q.consumers),
@@ -613,5 +664,8 @@ class Core:
         for t in list(self.topics.values()):
             for sub in list(t.subs):
                 sub.source.sweep_expired(now)
+        for d in list(self.durables.subs.values()):
+            d.queue.sweep_expired(now)
+            d.queue.dispatch()
         if self._call_later is not None:
             self._expiry_timer = self._call_later(self.limits.expiry_check_interval, self._sweep)

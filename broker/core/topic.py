@@ -2,13 +2,13 @@
 
 Each subscription owns a private MessageQueue bounded by the slow-consumer limit; the
 topic offers every message to each of them. The Message object is shared among the
-subscribers and therefore never mutated (see message.py).
+subscribers and therefore never mutated (see message.py). Durable subscriptions
+(broker/core/durable.py) are offered each message after the current subscribers.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
-
+from broker.core.durable import DurableSub, offer
 from broker.core.message import Address, Message
 from broker.core.queue import Subscription
 
@@ -16,15 +16,16 @@ from broker.core.queue import Subscription
 class Topic:
     """A topic and its subscriptions; counters mirror MessageQueue's for stats."""
 
-    __slots__ = ("address", "enqueued", "gone", "owner", "subs")
-
-    # Topics journal nothing (no durable subscriptions): Core.send reads this as it
-    # reads MessageQueue.durable.
-    durable: ClassVar[bool] = False
+    __slots__ = ("address", "durable", "durables", "enqueued", "gone", "owner", "subs")
 
     def __init__(self, address: Address, owner: object = None) -> None:
         self.address = address
         self.subs: list[Subscription] = []
+        # The durable subscriptions to this topic (Durables keeps this list), and
+        # whether a persistent message sent here is journaled (it is, for them, when
+        # there are some and a store): Core.send reads it as it reads MessageQueue.durable.
+        self.durables: list[DurableSub] = []
+        self.durable = False
         self.owner = owner
         self.enqueued = 0
         # Counters of subscriptions that have closed (see Core.unsubscribe).
@@ -42,3 +43,5 @@ class Topic:
             if sel is not None and not sel.matches(msg):
                 continue
             sub.source.put(msg)
+        if self.durables:
+            offer(self.durables, msg)
