@@ -508,6 +508,11 @@ class Core:
             topic.subs.append(sub)
         return sub
 
+    def remove_subscription(self, client_id: str, name: str) -> None:
+        """Delete durable subscription (client_id, name) and its messages (it must have no
+        consumer attached): JMS unsubscribe, ActiveMQ's RemoveSubscriptionInfo."""
+        self.durables.remove(client_id, name)
+
     def unsubscribe(self, sub: Subscription) -> None:
         """Called by Subscription.close; detaches it from its destination."""
         source = sub.source
