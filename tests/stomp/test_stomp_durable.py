@@ -339,3 +339,21 @@ def test_a_removed_subscription_stays_removed_after_restart(tmp_path: Path, conn
         assert back.listener.none_within(WAIT / 10)
     finally:
         b.stop()
+
+
+def test_metrics_show_durable_subscriptions(broker: BrokerThread, connect) -> None:
+    import urllib.request
+
+    cid = _cid()
+    c = connect(headers={"client-id": cid})
+    durable(c)
+    c.close()
+    p = connect()
+    p.send(T, "waiting")
+    p.sync()
+    url = f"http://127.0.0.1:{broker.console_port}/metrics"
+    with urllib.request.urlopen(url, timeout=WAIT) as resp:
+        text = resp.read().decode()
+    labels = f'destination="{cid}:sub",kind="durable"'
+    assert f"zonemq_destination_depth{{{labels}}} 1.0" in text
+    assert f"zonemq_consumers{{{labels}}} 0.0" in text
