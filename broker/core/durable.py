@@ -138,6 +138,8 @@ class Durables:
         # The list a Topic offers to (Topic.durables is the same object).
         self._by_topic: dict[Address, list[DurableSub]] = {}
         self._by_queue: dict[Address, DurableSub] = {}
+        # Client ids in use: client id -> (the connection, where it connected from).
+        self._clients: dict[str, tuple[object, str]] = {}
 
     def bind(self, topic: Topic) -> None:
         """A topic just created (or created again) gets the subscriptions to it."""
@@ -166,6 +168,11 @@ class Durables:
         if topic.is_queue:
             raise CoreError(
                 INVALID, "Invalid Subscription: cannot durably subscribe to a Queue destination!"
+            )
+        if topic.kind != TOPIC:
+            # A temporary topic dies with its connection (TempTopicRegion refuses too).
+            raise CoreError(
+                INVALID, "A durable subscription cannot be created for a temporary topic."
             )
         d = self.subs.get((client_id, name))
         if d is not None:
@@ -255,13 +262,30 @@ class Durables:
         self.core.records.subscription_deleted(d.client_id, d.name)
         self.core.retire(d.queue)
 
+    # -- client ids: one connection each, the key of its durable subscriptions -----------
+
+    def claim_client(self, client_id: str, owner: object, where: str) -> str | None:
+        """Let `owner` (a connection, connected from `where`) use `client_id`; if another
+        connection holds it, None is not returned but that one's `where` (ActiveMQ's
+        RegionBroker.addConnection refuses a client id already connected)."""
+        held = self._clients.get(client_id)
+        if held is not None and held[0] is not owner:
+            return held[1]
+        self._clients[client_id] = (owner, where)
+        return None
+
+    def release_client(self, client_id: str, owner: object) -> None:
+        held = self._clients.get(client_id)
+        if held is not None and held[0] is owner:
+            del self._clients[client_id]
+
     # -- recovery -------------------------------------------------------------------------
 
     def restore(self, recovered: dict[tuple[str, str], Info]) -> None:
         """Re-create the journaled subscriptions (before their messages are restored)."""
         for (client_id, name), (kind, topic, text, convert, no_local) in recovered.items():
             selector = Selector(text, convert_strings=convert) if text is not None else None
-            self._add(client_id, name, Address(kind or TOPIC, topic), selector, no_local)
+            self._add(client_id, name, Address(kind, topic), selector, no_local)
 
     def queue_of(self, address: Address) -> MessageQueue | None:
         """The queue journaled under `address`, if its subscription still exists."""

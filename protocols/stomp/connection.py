@@ -7,7 +7,8 @@ Mapping onto the core (see mapping.py for headers and destinations):
   credit `activemq.prefetchSize` (default: the destination kind's prefetch) and the
   `selector` header compiled once (negotiate.subscribe_selector). With
   `activemq.subscriptionName` on a topic it is durable (broker/core/durable.py), keyed
-  by the CONNECT's `client-id` (without one, the connection's id, as ActiveMQ does).
+  by the CONNECT's `client-id` (without one, the connection's id, as ActiveMQ does). A
+  `client-id` another connection holds is refused at CONNECT, as ActiveMQ refuses it.
   ActiveMQ 5.17 reads no `durable-subscription-name` (an Artemis header): neither do we.
 - ACK → `Subscription.ack` (cumulative in client mode); NACK → a poison ack: the message
   goes to the dead letter queue at once, as ActiveMQ 5.x does for STOMP.
@@ -414,9 +415,18 @@ class StompConnection(PushConnection):
             raise ProtocolError("Too many failed logins; try again later.", fatal=True)
         if outcome is not Login.OK:
             raise ProtocolError(f"User name [{login}] or password is invalid.", fatal=True)
-        self.user = login or ""
         cx, cy = parse_heart_beat(h.get("heart-beat"))
-        self.client_id = h.get("client-id") or None
+        client_id = h.get("client-id") or None
+        if client_id is not None:
+            held_by = self.core.durables.claim_client(client_id, self, f"tcp://{self.peer}")
+            if held_by is not None:
+                raise ProtocolError(
+                    f"Broker: {self.listener.broker_name} - Client: {client_id} "
+                    f"already connected from {held_by}",
+                    fatal=True,
+                )
+        self.client_id = client_id
+        self.user = login or ""
         self.version = version
         self.parser.version = version
         self.parser.max_frame_size = self.settings.max_frame_size
@@ -704,6 +714,11 @@ class StompConnection(PushConnection):
         self.subs = {}
         self.by_num.clear()
         return subs
+
+    def _release_all(self) -> None:
+        super()._release_all()
+        if self.client_id is not None:
+            self.core.durables.release_client(self.client_id, self)
 
     def _take_transactions(self) -> list[Transaction]:
         txs, self.txs = self.txs, {}

@@ -11,7 +11,8 @@ sequences on both; ActiveMQ's answer, which ZoneMQ gives too unless said):
   name again: ERROR "No durable subscription exists for clientID: c and
   subscriptionName: n";
 - a durable SUBSCRIBE to a queue: ERROR "Invalid Subscription: cannot durably subscribe
-  to a Queue destination!";
+  to a Queue destination!"; to a temporary topic: ERROR "A durable subscription cannot
+  be created for a temporary topic."; with an empty name: a RECEIPT (durable, named "");
 - `durable-subscription-name` instead of `activemq.subscriptionName`: not durable;
 - back with another selector: replaced, the waiting messages gone; with the same
   selector: only matching messages were kept;
@@ -19,9 +20,9 @@ sequences on both; ActiveMQ's answer, which ZoneMQ gives too unless said):
   `redelivered:true`; ZoneMQ flags it, as it does a queue's returned messages);
 - `activemq.retroactive:true` with ActiveMQ's default policy: nothing replayed (ZoneMQ
   ignores the header);
-- a second connection with the client-id of a connected one: ActiveMQ refuses its
-  CONNECT ("Broker: localhost - Client: c already connected from tcp://..."), ZoneMQ
-  accepts it and refuses its durable consumer (README "Differences from ActiveMQ").
+- a second connection with the client-id of a connected one: its CONNECT refused
+  ("Broker: localhost - Client: c already connected from tcp://127.0.0.1:port"; ZoneMQ
+  names its broker), the connection closed.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import WAIT, BrokerThread, bodies, quiet, subscribe
+from tests.conftest import WAIT, BrokerThread, bodies, headers_of, quiet, subscribe
 
 T = "/topic/durable.prices"
 _ids = itertools.count(1)
@@ -46,6 +47,13 @@ def durable(c: Any, sub_id: str = "d1", name: str = "sub", dest: str = T, **h: A
     subscribe(c, dest, sub_id, **{"activemq.subscriptionName": name, **h})
 
 
+def leave(c: Any) -> None:
+    """DISCONNECT and wait for its receipt: the broker has let go of the client-id (a
+    CONNECT with it from a new connection before that is refused, as in ActiveMQ)."""
+    c.conn.disconnect(receipt="bye")
+    assert c.listener.receipt() == "bye"
+
+
 def unsubscribe(c: Any, receipt: str, **headers: str) -> None:
     c.unsubscribe(id=headers.pop("id", "d1"), headers=headers, receipt=receipt)
 
@@ -54,7 +62,7 @@ def test_messages_sent_while_away_wait_for_the_subscriber(connect) -> None:
     cid = _cid()
     c = connect(headers={"client-id": cid})
     durable(c)
-    c.close()
+    leave(c)
     p = connect()
     p.send(T, "p1", headers={"persistent": "true"})
     p.send(T, "np", headers={"persistent": "false"})
@@ -74,7 +82,7 @@ def test_other_names_and_clients_are_other_subscriptions(connect) -> None:
     for cid, name in ((a, "x"), (a, "y"), (b, "x")):
         c = connect(headers={"client-id": cid})
         durable(c, name=name)
-        c.close()
+        leave(c)
     p = connect()
     p.send(T, "m")
     p.sync()
@@ -83,6 +91,7 @@ def test_other_names_and_clients_are_other_subscriptions(connect) -> None:
         durable(c, name=name)
         assert c.listener.next().body == "m"
         assert quiet(c)
+        leave(c)
 
 
 def test_unsubscribe_by_id_keeps_it_by_name_removes_it(connect) -> None:
@@ -122,17 +131,37 @@ def test_a_second_consumer_is_refused(connect) -> None:
         f"Durable consumer is in use for client: {cid} and subscriptionName: sub"
     )
     assert err.headers["receipt-id"] == "r2"
-    # ActiveMQ refuses a second connection with a client-id already connected; ZoneMQ
-    # does not, and refuses its durable consumer instead (README "Differences").
-    other = connect(headers={"client-id": cid})
-    other.subscribe(T, id="d1", headers={"activemq.subscriptionName": "sub"}, receipt="r3")
-    assert other.listener.error().headers["message"].startswith("Durable consumer is in use")
     # The first one is unaffected: one copy per message, on its subscription d1.
     p = connect()
     p.send(T, "once")
     got = c.listener.next()
     assert (got.body, got.headers["subscription"]) == ("once", "d1")
-    assert quiet(c) and quiet(other)
+    assert quiet(c)
+
+
+def test_a_client_id_already_connected_is_refused_at_connect(broker: BrokerThread, raw) -> None:
+    first = raw()
+    first.connect(extra="client-id:taken\n")
+    first.send(b"SEND\ndestination:/queue/durable.sync\nreceipt:r\n\nx\x00")
+    assert first.frame().startswith(b"RECEIPT")
+    where = broker.call(lambda: broker.broker.core.durables._clients["taken"][1])
+    second = raw()
+    second.send(b"CONNECT\naccept-version:1.2\nhost:localhost\nclient-id:taken\n\n\x00")
+    command, headers = headers_of(second.frame())
+    assert command == "ERROR"
+    assert headers["message"] == (
+        f"Broker: {broker.settings.broker.name} - Client: taken already connected from {where}"
+    )
+    assert where.startswith("tcp://127.0.0.1:")
+    assert second.closed()
+    # The first connection goes on; once it has gone the client id is free again.
+    first.send(b"SEND\ndestination:/queue/durable.sync\nreceipt:r2\n\nx\x00")
+    assert first.frame().startswith(b"RECEIPT")
+    first.send(b"DISCONNECT\nreceipt:bye\n\n\x00")
+    assert first.frame().startswith(b"RECEIPT")
+    assert first.closed()
+    third = raw()
+    third.connect(extra="client-id:taken\n")
 
 
 def test_durable_subscribe_to_a_queue_is_refused(connect) -> None:
@@ -146,11 +175,22 @@ def test_durable_subscribe_to_a_queue_is_refused(connect) -> None:
     c.sync()
 
 
+def test_durable_subscribe_to_a_temporary_topic_is_refused(connect) -> None:
+    c = connect(headers={"client-id": _cid()})
+    c.subscribe("/temp-topic/tt", id="t", headers={"activemq.subscriptionName": "n"}, receipt="r")
+    err = c.listener.error()
+    assert err.headers["message"] == (
+        "A durable subscription cannot be created for a temporary topic."
+    )
+    assert err.headers["receipt-id"] == "r"
+    c.sync()
+
+
 def test_durable_subscription_name_header_is_not_durable(connect) -> None:
     cid = _cid()
     c = connect(headers={"client-id": cid})
     subscribe(c, T, "d1", **{"durable-subscription-name": "sub"})
-    c.close()
+    leave(c)
     p = connect()
     p.send(T, "lost", headers={"persistent": "true"})
     p.sync()
@@ -163,7 +203,7 @@ def test_selector_filters_and_a_new_selector_replaces(connect) -> None:
     cid = _cid()
     c = connect(headers={"client-id": cid})
     durable(c, selector="color = 'red'")
-    c.close()
+    leave(c)
     p = connect()
     for color in ("red", "blue", "red"):
         p.send(T, color, headers={"color": color, "persistent": "true"})
@@ -172,7 +212,7 @@ def test_selector_filters_and_a_new_selector_replaces(connect) -> None:
     durable(c, selector="color = 'red'")
     assert bodies(c.listener.take(2)) == ["red", "red"]
     assert quiet(c)
-    c.close()
+    leave(c)
     p.send(T, "red-again", headers={"color": "red"})
     p.sync()
     # Back with another selector: a new subscription, the waiting message gone with
@@ -207,7 +247,7 @@ def test_unacknowledged_messages_come_back_redelivered(connect) -> None:
     first = c.listener.take(2)
     c.ack_frame(first[0])
     c.sync()
-    c.close()
+    leave(c)
     back = connect(headers={"client-id": cid})
     durable(back, ack="client-individual")
     again = back.listener.next()
@@ -236,7 +276,7 @@ def test_stats_show_depth_and_consumers(broker: BrokerThread, connect) -> None:
     durable(c)
     s = broker.stats(f"{cid}:sub", kind="durable")
     assert (s.consumers, s.depth) == (1, 0)
-    c.close()
+    leave(c)
     p = connect()
     for _ in range(3):
         p.send(T, "x")
@@ -284,7 +324,7 @@ def test_a_restart_keeps_the_subscription_and_its_persistent_messages(
         cid = _cid()
         c = connect(port=b.stomp_port, headers={"client-id": cid})
         durable(c, selector="keep = 'yes'")
-        c.close()
+        leave(c)
         p = connect(port=b.stomp_port)
         for i in range(200):
             p.send(T, f"p{i}", headers={"persistent": "true", "keep": "yes"})
@@ -299,7 +339,7 @@ def test_a_restart_keeps_the_subscription_and_its_persistent_messages(
         durable(back, selector="keep = 'yes'")
         assert bodies(back.listener.take(200)) == [f"p{i}" for i in range(200)]
         assert quiet(back)
-        back.close()
+        leave(back)
         # Consumed (auto ack) for good: nothing comes back after another restart.
         b = _restart(b, data, **settings)
         again = connect(port=b.stomp_port, headers={"client-id": cid})
@@ -309,7 +349,7 @@ def test_a_restart_keeps_the_subscription_and_its_persistent_messages(
         assert again.listener.receipt() == "by-id"
         unsubscribe(again, "gone", **{"activemq.subscriptionName": "sub"})
         assert again.listener.receipt() == "gone"
-        again.close()
+        leave(again)
         b = _restart(b, data, **settings)
         assert b.stats(f"{cid}:sub", kind="durable") is None
     finally:
@@ -330,7 +370,7 @@ def test_a_removed_subscription_stays_removed_after_restart(tmp_path: Path, conn
         p.sync()
         unsubscribe(c, "gone", **{"activemq.subscriptionName": "sub"})
         assert c.listener.receipt() == "gone"
-        c.close()
+        leave(c)
         b = _restart(b, data)
         assert b.call(lambda: b.broker.core.durables.find(cid, "sub")) is None
         assert b.call(lambda: b.broker.store.stored_bytes) == 0
@@ -347,7 +387,7 @@ def test_metrics_show_durable_subscriptions(broker: BrokerThread, connect) -> No
     cid = _cid()
     c = connect(headers={"client-id": cid})
     durable(c)
-    c.close()
+    leave(c)
     p = connect()
     p.send(T, "waiting")
     p.sync()
