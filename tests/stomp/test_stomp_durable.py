@@ -226,6 +226,25 @@ def test_selector_filters_and_a_new_selector_replaces(connect) -> None:
     assert quiet(c)
 
 
+def test_transacted_publishing_reaches_it_at_commit_only(connect) -> None:
+    cid = _cid()
+    c = connect(headers={"client-id": cid})
+    durable(c)
+    leave(c)
+    p = connect()
+    p.begin(transaction="t1")
+    p.send(T, "aborted", headers={"persistent": "true"}, transaction="t1")
+    p.abort(transaction="t1")
+    p.begin(transaction="t2")
+    p.send(T, "committed", headers={"persistent": "true"}, transaction="t2")
+    p.commit(transaction="t2", receipt="c2")
+    assert p.listener.receipt() == "c2"
+    back = connect(headers={"client-id": cid})
+    durable(back)
+    assert back.listener.next().body == "committed"
+    assert quiet(back)
+
+
 def test_no_local(connect) -> None:
     cid = _cid()
     c = connect(headers={"client-id": cid})
