@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from broker.core.durable import Durables, Info
+from broker.core.durable import Durables, Info, Offer
 from broker.core.errors import DELETED, INVALID, NOT_FOUND, STORE_FULL, CoreError
 from broker.core.leases import Leases, Loop
 from broker.core.message import (
@@ -356,9 +356,15 @@ class Core:
     def _resolve(self, address: Address) -> MessageQueue | Topic:
         return self.queue(address) if address.is_queue else self.topic(address)
 
-    def route(self, address: Address, msg: Message) -> None:
-        """Deliver to the destination without journaling (the caller has done that)."""
-        self._resolve(address).put(msg)
+    def route(self, address: Address, msg: Message, durable: Offer | None = None) -> None:
+        """Deliver to the destination without journaling (the caller has done that; for
+        a topic's durable subscriptions, `durable` says where it did: durable.targets)."""
+        dest = self._resolve(address)
+        if durable is None:
+            dest.put(msg)
+        else:
+            assert isinstance(dest, Topic)
+            dest.put(msg, durable)
 
     def stored(self, address: Address, msg: Message) -> bool:
         """Would a send of `msg` to `address` be journaled? (Records.journaled)"""

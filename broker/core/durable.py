@@ -105,8 +105,14 @@ class DurableSub:
         )
 
 
-def offer(subs: list[DurableSub], msg: Message) -> None:
-    """A message published to a topic, for the durable subscriptions it has."""
+# The queues of the durable subscriptions a message goes to (`targets`).
+Offer = list[MessageQueue]
+
+
+def targets(subs: list[DurableSub], msg: Message) -> Offer:
+    """The queues of the subscriptions `msg` goes to (no side effect: a transaction
+    journals it for them in its own record before it is put there)."""
+    out: Offer = []
     origin = msg.origin
     for d in subs:
         if d.no_local and origin is not None and origin == d.origin:
@@ -114,15 +120,24 @@ def offer(subs: list[DurableSub], msg: Message) -> None:
         sel = d.selector
         if sel is not None and not sel.matches(msg):
             continue
-        q = d.queue
-        m = msg
+        out.append(d.queue)
+    return out
+
+
+def offer(subs: list[DurableSub], msg: Message, chosen: Offer | None = None) -> None:
+    """A message published to a topic, for the durable subscriptions it has: journaled
+    on each one's queue and put there; or, from a committed transaction, put on the
+    `chosen` ones, for which its record has journaled it."""
+    for q in targets(subs, msg) if chosen is None else chosen:
         if msg.persistent and q.durable:
+            if chosen is None:
+                q.core.records.offered(q, msg)
             if q.bytes > q.memory_limit:
                 # Paging drops the body or forgets the Message, and the topic's other
-                # subscribers share this one: page out a copy of it.
-                m = msg.copy()
-            q.core.records.offered(q, m)
-        q.put(m)
+                # subscribers share this one: page out a copy of it (the same record).
+                q.put(msg.copy())
+                continue
+        q.put(msg)
 
 
 def _text(selector: Selector | None) -> str | None:

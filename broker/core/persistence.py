@@ -226,12 +226,17 @@ class Records:
             self.store.transaction(adds, removes)
 
     def committed(
-        self, sends: list[tuple[Address, Message]], acks: list[tuple[MessageQueue, Message]]
+        self,
+        sends: list[tuple[Address, Message]],
+        acks: list[tuple[MessageQueue, Message]],
+        offered: Iterable[tuple[MessageQueue, Message]] = (),
     ) -> None:
-        """A transaction's sends and acknowledgements, all or nothing (one record)."""
+        """A transaction's sends and acknowledgements, all or nothing (one record), with
+        the copies of its topic sends `offered` to durable subscriptions' queues."""
         if not self.persists:
             return
         adds = [(a, m) for a, m in sends if self.journaled(a, m)]
+        adds += [(q.address, m) for q, m in offered if journaled(q, m)]
         removes = [(q.address, m) for q, m in acks if journaled(q, m)]
         if adds or removes:
             self.store.transaction(adds, removes)

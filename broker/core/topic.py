@@ -8,7 +8,7 @@ subscribers and therefore never mutated (see message.py). Durable subscriptions
 
 from __future__ import annotations
 
-from broker.core.durable import DurableSub, offer
+from broker.core.durable import DurableSub, Offer, offer
 from broker.core.message import Address, Message
 from broker.core.queue import Subscription
 
@@ -33,7 +33,9 @@ class Topic:
             ("dispatched", "acked", "redelivered", "dlq", "expired", "discarded"), 0
         )
 
-    def put(self, msg: Message) -> None:
+    def put(self, msg: Message, durable: Offer | None = None) -> None:
+        """Offer `msg` to every subscriber, then to the durable subscriptions (`durable`:
+        the ones a committed transaction has journaled it for, durable.targets)."""
         self.enqueued += 1
         origin = msg.origin
         for sub in self.subs:
@@ -44,4 +46,4 @@ class Topic:
                 continue
             sub.source.put(msg)
         if self.durables:
-            offer(self.durables, msg)
+            offer(self.durables, msg, durable)

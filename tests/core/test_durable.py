@@ -186,3 +186,48 @@ def test_restore_recreates_subscriptions_and_drops_orphans(
     _sub(core, c, selector=Selector("color = 'red'", convert_strings=True))
     assert c.bodies == [b"kept"]
     assert store.ops("subscription_saved") == []  # unchanged: nothing written again
+
+
+def test_a_transaction_journals_its_topic_sends_for_durable_subs_in_its_record(
+    durable_core: Core, store: MemoryStore
+) -> None:
+    core = durable_core
+    _sub(core, RecordingConsumer(), selector=Selector("keep = 'yes'")).close()
+    other = ("client-b", "sub-2")
+    core.subscribe(T, RecordingConsumer(), durable=other).close()
+    tx = core.begin()
+    kept = Message(b"kept", persistent=True, properties={"keep": "yes"})
+    skipped = Message(b"skipped", persistent=True, properties={"keep": "no"})
+    core.send(T, kept, tx=tx)
+    core.send(T, skipped, tx=tx)
+    assert store.ops("transaction", "add") == []
+    tx.commit()
+    (record,) = store.ops("transaction", "add")
+    assert record[0] == "transaction"
+    assert sorted(record[1]) == sorted(
+        [(QA, kept.id), (queue_address(*other), kept.id), (queue_address(*other), skipped.id)]
+    )
+    back = RecordingConsumer()
+    _sub(core, back, selector=Selector("keep = 'yes'"))
+    assert back.bodies == [b"kept"]
+
+
+def test_a_transaction_paging_a_durable_queue_leaves_shared_messages_whole(
+    make_core: MakeCore,
+) -> None:
+    store = MemoryStore(stubs=False)
+    core = make_core(store, queue_memory_limit=600)
+    live = RecordingConsumer()
+    core.subscribe(T, live, ack_mode=INDIVIDUAL, prefetch=1)
+    _sub(core, RecordingConsumer()).close()
+    tx = core.begin()
+    for i in range(6):
+        core.send(T, Message(b"body%d" % i, persistent=True), tx=tx)
+    tx.commit()
+    d = core.durables.find(*KEY)
+    assert d is not None and any(m.body is None for lane in d.queue.lanes for m in lane)
+    ours = core.topic(T).subs[0].source
+    assert all(m.body is not None for lane in ours.lanes for m in lane)
+    back = RecordingConsumer()
+    _sub(core, back)
+    assert back.bodies == [b"body%d" % i for i in range(6)]
