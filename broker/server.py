@@ -199,7 +199,7 @@ class Broker:
             call_later=loop.call_later,
             store=self.store,
         )
-        self.core.restore(recovered.queues, recovered.flags)
+        self.core.restore(recovered.queues, recovered.flags, recovered.subscriptions)
         if self.settings.store.compaction_interval > 0:
             self._compactor = asyncio.ensure_future(self._compact_forever())
         advertised = False

@@ -5,6 +5,7 @@ submodules, so the core's layout can change without touching protocols.
 """
 
 from broker.core.core import Core, CoreLimits, DestinationStats
+from broker.core.durable import DurableSub
 from broker.core.errors import CoreCode, CoreError
 from broker.core.message import QUEUE, TEMP_QUEUE, TEMP_TOPIC, TOPIC, Address, Message
 from broker.core.queue import (
@@ -36,6 +37,7 @@ __all__ = [
     "CoreError",
     "CoreLimits",
     "DestinationStats",
+    "DurableSub",
     "Message",
     "MessageQueue",
     "Selector",

@@ -17,9 +17,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker.core.advisory import Advisories, is_advisory
+from broker.core.durable import Durables, Info, Offer
 from broker.core.errors import DELETED, INVALID, NOT_FOUND, STORE_FULL, CoreError
 from broker.core.leases import Leases, Loop
-from broker.core.message import QUEUE, TEMP_QUEUE, TEMP_TOPIC, TOPIC, Address, Message
+from broker.core.message import (
+    DURABLE,
+    QUEUE,
+    TEMP_QUEUE,
+    TEMP_TOPIC,
+    TOPIC,
+    Address,
+    Message,
+)
 from broker.core.multi import QueueGroup, TopicSet
 from broker.core.persistence import Records, Store, journaled
 from broker.core.policy import Policy, PolicyMap, Rule
@@ -155,6 +164,8 @@ class Core:
         self._vt_depth = self._vt_prefix.count(".")
         # While replaying the journal a queue of any name is recreated (see _check_name).
         self._restoring = False
+        # Durable topic subscriptions (broker/core/durable.py).
+        self.durables = Durables(self)
         # Counters for destinations that have been deleted, so totals never go down.
         self.retired = {"enqueued": 0, "dispatched": 0, "acked": 0, "dlq": 0, "redelivered": 0}
         if call_later is not None and self.limits.expiry_check_interval > 0:
@@ -252,21 +263,35 @@ class Core:
         self,
         queues: dict[Address, list[Message]] | dict[Address, list[Message | tuple[int, int]]],
         flags: dict[Address, dict[str, bool]] | None = None,
+        subscriptions: dict[tuple[str, str], Info] | None = None,
     ) -> None:
         """Rebuild queues recovered from the journal, messages in their stored order
         (what the store left paged out stays so until dispatch: body-less Messages, and
         stubs, which come with their priority as `(stub, priority)`). A message whose
         delivery a crash ended counts that delivery: past the limit it is dead-lettered,
         as a closed subscription's return would have done, unless its queue has its own
-        limit (`set_own_limit`; the journal keeps it in the queue's `flags`)."""
+        limit (`set_own_limit`; the journal keeps it in the queue's `flags`). Durable
+        topic `subscriptions` are re-created first, so that their queues' messages
+        find them; messages of one that no longer exists are removed for good."""
         flags = flags or {}
+        self.durables.restore(subscriptions or {})
         for address, msgs in queues.items():
-            # A queue named with a wildcard by an older version is kept, not refused.
-            self._restoring = True
-            try:
-                q = self.queue(address)
-            finally:
-                self._restoring = False
+            if address.kind == DURABLE:
+                owned = self.durables.queue_of(address)
+                if owned is None:
+                    # Its subscription's deletion outlived some REMOVEs (a torn tail).
+                    orphans = MessageQueue(self, address)
+                    orphans.push_front(msgs)
+                    orphans.purge()
+                    continue
+                q = owned
+            else:
+                # A queue named with a wildcard by an older version is kept, not refused.
+                self._restoring = True
+                try:
+                    q = self.queue(address)
+                finally:
+                    self._restoring = False
             q.own_limit = bool(flags.get(address, {}).get("own_limit"))
             limit = self.policies.for_name(address.name).max_redeliveries
             keep: list[Message | tuple[int, int]] = []
@@ -311,6 +336,7 @@ class Core:
             self._check_name(address)
             t = Topic(address)
             self.topics[address] = t
+            self.durables.bind(t)
             if address.kind == TOPIC:
                 self._topic_created(t)
             self.advisories.destination(address)
@@ -347,7 +373,7 @@ class Core:
                 sub.close()  # a wildcard group's member leaves its group
             q.purge()
             self.records.queue_deleted(q)
-            self._retire(q)
+            self.retire(q)
             if address.kind == QUEUE:
                 self._queue_names.remove(address.name, q)
                 topic_name = address.name.split(".", self._vt_depth)[-1]
@@ -371,7 +397,8 @@ class Core:
                 self._topic_names.remove(address.name, t)
         self.advisories.destination(address)
 
-    def _retire(self, q: MessageQueue) -> None:
+    def retire(self, q: MessageQueue) -> None:
+        """Keep the counters of a queue that goes, so that totals never go down."""
         for key in self.retired:
             self.retired[key] += getattr(q, key)
 
@@ -422,6 +449,12 @@ class Core:
                 self._refuse_store_full()
             done = self.records.sent(address, msg)
             dest.put(msg)
+            if address.kind != QUEUE:
+                # A topic's durable subscriptions journaled it as it was offered to them
+                # (and a virtual topic's queues journal their copies).
+                if dest.forward:
+                    self._forward(dest, msg)
+                return self.records.barrier()
             return done
         dest.put(msg)
         if dest.forward:
@@ -507,9 +540,15 @@ class Core:
     def _resolve(self, address: Address) -> MessageQueue | Topic:
         return self.queue(address) if address.is_queue else self.topic(address)
 
-    def route(self, address: Address, msg: Message) -> None:
-        """Deliver to the destination without journaling (the caller has done that)."""
-        self._resolve(address).put(msg)
+    def route(self, address: Address, msg: Message, durable: Offer | None = None) -> None:
+        """Deliver to the destination without journaling (the caller has done that; for
+        a topic's durable subscriptions, `durable` says where it did: durable.targets)."""
+        dest = self._resolve(address)
+        if durable is None:
+            dest.put(msg)
+        else:
+            assert isinstance(dest, Topic)
+            dest.put(msg, durable)
 
     def stored(self, address: Address, msg: Message) -> bool:
         """Would a send of `msg` to `address` be journaled? (Records.journaled)"""
@@ -596,17 +635,36 @@ class Core:
         tag: object = None,
         paused: bool = False,
         selector: Selector | None = None,
+        durable: tuple[str, str] | None = None,
     ) -> Subscription:
         """Attach a push consumer; delivery starts at once if messages are waiting, or
         with `paused`, when the caller has finished its own set-up and calls `resume()`.
         With a `selector` it is offered only the messages the selector matches (on a
         queue, the others stay for other consumers: MessageQueue "selectors"). A
         wildcard address or a composite (a tuple) covers several destinations
-        (broker/core/multi.py), including matching ones created later."""
+        (broker/core/multi.py), including matching ones created later. `durable`
+        (client id, subscription name) makes a topic subscription durable
+        (broker/core/durable.py; one topic, no wildcard)."""
         if ack_mode not in ACK_MODES:
             raise CoreError(INVALID, f"unknown ack mode {ack_mode!r}")
         if prefetch is not None and prefetch < 1:
             raise CoreError(INVALID, "prefetch must be at least 1")
+        if durable is not None:
+            if type(address) is tuple or is_wildcard(address.name):
+                raise CoreError(INVALID, "a durable subscription needs one topic, no wildcard")
+            return self.durables.subscribe(
+                durable[0],
+                durable[1],
+                address,
+                consumer,
+                ack_mode=ack_mode,
+                prefetch=prefetch,
+                no_local=no_local,
+                origin=origin,
+                tag=tag,
+                paused=paused,
+                selector=selector,
+            )
         if type(address) is tuple or is_wildcard(address.name):
             parts = self._covered(address)
             if len(parts) > 1 or is_wildcard(parts[0].name):
@@ -759,6 +817,11 @@ class Core:
                 t.subs.append(sub)
         return sub
 
+    def remove_subscription(self, client_id: str, name: str) -> None:
+        """Delete durable subscription (client_id, name) and its messages (it must have no
+        consumer attached): JMS unsubscribe, ActiveMQ's RemoveSubscriptionInfo."""
+        self.durables.remove(client_id, name)
+
     def unsubscribe(self, sub: Subscription) -> None:
         """Called by Subscription.close; detaches it from its destination."""
         source = sub.source
@@ -890,12 +953,16 @@ class Core:
         return self.queue(address, create=False).purge()
 
     def stats(self) -> list[DestinationStats]:
+        """Every destination, and each durable subscription (kind "durable", named
+        client:name as ActiveMQ's subscription key) as its queue."""
         out = []
-        for q in self.queues.values():
+        named = [(q.address.kind, q.address.name, q) for q in self.queues.values()]
+        named += [(DURABLE, d.label, d.queue) for d in self.durables.subs.values()]
+        for kind, name, q in named:
             out.append(
                 DestinationStats(
-                    q.address.kind,
-                    q.address.name,
+                    kind,
+                    name,
                     q.count + q.inflight_count,
                     q.inflight_count,
                     len(q.consumers),
@@ -970,5 +1037,8 @@ class Core:
                 sub.source.sweep_expired(now)
         if self.policies.any_gc:
             self._collect_inactive(now)
+        for d in list(self.durables.subs.values()):
+            d.queue.sweep_expired(now)
+            d.queue.dispatch()
         if self._call_later is not None:
             self._expiry_timer = self._call_later(self.limits.expiry_check_interval, self._sweep)

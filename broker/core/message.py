@@ -24,6 +24,9 @@ QUEUE = "queue"
 TOPIC = "topic"
 TEMP_QUEUE = "temp-queue"
 TEMP_TOPIC = "temp-topic"
+# The private queue of a durable topic subscription (broker/core/durable.py): never a
+# destination a client names, only the key its journal records are kept under.
+DURABLE = "durable"
 
 
 class Address(NamedTuple):

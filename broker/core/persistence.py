@@ -2,8 +2,10 @@
 
 The rule (`journaled`): a message is written to the journal when it is persistent and
 its destination is durable, and a destination is durable when it is a broker queue (kind
-"queue": not a topic, whose subscriptions are not durable yet, nor a temporary queue)
-and the core has a store that persists. `MessageQueue.durable` is that destination half,
+"queue") or a durable topic subscription's queue (kind "durable", broker/core/durable.py:
+a persistent message sent to a topic is journaled once per durable subscription it is
+offered to), not a temporary queue nor a plain topic subscription, and the core has a
+store that persists. `MessageQueue.durable` is that destination half,
 computed once per queue by `Records.durable`, so the per-message test is two attribute
 reads.
 
@@ -19,9 +21,9 @@ broker.store.MessageStore implements `Store` on the journal.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Iterable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from broker.core.message import QUEUE, Address, Message
+from broker.core.message import DURABLE, QUEUE, Address, Message
 
 if TYPE_CHECKING:
     from broker.core.queue import MessageQueue
@@ -48,6 +50,11 @@ class Store(Protocol):
     def queue_created(self, queue: Address, flags: dict[str, bool] | None = None) -> None: ...
 
     def queue_deleted(self, queue: Address) -> None: ...
+
+    # A durable topic subscription (broker/core/durable.py `Info`), latest per key wins.
+    def subscription_saved(self, client_id: str, name: str, info: tuple[Any, ...]) -> None: ...
+
+    def subscription_deleted(self, client_id: str, name: str) -> None: ...
 
     def barrier(self) -> Awaitable[None] | None: ...
 
@@ -98,6 +105,12 @@ class NullStore:
     def queue_deleted(self, queue: Address) -> None:
         pass
 
+    def subscription_saved(self, client_id: str, name: str, info: tuple[Any, ...]) -> None:
+        pass
+
+    def subscription_deleted(self, client_id: str, name: str) -> None:
+        pass
+
     def barrier(self) -> Awaitable[None] | None:
         return None
 
@@ -137,7 +150,7 @@ class Records:
 
     def durable(self, address: Address) -> bool:
         """Does `address` keep its persistent messages in the journal?"""
-        return self.persists and address.kind == QUEUE
+        return self.persists and (address.kind == QUEUE or address.kind == DURABLE)
 
     def journaled(self, address: Address, msg: Message) -> bool:
         """`journaled` for a message not (yet) on a queue: a send to `address`."""
@@ -159,6 +172,14 @@ class Records:
         if queue.durable:
             self.store.queue_deleted(queue.address)
 
+    def subscription_saved(self, client_id: str, name: str, info: tuple[Any, ...]) -> None:
+        if self.persists:
+            self.store.subscription_saved(client_id, name, info)
+
+    def subscription_deleted(self, client_id: str, name: str) -> None:
+        if self.persists:
+            self.store.subscription_deleted(client_id, name)
+
     # -- messages -------------------------------------------------------------------------
 
     def sent(self, address: Address, msg: Message) -> Awaitable[None] | None:
@@ -168,6 +189,11 @@ class Records:
             self.store.add(address, msg)
             return self.store.barrier()
         return None
+
+    def offered(self, queue: MessageQueue, msg: Message) -> None:
+        """A topic's message for a durable subscription's queue (the caller has applied
+        the rule: `queue.durable and msg.persistent`)."""
+        self.store.add(queue.address, msg)
 
     def delivered(self, queue: MessageQueue, msg: Message) -> None:
         """Handed to a consumer that will acknowledge it: after a crash it comes back
@@ -200,12 +226,17 @@ class Records:
             self.store.transaction(adds, removes)
 
     def committed(
-        self, sends: list[tuple[Address, Message]], acks: list[tuple[MessageQueue, Message]]
+        self,
+        sends: list[tuple[Address, Message]],
+        acks: list[tuple[MessageQueue, Message]],
+        offered: Iterable[tuple[MessageQueue, Message]] = (),
     ) -> None:
-        """A transaction's sends and acknowledgements, all or nothing (one record)."""
+        """A transaction's sends and acknowledgements, all or nothing (one record), with
+        the copies of its topic sends `offered` to durable subscriptions' queues."""
         if not self.persists:
             return
         adds = [(a, m) for a, m in sends if self.journaled(a, m)]
+        adds += [(q.address, m) for q, m in offered if journaled(q, m)]
         removes = [(q.address, m) for q, m in acks if journaled(q, m)]
         if adds or removes:
             self.store.transaction(adds, removes)

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from broker.core.durable import Offer, targets
 from broker.core.message import Address, Message
 
 if TYPE_CHECKING:
     from broker.core.core import Core
-    from broker.core.queue import Subscription
+    from broker.core.queue import MessageQueue, Subscription
 
 
 class Transaction:
@@ -43,9 +44,12 @@ class Transaction:
 
     def commit(self) -> None:
         """Route the held sends and settle the held acknowledgements; what the journal
-        must know of both is written as one record, so a crash keeps all or nothing."""
+        must know of both is written as one record, so a crash keeps all or nothing (a
+        topic send's copies for durable subscriptions too: chosen first, then routed
+        where the record says)."""
         self.finished = True
         core = self.core
+        chosen: list[Offer | None] = [None] * len(self.sends)
         if core.records.persists:
             acks = [
                 (sub.source, m)
@@ -53,9 +57,15 @@ class Transaction:
                 if outcome == "ack"
                 for m in msgs
             ]
-            core.records.committed(self.sends, acks)
-        for address, msg in self.sends:
-            core.route(address, msg)
+            offered: list[tuple[MessageQueue, Message]] = []
+            for i, (address, msg) in enumerate(self.sends):
+                topic = core.topics.get(address) if not address.is_queue else None
+                if topic is not None and topic.durables and msg.persistent:
+                    queues = chosen[i] = targets(topic.durables, msg)
+                    offered += [(q, msg) for q in queues]
+            core.records.committed(self.sends, acks, offered)
+        for (address, msg), durable in zip(self.sends, chosen, strict=True):
+            core.route(address, msg, durable)
         for sub, msgs, outcome in self.acks:
             source = sub.source
             if outcome == "ack":

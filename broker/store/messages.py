@@ -14,9 +14,15 @@ are `marshal` format 4 tuples of primitives, which CPython reads and writes in C
                                               destinations (e.g. SQS queue attributes);
                                               the latest per (owner, name) wins, None
                                               deletes it
+  DURABLE_SUB (client id, name, info | None)  a durable topic subscription (its topic,
+                                              selector, no-local: broker/core/durable.py
+                                              `Info`); the latest per key wins, None
+                                              deletes it. Its messages are ADDs under
+                                              its queue address (kind "durable")
 
-Only persistent messages on queues of kind "queue" are written; non-persistent
-messages, topics (no durable subscriptions yet) and temporary queues never are.
+Only persistent messages on queues of kind "queue" and on durable subscriptions' queues
+(kind "durable") are written; non-persistent messages, plain topic subscriptions and
+temporary queues never are.
 
 Liveness: an ADD is live until its message is removed; a TX record is live while any of
 its messages is; REMOVE and COUNT are dead on arrival (the journal deletes segments
@@ -65,6 +71,8 @@ COUNT = 3
 TX = 4
 DEST = 5
 DEST_META = 6
+# 30 and up: durable topic subscriptions (other ranges are taken by other features).
+DURABLE_SUB = 30
 
 _MARSHAL_VERSION = 4
 
@@ -174,6 +182,8 @@ class Recovered:
     def __init__(self) -> None:
         self.queues: dict[Address, list[Message | tuple[int, int]]] = {}
         self.flags: dict[Address, dict[str, bool]] = {}
+        # Durable topic subscriptions: (client id, name) -> broker.core.durable.Info.
+        self.subscriptions: dict[tuple[str, str], tuple[Any, ...]] = {}
         self.records = 0
 
 
@@ -192,6 +202,8 @@ class MessageStore:
         self._dest_refs: dict[Address, RecordRef] = {}
         # (owner, name) -> (the live DEST_META record, its blob).
         self._meta: dict[tuple[str, str], tuple[RecordRef, bytes]] = {}
+        # (client id, name) -> (the live DURABLE_SUB record, its info).
+        self._subs: dict[tuple[str, str], tuple[RecordRef, tuple[Any, ...]]] = {}
         # Live TX records by where they are (compaction asks about them).
         self._shared: dict[RecordRef, _Shared] = {}
         # Where the live ADD records are (the values of _refs that are RecordRefs).
@@ -325,6 +337,8 @@ class MessageStore:
                     dead.append(record.ref)
             elif rtype == DEST_META:
                 self._replay_meta(t, record.ref)
+            elif rtype == DURABLE_SUB:
+                self._replay_sub(t, record.ref)
             else:
                 raise ValueError(f"unknown journal record type {rtype} at {record.ref}")
         for ref in dead:
@@ -342,6 +356,7 @@ class MessageStore:
             if ref is not None:
                 self._dest_refs[queue] = ref
         self._seq = max_seq + 1
+        out.subscriptions = {key: info for key, (_ref, info) in self._subs.items()}
         return out
 
     def _rebuild(
@@ -591,6 +606,10 @@ class MessageStore:
             return self._dest_refs.get(Address(t[0], t[1])) == record.ref
         if record.rtype == DEST_META:
             return self._meta_live(record)
+        if record.rtype == DURABLE_SUB:
+            client_id, name, _info = marshal.loads(record.payload)
+            current = self._subs.get((client_id, name))
+            return current is not None and current[0] == record.ref
         return False
 
     async def compact(self) -> int:
@@ -630,6 +649,10 @@ class MessageStore:
             if new is not None:
                 self._dest_refs[queue] = new
         self._remap_meta(mapping)
+        for key, (ref, info) in self._subs.items():
+            new = mapping.get(ref)
+            if new is not None:
+                self._subs[key] = (new, info)
         return len(mapping)
 
     # -- destination metadata (opaque to the store; the owning facade decodes it) ----------
@@ -679,3 +702,30 @@ class MessageStore:
             self._append(DEST_META, (owner, name, None), live=False)
             self.journal.release(old[0])
         return self.barrier()
+
+    # -- durable topic subscriptions (DURABLE_SUB) ------------------------------------------
+
+    def _replay_sub(self, t: tuple[Any, ...], ref: RecordRef) -> None:
+        client_id, name, info = t
+        old = self._subs.pop((client_id, name), None)
+        if old is not None:
+            self.journal.release(old[0])
+        if info is None:
+            self.journal.release(ref)
+        else:
+            self._subs[(client_id, name)] = (ref, tuple(info))
+
+    def subscription_saved(self, client_id: str, name: str, info: tuple[Any, ...]) -> None:
+        """Record durable subscription (client_id, name), replacing an earlier record."""
+        key = (client_id, name)
+        old = self._subs.get(key)
+        ref = self._append(DURABLE_SUB, (client_id, name, tuple(info)), live=True)
+        self._subs[key] = (ref, tuple(info))
+        if old is not None:
+            self.journal.release(old[0])
+
+    def subscription_deleted(self, client_id: str, name: str) -> None:
+        old = self._subs.pop((client_id, name), None)
+        if old is not None:
+            self._append(DURABLE_SUB, (client_id, name, None), live=False)
+            self.journal.release(old[0])

@@ -20,17 +20,27 @@
   compiled once with the message's typed properties (no string conversion), and no-local
   (`apache.org:no-local-filter:list`); the broker's source echoes only these, so a client
   sees that any other filter was not applied.
+- A topic source with terminus durability (configuration or unsettled-state; ActiveMQ
+  looks at nothing else, not the expiry policy) is a durable subscription
+  (broker/core/durable.py) keyed by the connection's container-id and the link's name,
+  as ActiveMQ's AmqpSession.createSender: a detach keeps it, a detach with closed=true
+  deletes it and its messages (AmqpSender.close). A null source is the JMS client's
+  recovery of one by link name: the broker's source describes the subscription (its
+  topic, durable, expiry never, copy, its filters), or the link is refused with
+  amqp:not-found "Unknown subscription link: <name>".
 - Refused with the spec's refusal (attach with a null terminus, then detach with the
   condition): a denial, an address that does not parse, a selector that does not parse
-  (amqp:invalid-field, as ActiveMQ, naming the column), and durable topic
-  subscriptions (a topic source with terminus durability), which the core does not
-  have yet (amqp:not-implemented); core errors through mapping.CORE_CONDITIONS.
+  (amqp:invalid-field, as ActiveMQ, naming the column), a second consumer of a durable
+  subscription (amqp:internal-error, ActiveMQ's condition for its JMSException, "Durable
+  consumer is in use for client: c and subscriptionName: n"); core errors through
+  mapping.CORE_CONDITIONS.
 
 Transfers and dispositions on these links are deliveries.py's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from typing import Any
 
@@ -45,12 +55,14 @@ from broker.core import (
     TOPIC,
     Address,
     CoreError,
+    DurableSub,
     Selector,
     SelectorError,
     Subscription,
     is_wildcard,
 )
 from broker.core import Message as CoreMessage
+from broker.core.errors import INVALID
 from broker.push import PushConnection
 from broker.tcp import TcpListener
 from protocols.amqp.mapping import (
@@ -118,6 +130,7 @@ class OutLink:
     __slots__ = (
         "address",
         "browse",
+        "durable",
         "dynamic",
         "impl",
         "link",
@@ -141,6 +154,8 @@ class OutLink:
         self.browse: list[CoreMessage | int] | None = None
         # A browser's selector (a consumer's is its subscription's).
         self.selector: Selector | None = None
+        # The (client id, name) of the durable subscription this link consumes.
+        self.durable: tuple[str, str] | None = None
         self.tags = itertools.count(1)
         # Unsettled deliveries (their pn_delivery_t) → core message id. Popped before the
         # delivery is settled, so a freed delivery's address never stays here.
@@ -275,10 +290,26 @@ class AmqpLinks(PushConnection):
     def _attach_sender(self, link: Link) -> None:
         remote = link.remote_source
         dynamic = remote.dynamic
+        client_id = link.connection.remote_container or self.id
+        recovered: DurableSub | None = None
         source: Address | tuple[Address, ...]
-        if dynamic:
+        parts: tuple[Address, ...]
+        if remote.type == Terminus.UNSPECIFIED:
+            recovered = self.core.durables.find(client_id, link.name)
+            if recovered is None:
+                raise Refused("amqp:not-found", f"Unknown subscription link: {link.name}")
+            address = source = recovered.topic
+            parts = (address,)
+            self._authorize(address, READ, created=not exists(self.core, address))
+            selector, no_local = recovered.selector, recovered.no_local
+            supported: dict[Any, Any] = {}
+            if no_local:
+                supported[NO_LOCAL_FILTER[0]] = Described(NO_LOCAL_FILTER[0], [])
+            if selector is not None:
+                supported[SELECTOR_FILTER[0]] = Described(SELECTOR_FILTER[0], selector.text)
+        elif dynamic:
             address = source = self._dynamic_address(remote, READ)
-            parts: tuple[Address, ...] = (address,)
+            parts = (address,)
         else:
             if remote.address is None:
                 raise Refused("amqp:invalid-field", "a receiver needs a source address")
@@ -289,33 +320,55 @@ class AmqpLinks(PushConnection):
                 fresh = not exists(self.core, part) and not is_wildcard(part.name)
                 self._authorize(part, READ, created=fresh)
             address = parts[0]
-        selector, no_local, supported = _source_filters(_data_object(remote.filter))
-        if address.kind == TOPIC and remote.durability != Terminus.NONDURABLE:
-            raise Refused(
-                "amqp:not-implemented", "durable topic subscriptions are not supported yet"
-            )
+        if recovered is None:
+            selector, no_local, supported = _source_filters(_data_object(remote.filter))
+        durable = None
+        if recovered is not None or (
+            address.kind == TOPIC and remote.durability != Terminus.NONDURABLE
+        ):
+            if len(parts) > 1 or is_wildcard(address.name):
+                raise Refused(
+                    "amqp:not-implemented",
+                    "durable subscriptions to a composite or wildcard topic are not supported",
+                )
+            durable = (client_id, link.name)
         browse = remote.distribution_mode == Terminus.DIST_MODE_COPY and address.is_queue
-        presettled = link.remote_snd_settle_mode == Link.SND_SETTLED or browse
         if browse and (len(parts) > 1 or is_wildcard(address.name)):
             raise Refused("amqp:not-implemented", "cannot browse a composite or wildcard")
+        presettled = link.remote_snd_settle_mode == Link.SND_SETTLED or browse
         out = OutLink(link, address, dynamic=dynamic, presettled=presettled)
         if browse:
             out.browse = list(reversed(self.core.queue(address, create=False).entries()))
             out.selector = selector
         else:
-            out.sub = self.core.subscribe(
-                source,
-                self,
-                ack_mode=AUTO if presettled else INDIVIDUAL,
-                no_local=no_local,
-                origin=self.id,
-                tag=out,
-                paused=True,
-                selector=selector,
-            )
+            try:
+                out.sub = self.core.subscribe(
+                    source,
+                    self,
+                    ack_mode=AUTO if presettled else INDIVIDUAL,
+                    no_local=no_local,
+                    origin=self.id,
+                    tag=out,
+                    paused=True,
+                    selector=selector,
+                    durable=durable,
+                )
+            except CoreError as exc:
+                if durable is None or exc.code != INVALID:
+                    raise
+                # The subscription's consumer is attached elsewhere.
+                raise Refused("amqp:internal-error", exc.message) from None
+            out.durable = durable
         self.out_links[link] = out
         self.by_impl[out.impl] = out
-        link.source.copy(remote)
+        if recovered is not None:
+            link.source.type = Terminus.SOURCE
+            link.source.address = format_address(address)
+            link.source.durability = Terminus.DELIVERIES
+            link.source.expiry_policy = Terminus.EXPIRE_NEVER
+            link.source.distribution_mode = Terminus.DIST_MODE_COPY
+        else:
+            link.source.copy(remote)
         link.source.filter.clear()
         if supported:
             link.source.filter.put_object(supported)
@@ -368,7 +421,7 @@ class AmqpLinks(PushConnection):
     def _on_link_close(self, event: Event) -> None:
         link = event.link
         if link in self.out_links:
-            self._drop_out(link)
+            self._drop_out(link, closed=event.type == Event.LINK_REMOTE_CLOSE)
         elif link in self.in_links:
             self._drop_in(link)
         if link.state & _ACTIVE:
@@ -377,13 +430,18 @@ class AmqpLinks(PushConnection):
             else:
                 link.close()
 
-    def _drop_out(self, link: Link) -> None:
+    def _drop_out(self, link: Link, *, closed: bool = False) -> None:
         out = self.out_links.pop(link)
         self.by_impl.pop(out.impl, None)
         out.unacked.clear()
         if out.sub is not None:
             out.sub.close()
             out.sub = None
+        if closed and out.durable is not None:
+            # Closed, not just detached: the durable subscription goes (AmqpSender.close).
+            # Already gone is fine: what the client asked for holds.
+            with contextlib.suppress(CoreError):
+                self.core.remove_subscription(*out.durable)
         if out.dynamic:
             self.core.delete(out.address)
 

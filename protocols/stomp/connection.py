@@ -5,11 +5,17 @@ Mapping onto the core (see mapping.py for headers and destinations):
   A RECEIPT for a persistent SEND waits for the core's durability awaitable.
 - SUBSCRIBE → `core.subscribe` with ack mode auto | client | client-individual,
   credit `activemq.prefetchSize` (default: the destination kind's prefetch) and the
-  `selector` header compiled once (negotiate.subscribe_selector).
+  `selector` header compiled once (negotiate.subscribe_selector). With
+  `activemq.subscriptionName` on a topic it is durable (broker/core/durable.py), keyed
+  by the CONNECT's `client-id` (without one, the connection's id, as ActiveMQ does). A
+  `client-id` another connection holds is refused at CONNECT, as ActiveMQ refuses it.
+  ActiveMQ 5.17 reads no `durable-subscription-name` (an Artemis header): neither do we.
 - ACK → `Subscription.ack` (cumulative in client mode); NACK → a poison ack: the message
   goes to the dead letter queue at once, as ActiveMQ 5.x does for STOMP.
 - UNSUBSCRIBE, DISCONNECT and a lost connection return unacknowledged messages, flagged
-  redelivered, and abort open transactions.
+  redelivered, and abort open transactions. UNSUBSCRIBE with `activemq.subscriptionName`
+  deletes that durable subscription instead (ActiveMQ: only once its consumer is gone,
+  which an UNSUBSCRIBE by `id` alone does; it leaves the `id`'s subscription as it is).
 - 1.2 `ack` ids are ``<subscription number>-<message id>`` so an ACK finds its
   subscription without a per-message table.
 
@@ -134,6 +140,8 @@ class StompConnection(PushConnection):
         self.connected = False
         # The authenticated login ("" without users); authorization is for this name.
         self.user = ""
+        # CONNECT's client-id: the key of this connection's durable subscriptions.
+        self.client_id: str | None = None
         self._auth = listener.auth
         self.subs: dict[str, StompSub] = {}
         self.by_num: dict[int, StompSub] = {}
@@ -409,8 +417,18 @@ class StompConnection(PushConnection):
             raise ProtocolError("Too many failed logins; try again later.", fatal=True)
         if outcome is not Login.OK:
             raise ProtocolError(f"User name [{login}] or password is invalid.", fatal=True)
-        self.user = login or ""
         cx, cy = parse_heart_beat(h.get("heart-beat"))
+        client_id = h.get("client-id") or None
+        if client_id is not None:
+            held_by = self.core.durables.claim_client(client_id, self, f"tcp://{self.peer}")
+            if held_by is not None:
+                raise ProtocolError(
+                    f"Broker: {self.listener.broker_name} - Client: {client_id} "
+                    f"already connected from {held_by}",
+                    fatal=True,
+                )
+        self.client_id = client_id
+        self.user = login or ""
         self.version = version
         self.parser.version = version
         self.parser.max_frame_size = self.settings.max_frame_size
@@ -583,8 +601,9 @@ class StompConnection(PushConnection):
             ssub = StompSub(sub_id, self.version)
             start_browser(self, frame, ssub, address, ack, prefetch, selector)
             return
+        name = h.get("activemq.subscriptionName")
+        durable = (self.client_id or self.id, name) if name is not None else None
         ssub = StompSub(sub_id, self.version, has_id="id" in h)
-        self.subs[sub_id] = ssub
         core_sub = self.core.subscribe(
             address,
             self,
@@ -595,7 +614,9 @@ class StompConnection(PushConnection):
             tag=ssub,
             paused=True,
             selector=selector,
+            durable=durable,
         )
+        self.subs[sub_id] = ssub
         ssub.core_sub = core_sub
         self.by_num[core_sub.num] = ssub
         if self.version == "1.2" and ack != AUTO:
@@ -613,6 +634,14 @@ class StompConnection(PushConnection):
                 sub_id = h["destination"]
             else:
                 raise ProtocolError("UNSUBSCRIBE received without a subscription id!")
+        name = h.get("activemq.subscriptionName")
+        if name is not None:
+            # As ActiveMQ's ProtocolConverter, down to STOMP 1.0 naming the client by
+            # the subscription name.
+            client_id = name if self.version == "1.0" else (self.client_id or self.id)
+            self.core.remove_subscription(client_id, name)
+            self._receipt(frame)
+            return
         ssub = self.subs.pop(sub_id, None)
         if ssub is None:
             raise ProtocolError("No subscription matched.")
@@ -714,6 +743,11 @@ class StompConnection(PushConnection):
         self.subs = {}
         self.by_num.clear()
         return subs
+
+    def _release_all(self) -> None:
+        super()._release_all()
+        if self.client_id is not None:
+            self.core.durables.release_client(self.client_id, self)
 
     def _take_transactions(self) -> list[Transaction]:
         txs, self.txs = self.txs, {}

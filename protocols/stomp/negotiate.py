@@ -54,8 +54,6 @@ def subscribe_options(headers: dict[str, str], *, strict: bool) -> tuple[str, in
         if strict:
             raise ProtocolError(f"Invalid ack mode: {ack}")
         ack = AUTO
-    if headers.get("activemq.subscriptionName") or headers.get("durable-subscription-name"):
-        raise ProtocolError("Durable subscriptions are not supported yet")
     prefetch = None
     if "activemq.prefetchSize" in headers:
         try:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from proton import Data, Delivery, Message
 from proton.handlers import MessagingHandler, TransactionHandler
-from proton.reactor import AtMostOnce, Container, Copy, DurableSubscription, LinkOption
+from proton.reactor import AtMostOnce, Container, Copy, LinkOption
 from proton.utils import BlockingConnection, LinkDetached
 
 from tests.conftest import WAIT, BrokerThread
@@ -491,13 +491,6 @@ def test_anonymous_relay_without_to_is_rejected(amqp) -> None:
     s = c.create_sender(None)
     with pytest.raises(SendException):
         s.send(Message(body="nowhere"))
-
-
-def test_durable_topic_subscriptions_are_refused_as_not_implemented(amqp) -> None:
-    c = amqp()
-    with pytest.raises(LinkDetached) as info:
-        c.create_receiver("topic://durable", name="sub1", options=DurableSubscription())
-    assert "amqp:not-implemented" in str(info.value)
 
 
 def test_attach_to_a_missing_temporary_queue_is_refused(amqp) -> None:

@@ -161,6 +161,12 @@ class MemoryStore:
         self.calls.append(("queue_deleted", queue))
         self.queues.pop(queue, None)
 
+    def subscription_saved(self, client_id: str, name: str, info: tuple[Any, ...]) -> None:
+        self.calls.append(("subscription_saved", client_id, name, info))
+
+    def subscription_deleted(self, client_id: str, name: str) -> None:
+        self.calls.append(("subscription_deleted", client_id, name))
+
     def barrier(self) -> Awaitable[None] | None:
         self.barriers += 1
         return None
