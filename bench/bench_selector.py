@@ -62,7 +62,9 @@ def closures(tree: tuple[Any, ...], conv: bool) -> Fn:
         return lambda m: _eq(left(m), right(m), conv)
     if kind == "cmp":
         op, left, right = tree[2], closures(tree[3], conv), closures(tree[4], conv)
-        return lambda m: _cmp(left(m), right(m), op, conv)
+        # As Java's ComparisonExpression: a null left operand is unknown before the right
+        # one is evaluated (so an error there is never reached).
+        return lambda m: None if (v := left(m)) is None else _cmp(v, right(m), op, conv)
     if kind == "like":
         inner, match = closures(tree[2], conv), tree[3].fullmatch
         return lambda m: (
@@ -73,7 +75,7 @@ def closures(tree: tuple[Any, ...], conv: bool) -> Fn:
         return lambda m: None if type(v := inner(m)) is not str else v in items
     if kind == "arith":
         op, left, right = tree[2], closures(tree[3], conv), closures(tree[4], conv)
-        return lambda m: _arith(op, left(m), right(m))
+        return lambda m: None if (v := left(m)) is None else _arith(op, v, right(m))
     if kind == "neg":
         inner = closures(tree[2], conv)
         return lambda m: _neg(inner(m))
