@@ -51,6 +51,7 @@ class StartupError(Exception):
 
 def core_limits(settings: Settings) -> CoreLimits:
     d = settings.destinations
+    b = settings.broker
     return CoreLimits(
         queue_prefetch=d.queue_prefetch,
         topic_prefetch=d.topic_prefetch,
@@ -69,6 +70,9 @@ def core_limits(settings: Settings) -> CoreLimits:
             (p.pattern, Policy(p.dead_letter_queue, p.max_redeliveries, p.prioritized_messages))
             for p in d.policies
         ),
+        scheduler_support=b.scheduler_support,
+        scheduler_max_jobs=b.scheduler_max_jobs,
+        scheduler_max_bytes=b.scheduler_max_bytes,
     )
 
 
@@ -186,6 +190,9 @@ class Broker:
             store=self.store,
         )
         self.core.restore(recovered.queues, recovered.flags)
+        if recovered.jobs:
+            self.core.scheduler.restore(recovered.jobs)
+            log.info("scheduler: %d scheduled messages recovered", len(recovered.jobs))
         if self.settings.store.compaction_interval > 0:
             self._compactor = asyncio.ensure_future(self._compact_forever())
         try:

@@ -16,6 +16,7 @@ from broker.core.queue import (
     MessageQueue,
     Subscription,
 )
+from broker.core.scheduler import Schedule, ScheduleError, schedule_of
 from broker.core.selector import Selector, SelectorError
 from broker.core.transaction import Transaction
 
@@ -37,8 +38,11 @@ __all__ = [
     "DestinationStats",
     "Message",
     "MessageQueue",
+    "Schedule",
+    "ScheduleError",
     "Selector",
     "SelectorError",
     "Subscription",
     "Transaction",
+    "schedule_of",
 ]

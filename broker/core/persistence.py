@@ -25,6 +25,7 @@ from broker.core.message import QUEUE, Address, Message
 
 if TYPE_CHECKING:
     from broker.core.queue import MessageQueue
+    from broker.core.scheduler import Job
 
 
 class Store(Protocol):
@@ -66,6 +67,14 @@ class Store(Protocol):
     def peek(self, queue: Address, stub: int) -> Message: ...
 
     def discard(self, queue: Address, stub: int) -> None: ...
+
+    # Scheduled jobs (broker/core/scheduler.py): created, moved to a later due time, done.
+
+    def job_added(self, job: Job) -> None: ...
+
+    def job_moved(self, job: Job) -> None: ...
+
+    def job_done(self, job: Job) -> None: ...
 
 
 class NullStore:
@@ -116,6 +125,15 @@ class NullStore:
 
     def discard(self, queue: Address, stub: int) -> None:
         raise LookupError(f"no store holds paged message {stub} of {queue}")
+
+    def job_added(self, job: Job) -> None:
+        pass
+
+    def job_moved(self, job: Job) -> None:
+        pass
+
+    def job_done(self, job: Job) -> None:
+        pass
 
 
 def journaled(queue: MessageQueue, msg: Message) -> bool:
@@ -230,6 +248,17 @@ class Records:
         address = queue.address
         for stub in stubs:
             store.discard(address, stub)
+
+    # -- scheduled jobs (the scheduler decides which are journaled: `Job.journaled`) -----
+
+    def job_added(self, job: Job) -> None:
+        self.store.job_added(job)
+
+    def job_moved(self, job: Job) -> None:
+        self.store.job_moved(job)
+
+    def job_done(self, job: Job) -> None:
+        self.store.job_done(job)
 
     def barrier(self) -> Awaitable[None] | None:
         """Completes when everything written so far is durable; None if nothing waits."""

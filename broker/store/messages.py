@@ -14,9 +14,11 @@ are `marshal` format 4 tuples of primitives, which CPython reads and writes in C
                                               destinations (e.g. SQS queue attributes);
                                               the latest per (owner, name) wins, None
                                               deletes it
+  JOB, JOB_NEXT, JOB_DONE (20-22)            scheduled jobs: broker/store/scheduled.py
 
 Only persistent messages on queues of kind "queue" are written; non-persistent
-messages, topics (no durable subscriptions yet) and temporary queues never are.
+messages, topics (no durable subscriptions yet) and temporary queues never are (a
+scheduled job of a persistent message is, for a queue or a topic, until it is due).
 
 Liveness: an ADD is live until its message is removed; a TX record is live while any of
 its messages is; REMOVE and COUNT are dead on arrival (the journal deletes segments
@@ -55,6 +57,8 @@ from collections.abc import Awaitable
 from typing import Any
 
 from broker.core.message import QUEUE, Address, Message
+from broker.core.scheduler import Job
+from broker.store import scheduled
 from broker.store.format import Record, RecordRef
 from broker.store.journal import Journal
 from broker.store.paging import PagedIndex, pack, unpack
@@ -174,6 +178,8 @@ class Recovered:
     def __init__(self) -> None:
         self.queues: dict[Address, list[Message | tuple[int, int]]] = {}
         self.flags: dict[Address, dict[str, bool]] = {}
+        # Scheduled jobs (broker/store/scheduled.py), for Core.scheduler.restore.
+        self.jobs: list[Job] = []
         self.records = 0
 
 
@@ -204,6 +210,13 @@ class MessageStore:
         self.stored_bytes = 0
         # The commit future of the newest barrier, until it completes.
         self._last: asyncio.Future[None] | None = None
+        # Scheduled jobs' records (record types 20-22).
+        self._jobs = scheduled.ScheduledRecords(
+            lambda rtype, value, live: self._append(rtype, value, live=live),
+            self.journal.release,
+            _message_tuple,
+            _message_from,
+        )
 
     # -- recovery -------------------------------------------------------------------------
 
@@ -225,6 +238,7 @@ class MessageStore:
         release_later: list[RecordRef] = []
         removed: set[tuple[Address, str]] = set()
         max_seq = 0
+        jobs = self._jobs.replayer()
 
         def address(kind: str, name: str) -> Address:
             a = addresses.get((kind, name))
@@ -325,8 +339,12 @@ class MessageStore:
                     dead.append(record.ref)
             elif rtype == DEST_META:
                 self._replay_meta(t, record.ref)
+            elif rtype in scheduled.TYPES:
+                jobs.record(rtype, t, record.ref)
             else:
                 raise ValueError(f"unknown journal record type {rtype} at {record.ref}")
+        out.jobs, dead_jobs = jobs.finish()
+        dead.extend(dead_jobs)
         for ref in dead:
             self.journal.release(ref)
         for ref in release_later:
@@ -591,6 +609,8 @@ class MessageStore:
             return self._dest_refs.get(Address(t[0], t[1])) == record.ref
         if record.rtype == DEST_META:
             return self._meta_live(record)
+        if record.rtype in scheduled.TYPES:
+            return self._jobs.live(record.rtype, record.payload, record.ref)
         return False
 
     async def compact(self) -> int:
@@ -630,7 +650,19 @@ class MessageStore:
             if new is not None:
                 self._dest_refs[queue] = new
         self._remap_meta(mapping)
+        self._jobs.remap(mapping)
         return len(mapping)
+
+    # -- scheduled jobs (broker/store/scheduled.py) ----------------------------------------
+
+    def job_added(self, job: Job) -> None:
+        self._jobs.added(job)
+
+    def job_moved(self, job: Job) -> None:
+        self._jobs.moved(job)
+
+    def job_done(self, job: Job) -> None:
+        self._jobs.done(job)
 
     # -- destination metadata (opaque to the store; the owning facade decodes it) ----------
 

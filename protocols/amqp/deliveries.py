@@ -11,7 +11,8 @@
   Outcomes: accepted = ack, released = back unchanged, modified with delivery-failed =
   redelivery count + 1 (dead letter queue past the limit), modified without it =
   released, rejected = dead letter queue at once; settled with no outcome = accepted.
-- Our receivers route each transfer with `core.send`; an unsettled transfer of a
+- Our receivers route each transfer with `core.send` (`core.schedule` when its
+  properties or annotations ask for scheduled delivery); an unsettled transfer of a
   persistent message is accepted and settled only after the core's durability awaitable
   completes. Undeliverable messages are rejected with a condition. Producer credit is a
   window of `PRODUCER_CREDIT`, withheld while a destination is over its memory limit; a
@@ -66,7 +67,7 @@ from proton import Condition, Delivery, Link
 from proton import Message as AmqpMessage
 
 from broker.auth import WRITE, exists
-from broker.core import Address, CoreError, Message, Subscription, Transaction
+from broker.core import Address, CoreError, Message, Subscription, Transaction, schedule_of
 from broker.core.errors import WriteRefused
 from broker.tcp import TcpListener
 from protocols.amqp.links import PRODUCER_CREDIT, AmqpLinks, InLink, OutLink, Refused
@@ -332,7 +333,11 @@ class AmqpDeliveries(AmqpLinks):
                 self._authorize(address, WRITE, created=not exists(self.core, address))
             if msg.reply_to is not None:
                 self._own_temporary(msg.reply_to)
-            done = self.core.send(address, msg, tx=tx)
+            schedule = schedule_of(msg.properties) if msg.properties else None
+            if schedule is not None:
+                done = self.core.schedule(address, msg, schedule, tx=tx)
+            else:
+                done = self.core.send(address, msg, tx=tx)
         except (Refused, MappingError, UnknownTransaction) as exc:
             self._reject(dlv, exc.condition, exc.description, presettled)
             return
