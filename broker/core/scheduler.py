@@ -211,6 +211,8 @@ class Scheduler:
         self._seqs = itertools.count(1)
         self._timer: Any = None
         self._timer_due = 0
+        # While `_run` fires jobs it re-arms once at the end, not per reschedule.
+        self._running = False
 
     # -- creating jobs --------------------------------------------------------------------
 
@@ -271,7 +273,7 @@ class Scheduler:
     def _push(self, job: Job) -> None:
         job.seq = next(self._seqs)
         heapq.heappush(self._heap, (job.due, job.seq, job))
-        if self._timer is None or job.due < self._timer_due:
+        if not self._running and (self._timer is None or job.due < self._timer_due):
             self._arm()
 
     def restore(self, jobs: list[Job]) -> None:
@@ -303,12 +305,16 @@ class Scheduler:
         now = self.core.now_ms()
         heap = self._heap
         fired = 0
-        while heap and heap[0][0] <= now and fired < _BURST:
-            entry = heapq.heappop(heap)
-            if self._current(entry):
-                self._fire(entry[2], now)
-                fired += 1
-        self._arm()
+        self._running = True
+        try:
+            while heap and heap[0][0] <= now and fired < _BURST:
+                entry = heapq.heappop(heap)
+                if self._current(entry):
+                    self._fire(entry[2], now)
+                    fired += 1
+        finally:
+            self._running = False
+            self._arm()
 
     def close(self) -> None:
         if self._timer is not None:
