@@ -15,6 +15,12 @@ schedulerSupport="true"):
 - DELAY 1000 PERIOD 500 REPEAT 2, schedulerSupport: ActiveMQ 3 copies at 1.25, 1.75,
   2.25 s, new message-ids, one scheduledJobId. Here at 1.0, 1.5, 2.0 s, otherwise the
   same.
+- DELAY 1000 in a transaction committed 1.5 s after the SEND: both deliver 1.0 s after
+  the COMMIT (ActiveMQ 1.08 s), with the SEND's timestamp.
+- DELAY 3000 with expires = send + 2000: both deliver at 3 s with timestamp moved to
+  the delivery and expires = delivery + 2000.
+- DELAY 0: ActiveMQ after 0.17 s (its 500 ms rounding), here at once; REPEAT alone:
+  both deliver at once, the header kept; DELAY 1000 to a topic: both after the delay.
 """
 
 from __future__ import annotations
@@ -269,3 +275,18 @@ def test_persistent_jobs_survive_a_restart(tmp_path: Path) -> None:
         conn.disconnect()
     finally:
         second.stop()
+
+
+def test_scheduler_metrics(connect: Callable[..., Client], broker: BrokerThread) -> None:
+    from tests.daemon.test_metrics import scrape, value
+
+    c = connect()
+    subscribe(c, "/queue/sched.metrics", "s")
+    c.send("/queue/sched.metrics", "a", headers={"AMQ_SCHEDULED_DELAY": "60000"})
+    c.send("/queue/sched.metrics", "b", headers={"AMQ_SCHEDULED_DELAY": "100"}, receipt="r")
+    assert c.listener.receipt() == "r"
+    assert c.listener.next().body == "b"
+    samples = scrape(broker)
+    assert value(samples, "zonemq_scheduled_messages") == 1
+    assert value(samples, "zonemq_scheduled_bytes") > 0
+    assert value(samples, "zonemq_scheduled_delivered_total") == 1
