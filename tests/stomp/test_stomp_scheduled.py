@@ -21,6 +21,13 @@ schedulerSupport="true"):
   the delivery and expires = delivery + 2000.
 - DELAY 0: ActiveMQ after 0.17 s (its 500 ms rounding), here at once; REPEAT alone:
   both deliver at once, the header kept; DELAY 1000 to a topic: both after the delay.
+- CRON "* * * * *": both deliver at the top of every minute, a new message-id each,
+  one scheduledJobId.
+- CRON "* * * * *" with DELAY 1000, PERIOD 1000, REPEAT 2: here 3 deliveries at 1, 2
+  and 3 s past every minute (the series has its own scheduledJobId); ActiveMQ 5.17.2's
+  scheduler thread deadlocked at the first match (jstack: JobSchedulerImpl.mainLoop
+  holds the index read lock and schedule() waits for the write lock; AMQ-9808) and
+  delivered no scheduled message after it, until its scheduler store was deleted.
 """
 
 from __future__ import annotations
