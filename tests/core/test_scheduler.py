@@ -347,3 +347,17 @@ def test_cron_with_repeat_starts_a_series_at_every_match(
     # At 10:01 and 10:02 a series of 3, the first 1 s after the match, then 1 s apart;
     # the cron match itself delivers nothing.
     assert times == [61.0, 62.0, 63.0, 121.0, 122.0, 123.0]
+
+
+def test_a_backlog_due_at_once_fires_in_bounded_bursts(
+    make_core: MakeCore, clock: FakeLoop
+) -> None:
+    core = _on(make_core)
+    got = _listen(core)
+    for _ in range(2500):
+        _send(core, {"AMQ_SCHEDULED_DELAY": "10"})
+    clock.now += 1.0  # due, without running the timer
+    core.scheduler._run()  # what the timer calls: one burst
+    assert len(got.got) == 1000
+    clock.advance(0)  # the rest, in later loop turns
+    assert len(got.got) == 2500
