@@ -23,6 +23,9 @@ schedulerSupport="true"):
   both deliver at once, the header kept; DELAY 1000 to a topic: both after the delay.
 - CRON "* * * * *": both deliver at the top of every minute, a new message-id each,
   one scheduledJobId.
+- CRON "* * * * *" with DELAY 5000: ActiveMQ 5 s after the first minute, then at the
+  top of every minute (it adds the delay to the first match only); here at the top of
+  every minute (its documentation: cron takes priority over the delay).
 - CRON "* * * * *" with DELAY 1000, PERIOD 1000, REPEAT 2: here 3 deliveries at 1, 2
   and 3 s past every minute (the series has its own scheduledJobId); ActiveMQ 5.17.2's
   scheduler thread deadlocked at the first match (jstack: JobSchedulerImpl.mainLoop
