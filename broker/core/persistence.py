@@ -13,6 +13,10 @@ the rule itself, so callers need not. Hot paths test `queue.durable and msg.pers
 inline first (the body of `journaled`), so a message that is not journaled costs no
 call at all, exactly as the old `if store is not None` checks did.
 
+Scheduled jobs (broker/core/scheduler.py) are the one write the rule does not decide:
+the scheduler marks a job `journaled` (a persistent message for a queue or a topic)
+and calls `job_added` / `job_moved` / `job_done` only for those.
+
 broker.store.MessageStore implements `Store` on the journal.
 """
 

@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import asyncio
 import marshal
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from broker.core.message import QUEUE, Address, Message
@@ -217,6 +217,10 @@ class MessageStore:
             _message_tuple,
             _message_from,
         )
+        # The Store protocol's job methods are the job records' own.
+        self.job_added: Callable[[Job], None] = self._jobs.added
+        self.job_moved: Callable[[Job], None] = self._jobs.moved
+        self.job_done: Callable[[Job], None] = self._jobs.done
 
     # -- recovery -------------------------------------------------------------------------
 
@@ -652,17 +656,6 @@ class MessageStore:
         self._remap_meta(mapping)
         self._jobs.remap(mapping)
         return len(mapping)
-
-    # -- scheduled jobs (broker/store/scheduled.py) ----------------------------------------
-
-    def job_added(self, job: Job) -> None:
-        self._jobs.added(job)
-
-    def job_moved(self, job: Job) -> None:
-        self._jobs.moved(job)
-
-    def job_done(self, job: Job) -> None:
-        self._jobs.done(job)
 
     # -- destination metadata (opaque to the store; the owning facade decodes it) ----------
 
