@@ -42,6 +42,12 @@ class BrokerSettings:
     log_level: str = "info"
     # Publish ActiveMQ.Advisory.* topics (ActiveMQ's advisorySupport, on by default).
     advisory_support: bool = True
+    # Scheduled delivery (AMQ_SCHEDULED_* headers, AMQP x-opt-delivery-*): off by
+    # default, as ActiveMQ's schedulerSupport; off, the headers are checked and the
+    # message is delivered at once. Past either bound a scheduled send is refused.
+    scheduler_support: bool = False
+    scheduler_max_jobs: int = 100000
+    scheduler_max_bytes: int = 67108864
 
 
 @dataclass(frozen=True)

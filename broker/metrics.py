@@ -77,6 +77,19 @@ class BrokerCollector(Collector):
         yield consumers
         yield memory
         yield from counters.values()
+        if core is not None:
+            sched = core.scheduler
+            yield GaugeMetricFamily(
+                "zonemq_scheduled_messages", "Scheduled messages waiting", value=len(sched.jobs)
+            )
+            yield GaugeMetricFamily(
+                "zonemq_scheduled_bytes", "Bytes of scheduled messages held", value=sched.bytes
+            )
+            yield CounterMetricFamily(
+                "zonemq_scheduled_delivered",
+                "Deliveries made by the scheduler",
+                value=sched.delivered,
+            )
 
 
 def render(registry: CollectorRegistry) -> bytes:

@@ -53,6 +53,7 @@ class StartupError(Exception):
 
 def core_limits(settings: Settings) -> CoreLimits:
     d = settings.destinations
+    b = settings.broker
     limits = CoreLimits(
         queue_prefetch=d.queue_prefetch,
         topic_prefetch=d.topic_prefetch,
@@ -67,10 +68,13 @@ def core_limits(settings: Settings) -> CoreLimits:
         topic_pending_limit=d.topic_pending_limit,
         slow_consumer_policy=d.slow_consumer_policy,
         prioritized_messages=d.prioritized_messages,
-        advisory_support=settings.broker.advisory_support,
+        advisory_support=b.advisory_support,
         virtual_topics=settings.virtual_topics.enabled,
         virtual_topic_name=settings.virtual_topics.name,
         virtual_topic_prefix=settings.virtual_topics.prefix,
+        scheduler_support=b.scheduler_support,
+        scheduler_max_jobs=b.scheduler_max_jobs,
+        scheduler_max_bytes=b.scheduler_max_bytes,
     )
     default = default_policy(limits)
     return dataclasses.replace(limits, policies=tuple(_policy_rule(default, p) for p in d.policies))
@@ -200,6 +204,9 @@ class Broker:
             store=self.store,
         )
         self.core.restore(recovered.queues, recovered.flags, recovered.subscriptions)
+        if recovered.jobs:
+            self.core.scheduler.restore(recovered.jobs)
+            log.info("scheduler: %d scheduled messages recovered", len(recovered.jobs))
         if self.settings.store.compaction_interval > 0:
             self._compactor = asyncio.ensure_future(self._compact_forever())
         advertised = False

@@ -17,6 +17,7 @@ from broker.core.queue import (
     MessageQueue,
     Subscription,
 )
+from broker.core.scheduler import Schedule, ScheduleError, schedule_of
 from broker.core.selector import Selector, SelectorError
 from broker.core.subjects import is_wildcard
 from broker.core.transaction import Transaction
@@ -40,9 +41,12 @@ __all__ = [
     "DurableSub",
     "Message",
     "MessageQueue",
+    "Schedule",
+    "ScheduleError",
     "Selector",
     "SelectorError",
     "Subscription",
     "Transaction",
     "is_wildcard",
+    "schedule_of",
 ]

@@ -33,6 +33,7 @@ from broker.core.multi import QueueGroup, TopicSet
 from broker.core.persistence import Records, Store, journaled
 from broker.core.policy import Policy, PolicyMap, Rule
 from broker.core.queue import ACK_MODES, Consumer, MessageQueue, Subscription
+from broker.core.scheduler import Schedule, Scheduler
 from broker.core.selector import Selector
 from broker.core.subjects import SubjectTrie, is_wildcard, matches
 from broker.core.topic import Topic
@@ -75,6 +76,10 @@ class CoreLimits:
     virtual_topics: bool = True
     virtual_topic_name: str = "VirtualTopic.>"
     virtual_topic_prefix: str = "Consumer.*."
+    # Scheduled delivery (ActiveMQ's schedulerSupport, false by default) and its bounds.
+    scheduler_support: bool = False
+    scheduler_max_jobs: int = 100000
+    scheduler_max_bytes: int = 64 * 1024 * 1024
 
 
 def default_policy(limits: CoreLimits) -> Policy:
@@ -170,6 +175,14 @@ class Core:
         self.retired = {"enqueued": 0, "dispatched": 0, "acked": 0, "dlq": 0, "redelivered": 0}
         if call_later is not None and self.limits.expiry_check_interval > 0:
             self._expiry_timer = call_later(self.limits.expiry_check_interval, self._sweep)
+        # Scheduled messages (broker/core/scheduler.py): one heap, one timer.
+        self.scheduler = Scheduler(
+            self,
+            enabled=self.limits.scheduler_support,
+            max_jobs=self.limits.scheduler_max_jobs,
+            max_bytes=self.limits.scheduler_max_bytes,
+            call_later=call_later,
+        )
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -197,6 +210,7 @@ class Core:
         if self._store_timer is not None:
             self._store_timer.cancel()
             self._store_timer = None
+        self.scheduler.close()
 
     # -- destinations ---------------------------------------------------------------------
 
@@ -504,6 +518,35 @@ class Core:
             if self.send(address, msg if i == 0 else msg.copy(), tx=tx) is not None:
                 written = True
         return self.records.barrier() if written else None
+
+    def schedule(
+        self,
+        address: Address,
+        msg: Message,
+        schedule: Schedule,
+        *,
+        tx: Transaction | None = None,
+    ) -> Awaitable[None] | None:
+        """`send`, for a message whose properties ask for scheduled delivery
+        (`scheduler.schedule_of`): held by the scheduler until due, created at commit in
+        a transaction. With scheduler support off it is `send`, properties and all
+        (ActiveMQ's default). Returns the durability awaitable of the job's record."""
+        if not self.scheduler.enabled:
+            return self.send(address, msg, tx=tx)
+        if not msg.id:
+            msg.id = self.next_id()
+        if not msg.timestamp:
+            msg.timestamp = self.now_ms()
+        msg.destination = address
+        if tx is not None and tx.finished:
+            raise CoreError(INVALID, "transaction already finished")
+        # Check now that the destination exists, so the error reaches the sender.
+        self._resolve(address)
+        self.scheduler.check_room(msg)
+        if tx is not None:
+            tx.add_scheduled(address, msg, schedule)
+            return None
+        return self.scheduler.schedule_send(address, msg, schedule)
 
     def barrier(self) -> Awaitable[None] | None:
         """Completes when everything the core has written so far is durable (receipts

@@ -15,6 +15,10 @@ the rule itself, so callers need not. Hot paths test `queue.durable and msg.pers
 inline first (the body of `journaled`), so a message that is not journaled costs no
 call at all, exactly as the old `if store is not None` checks did.
 
+Scheduled jobs (broker/core/scheduler.py) are the one write the rule does not decide:
+the scheduler marks a job `journaled` (a persistent message for a queue or a topic)
+and calls `job_added` / `job_moved` / `job_done` only for those.
+
 broker.store.MessageStore implements `Store` on the journal.
 """
 
@@ -27,6 +31,7 @@ from broker.core.message import DURABLE, QUEUE, Address, Message
 
 if TYPE_CHECKING:
     from broker.core.queue import MessageQueue
+    from broker.core.scheduler import Job
 
 
 class Store(Protocol):
@@ -73,6 +78,14 @@ class Store(Protocol):
     def peek(self, queue: Address, stub: int) -> Message: ...
 
     def discard(self, queue: Address, stub: int) -> None: ...
+
+    # Scheduled jobs (broker/core/scheduler.py): created, moved to a later due time, done.
+
+    def job_added(self, job: Job) -> None: ...
+
+    def job_moved(self, job: Job) -> None: ...
+
+    def job_done(self, job: Job) -> None: ...
 
 
 class NullStore:
@@ -129,6 +142,15 @@ class NullStore:
 
     def discard(self, queue: Address, stub: int) -> None:
         raise LookupError(f"no store holds paged message {stub} of {queue}")
+
+    def job_added(self, job: Job) -> None:
+        pass
+
+    def job_moved(self, job: Job) -> None:
+        pass
+
+    def job_done(self, job: Job) -> None:
+        pass
 
 
 def journaled(queue: MessageQueue, msg: Message) -> bool:
@@ -261,6 +283,17 @@ class Records:
         address = queue.address
         for stub in stubs:
             store.discard(address, stub)
+
+    # -- scheduled jobs (the scheduler decides which are journaled: `Job.journaled`) -----
+
+    def job_added(self, job: Job) -> None:
+        self.store.job_added(job)
+
+    def job_moved(self, job: Job) -> None:
+        self.store.job_moved(job)
+
+    def job_done(self, job: Job) -> None:
+        self.store.job_done(job)
 
     def barrier(self) -> Awaitable[None] | None:
         """Completes when everything written so far is durable; None if nothing waits."""

@@ -19,22 +19,28 @@ from broker.core.message import Address, Message
 if TYPE_CHECKING:
     from broker.core.core import Core
     from broker.core.queue import MessageQueue, Subscription
+    from broker.core.scheduler import Schedule
 
 
 class Transaction:
     """One open transaction; `finished` once committed or aborted."""
 
-    __slots__ = ("acks", "core", "finished", "sends")
+    __slots__ = ("acks", "core", "finished", "scheduled", "sends")
 
     def __init__(self, core: Core) -> None:
         self.core = core
         self.sends: list[tuple[Address, Message]] = []
         # (subscription, messages, outcome): outcome "ack", "redeliver" or a poison cause.
         self.acks: list[tuple[Subscription, list[Message], str]] = []
+        # Sends that asked for scheduled delivery: their jobs are created at commit.
+        self.scheduled: list[tuple[Address, Message, Schedule]] = []
         self.finished = False
 
     def add_send(self, address: Address, msg: Message) -> None:
         self.sends.append((address, msg))
+
+    def add_scheduled(self, address: Address, msg: Message, schedule: Schedule) -> None:
+        self.scheduled.append((address, msg, schedule))
 
     def add_acks(self, sub: Subscription, msgs: list[Message], *, redeliver: bool) -> None:
         self.acks.append((sub, msgs, "redeliver" if redeliver else "ack"))
@@ -66,6 +72,8 @@ class Transaction:
             core.records.committed(self.sends, acks, offered)
         for (address, msg), durable in zip(self.sends, chosen, strict=True):
             core.route(address, msg, durable)
+        for address, msg, schedule in self.scheduled:
+            core.scheduler.add(address, msg, schedule)
         for sub, msgs, outcome in self.acks:
             source = sub.source
             if outcome == "ack":
@@ -77,6 +85,7 @@ class Transaction:
                     core.dead_letter(source, msg, outcome[len("poison:") :])
             source.dispatch()
         self.sends.clear()
+        self.scheduled.clear()
         self.acks.clear()
 
     def abort(self) -> None:
@@ -89,4 +98,5 @@ class Transaction:
                 self.core.redeliver(sub.source, msgs, counted=True)
                 sub.source.dispatch()
         self.sends.clear()
+        self.scheduled.clear()
         self.acks.clear()

@@ -20,9 +20,12 @@ are `marshal` format 4 tuples of primitives, which CPython reads and writes in C
                                               deletes it. Its messages are ADDs under
                                               its queue address (kind "durable")
 
+  JOB, JOB_NEXT, JOB_DONE (20-22)            scheduled jobs: broker/store/scheduled.py
+
 Only persistent messages on queues of kind "queue" and on durable subscriptions' queues
 (kind "durable") are written; non-persistent messages, plain topic subscriptions and
-temporary queues never are.
+temporary queues never are (a scheduled job of a persistent message is, for a queue or
+a topic, until it is due).
 
 Liveness: an ADD is live until its message is removed; a TX record is live while any of
 its messages is; REMOVE and COUNT are dead on arrival (the journal deletes segments
@@ -57,10 +60,12 @@ from __future__ import annotations
 
 import asyncio
 import marshal
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from broker.core.message import QUEUE, Address, Message
+from broker.core.scheduler import Job
+from broker.store import scheduled
 from broker.store.format import Record, RecordRef
 from broker.store.journal import Journal
 from broker.store.paging import PagedIndex, pack, unpack
@@ -184,6 +189,8 @@ class Recovered:
         self.flags: dict[Address, dict[str, bool]] = {}
         # Durable topic subscriptions: (client id, name) -> broker.core.durable.Info.
         self.subscriptions: dict[tuple[str, str], tuple[Any, ...]] = {}
+        # Scheduled jobs (broker/store/scheduled.py), for Core.scheduler.restore.
+        self.jobs: list[Job] = []
         self.records = 0
 
 
@@ -216,6 +223,17 @@ class MessageStore:
         self.stored_bytes = 0
         # The commit future of the newest barrier, until it completes.
         self._last: asyncio.Future[None] | None = None
+        # Scheduled jobs' records (record types 20-22).
+        self._jobs = scheduled.ScheduledRecords(
+            lambda rtype, value, live: self._append(rtype, value, live=live),
+            self.journal.release,
+            _message_tuple,
+            _message_from,
+        )
+        # The Store protocol's job methods are the job records' own.
+        self.job_added: Callable[[Job], None] = self._jobs.added
+        self.job_moved: Callable[[Job], None] = self._jobs.moved
+        self.job_done: Callable[[Job], None] = self._jobs.done
 
     # -- recovery -------------------------------------------------------------------------
 
@@ -237,6 +255,7 @@ class MessageStore:
         release_later: list[RecordRef] = []
         removed: set[tuple[Address, str]] = set()
         max_seq = 0
+        jobs = self._jobs.replayer()
 
         def address(kind: str, name: str) -> Address:
             a = addresses.get((kind, name))
@@ -339,8 +358,12 @@ class MessageStore:
                 self._replay_meta(t, record.ref)
             elif rtype == DURABLE_SUB:
                 self._replay_sub(t, record.ref)
+            elif rtype in scheduled.TYPES:
+                jobs.record(rtype, t, record.ref)
             else:
                 raise ValueError(f"unknown journal record type {rtype} at {record.ref}")
+        out.jobs, dead_jobs = jobs.finish()
+        dead.extend(dead_jobs)
         for ref in dead:
             self.journal.release(ref)
         for ref in release_later:
@@ -610,6 +633,8 @@ class MessageStore:
             client_id, name, _info = marshal.loads(record.payload)
             current = self._subs.get((client_id, name))
             return current is not None and current[0] == record.ref
+        if record.rtype in scheduled.TYPES:
+            return self._jobs.live(record.rtype, record.payload, record.ref)
         return False
 
     async def compact(self) -> int:
@@ -653,6 +678,7 @@ class MessageStore:
             new = mapping.get(ref)
             if new is not None:
                 self._subs[key] = (new, info)
+        self._jobs.remap(mapping)
         return len(mapping)
 
     # -- destination metadata (opaque to the store; the owning facade decodes it) ----------

@@ -11,7 +11,8 @@
   Outcomes: accepted = ack, released = back unchanged, modified with delivery-failed =
   redelivery count + 1 (dead letter queue past the limit), modified without it =
   released, rejected = dead letter queue at once; settled with no outcome = accepted.
-- Our receivers route each transfer with `core.send`; an unsettled transfer of a
+- Our receivers route each transfer with `core.send` (`core.schedule` when its
+  properties or annotations ask for scheduled delivery); an unsettled transfer of a
   persistent message is accepted and settled only after the core's durability awaitable
   completes. Undeliverable messages are rejected with a condition. Producer credit is a
   window of `PRODUCER_CREDIT`, withheld while a destination is over its memory limit; a
@@ -66,7 +67,7 @@ from proton import Condition, Delivery, Link
 from proton import Message as AmqpMessage
 
 from broker.auth import WRITE, exists
-from broker.core import Address, CoreError, Message, Subscription, Transaction
+from broker.core import Address, CoreError, Message, Subscription, Transaction, schedule_of
 from broker.core.errors import WriteRefused
 from broker.tcp import TcpListener
 from protocols.amqp.links import PRODUCER_CREDIT, AmqpLinks, InLink, OutLink, Refused
@@ -344,7 +345,15 @@ class AmqpDeliveries(AmqpLinks):
                         self._authorize(part, WRITE, created=not exists(self.core, part))
             if msg.reply_to is not None:
                 self._own_temporary(msg.reply_to)
-            if parts is None:
+            schedule = schedule_of(msg.properties) if msg.properties else None
+            if schedule is not None:
+                if parts is not None:
+                    raise Refused(
+                        "amqp:not-implemented",
+                        "scheduled delivery to a composite destination is not supported",
+                    )
+                done = self.core.schedule(address, msg, schedule, tx=tx)
+            elif parts is None:
                 done = self.core.send(address, msg, tx=tx)
             else:
                 done = self.core.send_composite(parts, msg, tx=tx)

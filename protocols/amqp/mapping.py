@@ -34,8 +34,9 @@ Message mapping, AMQP → core (inbound) and core → AMQP (outbound):
                               types such as symbol, uuid, timestamp arrive as str/int)
   message-annotations: x-opt-jms-dest / x-opt-jms-reply-to (address kinds) and
     x-opt-jms-msg-type (5 text, 3 bytes, 2 map, 4 stream, 0 plain) are written on the
-    way out; x-opt-delivery-delay / x-opt-delivery-time are refused (the core has no
-    scheduled delivery yet); any other scalar annotation is kept as property
+    way out; x-opt-delivery-delay / -time / -period / -repeat / -cron set the
+    AMQ_SCHEDULED_* property ActiveMQ's transformer sets (scheduled delivery:
+    broker/core/scheduler.py); they and any other scalar annotation are kept as property
     JMS_AMQP_MA_<name> and restored as an annotation.
   delivery-annotations and footer are not kept.
 
@@ -72,6 +73,7 @@ from proton import Message as AmqpMessage
 
 from broker.core import QUEUE, TEMP_QUEUE, TEMP_TOPIC, TOPIC, Address, Message
 from broker.core.errors import DELETED, INVALID, NOT_FOUND, STORE_FULL
+from broker.core.scheduler import CRON, DELAY, PERIOD, REPEAT
 from protocols.amqp.codec import decode_sections, encode_header, encode_sections
 from protocols.amqp.codec.names import (
     DELAYS,
@@ -203,6 +205,38 @@ def _id_text(value: Any) -> str:
     return str(value)
 
 
+# Scheduling annotation -> (the AMQ_SCHEDULED_* property it sets, an integer value?).
+_SCHEDULE_ANNOTATIONS = {
+    "x-opt-delivery-delay": (DELAY, True),
+    "x-opt-delivery-time": (DELAY, True),
+    "x-opt-delivery-period": (PERIOD, True),
+    "x-opt-delivery-repeat": (REPEAT, True),
+    "x-opt-delivery-cron": (CRON, False),
+}
+
+
+def _schedule_annotation(
+    name: str, value: Any, props: dict[str, str | int | float | bool | bytes], now_ms: int
+) -> None:
+    """A scheduling annotation as the AMQ_SCHEDULED_* property ActiveMQ's AMQP
+    transformer sets for it: numbers at or below zero (a delivery time not in the
+    future) ask for nothing; an application property of the same name wins, since
+    ActiveMQ sets the application properties after the annotations."""
+    if value is None:
+        return
+    key, numeric = _SCHEDULE_ANNOTATIONS[name]
+    if numeric:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise MappingError("amqp:invalid-field", f"{name} must be an integer, got {value!r}")
+        number = int(value) - now_ms if name == "x-opt-delivery-time" else int(value)
+        if number > 0:
+            props.setdefault(key, number)
+    elif isinstance(value, str):
+        props.setdefault(key, str(value))
+    else:
+        raise MappingError("amqp:invalid-field", f"{name} must be a string, got {value!r}")
+
+
 def message_from_amqp(
     pm: AmqpMessage,
     destination: Address,
@@ -223,11 +257,8 @@ def message_from_amqp(
         for key, value in annotations.items():
             name = str(key)
             if name in DELAYS:
-                if value:
-                    raise MappingError(
-                        "amqp:not-implemented", "scheduled delivery is not supported yet"
-                    )
-            elif name == "x-opt-jms-reply-to":
+                _schedule_annotation(name, value, props, now_ms)
+            if name == "x-opt-jms-reply-to":
                 reply_hint = kind_of(value)
             elif name == "x-opt-jms-msg-type":
                 msg_type = value

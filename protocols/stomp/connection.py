@@ -2,7 +2,9 @@
 
 Mapping onto the core (see mapping.py for headers and destinations):
 - SEND → `core.send`; with `transaction` it is held in the core Transaction until COMMIT.
-  A RECEIPT for a persistent SEND waits for the core's durability awaitable.
+  A RECEIPT for a persistent SEND waits for the core's durability awaitable. A SEND
+  with AMQ_SCHEDULED_* headers goes to `core.schedule` (broker/core/scheduler.py); a
+  bad value is an ERROR and the connection closes (ActiveMQ closes it, without ERROR).
 - SUBSCRIBE → `core.subscribe` with ack mode auto | client | client-individual,
   credit `activemq.prefetchSize` (default: the destination kind's prefetch) and the
   `selector` header compiled once (negotiate.subscribe_selector). With
@@ -51,8 +53,10 @@ from broker.core import (
     Address,
     CoreError,
     Message,
+    ScheduleError,
     Subscription,
     is_wildcard,
+    schedule_of,
 )
 from broker.core.errors import DELETED, INVALID, NOT_FOUND, STORE_FULL, WriteRefused
 from broker.core.transaction import Transaction
@@ -551,6 +555,18 @@ class StompConnection(PushConnection):
                 # Naming its own temporary reply-to creates it (ActiveMQ: temp admin).
                 self._authorize(reply, ADMIN)
             self._own_temporary(msg.reply_to)
+        if msg.properties:
+            try:
+                schedule = schedule_of(msg.properties)
+            except ScheduleError as exc:
+                raise ProtocolError(exc.message, fatal=True) from None
+            if schedule is not None:
+                if parts is not None:
+                    raise ProtocolError(
+                        "Scheduled delivery to a composite destination is not supported."
+                    )
+                self._receipt(frame, self.core.schedule(address, msg, schedule, tx=tx))
+                return
         core = self.core
         if parts is None:
             done = core.send(address, msg, tx=tx)

@@ -15,7 +15,9 @@ SEND headers onto a Message:
   type → type                           content-type → content_type
   JMSXGroupID → group_id                content-length present → bytes message, else text
   receipt, transaction, content-length, message-id, timestamp, redelivered, subscription
-  and ack are frame-level and not stored; every other header becomes a string property.
+  and ack are frame-level and not stored; every other header becomes a string property
+  (AMQ_SCHEDULED_DELAY / _PERIOD / _REPEAT become ints once broker.core.schedule_of has
+  checked them, as ActiveMQ types them Long / Integer: see connection.py).
 
 MESSAGE frames carry, as ActiveMQ 5.17 does: message-id, destination, subscription (when
 the SUBSCRIBE had an id), ack (1.2, client and client-individual only), timestamp,

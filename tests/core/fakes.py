@@ -195,3 +195,12 @@ class MemoryStore:
 
     def discard(self, queue: Address, stub: int) -> None:
         self.remove(queue, self.page_in(queue, stub))
+
+    def job_added(self, job: Any) -> None:
+        self.calls.append(("job_added", job.id, job.address, job.due, job.repeat))
+
+    def job_moved(self, job: Any) -> None:
+        self.calls.append(("job_moved", job.id, job.due, job.repeat, job.count))
+
+    def job_done(self, job: Any) -> None:
+        self.calls.append(("job_done", job.id))

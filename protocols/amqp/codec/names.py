@@ -14,8 +14,15 @@ CODE_KINDS = {v: k for k, v in KIND_CODES.items()}
 
 # x-opt-jms-msg-type values.
 MSG_PLAIN, MSG_MAP, MSG_BYTES, MSG_STREAM, MSG_TEXT = 0, 2, 3, 4, 5
-# Message annotations for scheduled delivery (refused: the core has none yet).
-DELAYS = ("x-opt-delivery-delay", "x-opt-delivery-time")
+# Message annotations for scheduled delivery (ActiveMQ's AMQP transformer): the hand
+# decoder leaves messages with them to proton's path (mapping.message_from_amqp).
+DELAYS = (
+    "x-opt-delivery-delay",
+    "x-opt-delivery-time",
+    "x-opt-delivery-period",
+    "x-opt-delivery-repeat",
+    "x-opt-delivery-cron",
+)
 
 # Reserved properties carrying AMQP fields the core has no slot for.
 P_MESSAGE_ID = "JMS_AMQP_MessageId"
