@@ -47,7 +47,7 @@ def test_wildcard_topic_close_leaves_every_topic(core: Core) -> None:
     core.send(t("a.z"), Message(b"4"))  # a new topic no longer finds it
     assert c.bodies == [b"1", b"2"]
     assert all(not topic.subs for topic in core.topics.values())
-    assert core._topic_watchers.size == 0
+    assert core.router.topic_watchers.size == 0
 
 
 def test_wildcard_topic_selector_and_no_local(core: Core) -> None:
@@ -123,7 +123,7 @@ def test_wildcard_queue_close_returns_unacked_to_their_queues(core: Core) -> Non
     assert core.queues[q("r.a")].count == 1 and core.queues[q("r.b")].count == 1
     assert not core.queues[q("r.a")].consumers
     core.send(q("r.c"), Message(b"3"))  # no longer watched
-    assert len(c.got) == 2 and core._queue_watchers.size == 0
+    assert len(c.got) == 2 and core.router.queue_watchers.size == 0
     other = RecordingConsumer()
     core.subscribe(q("r.a"), other, ack_mode=AUTO)
     assert other.got[0].redelivered
