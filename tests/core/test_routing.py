@@ -306,3 +306,11 @@ def test_composite_send_with_a_bad_part_sends_nothing(core: Core) -> None:
         with pytest.raises(CoreError):
             core.send_composite((q("ok"), bad), Message(b"x"))
     assert c.got == []
+
+
+def test_a_wildcard_named_queue_from_an_old_journal_is_restored(core: Core) -> None:
+    """Older versions let a send create `a.*`; its messages are kept at replay."""
+    core.restore({q("old.*"): [Message(b"kept")]})
+    assert core.queues[q("old.*")].count == 1
+    with pytest.raises(CoreError):
+        core.queue(q("new.*"))
