@@ -33,9 +33,10 @@ from broker.core.multi import QueueGroup, TopicSet
 from broker.core.persistence import Records, Store, journaled
 from broker.core.policy import Policy, PolicyMap, Rule
 from broker.core.queue import ACK_MODES, Consumer, MessageQueue, Subscription
+from broker.core.routing import Router
 from broker.core.scheduler import Schedule, Scheduler
 from broker.core.selector import Selector
-from broker.core.subjects import SubjectTrie, is_wildcard, matches
+from broker.core.subjects import is_wildcard
 from broker.core.topic import Topic
 from broker.core.transaction import Transaction
 
@@ -158,15 +159,12 @@ class Core:
         self._store_waiters: list[Callable[[], None]] = []
         self._store_timer: Any = None
         self._leases: Leases | None = None
-        # Routing by pattern (broker/core/subjects.py): the queues and topics that exist
-        # (not temporary ones), and the wildcard subscriptions waiting for new ones.
-        self._queue_names: SubjectTrie[MessageQueue] = SubjectTrie()
-        self._topic_names: SubjectTrie[Topic] = SubjectTrie()
-        self._queue_watchers: SubjectTrie[QueueGroup] = SubjectTrie()
-        self._topic_watchers: SubjectTrie[Subscription] = SubjectTrie()
-        self._vt_name = self.limits.virtual_topic_name if self.limits.virtual_topics else ""
-        self._vt_prefix = self.limits.virtual_topic_prefix
-        self._vt_depth = self._vt_prefix.count(".")
+        # Wildcards, composites and virtual topics (broker/core/routing.py).
+        self.router = Router(
+            self,
+            self.limits.virtual_topic_name if self.limits.virtual_topics else "",
+            self.limits.virtual_topic_prefix,
+        )
         # While replaying the journal a queue of any name is recreated (see _check_name).
         self._restoring = False
         # Durable topic subscriptions (broker/core/durable.py).
@@ -231,7 +229,7 @@ class Core:
             self.queues[address] = q
             self.records.queue_created(q)
             if address.kind == QUEUE:
-                self._queue_created(q)
+                self.router.queue_created(q)
             self.advisories.destination(address)
         return q
 
@@ -240,38 +238,6 @@ class Core:
         q = MessageQueue(self, address, memory_limit=policy.memory_limit, owner=owner)
         q.prioritized = policy.prioritized_messages
         return q
-
-    def _queue_created(self, q: MessageQueue) -> None:
-        """A new queue joins the wildcard consumers that match it and, if it is a
-        virtual topic's consumer queue, that topic's forwards."""
-        name = q.address.name
-        self._queue_names.add(name, q)
-        for group in self._queue_watchers.matching(name):
-            group.attach(q)
-        if self._vt_name and name.count(".") >= self._vt_depth:
-            topic_name = name.split(".", self._vt_depth)[-1]
-            t = self.topics.get(Address(TOPIC, topic_name))
-            if (
-                t is not None
-                and t.forward is not None
-                and matches(self._vt_prefix + topic_name, name)
-            ):
-                t.forward.append(q)
-
-    def _topic_created(self, t: Topic) -> None:
-        """A new topic gets the wildcard subscribers that match it and, if it is a
-        virtual topic, the consumer queues that exist."""
-        name = t.address.name
-        self._topic_names.add(name, t)
-        for sub in self._topic_watchers.matching(name):
-            covered = sub.topic
-            if isinstance(covered, TopicSet) and not sub.closed and t not in covered.topics:
-                covered.topics.append(t)
-                t.subs.append(sub)
-        if self._vt_name and matches(self._vt_name, name):
-            t.forward = [
-                q for q in self._queue_names.matched_by(self._vt_prefix + name) if not q.owner
-            ]
 
     def restore(
         self,
@@ -352,7 +318,7 @@ class Core:
             self.topics[address] = t
             self.durables.bind(t)
             if address.kind == TOPIC:
-                self._topic_created(t)
+                self.router.topic_created(t)
             self.advisories.destination(address)
         return t
 
@@ -389,26 +355,16 @@ class Core:
             self.records.queue_deleted(q)
             self.retire(q)
             if address.kind == QUEUE:
-                self._queue_names.remove(address.name, q)
-                topic_name = address.name.split(".", self._vt_depth)[-1]
-                t = self.topics.get(Address(TOPIC, topic_name))
-                if t is not None and t.forward and q in t.forward:
-                    t.forward.remove(q)
+                self.router.queue_deleted(q)
         else:
             t = self.topics.pop(address, None)
             if t is None:
                 return
-            for sub in list(t.subs):
-                covered = sub.topic
-                if isinstance(covered, TopicSet):
-                    # It covers other topics too: only this one goes.
-                    t.subs.remove(sub)
-                    covered.topics.remove(t)
-                else:
-                    sub.close()
-            self.retired["enqueued"] += t.enqueued
             if address.kind == TOPIC:
-                self._topic_names.remove(address.name, t)
+                self.router.topic_deleted(t)  # wildcard subscribers stay on their others
+            for sub in list(t.subs):
+                sub.close()
+            self.retired["enqueued"] += t.enqueued
         self.advisories.destination(address)
 
     def retire(self, q: MessageQueue) -> None:
@@ -451,7 +407,7 @@ class Core:
                 self._refuse_store_full()
             tx.add_send(address, msg)
             if dest.forward:
-                for q, copy in self._forwards(dest, msg):
+                for q, copy in self.router.forwards(dest, msg):
                     if q.durable and copy.persistent and self._store_fail and self.store_full:
                         self._refuse_store_full()
                     tx.add_send(q.address, copy)
@@ -475,22 +431,12 @@ class Core:
             return self._forward(dest, msg)
         return None
 
-    def _forwards(self, topic: Topic, msg: Message) -> list[tuple[MessageQueue, Message]]:
-        """A virtual topic's message as each of its consumer queues gets it: a copy (a
-        queued message is mutated where it sits), the same id, the queue as destination."""
-        out = []
-        for q in topic.forward or ():
-            copy = msg.copy()
-            copy.destination = q.address
-            out.append((q, copy))
-        return out
-
     def _forward(self, topic: Topic, msg: Message) -> Awaitable[None] | None:
         """Send a virtual topic's message on to its consumer queues (as ActiveMQ's
         VirtualTopicInterceptor: the queues that exist now; a queue created later does
         not get it). A persistent copy is journaled on each durable queue like any send."""
         written = False
-        for q, copy in self._forwards(topic, msg):
+        for q, copy in self.router.forwards(topic, msg):
             if q.durable and copy.persistent:
                 if self._store_fail and self.store_full:
                     self._refuse_store_full()
@@ -559,7 +505,7 @@ class Core:
         if t is not None:
             return bool(t.subs)
         # Not created yet: a wildcard subscriber (ActiveMQ.Advisory.>) would join it.
-        return bool(self._topic_watchers.matching(address.name))
+        return bool(self.router.topic_watchers.matching(address.name))
 
     # -- connections and producers (advisories only: the core keeps no other state) ----
 
@@ -709,13 +655,14 @@ class Core:
                 selector=selector,
             )
         if type(address) is tuple or is_wildcard(address.name):
-            parts = self._covered(address)
+            router = self.router
+            parts = router.covered(address)
             if len(parts) > 1 or is_wildcard(parts[0].name):
                 if parts[0].is_queue:
-                    return self._subscribe_queues(
+                    return router.subscribe_queues(
                         parts, consumer, ack_mode, prefetch, tag, paused, selector
                     )
-                return self._subscribe_topics(
+                return router.subscribe_topics(
                     parts, consumer, ack_mode, prefetch, no_local, origin, tag, paused, selector
                 )
             address = parts[0]
@@ -765,101 +712,6 @@ class Core:
         source.consumers.append(sub)
         source.dispatch()
 
-    @staticmethod
-    def _covered(address: Address | tuple[Address, ...]) -> tuple[Address, ...]:
-        """What a subscription to `address` consumes from. Of a composite, only the
-        parts of its first part's kind, as ActiveMQ 5.17 (its composite is a queue or a
-        topic; `/queue/a,/topic/b` consumes from queue a alone); wildcards only on
-        queues and topics, not temporary ones."""
-        parts = (address,) if type(address) is not tuple else address
-        if not parts:
-            raise CoreError(INVALID, "composite destination is empty")
-        first = parts[0]
-        out: list[Address] = []
-        for part in parts:
-            if part.is_queue != first.is_queue:
-                continue
-            if part.kind not in (QUEUE, TOPIC) and is_wildcard(part.name):
-                raise CoreError(INVALID, f"{part}: a temporary destination has no wildcards")
-            if part not in out:
-                out.append(part)
-        return tuple(out)
-
-    def _subscribe_queues(
-        self,
-        parts: tuple[Address, ...],
-        consumer: Consumer,
-        ack_mode: str,
-        prefetch: int | None,
-        tag: object,
-        paused: bool,
-        selector: Selector | None,
-    ) -> Subscription:
-        patterns = tuple(p.name for p in parts)
-        group = QueueGroup(
-            self,
-            next(self._sub_nums),
-            parts[0],
-            patterns,
-            consumer,
-            ack_mode=ack_mode,
-            prefetch=prefetch or self.limits.queue_prefetch,
-            tag=tag,
-            selector=selector,
-        )
-        group.paused = paused
-        for part in parts:
-            if is_wildcard(part.name) and part.kind == QUEUE:
-                self._queue_watchers.add(part.name, group)
-                for q in self._queue_names.matched_by(part.name):
-                    group.attach(q)
-            else:
-                group.attach(self.queue(part))  # created on first use, as a plain subscribe
-        return group
-
-    def _subscribe_topics(
-        self,
-        parts: tuple[Address, ...],
-        consumer: Consumer,
-        ack_mode: str,
-        prefetch: int | None,
-        no_local: bool,
-        origin: object,
-        tag: object,
-        paused: bool,
-        selector: Selector | None,
-    ) -> Subscription:
-        covered = TopicSet(tuple(p.name for p in parts))
-        source = MessageQueue(self, parts[0], limit=self.limits.topic_pending_limit)
-        sub = Subscription(
-            self,
-            next(self._sub_nums),
-            parts[0],
-            source,
-            consumer,
-            ack_mode=ack_mode,
-            prefetch=prefetch or self.limits.topic_prefetch,
-            no_local=no_local,
-            origin=origin,
-            tag=tag,
-            topic=covered,
-            selector=selector,
-        )
-        sub.paused = paused
-        source.consumers.append(sub)
-        topics: list[Topic] = []
-        for part in parts:
-            if is_wildcard(part.name):
-                self._topic_watchers.add(part.name, sub)
-                topics.extend(self._topic_names.matched_by(part.name))
-            else:
-                topics.append(self.topic(part))
-        for t in topics:
-            if t not in covered.topics:
-                covered.topics.append(t)
-                t.subs.append(sub)
-        return sub
-
     def remove_subscription(self, client_id: str, name: str) -> None:
         """Delete durable subscription (client_id, name) and its messages (it must have no
         consumer attached): JMS unsubscribe, ActiveMQ's RemoveSubscriptionInfo."""
@@ -879,21 +731,8 @@ class Core:
             # Keep the totals of departed subscribers so topic counters never go down.
             for key in topic.gone:
                 topic.gone[key] += getattr(sub.source, key)
-        elif isinstance(topic, TopicSet):
-            for pattern in topic.patterns:
-                self._topic_watchers.remove(pattern, sub)
-            for t in topic.topics:
-                if sub in t.subs:
-                    t.subs.remove(sub)
-            if topic.topics:
-                # Its counters stay with the first topic it covered, counted once.
-                first = topic.topics[0]
-                for key in first.gone:
-                    first.gone[key] += getattr(sub.source, key)
-            topic.topics.clear()
-        elif isinstance(sub, QueueGroup):
-            for pattern in sub.patterns:
-                self._queue_watchers.remove(pattern, sub)
+        elif isinstance(topic, TopicSet) or isinstance(sub, QueueGroup):
+            self.router.unsubscribed(sub)  # a wildcard or composite subscription
         if type(sub) is Subscription and not isinstance(topic, TopicSet):
             self.advisories.consumer(sub.address, added=False)
 

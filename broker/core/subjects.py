@@ -10,7 +10,8 @@ Both directions are answered by walking the trie, never by scanning every key:
 `matching(name)` finds the values stored under keys (patterns or literal names) that a
 concrete name matches, in O(segments x wildcard branches); `matched_by(pattern)` finds
 the values stored under literal names that a pattern matches, visiting only the
-subtrees the pattern can reach.
+subtrees the pattern can reach (siblings in the order they were added, so a wildcard
+consumer attaches to the older of two queues first, as ActiveMQ's did when compared).
 """
 
 from __future__ import annotations
@@ -137,7 +138,8 @@ class SubjectTrie(Generic[V]):
                     self._collect(node, out)
                 continue
             if seg == ONE:
-                stack.extend((child, i + 1) for child in node.children.values())
+                # Reversed onto the stack: names come out in the order they were added.
+                stack.extend((child, i + 1) for child in reversed(node.children.values()))
             else:
                 child = node.children.get(seg)
                 if child is not None:
@@ -150,4 +152,4 @@ class SubjectTrie(Generic[V]):
         while stack:
             n = stack.pop()
             out.extend(n.values)
-            stack.extend(n.children.values())
+            stack.extend(reversed(n.children.values()))

@@ -540,44 +540,60 @@ class StompConnection(PushConnection):
 
     def _on_send(self, frame: Frame) -> None:
         address = self._destination(frame, WRITE)
-        tx = self._transaction(frame)
-        # A composite (a tuple of parts) sends one message to each part.
-        parts = address if type(address) is tuple else None
-        first = parts[0] if parts is not None else address
-        msg = message_from_send(frame.headers, frame.body, first, self.id, self.id)
-        if msg.reply_to is not None:
-            reply = msg.reply_to
-            if (
-                self._auth.authorizing
-                and reply.name.startswith(self._temp_prefix)
-                and not exists(self.core, reply)
-            ):
-                # Naming its own temporary reply-to creates it (ActiveMQ: temp admin).
-                self._authorize(reply, ADMIN)
-            self._own_temporary(msg.reply_to)
-        if msg.properties:
-            try:
-                schedule = schedule_of(msg.properties)
-            except ScheduleError as exc:
-                raise ProtocolError(exc.message, fatal=True) from None
-            if schedule is not None:
-                if parts is not None:
-                    raise ProtocolError(
-                        "Scheduled delivery to a composite destination is not supported."
-                    )
-                self._receipt(frame, self.core.schedule(address, msg, schedule, tx=tx))
-                return
-        core = self.core
-        if parts is None:
-            done = core.send(address, msg, tx=tx)
-            self._receipt(frame, done)
-            if tx is None and (
-                core.store_full or (core.full(address) and not core.stored(address, msg))
-            ):
-                # Journaled messages page out instead of waiting for queue memory; past the
-                # store limit (policy "block") every producer to a durable queue waits.
-                self._flow_control(address)
+        if type(address) is tuple:
+            self._send_composite(frame, address)
             return
+        tx = self._transaction(frame)
+        msg = message_from_send(frame.headers, frame.body, address, self.id, self.id)
+        if msg.reply_to is not None:
+            self._reply_to(msg.reply_to)
+        if msg.properties and self._scheduled(frame, address, msg, tx):
+            return
+        done = self.core.send(address, msg, tx=tx)
+        self._receipt(frame, done)
+        core = self.core
+        if tx is None and (
+            core.store_full or (core.full(address) and not core.stored(address, msg))
+        ):
+            # Journaled messages page out instead of waiting for queue memory; past the
+            # store limit (policy "block") every producer to a durable queue waits.
+            self._flow_control(address)
+
+    def _scheduled(
+        self, frame: Frame, address: Address | None, msg: Message, tx: Transaction | None
+    ) -> bool:
+        """Hand a SEND whose headers ask for scheduled delivery to the core's scheduler
+        (True), or leave it to be sent (False). `address` None: a composite, refused."""
+        try:
+            schedule = schedule_of(msg.properties)
+        except ScheduleError as exc:
+            raise ProtocolError(exc.message, fatal=True) from None
+        if schedule is None:
+            return False
+        if address is None:
+            raise ProtocolError("Scheduled delivery to a composite destination is not supported.")
+        self._receipt(frame, self.core.schedule(address, msg, schedule, tx=tx))
+        return True
+
+    def _reply_to(self, reply: Address) -> None:
+        if (
+            self._auth.authorizing
+            and reply.name.startswith(self._temp_prefix)
+            and not exists(self.core, reply)
+        ):
+            # Naming its own temporary reply-to creates it (ActiveMQ: temp admin).
+            self._authorize(reply, ADMIN)
+        self._own_temporary(reply)
+
+    def _send_composite(self, frame: Frame, parts: tuple[Address, ...]) -> None:
+        """SEND to a composite destination: one message to each part, one message id."""
+        tx = self._transaction(frame)
+        msg = message_from_send(frame.headers, frame.body, parts[0], self.id, self.id)
+        if msg.reply_to is not None:
+            self._reply_to(msg.reply_to)
+        if msg.properties:
+            self._scheduled(frame, None, msg, tx)
+        core = self.core
         done = core.send_composite(parts, msg, tx=tx)
         self._receipt(frame, done)
         if tx is None:

@@ -101,3 +101,11 @@ def test_random_patterns_agree_with_the_plain_rule() -> None:
         assert sorted(by_pattern.matching(n)) == [p for p in patterns if matches(p, n)]
     for p in patterns:
         assert sorted(by_name.matched_by(p)) == [n for n in names if matches(p, n)]
+
+
+def test_matched_by_keeps_the_order_names_were_added() -> None:
+    trie: SubjectTrie[str] = SubjectTrie()
+    for name in ("q.b", "q.a", "q.c.d", "q.c"):
+        trie.add(name, name)
+    assert trie.matched_by("q.*") == ["q.b", "q.a", "q.c"]
+    assert trie.matched_by("q.>") == ["q.b", "q.a", "q.c", "q.c.d"]
