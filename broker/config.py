@@ -181,6 +181,7 @@ class DestinationPolicy:
     dead_letter_queue: str = "ActiveMQ.DLQ"
     max_redeliveries: int = -1
     prioritized_messages: bool = False
+    message_group_cache_size: int = 1024
 
 
 @dataclass(frozen=True)
@@ -211,6 +212,9 @@ class DestinationSettings:
     # Dispatch higher priorities first (ActiveMQ's prioritizedMessages, false by default:
     # arrival order whatever the priority header says).
     prioritized_messages: bool = False
+    # Message groups a queue keeps an owner for; past it the least recently used group
+    # loses its owner (ActiveMQ's CachedMessageGroupMap, 1024 by default).
+    message_group_cache_size: int = 1024
     policies: tuple[DestinationPolicy, ...] = ()
 
 
@@ -510,7 +514,17 @@ def _validate(s: Settings) -> None:
             f"broker.bind: refusing to listen on non-loopback address {s.broker.bind} "
             "without users configured in [auth] users"
         )
+    if s.destinations.message_group_cache_size < 1:
+        raise ConfigError(
+            "destinations.message_group_cache_size: must be at least 1, "
+            f"got {s.destinations.message_group_cache_size}"
+        )
     for i, policy in enumerate(s.destinations.policies):
+        if policy.message_group_cache_size < 1:
+            raise ConfigError(
+                f"destinations.policies[{i}].message_group_cache_size: must be at least 1, "
+                f"got {policy.message_group_cache_size}"
+            )
         if not policy.pattern:
             raise ConfigError(f"destinations.policies[{i}].pattern: must not be empty")
         if policy.max_redeliveries < -1:

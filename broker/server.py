@@ -65,8 +65,17 @@ def core_limits(settings: Settings) -> CoreLimits:
         topic_pending_limit=d.topic_pending_limit,
         slow_consumer_policy=d.slow_consumer_policy,
         prioritized_messages=d.prioritized_messages,
+        message_group_cache_size=d.message_group_cache_size,
         policies=tuple(
-            (p.pattern, Policy(p.dead_letter_queue, p.max_redeliveries, p.prioritized_messages))
+            (
+                p.pattern,
+                Policy(
+                    p.dead_letter_queue,
+                    p.max_redeliveries,
+                    p.prioritized_messages,
+                    p.message_group_cache_size,
+                ),
+            )
             for p in d.policies
         ),
     )

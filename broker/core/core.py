@@ -52,6 +52,8 @@ class CoreLimits:
     slow_consumer_policy: str = "drop-oldest"
     # Dispatch by priority (ActiveMQ's prioritizedMessages, false by default).
     prioritized_messages: bool = False
+    # Owned message groups per queue (ActiveMQ's CachedMessageGroupMap cacheSize).
+    message_group_cache_size: int = 1024
     # (pattern, Policy): first match wins over the defaults above.
     policies: tuple[tuple[str, Policy], ...] = ()
 
@@ -105,6 +107,7 @@ class Core:
                 self.limits.dead_letter_queue,
                 self.limits.max_redeliveries,
                 self.limits.prioritized_messages,
+                self.limits.message_group_cache_size,
             ),
             list(self.limits.policies),
         )
@@ -415,15 +418,22 @@ class Core:
         tag: object = None,
         paused: bool = False,
         selector: Selector | None = None,
+        priority: int = 0,
+        exclusive: bool = False,
     ) -> Subscription:
         """Attach a push consumer; delivery starts at once if messages are waiting, or
         with `paused`, when the caller has finished its own set-up and calls `resume()`.
         With a `selector` it is offered only the messages the selector matches (on a
-        queue, the others stay for other consumers: MessageQueue "selectors")."""
+        queue, the others stay for other consumers: MessageQueue "picky dispatch"). On a
+        queue, `priority` (ActiveMQ's consumer priority) puts it before lower ones and
+        an `exclusive` consumer alone receives while it is there."""
         if ack_mode not in ACK_MODES:
             raise CoreError(INVALID, f"unknown ack mode {ack_mode!r}")
         if prefetch is not None and prefetch < 1:
             raise CoreError(INVALID, "prefetch must be at least 1")
+        if not -128 <= priority <= 127:
+            # ActiveMQ's consumer priority is a byte.
+            raise CoreError(INVALID, f"consumer priority must be -128 to 127, got {priority}")
         topic: Topic | None
         if address.is_queue:
             topic = None
@@ -448,13 +458,15 @@ class Core:
             tag=tag,
             topic=topic,
             selector=selector,
+            priority=priority,
+            exclusive=exclusive,
         )
         sub.paused = paused
         if selector is not None and topic is None:
             source.selective += 1
             if source.page_stubs:
                 source.keep_fields()  # a selector reads the fields of pending messages
-        source.consumers.append(sub)
+        source.add_consumer(sub)
         if topic is None:
             source.dispatch()
         else:
@@ -463,12 +475,7 @@ class Core:
 
     def unsubscribe(self, sub: Subscription) -> None:
         """Called by Subscription.close; detaches it from its destination."""
-        source = sub.source
-        if sub in source.consumers:
-            source.consumers.remove(sub)
-            if sub.selector is not None and sub.topic is None:
-                source.selective -= 1
-                source.settled.discard(sub)
+        sub.source.remove_consumer(sub)
         topic = sub.topic
         if isinstance(topic, Topic) and sub in topic.subs:
             topic.subs.remove(sub)

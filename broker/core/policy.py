@@ -1,5 +1,5 @@
-"""Per-destination policy (ActiveMQ's policyEntry): dead letter queue, redelivery limit
-and priority dispatch, chosen by name pattern.
+"""Per-destination policy (ActiveMQ's policyEntry): dead letter queue, redelivery limit,
+priority dispatch and the message group map's size, chosen by name pattern.
 
 Patterns use ActiveMQ's wildcards: "." separates segments, "*" matches one segment and
 ">" matches the rest (one or more). The first configured policy whose pattern matches
@@ -22,6 +22,9 @@ class Policy:
     # ActiveMQ's prioritizedMessages: off by default, so a destination dispatches in
     # arrival order whatever a message's priority says (issue 12).
     prioritized_messages: bool = False
+    # Message groups a queue keeps an owner for, least recently used dropped first
+    # (ActiveMQ's default messageGroupMapFactory: a CachedMessageGroupMap of 1024).
+    message_group_cache_size: int = 1024
 
 
 def wildcard_match(pattern: str, name: str) -> bool:

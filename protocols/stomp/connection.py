@@ -5,7 +5,8 @@ Mapping onto the core (see mapping.py for headers and destinations):
   A RECEIPT for a persistent SEND waits for the core's durability awaitable.
 - SUBSCRIBE → `core.subscribe` with ack mode auto | client | client-individual,
   credit `activemq.prefetchSize` (default: the destination kind's prefetch) and the
-  `selector` header compiled once (negotiate.subscribe_selector).
+  `selector` header compiled once (negotiate.subscribe_selector); on a queue
+  `activemq.priority` and `activemq.exclusive` (negotiate.subscribe_dispatch).
 - ACK → `Subscription.ack` (cumulative in client mode); NACK → a poison ack: the message
   goes to the dead letter queue at once, as ActiveMQ 5.x does for STOMP.
 - UNSUBSCRIBE, DISCONNECT and a lost connection return unacknowledged messages, flagged
@@ -64,6 +65,7 @@ from protocols.stomp.negotiate import (
     ProtocolError,
     negotiate_version,
     parse_heart_beat,
+    subscribe_dispatch,
     subscribe_options,
     subscribe_selector,
 )
@@ -550,6 +552,7 @@ class StompConnection(PushConnection):
             raise ProtocolError("Too many subscriptions on this connection")
         ack, prefetch = subscribe_options(h, strict=self.settings.strict)
         selector = subscribe_selector(h)
+        priority, exclusive = subscribe_dispatch(h)
         if h.get("browser") == "true":  # exactly "true", as ActiveMQ compares it
             ssub = StompSub(sub_id, self.version)
             start_browser(self, frame, ssub, address, ack, prefetch, selector)
@@ -566,6 +569,8 @@ class StompConnection(PushConnection):
             tag=ssub,
             paused=True,
             selector=selector,
+            priority=priority,
+            exclusive=exclusive,
         )
         ssub.core_sub = core_sub
         self.by_num[core_sub.num] = ssub

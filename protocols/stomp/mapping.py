@@ -11,6 +11,7 @@ SEND headers onto a Message:
   correlation-id → correlation_id       reply-to → reply_to (a destination)
   type → type                           content-type → content_type
   JMSXGroupID → group_id                content-length present → bytes message, else text
+  JMSXGroupSeq → the int property JMSXGroupSeq (ActiveMQ keeps it as an int)
   receipt, transaction, content-length, message-id, timestamp, redelivered, subscription
   and ack are frame-level and not stored; every other header becomes a string property.
 
@@ -101,6 +102,17 @@ def _int_header(headers: dict[str, str], name: str, default: int) -> int:
         raise BadHeader(f"Invalid {name} header: {value!r}") from None
 
 
+def _group_seq(text: str) -> int:
+    """JMSXGroupSeq as ActiveMQ reads it (Integer.valueOf: a Java int; ActiveMQ closes
+    the connection on anything else, ZoneMQ answers with an ERROR)."""
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    if digits.isascii() and digits.isdigit():
+        seq = int(text)
+        if -(2**31) <= seq < 2**31:
+            return seq
+    raise BadHeader(f"Invalid JMSXGroupSeq header: {text!r} (must be a 32-bit integer)")
+
+
 def message_from_send(
     headers: dict[str, str], body: bytes, destination: Address, conn_id: str, origin: object
 ) -> Message:
@@ -116,6 +128,9 @@ def message_from_send(
     # Most SENDs carry only frame-level headers: one C-level set difference finds that.
     if headers.keys() - FRAME_HEADERS:
         properties = {k: v for k, v in headers.items() if k not in FRAME_HEADERS}
+        seq = properties.get("JMSXGroupSeq")
+        if seq is not None:
+            properties["JMSXGroupSeq"] = _group_seq(seq)  # type: ignore[arg-type]
     return Message(
         body,
         destination=destination,
