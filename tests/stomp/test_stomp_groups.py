@@ -13,6 +13,8 @@ prefetch 1 or as below, client-individual acks) and gave the same deliveries:
 | exclusive A (prio 0), later exclusive B (5)| all to B                                    |
 | prefetch 1, LO prio 1, HI prio 5, 4 msgs   | HI p0, LO p1; LO acks: p2 to LO; HI: p3     |
 | group owner's selector rejects a message   | it waits for the owner to leave             |
+| 1025 groups (auto acks) to A, B; g0 again  | g0 evicted (1024 kept, LRU): g0 to B        |
+| A full with m1; m2 with JMSXGroupSeq 1, m3 | m2 to B (a new start), m3 waits for B       |
 
 Where ZoneMQ differs: ActiveMQ's MESSAGE frames carry neither JMSXGroupID nor
 JMSXGroupSeq (they are message fields its STOMP translator does not copy) nor
@@ -144,6 +146,38 @@ def test_groups_compose_with_selectors(connect) -> None:
         ("g-red2", "true"),
         ("g-blue", None),
     ]
+
+
+def test_a_queue_keeps_owners_for_1024_groups_least_recently_used_first(connect) -> None:
+    a, b, p = connect(), connect(), connect()
+    q = "/queue/grp.evict"
+    subscribe(a, q, "a")
+    subscribe(b, q, "b")
+    for i in range(1025):  # alternately to A and B; the 1025th pushes g0 out
+        p.send(q, "", headers={"JMSXGroupID": f"g{i}"})
+    p.sync()
+    assert len(a.listener.take(513)) == 513 and len(b.listener.take(512)) == 512
+    p.send(q, "g0-again", headers={"JMSXGroupID": "g0"})  # picks anew: B
+    p.send(q, "g1024-again", headers={"JMSXGroupID": "g1024"})  # still A's
+    assert b.listener.next().body == "g0-again"
+    assert a.listener.next().body == "g1024-again"
+
+
+def test_sequence_one_starts_a_group_afresh(connect) -> None:
+    a, b, p = connect(), connect(), connect()
+    q = "/queue/grp.seq1"
+    subscribe(a, q, "a", ack="client-individual", **ONE)
+    subscribe(b, q, "b", ack="client-individual", **ONE)
+    p.send(q, "m1", headers={"JMSXGroupID": "g"})
+    m1 = a.listener.next()
+    p.send(q, "m2", headers={"JMSXGroupID": "g", "JMSXGroupSeq": "1"})
+    p.send(q, "m3", headers={"JMSXGroupID": "g"})
+    m2 = b.listener.next()
+    assert (m1.body, m2.body) == ("m1", "m2")
+    a.ack_frame(m1)
+    assert quiet(a)  # m3 is B's now
+    b.ack_frame(m2)
+    assert b.listener.next().body == "m3"
 
 
 def _refused(c: Client, q: str, headers: dict[str, str], text: str) -> None:
