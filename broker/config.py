@@ -76,6 +76,10 @@ class StompSettings:
     # longer than its content-length is cut to it (the rest discarded up to the NUL), an
     # unknown ack mode is auto. True: all three are errors (ERROR, connection closed).
     strict: bool = False
+    # False (ActiveMQ's): MESSAGE frames carry no JMSXGroupID nor JMSXGroupSeq (message
+    # fields ActiveMQ's STOMP translator does not copy; selectors still read them).
+    # True: both are headers, as ZoneMQ sent them before issue 12.
+    group_headers: bool = False
 
 
 @dataclass(frozen=True)

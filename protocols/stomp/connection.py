@@ -280,7 +280,11 @@ class StompConnection(PushConnection):
         wire = msg.wire
         if wire is None or wire[0] != version or wire[3]:
             private = needs_private_encoding(msg)
-            head = encode_message_head(msg, self.id, version)
+            # msg.wire is shared by the connections of the one STOMP listener, so
+            # group_headers (a listener setting) is the same for all that read it.
+            head = encode_message_head(
+                msg, self.id, version, group_headers=self.settings.group_headers
+            )
             # The id goes into the 1.2 ack header, escaped like any header value.
             wire = (version, escaper(version)(msg.id).encode(), head, private)
             if not private:

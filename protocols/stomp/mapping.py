@@ -21,6 +21,8 @@ expires (0 = never), priority, redelivered:true and persistent:true only when tr
 correlation-id, reply-to, type, content-type, the properties as headers, content-length
 for bytes messages only (a text message has none), and on dead-lettered messages
 original-destination, originalExpiration and (expired ones) dlqDeliveryFailureCause.
+Not JMSXGroupID nor JMSXGroupSeq, which ActiveMQ keeps as message fields and its STOMP
+translator does not copy, unless `group_headers` (listeners.stomp.group_headers).
 """
 
 from __future__ import annotations
@@ -156,9 +158,12 @@ def _property_header(value: object) -> str:
     return str(value)
 
 
-def message_headers(msg: Message, conn_id: str) -> list[tuple[str, str]]:
+def message_headers(
+    msg: Message, conn_id: str, *, group_headers: bool = False
+) -> list[tuple[str, str]]:
     """Headers of a MESSAGE frame that are the same for every subscriber of `msg`
-    (everything but subscription and ack); `conn_id` only matters for temp names."""
+    (everything but subscription and ack); `conn_id` only matters for temp names;
+    JMSXGroupID and JMSXGroupSeq only with `group_headers`."""
     assert msg.destination is not None
     h: list[tuple[str, str]] = [
         ("message-id", msg.id),
@@ -179,9 +184,13 @@ def message_headers(msg: Message, conn_id: str) -> list[tuple[str, str]]:
         h.append(("type", msg.type))
     if msg.content_type is not None:
         h.append(("content-type", msg.content_type))
-    if msg.group_id is not None:
-        h.append(("JMSXGroupID", msg.group_id))
-    for key, value in msg.properties.items():
+    props = msg.properties
+    if group_headers:
+        if msg.group_id is not None:
+            h.append(("JMSXGroupID", msg.group_id))
+    elif "JMSXGroupSeq" in props:
+        props = {k: v for k, v in props.items() if k != "JMSXGroupSeq"}
+    for key, value in props.items():
         if key == "originalDestination" and isinstance(value, str) and "://" in value:
             kind, _, name = value.partition("://")
             h.append(("original-destination", format_destination(Address(kind, name), conn_id)))
@@ -192,7 +201,9 @@ def message_headers(msg: Message, conn_id: str) -> list[tuple[str, str]]:
     return h
 
 
-def encode_message_head(msg: Message, conn_id: str, version: str) -> bytes:
+def encode_message_head(
+    msg: Message, conn_id: str, version: str, *, group_headers: bool = False
+) -> bytes:
     """The header lines of `message_headers`, escaped for `version`, as bytes.
 
     The per-delivery hot path for queues (each message is encoded once): one f-string
@@ -220,7 +231,7 @@ def encode_message_head(msg: Message, conn_id: str, version: str) -> bytes:
         or msg.group_id is not None
     ):
         # Less common headers: the general path (same order as message_headers).
-        rest = message_headers(msg, conn_id)[5:]
+        rest = message_headers(msg, conn_id, group_headers=group_headers)[5:]
         head += "".join(
             f"{esc(k)}:{esc(v)}\n"
             for k, v in rest
