@@ -435,15 +435,28 @@ class MessageQueue:
     def _hand(self, sub: Subscription, msg: Message) -> None:
         """Deliver to `sub`, which may take `msg`: group ownership first, then the
         round-robin turn (an exclusive consumer keeps its place, as in ActiveMQ)."""
+        groups = sub.groups
         if self.grouped and msg.group_id is not None:
             self._assign(sub, msg.group_id, _group_seq(msg))
         sub.deliver(msg)
         consumers = self.consumers
         if len(consumers) > 1 and sub is not self.exclusive_sub and sub in consumers:
             consumers.remove(sub)
-            consumers.append(sub)
-            if self.grouped or self.ranked:
+            if self.grouped and (self.regroup or sub.groups != groups):
+                # Group counts changed: sort them all, as ActiveMQ does after each turn.
+                consumers.append(sub)
                 consumers.sort(key=self._rank)
+            else:
+                # Behind its equals, ahead of lower ranks (what the sort would do).
+                i = len(consumers)
+                if self.grouped:
+                    rank = self._rank(sub)
+                    while i and self._rank(consumers[i - 1]) > rank:
+                        i -= 1
+                else:
+                    while i and consumers[i - 1].priority < sub.priority:
+                        i -= 1
+                consumers.insert(i, sub)
 
     def _assign(self, sub: Subscription, group: str, seq: int) -> None:
         """ActiveMQ's Queue.assignMessageGroup once `sub` takes a message of `group`: an
