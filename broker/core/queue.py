@@ -1,7 +1,9 @@
 """Message queues and the subscriptions that consume from them.
 
 A MessageQueue holds pending messages in arrival order and hands them to its consumers
-round-robin among those with credit. With `prioritized` (the destination policy
+round-robin among those with credit; on a broker queue, as ActiveMQ's Queue does, higher
+consumer priorities first, a message group to its owner, everything to an exclusive
+consumer while there is one ("picky dispatch" below). With `prioritized` (the destination policy
 `prioritized_messages`, ActiveMQ's prioritizedMessages; off by default, as in ActiveMQ)
 it keeps ten FIFO lanes, one per priority, higher first; otherwise every message goes to
 lane 0 whatever its priority, so dispatch is FIFO.
@@ -143,7 +145,7 @@ class MessageQueue:
         # Dispatch by priority (the core sets it from the destination's policy).
         self.prioritized = False
         # Consumers with a selector (Core.subscribe counts them); while any, dispatch
-        # takes the selective path ("Selectors" below).
+        # takes the picky path ("picky dispatch" below).
         self.selective = 0
         # Consumers known to be able to take no pending message (picky dispatch only).
         self.settled: set[Subscription] = set()
