@@ -84,6 +84,10 @@ class StompSettings:
     # longer than its content-length is cut to it (the rest discarded up to the NUL), an
     # unknown ack mode is auto. True: all three are errors (ERROR, connection closed).
     strict: bool = False
+    # False (ActiveMQ's): MESSAGE frames carry no JMSXGroupID nor JMSXGroupSeq (message
+    # fields ActiveMQ's STOMP translator does not copy; selectors still read them).
+    # True: both are headers, as ZoneMQ sent them before issue 12.
+    group_headers: bool = False
 
 
 @dataclass(frozen=True)
@@ -212,6 +216,8 @@ class DestinationPolicy:
     # An ActiveMQ.Advisory.SlowConsumer.Topic.<name> message when a topic subscriber
     # passes its pending limit (ActiveMQ's advisoryForSlowConsumers).
     advisory_for_slow_consumers: bool | None = None
+    # Message groups a queue keeps an owner for (ActiveMQ's CachedMessageGroupMap).
+    message_group_cache_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -242,6 +248,9 @@ class DestinationSettings:
     # Dispatch higher priorities first (ActiveMQ's prioritizedMessages, false by default:
     # arrival order whatever the priority header says).
     prioritized_messages: bool = False
+    # Message groups a queue keeps an owner for; past it the least recently used group
+    # loses its owner (ActiveMQ's CachedMessageGroupMap, 1024 by default).
+    message_group_cache_size: int = 1024
     policies: tuple[DestinationPolicy, ...] = ()
 
 
@@ -566,6 +575,11 @@ def _validate(s: Settings) -> None:
             f"broker.bind: refusing to listen on non-loopback address {s.broker.bind} "
             "without users configured in [auth] users"
         )
+    if s.destinations.message_group_cache_size < 1:
+        raise ConfigError(
+            "destinations.message_group_cache_size: must be at least 1, "
+            f"got {s.destinations.message_group_cache_size}"
+        )
     for i, policy in enumerate(s.destinations.policies):
         _validate_policy(f"destinations.policies[{i}]", policy)
     _validate_auth(s.auth)
@@ -595,7 +609,13 @@ def _validate_policy(key: str, p: DestinationPolicy) -> None:
         raise ConfigError(
             f"{key}.max_redeliveries: must be -1 (none) or more, got {p.max_redeliveries}"
         )
-    for name in ("memory_limit", "queue_prefetch", "topic_prefetch", "topic_pending_limit"):
+    for name in (
+        "memory_limit",
+        "queue_prefetch",
+        "topic_prefetch",
+        "topic_pending_limit",
+        "message_group_cache_size",
+    ):
         value = getattr(p, name)
         if value is not None and value < 1:
             raise ConfigError(f"{key}.{name}: must be at least 1, got {value}")

@@ -75,6 +75,7 @@ def core_limits(settings: Settings) -> CoreLimits:
         scheduler_support=b.scheduler_support,
         scheduler_max_jobs=b.scheduler_max_jobs,
         scheduler_max_bytes=b.scheduler_max_bytes,
+        message_group_cache_size=d.message_group_cache_size,
     )
     default = default_policy(limits)
     return dataclasses.replace(limits, policies=tuple(_policy_rule(default, p) for p in d.policies))

@@ -69,6 +69,8 @@ class CoreLimits:
     # Per-destination policies, (pattern, Policy) or (pattern, Policy, kind): the first
     # match wins over the defaults above (broker/core/policy.py).
     policies: tuple[Rule, ...] = ()
+    # Owned message groups per queue (ActiveMQ's CachedMessageGroupMap cacheSize).
+    message_group_cache_size: int = 1024
     # Publish ActiveMQ.Advisory.* messages (ActiveMQ's advisorySupport, on by default).
     advisory_support: bool = True
     # ActiveMQ's default virtualDestinationInterceptor: a message sent to a topic
@@ -95,6 +97,7 @@ def default_policy(limits: CoreLimits) -> Policy:
         queue_prefetch=limits.queue_prefetch,
         topic_prefetch=limits.topic_prefetch,
         topic_pending_limit=limits.topic_pending_limit,
+        message_group_cache_size=limits.message_group_cache_size,
     )
 
 
@@ -625,6 +628,8 @@ class Core:
         paused: bool = False,
         selector: Selector | None = None,
         durable: tuple[str, str] | None = None,
+        priority: int = 0,
+        exclusive: bool = False,
     ) -> Subscription:
         """Attach a push consumer; delivery starts at once if messages are waiting, or
         with `paused`, when the caller has finished its own set-up and calls `resume()`.
@@ -633,11 +638,16 @@ class Core:
         wildcard address or a composite (a tuple) covers several destinations
         (broker/core/multi.py), including matching ones created later. `durable`
         (client id, subscription name) makes a topic subscription durable
-        (broker/core/durable.py; one topic, no wildcard)."""
+        (broker/core/durable.py; one topic, no wildcard). On a queue, `priority`
+        (ActiveMQ's consumer priority) puts it before lower ones and an `exclusive`
+        consumer alone receives while it is there (MessageQueue "picky dispatch")."""
         if ack_mode not in ACK_MODES:
             raise CoreError(INVALID, f"unknown ack mode {ack_mode!r}")
         if prefetch is not None and prefetch < 1:
             raise CoreError(INVALID, "prefetch must be at least 1")
+        if not -128 <= priority <= 127:
+            # ActiveMQ's consumer priority is a byte.
+            raise CoreError(INVALID, f"consumer priority must be -128 to 127, got {priority}")
         if durable is not None:
             if type(address) is tuple or is_wildcard(address.name):
                 raise CoreError(INVALID, "a durable subscription needs one topic, no wildcard")
@@ -691,12 +701,14 @@ class Core:
             tag=tag,
             topic=topic,
             selector=selector,
+            priority=priority,
+            exclusive=exclusive,
         )
         sub.paused = paused
         if topic is None:
             self.add_consumer(source, sub)
         else:
-            source.consumers.append(sub)
+            source.add_consumer(sub)
             topic.subs.append(sub)
         self.advisories.consumer(address, added=True)
         if is_advisory(address):
@@ -709,7 +721,7 @@ class Core:
             source.selective += 1
             if source.page_stubs:
                 source.keep_fields()  # a selector reads the fields of pending messages
-        source.consumers.append(sub)
+        source.add_consumer(sub)
         source.dispatch()
 
     def remove_subscription(self, client_id: str, name: str) -> None:
@@ -719,12 +731,7 @@ class Core:
 
     def unsubscribe(self, sub: Subscription) -> None:
         """Called by Subscription.close; detaches it from its destination."""
-        source = sub.source
-        if sub in source.consumers:
-            source.consumers.remove(sub)
-            if sub.selector is not None and sub.topic is None:
-                source.selective -= 1
-                source.settled.discard(sub)
+        sub.source.remove_consumer(sub)
         topic = sub.topic
         if isinstance(topic, Topic) and sub in topic.subs:
             topic.subs.remove(sub)

@@ -218,7 +218,7 @@ class Durables:
             tag=tag,
         )
         sub.paused = paused
-        d.queue.consumers.append(sub)
+        d.queue.add_consumer(sub)
         d.queue.dispatch()
         return sub
 

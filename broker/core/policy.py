@@ -1,6 +1,7 @@
 """Per-destination policy (ActiveMQ's policyEntry), chosen by name pattern: dead-letter
 strategy, redelivery limit, priority dispatch, memory and pending limits, prefetch,
-expired-message handling and garbage collection of inactive destinations.
+expired-message handling, garbage collection of inactive destinations and the message
+group map's size.
 
 Patterns use ActiveMQ's wildcards: "." separates segments, "*" matches one segment and
 ">" matches the rest (one or more). The first configured policy whose pattern (and kind,
@@ -31,6 +32,9 @@ class Policy:
     # ActiveMQ's prioritizedMessages: off by default, so a destination dispatches in
     # arrival order whatever a message's priority says (issue 12).
     prioritized_messages: bool = False
+    # Message groups a queue keeps an owner for, least recently used dropped first
+    # (ActiveMQ's default messageGroupMapFactory: a CachedMessageGroupMap of 1024).
+    message_group_cache_size: int = 1024
     # "shared": every destination's dead letters go to `dead_letter_queue`;
     # "individual": to `dead_letter_prefix` + the destination's name (a queue, for topics
     # too), ActiveMQ's individualDeadLetterStrategy with its default "DLQ." prefixes.

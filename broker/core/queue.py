@@ -1,7 +1,9 @@
 """Message queues and the subscriptions that consume from them.
 
 A MessageQueue holds pending messages in arrival order and hands them to its consumers
-round-robin among those with credit. With `prioritized` (the destination policy
+round-robin among those with credit; on a broker queue, as ActiveMQ's Queue does, higher
+consumer priorities first, a message group to its owner, everything to an exclusive
+consumer while there is one ("picky dispatch" below). With `prioritized` (the destination policy
 `prioritized_messages`, ActiveMQ's prioritizedMessages; off by default, as in ActiveMQ)
 it keeps ten FIFO lanes, one per priority, higher first; otherwise every message goes to
 lane 0 whatever its priority, so dispatch is FIFO.
@@ -88,16 +90,23 @@ class MessageQueue:
         "dlq",
         "durable",
         "enqueued",
+        "exclusive_sub",
         "expired",
+        "group_limit",
+        "grouped",
         "inflight_count",
         "lanes",
         "limit",
         "memory_limit",
         "own_limit",
         "owner",
+        "owners",
         "page_stubs",
+        "picky",
         "prioritized",
+        "ranked",
         "redelivered",
+        "regroup",
         "selective",
         "settled",
         "top",
@@ -140,10 +149,27 @@ class MessageQueue:
         # Dispatch by priority (the core sets it from the destination's policy).
         self.prioritized = False
         # Consumers with a selector (Core.subscribe counts them); while any, dispatch
-        # takes the selective path ("Selectors" below).
+        # takes the picky path ("picky dispatch" below).
         self.selective = 0
-        # Consumers known to match no pending message (selective dispatch only).
+        # Consumers known to be able to take no pending message (picky dispatch only).
         self.settled: set[Subscription] = set()
+        # Message groups (a queue only): set by the first message with a group id. Then
+        # `owners` maps each group to the consumer that got its first message, least
+        # recently used first, at most `group_limit` of them (the policy's
+        # message_group_cache_size: ActiveMQ's CachedMessageGroupMap of 1024).
+        self.grouped = False
+        self.owners: dict[str, Subscription] = {}
+        self.group_limit = 0
+        # An ownership change in the middle of a walk (a group closed, evicted, taken
+        # over): what the walk passed may be takeable now.
+        self.regroup = False
+        # The exclusive consumer that alone receives while it is there (ActiveMQ's).
+        self.exclusive_sub: Subscription | None = None
+        # Consumers of more than one priority.
+        self.ranked = False
+        # Any of the above, or a selective consumer: dispatch takes the picky path
+        # ("picky dispatch" below); one attribute test on the plain path.
+        self.picky = False
         self.enqueued = 0
         self.dispatched = 0
         self.acked = 0
@@ -157,8 +183,8 @@ class MessageQueue:
     def put(self, msg: Message) -> None:
         """Offer a new message: straight to a ready consumer if nothing waits, else queue it."""
         self.enqueued += 1
-        if self.selective:
-            self._put_selective(msg)
+        if self.picky or (msg.group_id is not None and self._start_groups()):
+            self._put_picky(msg)
             return
         if self.count == 0 and self.consumers:
             if msg.expiration and msg.expiration <= self.core.now_ms():
@@ -205,6 +231,8 @@ class MessageQueue:
                 self.bytes += PAGED_ENTRY
             else:
                 assert isinstance(msg, Message)
+                if msg.group_id is not None and not self.grouped:
+                    self._start_groups()
                 prio = msg.priority if self.prioritized else 0
                 self.lanes[prio].appendleft(msg)
                 self.bytes += msg.head if msg.body is None else msg.size
@@ -271,8 +299,8 @@ class MessageQueue:
         """Hand pending messages to ready consumers until one side runs out."""
         if not self.count or not self.consumers:
             return
-        if self.selective:
-            self._dispatch_selective()
+        if self.picky:
+            self._dispatch_picky()
             return
         now = self.core.now_ms()
         while self.count:
@@ -286,78 +314,243 @@ class MessageQueue:
                 continue
             sub.deliver(msg)
 
-    # -- selectors ------------------------------------------------------------------------
-    # With a selective consumer a pending message may wait while another consumer is
-    # ready (it matches nobody ready), so the queue keeps this invariant instead: no
-    # ready consumer matches a pending message. A new message goes to the first ready
-    # consumer (round-robin) it matches, whatever waits before it: what waits matches
-    # nobody ready, so no consumer sees its messages out of order. A consumer that
-    # becomes ready walks the pending messages from the head (`_dispatch_selective`).
-    # Cost: a walk is O(pending) selector evaluations when it finds little; to avoid
-    # repeating it, a consumer that walked everything and still has credit is *settled*
-    # (it matches nothing pending) until something it matches is queued or messages
-    # come back to the front, so a backlog that no consumer wants costs nothing per
-    # ack or per resume. A consumer whose matches are sparse in a deep backlog still
-    # walks from the head each time it becomes ready (ActiveMQ looks at a page of 200
-    # messages only, which is how its selective consumers starve; this walk does not).
-    # Selectors read message fields, so such a queue holds no stubs (`keep_fields`).
+    # -- consumers ------------------------------------------------------------------------
 
-    def _put_selective(self, msg: Message) -> None:
+    def add_consumer(self, sub: Subscription) -> None:
+        """Attach `sub` (Core.subscribe). Consumers stay in ActiveMQ's dispatch order:
+        highest priority first, then (with groups) fewest owned groups, then the
+        round-robin order."""
+        consumers = self.consumers
+        consumers.append(sub)
+        if sub.topic is None and len(consumers) > 1:
+            consumers.sort(key=self._rank)
+            self.ranked = consumers[0].priority != consumers[-1].priority
+        if sub.exclusive and sub.topic is None:
+            current = self.exclusive_sub
+            # ActiveMQ: the first exclusive consumer keeps the queue, unless a newcomer
+            # has a higher priority or the highest there is (127).
+            if current is None or sub.priority == 127 or sub.priority > current.priority:
+                self.exclusive_sub = sub
+                self.settled.clear()
+        self._set_mode()
+
+    def remove_consumer(self, sub: Subscription) -> None:
+        """Detach `sub` (Core.unsubscribe): its groups lose their owner, and if it was the
+        exclusive consumer the highest-priority remaining exclusive one (the first of
+        them) takes over, or none. The caller dispatches once `sub`'s unacknowledged
+        messages are back (Subscription.close)."""
+        consumers = self.consumers
+        if sub not in consumers:
+            return
+        consumers.remove(sub)
+        if sub.topic is None:
+            if sub.selector is not None:
+                self.selective -= 1
+            self.settled.discard(sub)
+            if sub.groups:
+                owners = self.owners
+                for group in [g for g, owner in owners.items() if owner is sub]:
+                    del owners[group]
+                sub.groups = 0
+                self.settled.clear()
+            if sub is self.exclusive_sub:
+                best: Subscription | None = None
+                for s in consumers:
+                    if s.exclusive and (best is None or s.priority > best.priority):
+                        best = s
+                self.exclusive_sub = best
+                self.settled.clear()
+            self.ranked = bool(consumers) and consumers[0].priority != consumers[-1].priority
+        self._set_mode()
+
+    def _rank(self, sub: Subscription) -> tuple[int, int]:
+        return (-sub.priority, sub.groups if self.grouped else 0)
+
+    def _set_mode(self) -> None:
+        self.picky = bool(
+            self.selective or self.grouped or self.ranked or self.exclusive_sub is not None
+        )
+
+    def _start_groups(self) -> bool:
+        """A first message with a group id: a queue starts keeping group owners (for
+        good: ownership outlives the messages), a topic's subscription queue never."""
+        if not self.address.is_queue:
+            return False
+        self.grouped = True
+        self.group_limit = self.core.policies.for_name(self.address.name).message_group_cache_size
+        self.picky = True
+        self.settled.clear()
+        return True
+
+    # -- picky dispatch ---------------------------------------------------------------------
+    # Selective consumers, message groups, an exclusive consumer or consumers of more
+    # than one priority: a pending message may then wait while a consumer is ready (it
+    # may take it: selector, group owner, exclusivity), so the queue keeps this
+    # invariant instead: no ready consumer may take a pending message. A new message
+    # goes to the first ready consumer in dispatch order (priority, then fewest groups,
+    # then round-robin: ActiveMQ's) that may take it, whatever waits before it: what
+    # waits is for nobody ready, so no consumer sees its messages out of order. A
+    # consumer that becomes ready walks the pending messages from the head
+    # (`_dispatch_picky`). Cost: a walk is O(pending) checks when it finds little; to
+    # avoid repeating it, a consumer that walked everything and still has credit is
+    # *settled* (it may take nothing pending) until something it may take is queued,
+    # messages come back to the front, or ownership changes (a group closed or without
+    # owner, another exclusive consumer), so a backlog that no consumer may take costs
+    # nothing per ack or per resume. A consumer whose messages are sparse in a deep
+    # backlog still walks from the head each time it becomes ready (ActiveMQ looks at a
+    # page of 200 messages only, which is how its selective consumers starve; this walk
+    # does not). Selectors read message fields, so a queue with any holds no stubs
+    # (`keep_fields`); elsewhere a stub (no group, no selector to read it) is for
+    # anyone ready.
+
+    def _put_picky(self, msg: Message) -> None:
+        if msg.group_id is not None and not self.grouped:
+            self._start_groups()  # picky already (a selector, say): groups start here
         if msg.expiration and msg.expiration <= self.core.now_ms():
             self.core.expire(self, msg)
             return
-        consumers = self.consumers
-        n = len(consumers)
-        start = self._rr
-        for i in range(n):
-            j = (start + i) % n
-            sub = consumers[j]
+        owner = self._owner_of(msg) if self.grouped else None
+        excl = self.exclusive_sub
+        candidates: list[Subscription] | tuple[Subscription, ...]
+        if excl is not None:
+            candidates = (excl,) if owner is None or owner is excl else ()
+        elif owner is not None:
+            candidates = (owner,)
+        else:
+            candidates = self.consumers
+        for sub in candidates:
             sel = sub.selector
             if sel is None or sel.matches(msg):
                 if sub.ready():
-                    self._rr = j + 1
-                    sub.deliver(msg)
+                    self._hand(sub, msg)
+                    if self.regroup:
+                        self.regroup = False
+                        self.dispatch()
                     return
                 self.settled.discard(sub)
         self._push(msg)
 
-    def _dispatch_selective(self) -> None:
-        settled = self.settled
-        ready = [s for s in self.consumers if s not in settled and s.ready()]
-        if not ready:
-            return
-        now = self.core.now_ms()
-        for prio in range(self.top, -1, -1):
-            lane = self.lanes[prio]
-            i = 0
-            while i < len(lane) and ready:
-                msg = lane[i]
-                assert isinstance(msg, Message)  # keep_fields: no stubs here
-                if msg.expiration and msg.expiration <= now:
-                    self.core.expire(self, self._take_at(lane, i))
-                    continue
-                for k, sub in enumerate(ready):
-                    sel = sub.selector
-                    if sel is None or sel.matches(msg):
-                        sub.deliver(self._take_at(lane, i))
-                        del ready[k]
-                        # A delivery may pause others too (their connection's buffer).
-                        ready = [s for s in ready if s.ready()]
-                        if sub.ready():
-                            ready.append(sub)  # round-robin among those that match
-                        break
+    def _owner_of(self, msg: Message) -> Subscription | None:
+        """The consumer `msg` must go to, if its group has one (JMSXGroupSeq 1 starts the
+        group afresh, as in ActiveMQ)."""
+        group = msg.group_id
+        if group is None or _group_seq(msg) == 1:
+            return None
+        return self.owners.get(group)
+
+    def _hand(self, sub: Subscription, msg: Message) -> None:
+        """Deliver to `sub`, which may take `msg`: group ownership first, then the
+        round-robin turn (an exclusive consumer keeps its place, as in ActiveMQ)."""
+        groups = sub.groups
+        if self.grouped and msg.group_id is not None:
+            self._assign(sub, msg.group_id, _group_seq(msg))
+        sub.deliver(msg)
+        consumers = self.consumers
+        if len(consumers) > 1 and sub is not self.exclusive_sub and sub in consumers:
+            consumers.remove(sub)
+            if self.grouped and (self.regroup or sub.groups != groups):
+                # Group counts changed: sort them all, as ActiveMQ does after each turn.
+                consumers.append(sub)
+                consumers.sort(key=self._rank)
+            else:
+                # Behind its equals, ahead of lower ranks (what the sort would do).
+                i = len(consumers)
+                if self.grouped:
+                    rank = self._rank(sub)
+                    while i and self._rank(consumers[i - 1]) > rank:
+                        i -= 1
                 else:
-                    i += 1
+                    while i and consumers[i - 1].priority < sub.priority:
+                        i -= 1
+                consumers.insert(i, sub)
+
+    def _assign(self, sub: Subscription, group: str, seq: int) -> None:
+        """ActiveMQ's Queue.assignMessageGroup once `sub` takes a message of `group`: an
+        unowned group (or sequence 1) becomes `sub`'s; its owner's message with a
+        negative sequence closes it; the least recently used group past the limit loses
+        its owner."""
+        owners = self.owners
+        owner = owners.pop(group, None)
+        if owner is None or seq == 1:
+            if owner is not None:
+                owner.groups -= 1
+                self.regroup = True  # what waited for the old owner is the new one's
+            sub.groups += 1
+            owners[group] = sub
+            if len(owners) > self.group_limit:
+                eldest = next(iter(owners))
+                owners.pop(eldest).groups -= 1
+                self.regroup = True
+        elif seq < 0:
+            sub.groups -= 1
+            self.regroup = True
+        else:
+            owners[group] = sub  # most recently used now
+        if self.regroup:
+            self.settled.clear()
+
+    def _ready_list(self) -> list[Subscription]:
+        excl = self.exclusive_sub
+        settled = self.settled
+        if excl is not None:
+            return [excl] if excl not in settled and excl.ready() else []
+        return [s for s in self.consumers if s not in settled and s.ready()]
+
+    def _taker(self, entry: Entry, ready: list[Subscription]) -> Subscription | None:
+        """The first of `ready` that may take `entry`."""
+        if type(entry) is int:
+            return ready[0]  # a stub: no group, and no selector on a queue with stubs
+        assert isinstance(entry, Message)
+        owner = self._owner_of(entry) if self.grouped else None
+        for sub in ready:
+            if owner is not None and sub is not owner:
+                continue
+            sel = sub.selector
+            if sel is None or sel.matches(entry):
+                return sub
+        return None
+
+    def _dispatch_picky(self) -> None:
+        settled = self.settled
+        while True:
+            self.regroup = False
+            ready = self._ready_list()
             if not ready:
                 return
-        settled.update(ready)
+            now = self.core.now_ms()
+            for prio in range(self.top, -1, -1):
+                lane = self.lanes[prio]
+                i = 0
+                while i < len(lane):
+                    entry = lane[i]
+                    if type(entry) is not int and entry.expiration and entry.expiration <= now:  # type: ignore[union-attr]
+                        self.core.expire(self, self._take_at(lane, i))
+                        continue
+                    sub = self._taker(entry, ready)
+                    if sub is None:
+                        i += 1
+                        continue
+                    self._hand(sub, self._take_at(lane, i))
+                    # A delivery may pause others too (their connection's buffer), and
+                    # moves `sub` back in the round-robin order.
+                    ready = self._ready_list()
+                    if not ready:
+                        break
+                if not ready:
+                    break
+            if not self.regroup:
+                settled.update(ready)
+                return
+            settled.clear()
 
     def _take_at(self, lane: deque[Entry], i: int) -> Message:
         msg = lane[i]
-        assert isinstance(msg, Message)
         del lane[i]
         self.count -= 1
-        if msg.body is None:
+        if type(msg) is int:
+            msg = self.core.records.page_in(self, msg)
+            self.bytes -= PAGED_ENTRY
+        elif msg.body is None:
             msg.body = self.core.page_in(self, msg)
             self.bytes -= msg.head
         else:
@@ -493,6 +686,18 @@ class MessageQueue:
             self._wake_producers()
 
 
+def _group_seq(msg: Message) -> int:
+    """A message's JMSXGroupSeq (0 when absent; an int as ActiveMQ keeps it, but a
+    journal written before STOMP parsed it may hold the header's text)."""
+    seq = msg.properties.get("JMSXGroupSeq", 0)
+    if type(seq) is int:
+        return seq
+    try:
+        return int(seq)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0
+
+
 class Subscription:
     """One consumer's attachment to a queue or topic.
 
@@ -509,12 +714,15 @@ class Subscription:
         "closed",
         "consumer",
         "core",
+        "exclusive",
+        "groups",
         "inflight",
         "no_local",
         "num",
         "origin",
         "paused",
         "prefetch",
+        "priority",
         "selector",
         "source",
         "tag",
@@ -536,6 +744,8 @@ class Subscription:
         tag: object = None,
         topic: object = None,
         selector: Selector | None = None,
+        priority: int = 0,
+        exclusive: bool = False,
     ) -> None:
         self.core = core
         self.num = num
@@ -553,6 +763,13 @@ class Subscription:
         self.topic = topic
         # Only messages it matches are offered (None: every message).
         self.selector = selector
+        # Consumer priority (ActiveMQ's ConsumerInfo priority, a byte, 0 by default):
+        # on a queue, a message goes to the highest-priority consumer that can take it.
+        self.priority = priority
+        # An exclusive consumer alone receives its queue's messages while it is there.
+        self.exclusive = exclusive
+        # Message groups this subscription owns on its queue (MessageQueue.owners).
+        self.groups = 0
         self.inflight: dict[str, Message] = {}
         self.paused = False
         self.closed = False
@@ -686,10 +903,15 @@ class Subscription:
         if self.closed:
             return
         self.closed = True
+        source = self.source
+        # Its groups and exclusivity end with it: what waited for it may go to others,
+        # but only after its unacknowledged messages are back in front of them.
+        freed = self.groups > 0 or source.exclusive_sub is self
         self.core.unsubscribe(self)
         taken = list(self.inflight.values())
         self.inflight.clear()
-        self.source.inflight_count -= len(taken)
-        if taken and self.topic is None:
-            self.core.redeliver(self.source, taken, counted=True)
-            self.source.dispatch()
+        source.inflight_count -= len(taken)
+        if self.topic is None and (taken or freed):
+            if taken:
+                self.core.redeliver(source, taken, counted=True)
+            source.dispatch()

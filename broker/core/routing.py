@@ -198,7 +198,7 @@ class Router:
             selector=selector,
         )
         sub.paused = paused
-        source.consumers.append(sub)
+        source.add_consumer(sub)
         topics: list[Topic] = []
         for part in parts:
             if is_wildcard(part.name):

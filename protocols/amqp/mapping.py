@@ -26,7 +26,7 @@ Message mapping, AMQP → core (inbound) and core → AMQP (outbound):
   properties.subject        ↔ type (JMSType; STOMP's ``type`` header)
   properties.content-type   ↔ content_type
   properties.group-id       ↔ group_id (STOMP JMSXGroupID)
-  properties.group-sequence ↔ property JMSXGroupSeq
+  properties.group-sequence ↔ property JMSXGroupSeq (an int: 2**31 and up are negative)
   properties.user-id        ↔ property JMSXUserID
   properties.content-encoding ↔ property JMS_AMQP_ContentEncoding
   header.delivery-count     ← delivery_count; first-acquirer ← not redelivered
@@ -293,7 +293,10 @@ def message_from_amqp(
         mid = pm.id
         props[P_MESSAGE_ID] = _plain(mid)
     if pm.group_sequence:
-        props[P_GROUP_SEQ] = int(pm.group_sequence)
+        # A uint on the wire, a Java int in ActiveMQ (UnsignedInteger.intValue): past
+        # 2**31 - 1 it is negative, so 4294967295 is -1, the end of the group.
+        seq = int(pm.group_sequence)
+        props[P_GROUP_SEQ] = seq - 2**32 if seq >= 2**31 else seq
     if pm.user_id:
         props[P_USER_ID] = _id_text(pm.user_id)
     # Read through the C API: proton's getters make an absent symbol symbol("None").
@@ -391,8 +394,8 @@ def encode_message(pm: AmqpMessage, msg: Message, now_ms: int) -> bytes:
     if msg.type is not None:
         pm.subject = msg.type
     seq = props.get(P_GROUP_SEQ)
-    if isinstance(seq, int) and not isinstance(seq, bool):
-        pm.group_sequence = seq
+    if isinstance(seq, int) and not isinstance(seq, bool) and -(2**31) <= seq < 2**32:
+        pm.group_sequence = seq & 0xFFFFFFFF  # a negative int as the uint it came as
     user = props.get(P_USER_ID)
     if isinstance(user, str):
         pm.user_id = user.encode()

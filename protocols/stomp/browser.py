@@ -198,7 +198,9 @@ class QueueBrowser:
         wire = msg.wire
         if wire is None or wire[0] != version or wire[3]:
             private = needs_private_encoding(msg)
-            head = encode_message_head(msg, conn.id, version)
+            head = encode_message_head(
+                msg, conn.id, version, group_headers=conn.settings.group_headers
+            )
             wire = (version, escaper(version)(msg.id).encode(), head, private)
             if not private:
                 msg.wire = wire

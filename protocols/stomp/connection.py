@@ -12,6 +12,8 @@ Mapping onto the core (see mapping.py for headers and destinations):
   by the CONNECT's `client-id` (without one, the connection's id, as ActiveMQ does). A
   `client-id` another connection holds is refused at CONNECT, as ActiveMQ refuses it.
   ActiveMQ 5.17 reads no `durable-subscription-name` (an Artemis header): neither do we.
+  On a queue
+  `activemq.priority` and `activemq.exclusive` (negotiate.subscribe_dispatch).
 - ACK → `Subscription.ack` (cumulative in client mode); NACK → a poison ack: the message
   goes to the dead letter queue at once, as ActiveMQ 5.x does for STOMP.
 - UNSUBSCRIBE, DISCONNECT and a lost connection return unacknowledged messages, flagged
@@ -76,6 +78,7 @@ from protocols.stomp.negotiate import (
     ProtocolError,
     negotiate_version,
     parse_heart_beat,
+    subscribe_dispatch,
     subscribe_options,
     subscribe_selector,
 )
@@ -292,7 +295,11 @@ class StompConnection(PushConnection):
         wire = msg.wire
         if wire is None or wire[0] != version or wire[3]:
             private = needs_private_encoding(msg)
-            head = encode_message_head(msg, self.id, version)
+            # msg.wire is shared by the connections of the one STOMP listener, so
+            # group_headers (a listener setting) is the same for all that read it.
+            head = encode_message_head(
+                msg, self.id, version, group_headers=self.settings.group_headers
+            )
             # The id goes into the 1.2 ack header, escaped like any header value.
             wire = (version, escaper(version)(msg.id).encode(), head, private)
             if not private:
@@ -627,6 +634,7 @@ class StompConnection(PushConnection):
             raise ProtocolError("Too many subscriptions on this connection")
         ack, prefetch = subscribe_options(h, strict=self.settings.strict)
         selector = subscribe_selector(h)
+        priority, exclusive = subscribe_dispatch(h)
         if h.get("browser") == "true":  # exactly "true", as ActiveMQ compares it
             if type(address) is tuple or is_wildcard(address.name):
                 raise ProtocolError("Invalid Subscription: cannot browse a composite or wildcard")
@@ -647,6 +655,8 @@ class StompConnection(PushConnection):
             paused=True,
             selector=selector,
             durable=durable,
+            priority=priority,
+            exclusive=exclusive,
         )
         self.subs[sub_id] = ssub
         ssub.core_sub = core_sub

@@ -14,6 +14,7 @@ SEND headers onto a Message:
   correlation-id → correlation_id       reply-to → reply_to (a destination)
   type → type                           content-type → content_type
   JMSXGroupID → group_id                content-length present → bytes message, else text
+  JMSXGroupSeq → the int property JMSXGroupSeq (ActiveMQ keeps it as an int)
   receipt, transaction, content-length, message-id, timestamp, redelivered, subscription
   and ack are frame-level and not stored; every other header becomes a string property
   (AMQ_SCHEDULED_DELAY / _PERIOD / _REPEAT become ints once broker.core.schedule_of has
@@ -25,6 +26,8 @@ expires (0 = never), priority, redelivered:true and persistent:true only when tr
 correlation-id, reply-to, type, content-type, the properties as headers, content-length
 for bytes messages only (a text message has none), and on dead-lettered messages
 original-destination, originalExpiration and (expired ones) dlqDeliveryFailureCause.
+Not JMSXGroupID nor JMSXGroupSeq, which ActiveMQ keeps as message fields and its STOMP
+translator does not copy, unless `group_headers` (listeners.stomp.group_headers).
 """
 
 from __future__ import annotations
@@ -117,6 +120,17 @@ def _int_header(headers: dict[str, str], name: str, default: int) -> int:
         raise BadHeader(f"Invalid {name} header: {value!r}") from None
 
 
+def _group_seq(text: str) -> int:
+    """JMSXGroupSeq as ActiveMQ reads it (Integer.valueOf: a Java int; ActiveMQ closes
+    the connection on anything else, ZoneMQ answers with an ERROR)."""
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    if digits.isascii() and digits.isdigit():
+        seq = int(text)
+        if -(2**31) <= seq < 2**31:
+            return seq
+    raise BadHeader(f"Invalid JMSXGroupSeq header: {text!r} (must be a 32-bit integer)")
+
+
 def message_from_send(
     headers: dict[str, str], body: bytes, destination: Address, conn_id: str, origin: object
 ) -> Message:
@@ -132,6 +146,9 @@ def message_from_send(
     # Most SENDs carry only frame-level headers: one C-level set difference finds that.
     if headers.keys() - FRAME_HEADERS:
         properties = {k: v for k, v in headers.items() if k not in FRAME_HEADERS}
+        seq = properties.get("JMSXGroupSeq")
+        if seq is not None:
+            properties["JMSXGroupSeq"] = _group_seq(seq)  # type: ignore[arg-type]
     return Message(
         body,
         destination=destination,
@@ -157,9 +174,12 @@ def _property_header(value: object) -> str:
     return str(value)
 
 
-def message_headers(msg: Message, conn_id: str) -> list[tuple[str, str]]:
+def message_headers(
+    msg: Message, conn_id: str, *, group_headers: bool = False
+) -> list[tuple[str, str]]:
     """Headers of a MESSAGE frame that are the same for every subscriber of `msg`
-    (everything but subscription and ack); `conn_id` only matters for temp names."""
+    (everything but subscription and ack); `conn_id` only matters for temp names;
+    JMSXGroupID and JMSXGroupSeq only with `group_headers`."""
     assert msg.destination is not None
     h: list[tuple[str, str]] = [
         ("message-id", msg.id),
@@ -180,9 +200,13 @@ def message_headers(msg: Message, conn_id: str) -> list[tuple[str, str]]:
         h.append(("type", msg.type))
     if msg.content_type is not None:
         h.append(("content-type", msg.content_type))
-    if msg.group_id is not None:
-        h.append(("JMSXGroupID", msg.group_id))
-    for key, value in msg.properties.items():
+    props = msg.properties
+    if group_headers:
+        if msg.group_id is not None:
+            h.append(("JMSXGroupID", msg.group_id))
+    elif "JMSXGroupSeq" in props:
+        props = {k: v for k, v in props.items() if k != "JMSXGroupSeq"}
+    for key, value in props.items():
         if key == "originalDestination" and isinstance(value, str) and "://" in value:
             kind, _, name = value.partition("://")
             h.append(("original-destination", format_destination(Address(kind, name), conn_id)))
@@ -193,7 +217,9 @@ def message_headers(msg: Message, conn_id: str) -> list[tuple[str, str]]:
     return h
 
 
-def encode_message_head(msg: Message, conn_id: str, version: str) -> bytes:
+def encode_message_head(
+    msg: Message, conn_id: str, version: str, *, group_headers: bool = False
+) -> bytes:
     """The header lines of `message_headers`, escaped for `version`, as bytes.
 
     The per-delivery hot path for queues (each message is encoded once): one f-string
@@ -221,7 +247,7 @@ def encode_message_head(msg: Message, conn_id: str, version: str) -> bytes:
         or msg.group_id is not None
     ):
         # Less common headers: the general path (same order as message_headers).
-        rest = message_headers(msg, conn_id)[5:]
+        rest = message_headers(msg, conn_id, group_headers=group_headers)[5:]
         head += "".join(
             f"{esc(k)}:{esc(v)}\n"
             for k, v in rest

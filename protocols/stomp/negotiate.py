@@ -1,6 +1,7 @@
 """What a client asks for in CONNECT and SUBSCRIBE, sans-IO: the protocol version and
-heart-beats, a subscription's ack mode, prefetch and selector, with ActiveMQ 5.17's
-answers; and ProtocolError, the client errors the connection turns into ERROR frames."""
+heart-beats, a subscription's ack mode, prefetch, selector, priority and exclusivity,
+with ActiveMQ 5.17's answers; and ProtocolError, the client errors the connection turns
+into ERROR frames."""
 
 from __future__ import annotations
 
@@ -65,6 +66,30 @@ def subscribe_options(headers: dict[str, str], *, strict: bool) -> tuple[str, in
         if prefetch < 1:
             raise ProtocolError("activemq.prefetchSize must be at least 1")
     return ack, prefetch
+
+
+def subscribe_dispatch(headers: dict[str, str]) -> tuple[int, bool]:
+    """A SUBSCRIBE's consumer priority (`activemq.priority`, a byte as in ActiveMQ,
+    default 0) and `activemq.exclusive` (true / false, any case, as Java's
+    Boolean.valueOf reads it). ActiveMQ logs and ignores a value it cannot convert;
+    ZoneMQ answers it with an ERROR, as for `activemq.prefetchSize`."""
+    priority = 0
+    text = headers.get("activemq.priority")
+    if text is not None:
+        try:
+            priority = int(text)
+        except ValueError:
+            raise ProtocolError(f"Invalid activemq.priority: {text}") from None
+        if not -128 <= priority <= 127:
+            raise ProtocolError(f"Invalid activemq.priority: {text} (must be -128 to 127)")
+    exclusive = False
+    text = headers.get("activemq.exclusive")
+    if text is not None:
+        flag = text.lower()
+        if flag not in ("true", "false"):
+            raise ProtocolError(f"Invalid activemq.exclusive: {text} (must be true or false)")
+        exclusive = flag == "true"
+    return priority, exclusive
 
 
 def subscribe_selector(headers: dict[str, str]) -> Selector | None:

@@ -100,7 +100,14 @@ def test_stomp_bytes_message_reaches_amqp_as_a_data_section(broker: BrokerThread
 
 def test_amqp_message_reaches_stomp_field_by_field(broker: BrokerThread, connect) -> None:
     stomp: Client = connect()
-    stomp.subscribe("/queue/interop.back", id="s", ack="client-individual")
+    # Group id and sequence are message fields (ActiveMQ's STOMP shows them as no
+    # header): a selector on them shows they arrived.
+    stomp.subscribe(
+        "/queue/interop.back",
+        id="s",
+        ack="client-individual",
+        headers={"selector": "JMSXGroupID = 'grp' AND JMSXGroupSeq = 3"},
+    )
     stomp.sync()
     c = amqp_conn(broker)
     try:
@@ -135,8 +142,7 @@ def test_amqp_message_reaches_stomp_field_by_field(broker: BrokerThread, connect
     assert h["reply-to"] == "/topic/answers"
     assert h["type"] == "JMSTypeValue"
     assert h["content-type"] == "text/plain"
-    assert h["JMSXGroupID"] == "grp"
-    assert h["JMSXGroupSeq"] == "3"
+    assert "JMSXGroupID" not in h and "JMSXGroupSeq" not in h
     assert h["JMS_AMQP_MessageId"] == "amqp-id-1"
     assert h["message-id"].startswith("ID:")
     assert (h["n"], h["f"], h["b"], h["s"]) == ("42", "1.5", "true", "str")
