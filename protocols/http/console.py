@@ -1,7 +1,5 @@
-"""The console port (ActiveMQ's 8161): Prometheus /metrics and /healthz, on aiohttp.
-
-The web console and admin REST API will join these routes; for now the port serves
-what operators and load-balancers need to watch a broker.
+"""The console port (ActiveMQ's 8161): Prometheus /metrics, /healthz and the admin REST
+API under /api/ (protocols/http/admin.py), on aiohttp.
 
 With users configured every route needs HTTP Basic credentials (checked, logged and
 throttled by broker.auth as any login), except a bare ``/healthz`` (no query), which
@@ -20,6 +18,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from broker.auth import Auth, Login
 from broker.listeners import ListenerContext, serve_http
 from broker.metrics import render
+from broker.version import broker_version
+from protocols.http.admin import AdminApi, json_errors
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _CHALLENGE = {"WWW-Authenticate": 'Basic realm="ZoneMQ", charset="UTF-8"'}
@@ -31,6 +31,7 @@ def basic_auth(auth: Auth) -> Callable[[web.Request, _Handler], Awaitable[web.St
     @web.middleware
     async def middleware(request: web.Request, handler: _Handler) -> web.StreamResponse:
         if not auth.required or (request.path == "/healthz" and not request.query_string):
+            request["user"] = ""
             return await handler(request)
         user = password = None
         scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
@@ -50,6 +51,8 @@ def basic_auth(auth: Auth) -> Callable[[web.Request, _Handler], Awaitable[web.St
             return web.Response(status=429, text="too many failed logins\n")
         if outcome is not Login.OK:
             return web.Response(status=401, text="invalid credentials\n", headers=_CHALLENGE)
+        # Who is asking, for the admin API's authorization checks.
+        request["user"] = user
         return await handler(request)
 
     return middleware
@@ -85,9 +88,10 @@ async def start(ctx: ListenerContext) -> ConsoleListener:
             body["cluster"] = ctx.health()
         return web.json_response(body, status=200 if ctx.serving() else 503)
 
-    app = web.Application(middlewares=[basic_auth(ctx.auth)])
+    app = web.Application(middlewares=[basic_auth(ctx.auth), json_errors])
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
+    AdminApi(ctx, broker_version()).install(app)
     # Keep-alive HTTP clients must not hold a broker stop past its shutdown timeout.
     runner = web.AppRunner(
         app,
