@@ -42,6 +42,9 @@ _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Core refusal codes -> HTTP status.
 _CORE_STATUS = {"not-found": 404, "invalid": 400, "deleted": 404, "store-full": 507}
 MAX_PAGE = 1000
+# The logged-in user (console.basic_auth sets it; "" without users). aiohttp before
+# 3.11 has no RequestKey and takes a plain string key.
+USER: Any = web.RequestKey("user", str) if hasattr(web, "RequestKey") else "zonemq.user"
 # Broker-wide rights are admin on every queue.
 _EVERYTHING = Address(QUEUE, ">")
 
@@ -301,7 +304,7 @@ class AdminApi:
     def _allow(
         self, request: web.Request, address: Address, op: str, *, created: bool = False
     ) -> None:
-        user: str = request.get("user") or ""
+        user: str = request.get(USER) or ""
         denied = self.auth.check(user, address, op, "admin API", created=created)
         if denied is not None:
             raise ApiError(403, "forbidden", denied)

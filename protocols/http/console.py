@@ -19,7 +19,7 @@ from broker.auth import Auth, Login
 from broker.listeners import ListenerContext, serve_http
 from broker.metrics import render
 from broker.version import broker_version
-from protocols.http.admin import AdminApi, json_errors
+from protocols.http.admin import USER, AdminApi, json_errors
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _CHALLENGE = {"WWW-Authenticate": 'Basic realm="ZoneMQ", charset="UTF-8"'}
@@ -31,7 +31,7 @@ def basic_auth(auth: Auth) -> Callable[[web.Request, _Handler], Awaitable[web.St
     @web.middleware
     async def middleware(request: web.Request, handler: _Handler) -> web.StreamResponse:
         if not auth.required or (request.path == "/healthz" and not request.query_string):
-            request["user"] = ""
+            request[USER] = ""
             return await handler(request)
         user = password = None
         scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
@@ -52,7 +52,7 @@ def basic_auth(auth: Auth) -> Callable[[web.Request, _Handler], Awaitable[web.St
         if outcome is not Login.OK:
             return web.Response(status=401, text="invalid credentials\n", headers=_CHALLENGE)
         # Who is asking, for the admin API's authorization checks.
-        request["user"] = user
+        request[USER] = user
         return await handler(request)
 
     return middleware
