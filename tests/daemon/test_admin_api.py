@@ -449,9 +449,8 @@ def test_connections_list_and_close_one(connect, broker: BrokerThread, api: Api)
         # The others are untouched.
         send(bystander, "/queue/admin.conn", "still here")
         assert api("DELETE", f"/api/connections/{q(v['id'])}")[0] == 404
-        status, body = api("DELETE", f"/api/connections/{q(amqps[0]['id'])}")
-        assert status == 200
-        with pytest.raises(Exception, match="connection:forced|closed by an administrator"):
+        assert api("DELETE", f"/api/connections/{q(amqps[0]['id'])}")[0] == 200
+        with pytest.raises(Exception, match=r"connection:forced|closed by an administrator"):
             amqp.create_sender("queue://admin.conn.amqp").send(AmqpMessage(body="x"))
     finally:
         amqp.close()
