@@ -16,7 +16,8 @@ the dispatch code stays as it is. What it does:
   journal) and no longer counted by the queue. Only pending messages are seen: a
   message in flight to a consumer is that consumer's until acked or returned.
 - **Moving** a taken message is `Core.move` (one journal record for both sides, as
-  dead-lettering does); copying sends a new message (a new id) to the target.
+  dead-lettering does), counted as dequeued from its queue as ActiveMQ counts it;
+  copying sends a new message (a new id) to the target.
 """
 
 from __future__ import annotations
@@ -123,6 +124,8 @@ def move(core: Core, q: MessageQueue, msgs: list[Message], target: Address) -> N
         copy = msg.copy()
         copy.properties["originalDestination"] = str(q.address)
         core.move(q, msg, copy, target)
+    # ActiveMQ counts a message moved away as dequeued from its queue.
+    q.acked += len(msgs)
 
 
 def copy_to(core: Core, q: MessageQueue, pick: Pick | None, target: Address) -> int:
@@ -186,7 +189,11 @@ def retry(core: Core, q: MessageQueue) -> tuple[int, int]:
         assert target is not None
         copy = msg.copy()
         copy.properties["originalDestination"] = str(q.address)
+        # What dead-lettering added for the DLQ's readers goes (a retried message shows
+        # no originalExpiration in ActiveMQ 5.17 either).
+        copy.properties.pop("originalExpiration", None)
         core.move(q, msg, copy, target)
+    q.acked += len(taken)
     return len(taken), left
 
 

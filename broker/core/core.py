@@ -732,12 +732,18 @@ class Core:
     def remove_pending(
         self, address: Address, pick: Callable[[Message], bool] | None, limit: int | None = None
     ) -> int:
-        """Delete the pending messages `pick` accepts (None: all), journaled as consumed."""
+        """Delete the pending messages `pick` accepts (None: all, a purge: paged-out ones
+        are not read back), journaled as consumed and counted as dequeued (ActiveMQ's
+        removeMessage and purge count them so)."""
         q = self.queue(address, create=False)
-        taken = admin.take(q, pick, limit)
-        self.records.removed(q, taken)
-        q.acked += len(taken)
-        return len(taken)
+        if pick is None and limit is None:
+            n = q.purge()
+        else:
+            taken = admin.take(q, pick, limit)
+            self.records.removed(q, taken)
+            n = len(taken)
+        q.acked += n
+        return n
 
     def move_pending(
         self,

@@ -468,7 +468,7 @@ class AdminApi:
     async def purge(self, request: web.Request) -> web.Response:
         address = self._queue(request)
         self._allow(request, address, ADMIN)
-        n = self.core.purge(address)
+        n = self.core.remove_pending(address, None)
         await self._durable()
         return web.json_response({"name": address.name, "purged": n})
 
