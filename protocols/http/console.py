@@ -45,17 +45,26 @@ def basic_auth(auth: Auth) -> Callable[[web.Request, _Handler], Awaitable[web.St
         source = request.remote or "?"
         if user is None and not auth.throttle.blocked(source):
             # No credentials at all is a browser's first try, not a failed login.
-            return web.Response(status=401, text="credentials required\n", headers=_CHALLENGE)
+            return _refusal(request, 401, "unauthorized", "credentials required", _CHALLENGE)
         outcome = auth.login(user, password, source, "console")
         if outcome is Login.THROTTLED:
-            return web.Response(status=429, text="too many failed logins\n")
+            return _refusal(request, 429, "throttled", "too many failed logins")
         if outcome is not Login.OK:
-            return web.Response(status=401, text="invalid credentials\n", headers=_CHALLENGE)
+            return _refusal(request, 401, "unauthorized", "invalid credentials", _CHALLENGE)
         # Who is asking, for the admin API's authorization checks.
         request[USER] = user
         return await handler(request)
 
     return middleware
+
+
+def _refusal(
+    request: web.Request, status: int, code: str, text: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    """Plain text, except under /api/, where every answer is JSON."""
+    if request.path.startswith("/api/"):
+        return web.json_response({"error": code, "message": text}, status=status, headers=headers)
+    return web.Response(status=status, text=text + "\n", headers=headers)
 
 
 class ConsoleListener:

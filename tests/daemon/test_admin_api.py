@@ -35,6 +35,7 @@ import stomp
 from proton import Message as AmqpMessage
 from proton.utils import BlockingConnection
 
+from broker.server import Broker
 from tests.conftest import WAIT, BrokerThread, ChildBroker, Client, quiet, subscribe, wait_until
 
 Api = Callable[..., tuple[int, Any]]
@@ -173,6 +174,37 @@ def test_delete_queue_and_topic(connect, api: Api) -> None:
         {"deleted": "admin.gone.t", "kind": "topic"},
     )
     assert api("GET", "/api/topics/admin.gone.t")[0] == 404
+
+
+class HealthBroker(BrokerThread):
+    """A broker given a cluster status callable, as broker.cluster.node gives its own."""
+
+    def __init__(self, data_dir: Path) -> None:
+        super().__init__(data_dir)
+        self.broker = Broker(self.settings, health=lambda: dict(STATUS))
+
+
+# The shape broker.cluster.status.status gives an active node's /healthz?cluster.
+STATUS = {
+    "node": "n1",
+    "az": "a",
+    "role": "active",
+    "epoch": 42,
+    "active": "n1",
+    "min_insync_azs": 1,
+    "insync_zones": ["b"],
+    "standbys": [{"node": "n2", "az": "b", "in_sync": True, "lag_bytes": 0, "lag_records": 0}],
+}
+
+
+def test_cluster_status_comes_from_the_node(tmp_path: Path) -> None:
+    b = HealthBroker(tmp_path / "data").start()
+    try:
+        api = api_for(b.console_port)
+        assert api("GET", "/api/cluster") == (200, STATUS)
+        assert api("GET", "/api/broker")[1]["clustered"] is True
+    finally:
+        b.stop()
 
 
 def test_cluster_status_is_404_on_a_single_node(api: Api) -> None:
@@ -517,8 +549,14 @@ def test_admin_actions_need_the_admin_right(broker_factory) -> None:
     assert alice("GET", "/api/queues/admin.sec")[1]["depth"] == 2
     assert alice("DELETE", "/api/queues/admin.sec/messages")[1]["purged"] == 2
     assert alice("GET", "/api/connections")[0] == 200
-    assert anonymous("GET", "/api/destinations")[0] == 401
-    assert api_for(b.console_port, ("bob", "wrong"))("GET", "/api/destinations")[0] == 401
+    assert anonymous("GET", "/api/destinations") == (
+        401,
+        {"error": "unauthorized", "message": "credentials required"},
+    )
+    assert api_for(b.console_port, ("bob", "wrong"))("GET", "/api/destinations") == (
+        401,
+        {"error": "unauthorized", "message": "invalid credentials"},
+    )
 
 
 # -- durability --------------------------------------------------------------------------
