@@ -127,7 +127,10 @@ def _kv(obj: dict[str, Any]) -> str:
     width = max(len(k) for k in obj)
     lines = []
     for key, value in obj.items():
-        shown = json.dumps(value) if isinstance(value, dict | list) else value
+        if isinstance(value, bool):
+            shown: Any = "yes" if value else "no"
+        else:
+            shown = json.dumps(value) if isinstance(value, dict | list) else value
         lines.append(f"{key.ljust(width)}  {'-' if shown is None else shown}")
     return "\n".join(lines)
 

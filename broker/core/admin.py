@@ -10,7 +10,8 @@ the dispatch code stays as it is. What it does:
   (acks, resumes, new subscriptions and the expiry sweep call `dispatch`), so nothing
   is delivered until `resume` swaps the class back and dispatches. A queue that is not
   paused pays nothing: its methods are the plain ones. The pause lives in memory only.
-  Pull delivery (SQS ReceiveMessage) pops the queue directly and is not held.
+  Pull delivery (SQS ReceiveMessage) pops the queue directly, so `PullQueue._collect`
+  asks `paused` first: receives come back empty or wait, and `resume` serves them.
 - **Taking pending messages** by a predicate (ids, a selector, or all), stubs and
   paged-out bodies included: each taken message is whole again (read back from the
   journal) and no longer counted by the queue. Only pending messages are seen: a

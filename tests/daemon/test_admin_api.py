@@ -23,6 +23,7 @@ import base64
 import json
 import re
 import sys
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -35,6 +36,7 @@ import stomp
 from proton import Message as AmqpMessage
 from proton.utils import BlockingConnection
 
+from broker.core import QUEUE, Address
 from broker.server import Broker
 from tests.conftest import WAIT, BrokerThread, ChildBroker, Client, quiet, subscribe, wait_until
 
@@ -602,3 +604,28 @@ def test_move_and_purge_answered_before_sigkill_survive_it(tmp_path: Path) -> No
     finally:
         second.stop()
         second.cleanup()
+
+
+def test_paused_queue_holds_sqs_receives(broker: BrokerThread, api: Api) -> None:
+    from tests.sqs.support import client
+
+    sqs = client(broker)
+    url = sqs.create_queue(QueueName="admin-pause-sqs")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="held")
+    assert api("POST", "/api/queues/admin-pause-sqs/pause")[0] == 200
+    assert "Messages" not in sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0)
+    # A long poll waiting while paused gets the message once the queue resumes.
+    got: list[Any] = []
+    poll = threading.Thread(
+        target=lambda: got.append(sqs.receive_message(QueueUrl=url, WaitTimeSeconds=10))
+    )
+    poll.start()
+    assert wait_until(lambda: broker.call(lambda: _waiting(broker, "admin-pause-sqs")))
+    assert api("POST", "/api/queues/admin-pause-sqs/resume")[0] == 200
+    poll.join(WAIT)
+    assert [m["Body"] for m in got[0]["Messages"]] == ["held"]
+
+
+def _waiting(broker: BrokerThread, name: str) -> bool:
+    pull = broker.broker.core.leases.get(Address(QUEUE, name))
+    return bool(pull.waiters)
