@@ -139,7 +139,7 @@ ROUTES: tuple[Route, ...] = (
         "delete_queue",
         "Delete a queue, its messages and consumers",
         "destinations",
-        responses={200: "deleted", **_DEST},
+        responses={200: "deleted", 409: "an SQS queue (delete it with DeleteQueue)", **_DEST},
     ),
     Route(
         "GET",
@@ -406,6 +406,14 @@ class AdminApi:
         address = self._address(request, kind)
         self._allow(request, address, ADMIN)
         self._stats(address, detail=False)  # 404 if absent
+        if kind == QUEUE and self.core.queue(address, create=False).own_limit:
+            # A pull owner (SQS) keeps its own state of the queue (attributes, leases):
+            # deleting it under that owner would leave the owner pointing at nothing.
+            raise ApiError(
+                409,
+                "conflict",
+                f"{address.name} is a pull (SQS) queue: delete it with SQS DeleteQueue",
+            )
         self.core.delete(address)
         await self._durable()
         return web.json_response({"deleted": address.name, "kind": kind})

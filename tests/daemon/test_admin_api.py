@@ -626,6 +626,18 @@ def test_paused_queue_holds_sqs_receives(broker: BrokerThread, api: Api) -> None
     assert [m["Body"] for m in got[0]["Messages"]] == ["held"]
 
 
+def test_an_sqs_queue_is_deleted_through_sqs_only(broker: BrokerThread, api: Api) -> None:
+    from tests.sqs.support import client
+
+    sqs = client(broker)
+    url = sqs.create_queue(QueueName="admin-sqs-owned")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="kept")
+    status, body = api("DELETE", "/api/queues/admin-sqs-owned")
+    assert status == 409 and "SQS DeleteQueue" in body["message"]
+    got = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0)
+    assert [m["Body"] for m in got["Messages"]] == ["kept"]
+
+
 def _waiting(broker: BrokerThread, name: str) -> bool:
     pull = broker.broker.core.leases.get(Address(QUEUE, name))
     return bool(pull.waiters)
