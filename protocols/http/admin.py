@@ -23,6 +23,8 @@ cluster status need a login only (as /metrics, which shows the same counters).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -37,6 +39,7 @@ from broker.core.errors import WriteRefused
 from broker.listeners import ListenerContext
 from broker.push import PushConnection
 from protocols.http import views
+from protocols.http.openapi import document
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Core refusal codes -> HTTP status.
@@ -360,8 +363,6 @@ class AdminApi:
     # -- meta -----------------------------------------------------------------------------
 
     async def openapi(self, request: web.Request) -> web.Response:
-        from protocols.http.openapi import document
-
         return web.json_response(document(ROUTES, self.version))
 
     async def broker(self, request: web.Request) -> web.Response:
@@ -585,8 +586,6 @@ def _int_query(request: web.Request, name: str, default: int, low: int, high: in
 
 def _message(body: dict[str, Any], now_ms: int) -> Message:
     """A Message from the send body (checked field by field: 400 naming the field)."""
-    import base64
-    import binascii
 
     def typed(key: str, kind: type | tuple[type, ...], default: Any) -> Any:
         value = body.get(key, default)
