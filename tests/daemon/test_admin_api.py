@@ -105,6 +105,12 @@ def test_openapi_document_lists_exactly_the_routes_the_app_has(
             assert op["responses"] and op["summary"] and op["operationId"]
 
 
+def test_openapi_document_is_valid_openapi_3_1(api: Api) -> None:
+    # openapi-spec-validator is not a test dependency of ZoneMQ (moto brings it).
+    validator = pytest.importorskip("openapi_spec_validator")
+    validator.validate(api("GET", "/api/openapi.json")[1])
+
+
 # -- destinations ------------------------------------------------------------------------
 
 
