@@ -1,5 +1,6 @@
 """Command line: `zonemq run` (and `python -m broker run`), `zonemq passwd` (a password
-hash for ``[auth] users``), `zonemq bench`, `zonemq cluster`, `zonemq demo failover`.
+hash for ``[auth] users``), `zonemq admin` (the admin API's client, broker/admin_cli.py),
+`zonemq bench`, `zonemq cluster`, `zonemq demo failover`, `zonemq --version`.
 
 Flags override the config file and the environment (see broker/config.py). The first
 SIGTERM or SIGINT drains gracefully within `broker.shutdown_timeout`; a second one exits
@@ -19,17 +20,21 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from broker import admin_cli
 from broker.config import ConfigError, Settings, load_settings
 from broker.passwords import hash_password
 from broker.server import Broker, StartupError
 from broker.store import DataDirLocked
+from broker.version import broker_version
 
 log = logging.getLogger("zonemq")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zonemq", description="ZoneMQ message broker")
+    parser.add_argument("--version", action="version", version=f"zonemq {broker_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
+    admin_cli.configure(sub)
     sub.add_parser("bench", help="load generator: `zonemq bench --help` (python -m bench)")
     sub.add_parser(
         "demo", help="`zonemq demo failover [--kill-zone AZ | --partition]`: a 3-zone failover"
@@ -192,6 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return demo_main(argv[2:])
     args = _parser().parse_args(argv)
+    if args.command == "admin":
+        return admin_cli.run(args)
     if args.command == "passwd":
         return passwd(args.user)
     if args.command == "cluster":

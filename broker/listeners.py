@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, TypeVar
 
@@ -73,6 +73,9 @@ class ListenerContext:
     tls: ssl.SSLContext | None = None
     # More for /healthz to say (a cluster node's role, epoch and standbys), or None.
     health: Callable[[], dict[str, Any]] | None = None
+    # The live connections of every TCP listener, by listener name (the admin API's
+    # connection list; broker.push.PushConnection.describe / close_by_admin).
+    connections: Callable[[], dict[str, Iterable[Any]]] | None = None
 
     @property
     def own(self) -> Any:

@@ -129,6 +129,8 @@ class PushConnection(asyncio.Protocol):
         # Durability awaitables whose answer (a receipt, a disposition) is still owed:
         # a graceful stop waits for them (TcpListener.drain).
         self.pending: set[asyncio.Future[Any]] = set()
+        # The client's own name for itself (STOMP client-id, AMQP container-id), if any.
+        self.client_id: str | None = None
 
     # -- what a protocol provides -------------------------------------------------------
 
@@ -420,3 +422,28 @@ class PushConnection(asyncio.Protocol):
             tx.abort()
         self.core.delete_owned(self)
         self.core.disconnected(self)
+
+    # -- administration (the admin API lists connections and closes one) ----------------
+
+    # The wire protocol's name, as the admin API shows it ("stomp", "amqp").
+    protocol = ""
+
+    def login_user(self) -> str | None:
+        """The user this connection logged in as (None: none, or not yet)."""
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        """What the admin API shows of this connection."""
+        return {
+            "id": self.id,
+            "protocol": self.protocol,
+            "user": self.login_user(),
+            "peer": self.peer,
+            "client_id": self.client_id,
+            "subscriptions": sum(1 for _ in self._subscriptions()),
+        }
+
+    def close_by_admin(self) -> None:
+        """An operator closes this connection: the protocol says so on the wire where
+        it can, then the socket closes as for any error."""
+        self._close()

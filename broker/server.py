@@ -21,7 +21,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +129,13 @@ class Broker:
             if hasattr(listener, "connections")
         }
 
+    def _live_connections(self) -> dict[str, Iterable[Any]]:
+        return {
+            name: getattr(listener, "connections", ())
+            for name, listener in self.listeners.items()
+            if hasattr(listener, "connections")
+        }
+
     def _open_store(self) -> Recovered:
         """Lock the data directory and replay the journal (blocking, before serving)."""
         data_dir = Path(self.settings.broker.data_dir)
@@ -225,6 +232,7 @@ class Broker:
                     auth=self.auth,
                     tls=tls,
                     health=self._health,
+                    connections=self._live_connections,
                 )
                 listener = await start_listener(ctx)
                 self.listeners[name] = listener

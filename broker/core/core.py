@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from broker.core import admin
 from broker.core.advisory import Advisories, is_advisory
 from broker.core.durable import Durables, Info, Offer
 from broker.core.errors import DELETED, INVALID, NOT_FOUND, STORE_FULL, CoreError
@@ -931,3 +932,61 @@ class Core:
             d.queue.dispatch()
         if self._call_later is not None:
             self._expiry_timer = self._call_later(self.limits.expiry_check_interval, self._sweep)
+
+    # -- administration (the admin API, protocols/http/admin.py; broker/core/admin.py) ---
+    # Pending messages only: one in flight is its consumer's until acked or returned.
+
+    def pause_queue(self, address: Address) -> bool:
+        """Hold dispatch of a queue, consumers attached (in memory only; False if held)."""
+        return admin.pause(self.queue(address, create=False))
+
+    def resume_queue(self, address: Address) -> bool:
+        """Dispatch a held queue again (False if it was not held)."""
+        return admin.resume(self.queue(address, create=False))
+
+    def queue_paused(self, address: Address) -> bool:
+        return admin.paused(self.queue(address, create=False))
+
+    def find_pending(self, address: Address, msg_id: str) -> Message:
+        """Pending message `msg_id` of a queue (CoreError not-found if there is none)."""
+        return admin.find(self.queue(address, create=False), msg_id)
+
+    def remove_pending(
+        self, address: Address, pick: Callable[[Message], bool] | None, limit: int | None = None
+    ) -> int:
+        """Delete the pending messages `pick` accepts (None: all, a purge: paged-out ones
+        are not read back), journaled as consumed and counted as dequeued (ActiveMQ's
+        removeMessage and purge count them so)."""
+        q = self.queue(address, create=False)
+        if pick is None and limit is None:
+            n = q.purge()
+        else:
+            taken = admin.take(q, pick, limit)
+            self.records.removed(q, taken)
+            n = len(taken)
+        q.acked += n
+        return n
+
+    def move_pending(
+        self,
+        address: Address,
+        target: Address,
+        pick: Callable[[Message], bool] | None,
+        *,
+        copy: bool = False,
+        limit: int | None = None,
+    ) -> int:
+        """Move (one journal record each) or copy the pending messages `pick` accepts
+        (None: all) to queue `target`, created if need be."""
+        q = self.queue(address, create=False)
+        admin.check_target(q, target)
+        if copy:
+            return admin.copy_to(self, q, pick, target)
+        taken = admin.take(q, pick, limit)
+        admin.move(self, q, taken, target)
+        return len(taken)
+
+    def retry_dead_letters(self, address: Address) -> tuple[int, int]:
+        """Move each pending message of a DLQ back to its originalDestination queue;
+        (moved, left without one)."""
+        return admin.retry(self, self.queue(address, create=False))

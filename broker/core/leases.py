@@ -49,6 +49,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from broker.core import admin
 from broker.core.message import Address, Message
 from broker.core.queue import INDIVIDUAL, MessageQueue, Subscription
 
@@ -248,6 +249,10 @@ class PullQueue:
 
     def _collect(self, max_: int, visibility: float) -> list[Lease]:
         """Take up to `max_` receivable pending messages and lease them."""
+        if admin.paused(self.queue):
+            # An operator holds the queue (the admin API): receives wait or come back
+            # empty; `resume` dispatches to a waiting receive.
+            return []
         now = self.core.now_ms()
         picked = self._pick_grouped(max_, now) if self.policy.grouped else None
         sink: list[Message] = []

@@ -322,7 +322,8 @@ class AmqpConnection(AmqpDeliveries):
             self._close_connection("amqp:resource-limit-exceeded", "too many connections")
             return
         conn.open()
-        self.core.connected(self, client_id=conn.remote_container, user=self.sasl.user)
+        self.client_id = conn.remote_container
+        self.core.connected(self, client_id=self.client_id, user=self.sasl.user)
         # The remote's idle-time-out is known now: start the keepalive / liveness clock.
         self.loop.call_soon(self._tick)
 
@@ -363,3 +364,16 @@ class AmqpConnection(AmqpDeliveries):
             self._close_connection("amqp:connection:forced", "broker is shutting down")
             self._flush()
             self._close()
+
+    # -- administration (broker.push.PushConnection.describe) ----------------------------
+
+    protocol = "amqp"
+
+    def login_user(self) -> str | None:
+        return self.sasl.user or None
+
+    def close_by_admin(self) -> None:
+        # amqp:connection:forced: "an operator intervened to close the connection".
+        self._close_connection("amqp:connection:forced", "closed by an administrator")
+        self._flush()
+        self._close()

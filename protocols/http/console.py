@@ -1,7 +1,5 @@
-"""The console port (ActiveMQ's 8161): Prometheus /metrics and /healthz, on aiohttp.
-
-The web console and admin REST API will join these routes; for now the port serves
-what operators and load-balancers need to watch a broker.
+"""The console port (ActiveMQ's 8161): Prometheus /metrics, /healthz and the admin REST
+API under /api/ (protocols/http/admin.py), on aiohttp.
 
 With users configured every route needs HTTP Basic credentials (checked, logged and
 throttled by broker.auth as any login), except a bare ``/healthz`` (no query), which
@@ -20,6 +18,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from broker.auth import Auth, Login
 from broker.listeners import ListenerContext, serve_http
 from broker.metrics import render
+from broker.version import broker_version
+from protocols.http.admin import USER, AdminApi, json_errors
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _CHALLENGE = {"WWW-Authenticate": 'Basic realm="ZoneMQ", charset="UTF-8"'}
@@ -31,6 +31,7 @@ def basic_auth(auth: Auth) -> Callable[[web.Request, _Handler], Awaitable[web.St
     @web.middleware
     async def middleware(request: web.Request, handler: _Handler) -> web.StreamResponse:
         if not auth.required or (request.path == "/healthz" and not request.query_string):
+            request[USER] = ""
             return await handler(request)
         user = password = None
         scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
@@ -44,15 +45,26 @@ def basic_auth(auth: Auth) -> Callable[[web.Request, _Handler], Awaitable[web.St
         source = request.remote or "?"
         if user is None and not auth.throttle.blocked(source):
             # No credentials at all is a browser's first try, not a failed login.
-            return web.Response(status=401, text="credentials required\n", headers=_CHALLENGE)
+            return _refusal(request, 401, "unauthorized", "credentials required", _CHALLENGE)
         outcome = auth.login(user, password, source, "console")
         if outcome is Login.THROTTLED:
-            return web.Response(status=429, text="too many failed logins\n")
+            return _refusal(request, 429, "throttled", "too many failed logins")
         if outcome is not Login.OK:
-            return web.Response(status=401, text="invalid credentials\n", headers=_CHALLENGE)
+            return _refusal(request, 401, "unauthorized", "invalid credentials", _CHALLENGE)
+        # Who is asking, for the admin API's authorization checks.
+        request[USER] = user
         return await handler(request)
 
     return middleware
+
+
+def _refusal(
+    request: web.Request, status: int, code: str, text: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    """Plain text, except under /api/, where every answer is JSON."""
+    if request.path.startswith("/api/"):
+        return web.json_response({"error": code, "message": text}, status=status, headers=headers)
+    return web.Response(status=status, text=text + "\n", headers=headers)
 
 
 class ConsoleListener:
@@ -85,9 +97,10 @@ async def start(ctx: ListenerContext) -> ConsoleListener:
             body["cluster"] = ctx.health()
         return web.json_response(body, status=200 if ctx.serving() else 503)
 
-    app = web.Application(middlewares=[basic_auth(ctx.auth)])
+    app = web.Application(middlewares=[basic_auth(ctx.auth), json_errors])
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
+    AdminApi(ctx, broker_version()).install(app)
     # Keep-alive HTTP clients must not hold a broker stop past its shutdown timeout.
     runner = web.AppRunner(
         app,

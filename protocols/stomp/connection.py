@@ -456,7 +456,8 @@ class StompConnection(PushConnection):
             ("version", version),
         ]
         self._send(encode_frame("CONNECTED", headers, b"", version))
-        self.core.connected(self, client_id=h.get("client-id"), user=self.user)
+        self.client_id = h.get("client-id")
+        self.core.connected(self, client_id=self.client_id, user=self.user)
         if cx > 0:
             limit = cx / 1000 * self.settings.heartbeat_grace
             self._timers.append(self.loop.call_later(limit, self._check_read, limit))
@@ -799,3 +800,14 @@ class StompConnection(PushConnection):
         """Broker stop: flush what is queued and close."""
         if not self.closing:
             self._close()
+
+    # -- administration (broker.push.PushConnection.describe) ----------------------------
+
+    protocol = "stomp"
+
+    def login_user(self) -> str | None:
+        return self.user or None
+
+    def close_by_admin(self) -> None:
+        if not self.closing:
+            self._fatal("Connection closed by an administrator", b"")
