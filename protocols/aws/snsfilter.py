@@ -1,0 +1,833 @@
+"""SNS subscription filter policies: compiled once, matched per message (sans-IO).
+
+`compile_policy(text, scope)` parses a FilterPolicy (the JSON given to Subscribe or
+SetSubscriptionAttributes) for a FilterPolicyScope and returns a `FilterPolicy` whose
+`matches(attributes, body)` is called per published message; anything AWS rejects raises
+`FilterPolicyError` with AWS's InvalidParameter text. The policy is parsed and checked
+once; `matches` runs closures over frozensets and tuples built then. Per message it reads
+only the attributes the policy names (a String.Array's JSON is parsed only when its name
+is in the policy) or, for scope MessageBody, parses the body once, whatever the number
+of keys, and flattens only the paths the policy names.
+
+The language as built (the AWS SNS developer guide, "Amazon SNS message filtering"):
+
+- A policy is a JSON object of key -> array of match values: AND across keys, OR within
+  a key's array. A key matches when at least one of its values matches.
+- Exact strings (`"rugby"`, case-sensitive), numbers (`301.5` matches `3.015e2`),
+  `true`, `false`, `null` (the last three only meet JSON values of a body or of a
+  String.Array element).
+- `{"prefix": s}`, `{"suffix": s}`, `{"equals-ignore-case": s}`.
+- `{"anything-but": v}` with v a string, a number, a list of strings or a list of
+  numbers, `{"prefix": s}`, `{"suffix": s}` or `{"equals-ignore-case": s or [s...]}`:
+  the complement of that test over present values (a missing key never matches it;
+  combine it with `{"exists": false}` for that).
+- `{"numeric": ["=", n]}`, `[op, n]` for `<`, `<=`, `>`, `>=`, and ranges
+  `[">" | ">=", lo, "<" | "<=", hi]`, on Number attributes and JSON numbers only.
+- `{"exists": true}` (the key is there with a non-null value) and `{"exists": false}`
+  (it is not; on attributes only when the message has at least one attribute, as AWS
+  notes).
+- `{"cidr": "10.0.0.0/24"}`, IPv4 or IPv6, on string values that are IP addresses.
+- `"$or": [{...}, {...}]`: OR across whole sub-policies, at any level. As AWS documents,
+  `$or` is an operator only when its value is an array of at least two objects none of
+  which uses a reserved word (`numeric`, `prefix`, ...) as a key; otherwise it is an
+  ordinary key.
+- Scope MessageAttributes: attribute name -> (DataType, StringValue). String (and
+  `String.<custom>`) values are strings, Number (`Number.<custom>`) values numbers,
+  String.Array values JSON arrays whose elements each count (a key matches if any element
+  does); Binary attributes are ignored. Nested objects are rejected.
+- Scope MessageBody: the body must be a JSON object (anything else matches nothing);
+  a nested policy object walks into nested body objects, arrays are flattened (any
+  element), and as AWS, a dotted name is the same path as the nesting it spells:
+  `{"a.b": [..]}` meets `{"a": {"b": ..}}` and `{"a.b": ..}`.
+
+Limits and errors, checked after the policy compiled:
+
+- At most 5 keys: in scope MessageAttributes every attribute name, in scope MessageBody
+  the top-level names (nested keys do not count, AWS's current "Filter policy
+  constraints"); names inside `$or` branches count as their level's names.
+- At most 150 combinations: the product over the policy's arrays of (values x nesting
+  depth) — AWS's worked example gives 3 x 4 x 2 x 3 = 72 for a 4-value array three
+  levels down and a 3-value one two levels down — with `$or` adding its branches.
+- 256 KB of UTF-8 at most; numbers in `numeric` and numeric `anything-but` within
+  -1e9 .. 1e9; numbers compare with five digits after the decimal point (values are
+  rounded to 1e-5 first), so 1.000001 equals 1. A message number outside the range never
+  meets a numeric test (a plain number in the policy still meets the same number, e.g. an
+  account id, as AWS keeps that form matchable).
+- Error texts: AWS's as recorded from real SNS responses ("Invalid parameter:
+  FilterPolicy: <reason>"); `FilterPolicyError.reason` is the part after
+  "Invalid parameter: FilterPolicy: " and `for_subscribe()` gives Subscribe's form
+  ("Invalid parameter: Attributes Reason: FilterPolicy: <reason>"). The texts marked
+  "own" in tests/sqs/sns_filter_cases.py are ours where no AWS text was found.
+
+Knowingly different from AWS:
+
+- AWS appends Jackson's location ("\\n at [Source: (String)"..."; line: 1, column: N]")
+  to parse-time errors; we stop before it.
+- AWS's matcher keeps "array consistency" for arrays of objects in a body (two keys must
+  match within one element of the same array); we do not: each key is matched over all
+  elements.
+- An empty policy (`""`, whitespace or `{}`) compiles to a policy that matches every
+  message; AWS treats `""` on SetSubscriptionAttributes as "remove the policy", which is
+  the caller's (protocols/aws/sns) to do.
+- `wildcard` and `exactly` (Event Ruler operators SNS does not document) are rejected as
+  unrecognized match types.
+- AWS's guide contradicts itself on anything-but over a String.Array ("none of the
+  elements listed" in one sentence, `["rugby", "baseball"]` matching
+  anything-but rugby in the example under it); we follow the examples and the numeric
+  page: any element not excluded matches.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+SCOPES = ("MessageAttributes", "MessageBody")
+MAX_POLICY_BYTES = 256 * 1024
+MAX_KEYS = 5
+MAX_COMBINATIONS = 150
+NUMERIC_LIMIT = 10**9
+_SCALE = 100_000  # five digits after the decimal point
+
+RESERVED = frozenset(
+    (
+        "numeric",
+        "prefix",
+        "suffix",
+        "anything-but",
+        "exists",
+        "equals-ignore-case",
+        "cidr",
+        "wildcard",
+        "exactly",
+    )
+)
+_PREFIX = "Invalid parameter: "
+_FP = "FilterPolicy: "
+
+# A module global so a test can count the JSON parses one match does.
+_json_loads = json.loads
+
+# SNS validates Number attributes on Publish; this keeps Python's float() extras
+# ("1_000", "inf", " 5 ") from meeting numeric tests if one slips through.
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+
+Leaf = str | int | bool | None | tuple[str, Decimal]
+Leaves = list[Leaf]
+Test = Callable[[Leaf], bool]
+
+
+class FilterPolicyError(ValueError):
+    """A filter policy AWS rejects; `str(err)` is AWS's InvalidParameter message.
+
+    `reason` is the text after "Invalid parameter: FilterPolicy: " (None for the two
+    messages AWS words otherwise: the scope value and nesting under MessageAttributes).
+    """
+
+    def __init__(self, reason: str | None, message: str | None = None) -> None:
+        self.reason = reason
+        self.message = message if message is not None else _PREFIX + _FP + str(reason)
+        super().__init__(self.message)
+
+    def for_subscribe(self) -> str:
+        """The text Subscribe answers with (it names the Attributes parameter)."""
+        return _PREFIX + "Attributes Reason: " + self.message[len(_PREFIX) :]
+
+
+def _fail(reason: str) -> FilterPolicyError:
+    return FilterPolicyError(reason)
+
+
+class _Obj:
+    """A JSON object as its ordered pairs: match expressions care about key order and
+    about a second key, which a dict would hide."""
+
+    __slots__ = ("pairs",)
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        self.pairs = pairs
+
+
+class _Num:
+    """A JSON number with its source text (AWS's messages quote the token as written)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
+def _token(v: Any) -> str:
+    """The text Jackson's getText() shows for the token that starts `v`."""
+    if isinstance(v, _Num):
+        return v.text
+    if isinstance(v, str):
+        return v
+    if isinstance(v, _Obj):
+        return "{"
+    if isinstance(v, list):
+        return "["
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    return "null"
+
+
+def _is_str(v: Any) -> bool:
+    return isinstance(v, str)
+
+
+# -- numbers ---------------------------------------------------------------------------
+
+
+def _scaled(value: float, text: str) -> int | tuple[str, Decimal] | None:
+    """The comparable form of a number: an int in units of 1e-5 within the documented
+    range; outside it a normalised Decimal (equal only to the same number); None for
+    what is not a finite number."""
+    if not math.isfinite(value):
+        return None
+    if -NUMERIC_LIMIT <= value <= NUMERIC_LIMIT:
+        return round(value * _SCALE)
+    try:
+        return ("n", Decimal(text).normalize())
+    except InvalidOperation:
+        return None
+
+
+def _number_text(text: str) -> int | tuple[str, Decimal] | None:
+    if not _NUMBER.fullmatch(text):
+        return None
+    return _scaled(float(text), text)
+
+
+def _json_number(v: int | float) -> int | tuple[str, Decimal] | None:
+    return _scaled(float(v), repr(v))
+
+
+def _policy_number(n: _Num, ranged: bool) -> int | tuple[str, Decimal]:
+    value = float(n.text)
+    if ranged and not -NUMERIC_LIMIT <= value <= NUMERIC_LIMIT:
+        # own text: AWS documents the range but no error wording was found
+        raise _fail(f"Numeric value {n.text} is out of range; it must be between -1e9 and 1e9")
+    key = _scaled(value, n.text)
+    assert key is not None  # the JSON grammar has no inf/nan
+    return key
+
+
+# -- one key's array of match values -----------------------------------------------------
+
+
+class _Values:
+    """What one key's array asks, gathered by kind so the per-leaf test is a few set
+    lookups and tuple calls."""
+
+    def __init__(self) -> None:
+        self.strings: set[str] = set()
+        self.numbers: set[int | tuple[str, Decimal]] = set()
+        self.constants: list[Any] = []  # True / False / None, compared by identity
+        self.prefixes: list[str] = []
+        self.suffixes: list[str] = []
+        self.lowered: set[str] = set()
+        self.ranges: list[tuple[int | None, bool, int | None, bool]] = []
+        self.cidrs: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        self.negations: list[Test] = []
+        self.exists_true = False
+        self.exists_false = False
+        self.count = 0
+
+    def test(self) -> Test:
+        strings = frozenset(self.strings)
+        numbers = frozenset(self.numbers)
+        constants = tuple(self.constants)
+        prefixes = tuple(self.prefixes)
+        suffixes = tuple(self.suffixes)
+        lowered = frozenset(self.lowered)
+        ranges = tuple(self.ranges)
+        cidrs = tuple(self.cidrs)
+        negations = tuple(self.negations)
+        only_strings = not (
+            numbers or constants or prefixes or suffixes or lowered or ranges or cidrs or negations
+        )
+        if only_strings:
+            # The common policy: leaves of other types are never in a set of str.
+            return strings.__contains__
+
+        def test(v: Leaf) -> bool:
+            t = type(v)
+            if t is str:
+                s: str = v  # type: ignore[assignment]
+                if s in strings:
+                    return True
+                if prefixes and s.startswith(prefixes):
+                    return True
+                if suffixes and s.endswith(suffixes):
+                    return True
+                if lowered and s.lower() in lowered:
+                    return True
+                if cidrs and _in_cidrs(s, cidrs):
+                    return True
+            elif t is int:
+                n: int = v  # type: ignore[assignment]
+                if n in numbers:
+                    return True
+                for lo, lo_open, hi, hi_open in ranges:
+                    if lo is not None and (n <= lo if lo_open else n < lo):
+                        continue
+                    if hi is not None and (n >= hi if hi_open else n > hi):
+                        continue
+                    return True
+            elif t is tuple:
+                if v in numbers:
+                    return True
+            else:
+                for c in constants:
+                    if v is c:
+                        return True
+            for negation in negations:  # noqa: SIM110 - see _build
+                if negation(v):
+                    return True
+            return False
+
+        return test
+
+
+def _in_cidrs(s: str, cidrs: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(s)
+    except ValueError:
+        return False
+    return any(ip.version == net.version and ip in net for net in cidrs)
+
+
+def _one_key(expr: _Obj, after: str = "Only one key allowed in match expression") -> None:
+    if len(expr.pairs) > 1:
+        raise _fail(after)
+
+
+def _compile_values(items: list[Any]) -> _Values:
+    if not items:
+        raise _fail("Empty arrays are not allowed")
+    out = _Values()
+    out.count = len(items)
+    for item in items:
+        if isinstance(item, _Obj):
+            _compile_expression(item, out)
+        elif isinstance(item, str):
+            out.strings.add(item)
+        elif isinstance(item, _Num):
+            out.numbers.add(_policy_number(item, ranged=False))
+        elif item is True or item is False or item is None:
+            out.constants.append(item)
+        else:
+            raise _fail("Match value must be String, number, true, false, or null")
+    return out
+
+
+def _compile_expression(expr: _Obj, out: _Values) -> None:
+    if not expr.pairs:
+        raise _fail("Match expression name not found")
+    op, arg = expr.pairs[0]
+    if op in ("prefix", "suffix", "equals-ignore-case"):
+        if not isinstance(arg, str):
+            raise _fail(f"{op} match pattern must be a string")
+        _one_key(expr)
+        if op == "prefix":
+            out.prefixes.append(arg)
+        elif op == "suffix":
+            out.suffixes.append(arg)
+        else:
+            out.lowered.add(arg.lower())
+    elif op == "numeric":
+        if not isinstance(arg, list):
+            raise _fail("Value of numeric must be an array.")
+        if _is_equals(arg):
+            out.numbers.add(_compile_equals(arg))
+        else:
+            out.ranges.append(_compile_numeric(arg))
+        _one_key(expr, "Too many elements in numeric expression")
+    elif op == "anything-but":
+        out.negations.append(_compile_anything_but(arg))
+        _one_key(expr, "Too many elements in numeric expression")
+    elif op == "exists":
+        if arg is True:
+            out.exists_true = True
+        elif arg is False:
+            out.exists_false = True
+        else:
+            raise _fail("exists match pattern must be either true or false.")
+        _one_key(expr)
+    elif op == "cidr":
+        if not isinstance(arg, str):
+            # AWS's text names prefix here (Event Ruler's message for this case).
+            raise _fail("prefix match pattern must be a string")
+        out.cidrs.append(_compile_cidr(arg))
+        _one_key(expr)
+    else:
+        raise _fail(f"Unrecognized match type {op}")
+
+
+def _is_equals(arg: list[Any]) -> bool:
+    return bool(arg) and arg[0] == "="
+
+
+def _compile_equals(arg: list[Any]) -> int | tuple[str, Decimal]:
+    if len(arg) < 2 or not isinstance(arg[1], _Num):
+        raise _fail("Value of equals must be numeric")
+    if len(arg) > 2:
+        raise _fail("Too many elements in numeric expression")
+    return _policy_number(arg[1], ranged=True)
+
+
+def _ranged_int(n: _Num) -> int:
+    key = _policy_number(n, ranged=True)
+    assert isinstance(key, int)
+    return key
+
+
+def _compile_numeric(arg: list[Any]) -> tuple[int | None, bool, int | None, bool]:
+    """[op, n] or [">"|">=", lo, "<"|"<=", hi] as (lo, lo_open, hi, hi_open)."""
+    if not arg:
+        raise _fail("Invalid member in numeric match: ]")
+    op = arg[0]
+    if not isinstance(op, str):
+        raise _fail(f"Invalid member in numeric match: {_token(op)}")
+    if op not in ("<", "<=", ">", ">="):
+        raise _fail(f"Unrecognized numeric range operator: {op}")
+    if len(arg) < 2 or not isinstance(arg[1], _Num):
+        raise _fail(f"Value of {op} must be numeric")
+    value = _ranged_int(arg[1])
+    if op in ("<", "<="):
+        if len(arg) > 2:
+            raise _fail("Too many elements in numeric expression")
+        return (None, False, value, op == "<")
+    if len(arg) == 2:
+        return (value, op == ">", None, False)
+    op2 = arg[2]
+    if not isinstance(op2, str):
+        raise _fail(f"Bad value in numeric range: {_token(op2)}")
+    if op2 not in ("<", "<="):
+        raise _fail(f"Bad numeric range operator: {op2}")
+    if len(arg) < 4 or not isinstance(arg[3], _Num):
+        raise _fail(f"Value of {op2} must be numeric")
+    top = _ranged_int(arg[3])
+    if len(arg) > 4:
+        raise _fail("Too many terms in numeric range expression")
+    if top <= value:
+        raise _fail("Bottom must be less than top")
+    return (value, op == ">", top, op2 == "<")
+
+
+def _compile_anything_but(arg: Any) -> Test:
+    if isinstance(arg, _Obj):
+        if not arg.pairs:
+            raise _fail("Anything-But expression name not found")
+        inner, value = arg.pairs[0]
+        if inner not in ("prefix", "suffix", "equals-ignore-case"):
+            raise _fail(f"Unsupported anything-but pattern: {inner}")
+        strings = _anything_but_strings(inner, value)
+        if len(arg.pairs) > 1:
+            raise _fail("Too many elements in numeric expression")
+        if inner == "prefix":
+            prefixes = tuple(strings)
+            return lambda v: not (type(v) is str and v.startswith(prefixes))  # type: ignore[union-attr]
+        if inner == "suffix":
+            suffixes = tuple(strings)
+            return lambda v: not (type(v) is str and v.endswith(suffixes))  # type: ignore[union-attr]
+        lowered = frozenset(s.lower() for s in strings)
+        return lambda v: not (type(v) is str and v.lower() in lowered)  # type: ignore[union-attr]
+    if isinstance(arg, str):
+        excluded_s = frozenset((arg,))
+        return lambda v: not (type(v) is str and v in excluded_s)
+    if isinstance(arg, _Num):
+        excluded_n = frozenset((_policy_number(arg, ranged=True),))
+        return lambda v: not (type(v) in (int, tuple) and v in excluded_n)
+    if not isinstance(arg, list):
+        raise _fail("Value of anything-but must be an array or single string/number value.")
+    if any(not isinstance(v, (str, _Num)) for v in arg):
+        raise _fail("Inside anything but list, start|null|boolean is not supported.")
+    kinds = {type(v) for v in arg}
+    if len(kinds) != 1:
+        raise _fail(
+            "Inside anything but list, either all values are number or string, "
+            "mixed type is not supported"
+        )
+    if str in kinds:
+        excluded = frozenset(arg)
+        return lambda v: not (type(v) is str and v in excluded)
+    numbers = frozenset(_policy_number(v, ranged=True) for v in arg)
+    return lambda v: not (type(v) in (int, tuple) and v in numbers)
+
+
+def _anything_but_strings(inner: str, value: Any) -> list[str]:
+    values = value if isinstance(value, list) else [value]
+    if isinstance(value, list) and not value:
+        raise _fail(f"{inner} match pattern must be a string")
+    for v in values:
+        if not isinstance(v, str):
+            raise _fail(f"{inner} match pattern must be a string")
+    return values
+
+
+def _compile_cidr(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    parts = text.split("/")
+    if len(parts) != 2:
+        raise _fail("Malformed CIDR, one '/' required")
+    address, bits = parts
+    try:
+        mask = int(bits)
+    except ValueError:
+        raise _fail("Malformed CIDR, mask bits must be an integer") from None
+    if mask < 0:
+        raise _fail("Malformed CIDR, mask bits must not be negative")
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        raise _fail(f"Nonstandard IP address: {address}") from None
+    if ip.version == 4 and mask > 31:
+        raise _fail("IPv4 mask bits must be < 32")
+    if ip.version == 6 and mask > 127:
+        raise _fail("IPv6 mask bits must be < 128")
+    return ipaddress.ip_network(f"{address}/{mask}", strict=False)
+
+
+# -- the policy's structure --------------------------------------------------------------
+
+
+class _Key:
+    __slots__ = ("depth", "path", "top", "values")
+
+    def __init__(self, path: str, top: str, depth: int, values: _Values) -> None:
+        self.path = path
+        self.top = top
+        self.depth = depth
+        self.values = values
+
+
+class _And:
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[_Key | _Or]) -> None:
+        self.items = items
+
+
+class _Or:
+    __slots__ = ("branches",)
+
+    def __init__(self, branches: list[_And]) -> None:
+        self.branches = branches
+
+
+def _is_or(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) >= 2
+        and all(isinstance(v, _Obj) for v in value)
+        and not any(k in RESERVED for v in value for k, _ in v.pairs)
+    )
+
+
+class _Compiler:
+    def __init__(self, scope: str) -> None:
+        self.body = scope == "MessageBody"
+
+    def obj(self, pairs: list[tuple[str, Any]], path: str, top: str, depth: int) -> _And:
+        items: list[_Key | _Or] = []
+        for key, value in pairs:
+            if key == "$or" and _is_or(value):
+                items.append(_Or([self.obj(v.pairs, path, top, depth) for v in value]))
+                continue
+            sub = f"{path}.{key}" if path else key
+            if isinstance(value, _Obj):
+                if not self.body:
+                    raise FilterPolicyError(
+                        None,
+                        _PREFIX + "Filter policy scope MessageAttributes does not support nested"
+                        " filter policy",
+                    )
+                if not value.pairs:
+                    raise _fail("Empty objects are not allowed")
+                items.extend(self.obj(value.pairs, sub, top or key, depth + 1).items)
+            elif isinstance(value, list):
+                items.append(_Key(sub, top or key, depth, _compile_values(value)))
+            else:
+                raise _fail(f'"{key}" must be an object or an array')
+        return _And(items)
+
+
+def _combinations(node: _And | _Or | _Key) -> int:
+    if isinstance(node, _Key):
+        return node.values.count * node.depth
+    if isinstance(node, _Or):
+        return sum(_combinations(b) for b in node.branches)
+    total = 1
+    for item in node.items:
+        total *= _combinations(item)
+    return total
+
+
+def _keys(node: _And | _Or | _Key, body: bool, out: set[str]) -> set[str]:
+    if isinstance(node, _Key):
+        out.add(node.top if body else node.path)
+    elif isinstance(node, _Or):
+        for b in node.branches:
+            _keys(b, body, out)
+    else:
+        for item in node.items:
+            _keys(item, body, out)
+    return out
+
+
+def _paths(node: _And | _Or | _Key, out: set[str]) -> set[str]:
+    if isinstance(node, _Key):
+        out.add(node.path)
+    elif isinstance(node, _Or):
+        for b in node.branches:
+            _paths(b, out)
+    else:
+        for item in node.items:
+            _paths(item, out)
+    return out
+
+
+# -- evaluation closures -----------------------------------------------------------------
+
+# An attribute view: name -> (DataType, StringValue); a body view: path -> leaves.
+Check = Callable[[Any], bool]
+
+
+def _attribute_leaves(data_type: str, value: str) -> Leaves | None:
+    """None when SNS ignores the attribute (Binary); else its leaf values."""
+    base = data_type.split(".", 1)[0]
+    if base == "String":
+        if data_type != "String.Array":
+            return [value]
+        try:
+            items = _json_loads(value)
+        except ValueError:
+            return []
+        if not isinstance(items, list):
+            return []
+        return [leaf for item in items if (leaf := _json_leaf(item)) is not _SKIP]
+    if base == "Number":
+        key = _number_text(value)
+        return [] if key is None else [key]
+    return None
+
+
+_SKIP: Any = object()
+
+
+def _json_leaf(v: Any) -> Any:
+    if v is None or v is True or v is False or isinstance(v, str):
+        return v
+    if isinstance(v, (int, float)):
+        key = _json_number(v)
+        return _SKIP if key is None else key
+    return _SKIP
+
+
+def _present(leaves: Leaves) -> bool:
+    for leaf in leaves:  # noqa: SIM110 - see _build
+        if leaf is not None:
+            return True
+    return False
+
+
+def _decide(values: _Values) -> Callable[[Leaves | None, Callable[[], bool]], bool]:
+    """The key's verdict from its leaves (None: the key is absent). `has_any` says
+    whether the message has any attribute, for exists:false's rule."""
+    test = values.test()
+    exists_true, exists_false = values.exists_true, values.exists_false
+
+    def decide(leaves: Leaves | None, has_any: Callable[[], bool]) -> bool:
+        if leaves is None:
+            return exists_false and has_any()
+        for leaf in leaves:
+            if test(leaf):
+                return True
+        if exists_true or exists_false:
+            present = _present(leaves)
+            return (exists_true and present) or (exists_false and not present)
+        return False
+
+    return decide
+
+
+def _has_attribute(attrs: Mapping[str, tuple[str, str]]) -> bool:
+    """Whether the message has an attribute SNS compares (Binary ones are ignored)."""
+    return any(not t.startswith("Binary") for t, _ in attrs.values())
+
+
+def _attribute_check(key: _Key) -> Check:
+    name = key.path
+    decide = _decide(key.values)
+
+    def check(attrs: Mapping[str, tuple[str, str]]) -> bool:
+        a = attrs.get(name)
+        leaves = None if a is None else _attribute_leaves(a[0], a[1])
+        return decide(leaves, lambda: _has_attribute(attrs))
+
+    return check
+
+
+def _body_check(key: _Key) -> Check:
+    path = key.path
+    decide = _decide(key.values)
+
+    def check(flat: dict[str, Leaves]) -> bool:
+        return decide(flat.get(path), _true)
+
+    return check
+
+
+def _true() -> bool:
+    return True
+
+
+def _build(node: _And | _Or | _Key, leaf: Callable[[_Key], Check]) -> Check:
+    if isinstance(node, _Key):
+        return leaf(node)
+    if isinstance(node, _Or):
+        branches = tuple(_build(b, leaf) for b in node.branches)
+
+        # Plain loops, not any()/all() over a generator: a generator is one more frame
+        # per key per message on the publish path.
+        def any_of(view: Any) -> bool:
+            for b in branches:  # noqa: SIM110
+                if b(view):
+                    return True
+            return False
+
+        return any_of
+    parts = tuple(_build(item, leaf) for item in node.items)
+    if len(parts) == 1:
+        return parts[0]
+
+    def all_of(view: Any) -> bool:
+        for p in parts:  # noqa: SIM110
+            if not p(view):
+                return False
+        return True
+
+    return all_of
+
+
+def _flatten(
+    body: dict[str, Any], walk: frozenset[str], wanted: frozenset[str]
+) -> dict[str, Leaves]:
+    """The leaves of the body's paths the policy names; `walk` holds every dotted prefix
+    of those paths, so nothing else of the body is visited."""
+    flat: dict[str, Leaves] = {}
+
+    def visit(obj: dict[str, Any], path: str) -> None:
+        for k, v in obj.items():
+            p = f"{path}.{k}" if path else k
+            if p in walk:
+                add(v, p)
+
+    def add(v: Any, p: str) -> None:
+        if isinstance(v, dict):
+            visit(v, p)
+        elif isinstance(v, list):
+            for item in v:
+                add(item, p)
+        elif p in wanted:
+            leaf = _json_leaf(v)
+            if leaf is not _SKIP:
+                flat.setdefault(p, []).append(leaf)
+
+    visit(body, "")
+    return flat
+
+
+class FilterPolicy:
+    """A compiled subscription filter policy; `matches` is safe to call concurrently."""
+
+    __slots__ = ("_check", "_walk", "_wanted", "combinations", "keys", "scope")
+
+    def __init__(self, scope: str, root: _And | None) -> None:
+        self.scope = scope
+        self._check: Check | None = None
+        self._walk: frozenset[str] = frozenset()
+        self._wanted: frozenset[str] = frozenset()
+        self.keys = 0
+        self.combinations = 0
+        if root is None or not root.items:
+            return
+        body = scope == "MessageBody"
+        self.keys = len(_keys(root, body, set()))
+        self.combinations = _combinations(root)
+        self._check = _build(root, _body_check if body else _attribute_check)
+        if body:
+            wanted = _paths(root, set())
+            walk: set[str] = set()
+            for p in wanted:
+                parts = p.split(".")
+                walk.update(".".join(parts[: i + 1]) for i in range(len(parts)))
+            self._walk, self._wanted = frozenset(walk), frozenset(wanted)
+
+    @property
+    def match_all(self) -> bool:
+        """True for an empty policy (every message passes)."""
+        return self._check is None
+
+    def matches(self, attributes: Mapping[str, tuple[str, str]], body: str) -> bool:
+        """Whether a message with these MessageAttributes (name -> (DataType,
+        StringValue)) and this Message text passes the policy."""
+        check = self._check
+        if check is None:
+            return True
+        if self._walk:
+            try:
+                doc = _json_loads(body)
+            except ValueError:
+                return False
+            if not isinstance(doc, dict):
+                return False
+            return check(_flatten(doc, self._walk, self._wanted))
+        return check(attributes)
+
+
+def compile_policy(text: str, scope: str = "MessageAttributes") -> FilterPolicy:
+    """Parse and check a FilterPolicy for a FilterPolicyScope, once per subscription."""
+    if scope not in SCOPES:
+        raise FilterPolicyError(
+            None,
+            f"{_PREFIX}FilterPolicyScope: Invalid value [{scope}]. "
+            "Please use either MessageBody or MessageAttributes",
+        )
+    if not text.strip():
+        return FilterPolicy(scope, None)
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_POLICY_BYTES:
+        # own text: AWS documents 256 KB; no error wording was found
+        raise _fail("Filter policy is too long; it must be at most 256 KB")
+    try:
+        doc = json.loads(
+            text,
+            object_pairs_hook=_Obj,
+            parse_int=_Num,
+            parse_float=_Num,
+            parse_constant=_reject_constant,
+        )
+    except ValueError:
+        raise _fail("failed to parse JSON.") from None
+    if not isinstance(doc, _Obj):
+        # Event Ruler's text for a rule that is not an object
+        raise _fail("Filter is not an object")
+    root = _Compiler(scope).obj(doc.pairs, "", "", 1)
+    policy = FilterPolicy(scope, root)
+    if policy.keys > MAX_KEYS:
+        raise _fail("Filter policy can not have more than 5 keys")
+    if policy.combinations > MAX_COMBINATIONS:
+        raise _fail("Filter policy is too complex")
+    return policy
