@@ -537,8 +537,8 @@ def _is_or(value: Any) -> bool:
 
 
 class _Compiler:
-    def __init__(self, scope: str) -> None:
-        self.body = scope == "MessageBody"
+    def __init__(self) -> None:
+        self.nested = False
 
     def obj(self, pairs: list[tuple[str, Any]], path: str, top: str, depth: int) -> _And:
         items: list[_Key | _Or] = []
@@ -548,12 +548,9 @@ class _Compiler:
                 continue
             sub = f"{path}.{key}" if path else key
             if isinstance(value, _Obj):
-                if not self.body:
-                    raise FilterPolicyError(
-                        None,
-                        _PREFIX + "Filter policy scope MessageAttributes does not support nested"
-                        " filter policy",
-                    )
+                # Refused under MessageAttributes only once the whole policy parsed: AWS
+                # reports a malformed nested value first.
+                self.nested = True
                 if not value.pairs:
                     raise _fail("Empty objects are not allowed")
                 items.extend(self.obj(value.pairs, sub, top or key, depth + 1).items)
@@ -824,7 +821,13 @@ def compile_policy(text: str, scope: str = "MessageAttributes") -> FilterPolicy:
     if not isinstance(doc, _Obj):
         # Event Ruler's text for a rule that is not an object
         raise _fail("Filter is not an object")
-    root = _Compiler(scope).obj(doc.pairs, "", "", 1)
+    compiler = _Compiler()
+    root = compiler.obj(doc.pairs, "", "", 1)
+    if compiler.nested and scope == "MessageAttributes":
+        raise FilterPolicyError(
+            None,
+            _PREFIX + "Filter policy scope MessageAttributes does not support nested filter policy",
+        )
     policy = FilterPolicy(scope, root)
     if policy.keys > MAX_KEYS:
         raise _fail("Filter policy can not have more than 5 keys")

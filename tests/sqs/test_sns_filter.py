@@ -1,0 +1,287 @@
+"""SNS filter policies (protocols/aws/snsfilter.py): the case table, AWS's error texts,
+the once-per-subscription compile and properties that must hold for any input."""
+
+from __future__ import annotations
+
+import ast
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from protocols.aws import snsfilter
+from protocols.aws.snsfilter import FilterPolicyError, compile_policy
+from tests.sqs.sns_filter_cases import AT_LIMITS, ERRORS, MATCHES, RULES, Case
+
+SOURCES = {"aws", "ruler", "own"}
+
+
+def verdict(case: Case) -> bool:
+    policy = compile_policy(case.policy, case.scope)
+    return policy.matches(case.attrs, case.body if case.body is not None else "")
+
+
+def test_table_covers_the_language() -> None:
+    cases = MATCHES + ERRORS + AT_LIMITS
+    assert len(cases) >= 80
+    assert len({c.id for c in cases}) == len(cases), "case ids are unique"
+    assert {c.rule for c in cases} == set(RULES), "every documented rule has a case"
+    assert {c.source for c in cases} <= SOURCES
+    assert any(c.expect is True for c in MATCHES) and any(c.expect is False for c in MATCHES)
+
+
+@pytest.mark.parametrize("case", MATCHES + AT_LIMITS, ids=lambda c: c.id)
+def test_match_case(case: Case) -> None:
+    assert verdict(case) is case.expect
+
+
+@pytest.mark.parametrize("case", ERRORS, ids=lambda c: c.id)
+def test_error_case(case: Case) -> None:
+    with pytest.raises(FilterPolicyError) as err:
+        compile_policy(case.policy, case.scope)
+    assert str(err.value) == case.expect
+    assert err.value.message == case.expect
+
+
+def test_error_is_invalid_parameter_text_with_reason_and_subscribe_form() -> None:
+    with pytest.raises(FilterPolicyError) as err:
+        compile_policy('{"k": [' + ",".join(str(i) for i in range(151)) + "]}")
+    e = err.value
+    assert isinstance(e, ValueError)
+    assert e.reason == "Filter policy is too complex"
+    # Subscribe's wording, as recorded from SNS
+    assert e.for_subscribe() == (
+        "Invalid parameter: Attributes Reason: FilterPolicy: Filter policy is too complex"
+    )
+
+
+def test_scope_value_is_checked_with_aws_text() -> None:
+    with pytest.raises(FilterPolicyError) as err:
+        compile_policy('{"a": ["b"]}', "RandomValue")
+    assert str(err.value) == (
+        "Invalid parameter: FilterPolicyScope: Invalid value [RandomValue]. "
+        "Please use either MessageBody or MessageAttributes"
+    )
+    assert err.value.reason is None
+
+
+def test_combinations_follow_aws_examples() -> None:
+    # subscription-filter-policy-constraints: 3 x 1 x 2 = 6
+    flat = compile_policy(
+        '{"key_a": ["value_one", "value_two", "value_three"], "key_b": ["value_one"],'
+        ' "key_c": ["value_one", "value_two"]}'
+    )
+    assert (flat.combinations, flat.keys) == (6, 3)
+    nested = compile_policy(
+        '{"key_a": {"key_b": {"key_c": ["v1", "v2", "v3", "v4"]}},'
+        ' "key_d": {"key_e": ["v1", "v2", "v3"]}}',
+        "MessageBody",
+    )
+    assert (nested.combinations, nested.keys) == (72, 2)
+    ored = compile_policy('{"a": ["1", "2"], "$or": [{"b": ["1", "2", "3"]}, {"c": ["1"]}]}')
+    assert (ored.combinations, ored.keys) == (2 * (3 + 1), 3)
+
+
+def test_empty_policy_matches_everything() -> None:
+    for text in ("", "   ", "{}"):
+        for scope in ("MessageAttributes", "MessageBody"):
+            policy = compile_policy(text, scope)
+            assert policy.match_all
+            assert policy.matches({}, "not json")
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    real = snsfilter._json_loads
+
+    def counted(text: str, *a: Any, **kw: Any) -> Any:
+        calls.append(text)
+        return real(text, *a, **kw)
+
+    monkeypatch.setattr(snsfilter, "_json_loads", counted)
+    return calls
+
+
+def test_body_is_parsed_once_per_match_whatever_the_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    policy = compile_policy(
+        '{"a": ["1"], "b": {"c": [{"prefix": "x"}]}, "d": [{"numeric": [">", 1]}],'
+        ' "$or": [{"f": [{"exists": false}]}, {"g": ["2"]}]}',
+        "MessageBody",
+    )
+    calls = _counting(monkeypatch)
+    body = json.dumps(
+        {"a": "1", "b": {"c": "xy"}, "d": 2, "e": 0, "g": "2", "big": list(range(50))}
+    )
+    for _ in range(3):
+        assert policy.matches({}, body)
+    assert calls == [body] * 3
+
+
+def test_attributes_parse_only_named_string_arrays(monkeypatch: pytest.MonkeyPatch) -> None:
+    policy = compile_policy('{"a": ["1"], "b": ["2"], "c": [{"exists": true}]}')
+    calls = _counting(monkeypatch)
+    attrs = {
+        "a": ("String", "1"),
+        "b": ("String.Array", '["0", "2"]'),
+        "c": ("Number", "3"),
+        "unnamed": ("String.Array", '["x"]'),
+    }
+    assert policy.matches(attrs, "")
+    assert calls == ['["0", "2"]']
+
+
+def test_module_is_sans_io() -> None:
+    tree = ast.parse(Path(snsfilter.__file__).read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    assert imported <= {
+        "__future__",
+        "collections",
+        "decimal",
+        "ipaddress",
+        "json",
+        "math",
+        "re",
+        "typing",
+    }
+
+
+# -- properties ----------------------------------------------------------------------
+
+words = st.text(alphabet="abAB.1", min_size=0, max_size=4)
+word_lists = st.lists(words, min_size=1, max_size=4, unique=True)
+
+
+def _attr(v: str) -> dict[str, tuple[str, str]]:
+    return {"k": ("String", v)}
+
+
+@settings(max_examples=300, deadline=None)
+@given(excluded=word_lists, value=words)
+def test_anything_but_is_the_complement_of_exact(excluded: list[str], value: str) -> None:
+    exact = compile_policy(json.dumps({"k": excluded}))
+    anything_but = compile_policy(json.dumps({"k": [{"anything-but": excluded}]}))
+    assert anything_but.matches(_attr(value), "") is not exact.matches(_attr(value), "")
+    # an absent key meets neither
+    assert not anything_but.matches({"other": ("String", value)}, "")
+
+
+@settings(max_examples=300, deadline=None)
+@given(op=st.sampled_from(["prefix", "suffix", "equals-ignore-case"]), arg=words, value=words)
+def test_anything_but_operator_is_the_complement_of_the_operator(
+    op: str, arg: str, value: str
+) -> None:
+    plain = compile_policy(json.dumps({"k": [{op: arg}]}))
+    negated = compile_policy(json.dumps({"k": [{"anything-but": {op: arg}}]}))
+    expected = {
+        "prefix": value.startswith(arg),
+        "suffix": value.endswith(arg),
+        "equals-ignore-case": value.lower() == arg.lower(),
+    }[op]
+    assert plain.matches(_attr(value), "") is expected
+    assert negated.matches(_attr(value), "") is not expected
+
+
+cents = st.integers(min_value=-(10**8), max_value=10**8)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    lo=cents,
+    width=st.integers(min_value=1, max_value=10**6),
+    x=cents,
+    lo_op=st.sampled_from([">", ">="]),
+    hi_op=st.sampled_from(["<", "<="]),
+)
+def test_numeric_range_agrees_with_decimal_arithmetic(
+    lo: int, width: int, x: int, lo_op: str, hi_op: str
+) -> None:
+    bottom, top, value = Decimal(lo) / 100, Decimal(lo + width) / 100, Decimal(x) / 100
+    policy = compile_policy(
+        json.dumps({"p": [{"numeric": [lo_op, float(bottom), hi_op, float(top)]}]})
+    )
+    above = value > bottom if lo_op == ">" else value >= bottom
+    below = value < top if hi_op == "<" else value <= top
+    assert policy.matches({"p": ("Number", str(value))}, "") is (above and below)
+    # the same number in a body, written as JSON
+    body_policy = compile_policy(
+        json.dumps({"p": [{"numeric": [lo_op, float(bottom), hi_op, float(top)]}]}), "MessageBody"
+    )
+    assert body_policy.matches({}, f'{{"p": {value}}}') is (above and below)
+
+
+policies_of_one_key = st.sampled_from(
+    [
+        ["a"],
+        ["a", "b"],
+        [{"prefix": "a"}],
+        [{"suffix": "b"}],
+        [{"anything-but": ["a"]}],
+        [{"anything-but": {"prefix": "b"}}],
+        [{"equals-ignore-case": "A"}],
+        ["ab", {"prefix": "B"}],
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=policies_of_one_key, elements=st.lists(words, max_size=4))
+def test_string_array_matches_if_any_element_matches(
+    values: list[Any], elements: list[str]
+) -> None:
+    policy = compile_policy(json.dumps({"k": values}))
+    as_array = policy.matches({"k": ("String.Array", json.dumps(elements))}, "")
+    assert as_array is any(policy.matches(_attr(e), "") for e in elements)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    first=policies_of_one_key,
+    second=policies_of_one_key,
+    x=st.one_of(st.none(), words),
+    y=st.one_of(st.none(), words),
+)
+def test_or_and_and_compose(
+    first: list[Any], second: list[Any], x: str | None, y: str | None
+) -> None:
+    attrs = {name: ("String", v) for name, v in (("x", x), ("y", y)) if v is not None}
+    px = compile_policy(json.dumps({"x": first})).matches(attrs, "")
+    py = compile_policy(json.dumps({"y": second})).matches(attrs, "")
+    either = compile_policy(json.dumps({"$or": [{"x": first}, {"y": second}]}))
+    both = compile_policy(json.dumps({"x": first, "y": second}))
+    assert either.matches(attrs, "") is (px or py)
+    assert both.matches(attrs, "") is (px and py)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=policies_of_one_key, value=words)
+def test_body_scope_agrees_with_attribute_scope_on_flat_strings(
+    values: list[Any], value: str
+) -> None:
+    text = json.dumps({"k": values})
+    on_attrs = compile_policy(text).matches(_attr(value), "")
+    on_body = compile_policy(text, "MessageBody").matches({}, json.dumps({"k": value}))
+    nested = compile_policy(json.dumps({"n": {"k": values}}), "MessageBody")
+    assert on_attrs is on_body
+    assert nested.matches({}, json.dumps({"n": {"k": value}})) is on_attrs
+    assert nested.matches({}, json.dumps({"n.k": value})) is on_attrs
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(max_size=40))
+def test_arbitrary_text_compiles_or_fails_with_invalid_parameter(text: str) -> None:
+    for scope in ("MessageAttributes", "MessageBody"):
+        try:
+            policy = compile_policy(text, scope)
+        except FilterPolicyError as err:
+            assert str(err).startswith("Invalid parameter: ")
+        else:
+            policy.matches({"a": ("String", "b")}, text)
