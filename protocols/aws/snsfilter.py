@@ -79,11 +79,12 @@ Knowingly different from AWS:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -118,7 +119,7 @@ _json_loads = json.loads
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
 Leaf = str | int | bool | None | tuple[str, Decimal]
-Leaves = list[Leaf]
+Leaves = Sequence[Leaf]
 Test = Callable[[Leaf], bool]
 
 
@@ -205,9 +206,17 @@ def _scaled(value: float, text: str) -> int | tuple[str, Decimal] | None:
 
 
 def _number_text(text: str) -> int | tuple[str, Decimal] | None:
-    if not _NUMBER.fullmatch(text):
+    try:
+        value = float(text)
+    except ValueError:
         return None
-    return _scaled(float(text), text)
+    # float() also takes "1_000", " 5" and "inf"; the grammar check runs only on those
+    # rare shapes, so the usual number costs one float().
+    if "_" in text or text != text.strip() or not math.isfinite(value):
+        return None
+    if text[-1].isalpha() and not _NUMBER.fullmatch(text):
+        return None
+    return _scaled(value, text)
 
 
 def _json_number(v: int | float) -> int | tuple[str, Decimal] | None:
@@ -253,14 +262,40 @@ class _Values:
         suffixes = tuple(self.suffixes)
         lowered = frozenset(self.lowered)
         ranges = tuple(self.ranges)
-        cidrs = tuple(self.cidrs)
+        cidrs = bool(self.cidrs)
+        v4 = tuple((int(n.network_address), int(n.netmask)) for n in self.cidrs if n.version == 4)
+        v6 = tuple(n for n in self.cidrs if n.version == 6)
         negations = tuple(self.negations)
-        only_strings = not (
-            numbers or constants or prefixes or suffixes or lowered or ranges or cidrs or negations
-        )
-        if only_strings:
-            # The common policy: leaves of other types are never in a set of str.
+        kinds = [
+            k
+            for k, present in (
+                ("strings", strings),
+                ("numbers", numbers),
+                ("constants", constants),
+                ("prefixes", prefixes),
+                ("suffixes", suffixes),
+                ("lowered", lowered),
+                ("ranges", ranges),
+                ("cidrs", cidrs),
+                ("negations", negations),
+            )
+            if present
+        ]
+        # A key's array is most often of one kind: a direct test for it, not the
+        # general one's chain of branches.
+        if kinds == ["strings"] or not kinds:
+            # Leaves of other types are never in a set of str.
             return strings.__contains__
+        if kinds == ["prefixes"]:
+            return lambda v: type(v) is str and v.startswith(prefixes)  # type: ignore[union-attr]
+        if kinds == ["suffixes"]:
+            return lambda v: type(v) is str and v.endswith(suffixes)  # type: ignore[union-attr]
+        if kinds == ["lowered"]:
+            return lambda v: type(v) is str and v.lower() in lowered  # type: ignore[union-attr]
+        if kinds == ["negations"] and len(negations) == 1:
+            return negations[0]
+        if kinds == ["ranges"] and len(ranges) == 1:
+            return _range_test(*ranges[0])
 
         def test(v: Leaf) -> bool:
             t = type(v)
@@ -274,7 +309,7 @@ class _Values:
                     return True
                 if lowered and s.lower() in lowered:
                     return True
-                if cidrs and _in_cidrs(s, cidrs):
+                if cidrs and _in_cidrs(s, v4, v6):
                     return True
             elif t is int:
                 n: int = v  # type: ignore[assignment]
@@ -301,12 +336,58 @@ class _Values:
         return test
 
 
-def _in_cidrs(s: str, cidrs: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+def _ipv4(s: str) -> int | None:
+    """A dotted quad as an int, as ipaddress reads it (no leading zeros), without
+    ipaddress's objects: cidr tests run per message."""
+    parts = s.split(".")
+    if len(parts) != 4:
+        return None
+    n = 0
+    for part in parts:
+        if (
+            not (part.isdigit() and part.isascii())
+            or len(part) > 3
+            or (part[0] == "0" and len(part) > 1)
+        ):
+            return None
+        octet = int(part)
+        if octet > 255:
+            return None
+        n = n << 8 | octet
+    return n
+
+
+def _range_test(lo: int | None, lo_open: bool, hi: int | None, hi_open: bool) -> Test:
+    """One numeric range over scaled ints (bool and the big-number tuples never meet it)."""
+    low = -math.inf if lo is None else lo
+    high = math.inf if hi is None else hi
+    if lo_open and hi_open:
+        return lambda v: type(v) is int and low < v < high  # type: ignore[operator]
+    if lo_open:
+        return lambda v: type(v) is int and low < v <= high  # type: ignore[operator]
+    if hi_open:
+        return lambda v: type(v) is int and low <= v < high  # type: ignore[operator]
+    return lambda v: type(v) is int and low <= v <= high  # type: ignore[operator]
+
+
+def _in_cidrs(
+    s: str, v4: tuple[tuple[int, int], ...], v6: tuple[ipaddress.IPv6Network, ...]
+) -> bool:
+    if ":" not in s:
+        n = _ipv4(s)
+        if n is None:
+            return False
+        for network, mask in v4:  # noqa: SIM110 - see _build
+            if n & mask == network:
+                return True
+        return False
+    if not v6:
+        return False
     try:
         ip = ipaddress.ip_address(s)
     except ValueError:
         return False
-    return any(ip.version == net.version and ip in net for net in cidrs)
+    return any(ip in net for net in v6)
 
 
 def _one_key(expr: _Obj, after: str = "Only one key allowed in match expression") -> None:
@@ -608,17 +689,46 @@ def _attribute_leaves(data_type: str, value: str) -> Leaves | None:
     if base == "String":
         if data_type != "String.Array":
             return [value]
-        try:
-            items = _json_loads(value)
-        except ValueError:
-            return []
-        if not isinstance(items, list):
-            return []
-        return [leaf for item in items if (leaf := _json_leaf(item)) is not _SKIP]
+        return _array_leaves(value)
     if base == "Number":
         key = _number_text(value)
-        return [] if key is None else [key]
+        return () if key is None else (key,)
     return None
+
+
+# A publish is matched against every subscription of the topic with the same attribute
+# strings and body, so the last few parses are kept: fan-out to N filtered subscriptions
+# parses a String.Array or a body once, not N times. Small, so a 256 KB message cannot
+# pin much memory.
+@functools.lru_cache(maxsize=16)
+def _array_leaves(value: str) -> tuple[Leaf, ...]:
+    try:
+        items = _json_loads(value)
+    except ValueError:
+        return ()
+    if not isinstance(items, list):
+        return ()
+    return tuple(leaf for item in items if (leaf := _json_leaf(item)) is not _SKIP)
+
+
+_last_body: tuple[str | None, dict[str, Any] | None] = (None, None)
+
+
+def _parse_body(text: str) -> dict[str, Any] | None:
+    """The body as a JSON object, or None; the last one is kept by identity (a
+    publish hands every subscription the same str), never by equality."""
+    global _last_body
+    cached_text, cached = _last_body
+    if cached_text is text:
+        return cached
+    try:
+        doc = _json_loads(text)
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        doc = None
+    _last_body = (text, doc)
+    return doc
 
 
 _SKIP: Any = object()
@@ -640,15 +750,12 @@ def _present(leaves: Leaves) -> bool:
     return False
 
 
-def _decide(values: _Values) -> Callable[[Leaves | None, Callable[[], bool]], bool]:
-    """The key's verdict from its leaves (None: the key is absent). `has_any` says
-    whether the message has any attribute, for exists:false's rule."""
+def _decide(values: _Values) -> Callable[[Leaves], bool]:
+    """The verdict of a key that is present, from its leaf values."""
     test = values.test()
     exists_true, exists_false = values.exists_true, values.exists_false
 
-    def decide(leaves: Leaves | None, has_any: Callable[[], bool]) -> bool:
-        if leaves is None:
-            return exists_false and has_any()
+    def decide(leaves: Leaves) -> bool:
         for leaf in leaves:
             if test(leaf):
                 return True
@@ -667,12 +774,22 @@ def _has_attribute(attrs: Mapping[str, tuple[str, str]]) -> bool:
 
 def _attribute_check(key: _Key) -> Check:
     name = key.path
-    decide = _decide(key.values)
+    values = key.values
+    test = values.test()
+    decide = _decide(values)
+    exists_true, exists_false = values.exists_true, values.exists_false
 
     def check(attrs: Mapping[str, tuple[str, str]]) -> bool:
         a = attrs.get(name)
-        leaves = None if a is None else _attribute_leaves(a[0], a[1])
-        return decide(leaves, lambda: _has_attribute(attrs))
+        if a is not None:
+            data_type, value = a
+            # The common attribute: one string leaf, no list to build.
+            if data_type == "String":
+                return test(value) or exists_true
+            leaves = _attribute_leaves(data_type, value)
+            if leaves is not None:
+                return decide(leaves)
+        return exists_false and _has_attribute(attrs)
 
     return check
 
@@ -680,15 +797,15 @@ def _attribute_check(key: _Key) -> Check:
 def _body_check(key: _Key) -> Check:
     path = key.path
     decide = _decide(key.values)
+    exists_false = key.values.exists_false
 
     def check(flat: dict[str, Leaves]) -> bool:
-        return decide(flat.get(path), _true)
+        leaves = flat.get(path)
+        if leaves is None:
+            return exists_false
+        return decide(leaves)
 
     return check
-
-
-def _true() -> bool:
-    return True
 
 
 def _build(node: _And | _Or | _Key, leaf: Callable[[_Key], Check]) -> Check:
@@ -719,44 +836,67 @@ def _build(node: _And | _Or | _Key, leaf: Callable[[_Key], Check]) -> Check:
     return all_of
 
 
-def _flatten(
-    body: dict[str, Any], walk: frozenset[str], wanted: frozenset[str]
-) -> dict[str, Leaves]:
-    """The leaves of the body's paths the policy names; `walk` holds every dotted prefix
-    of those paths, so nothing else of the body is visited."""
-    flat: dict[str, Leaves] = {}
+class _Trie:
+    """The policy's body paths as a tree of names, built once per subscription."""
 
-    def visit(obj: dict[str, Any], path: str) -> None:
-        for k, v in obj.items():
-            p = f"{path}.{k}" if path else k
-            if p in walk:
-                add(v, p)
+    def __init__(self) -> None:
+        self.path: str | None = None  # set where a policy key ends
+        self.kids: dict[str, _Trie] = {}
 
-    def add(v: Any, p: str) -> None:
-        if isinstance(v, dict):
-            visit(v, p)
-        elif isinstance(v, list):
-            for item in v:
-                add(item, p)
-        elif p in wanted:
-            leaf = _json_leaf(v)
-            if leaf is not _SKIP:
-                flat.setdefault(p, []).append(leaf)
+    def insert(self, path: str) -> None:
+        node = self
+        for part in path.split("."):
+            node = node.kids.setdefault(part, _Trie())
+        node.path = path
 
-    visit(body, "")
-    return flat
+    def freeze(self) -> _Node:
+        """As nested tuples, each level also reachable by its dotted names ("a.b" for
+        a -> b), which is how AWS treats a dotted body key."""
+        direct = [(name, kid.freeze()) for name, kid in self.kids.items()]
+        kids = direct + [
+            (f"{name}.{sub}", node) for name, frozen in direct for sub, node in frozen[1]
+        ]
+        return (self.path, tuple(kids))
+
+
+_Node = tuple[str | None, tuple[tuple[str, Any], ...]]
+_MISSING: Any = object()
+
+
+def _collect(
+    obj: dict[str, Any], kids: tuple[tuple[str, _Node], ...], flat: dict[str, list[Leaf]]
+) -> None:
+    # Looks up the policy's names in the body, not the body's names in the policy: the
+    # cost follows the policy's size, whatever the body carries besides.
+    for name, node in kids:
+        v = obj.get(name, _MISSING)
+        if v is not _MISSING:
+            _add(v, node, flat)
+
+
+def _add(v: Any, node: _Node, flat: dict[str, list[Leaf]]) -> None:
+    t = type(v)
+    if t is dict:
+        if node[1]:
+            _collect(v, node[1], flat)
+    elif t is list:
+        for item in v:
+            _add(item, node, flat)
+    elif node[0] is not None:
+        leaf = _json_leaf(v)
+        if leaf is not _SKIP:
+            flat.setdefault(node[0], []).append(leaf)
 
 
 class FilterPolicy:
     """A compiled subscription filter policy; `matches` is safe to call concurrently."""
 
-    __slots__ = ("_check", "_walk", "_wanted", "combinations", "keys", "scope")
+    __slots__ = ("_check", "_paths", "combinations", "keys", "scope")
 
     def __init__(self, scope: str, root: _And | None) -> None:
         self.scope = scope
         self._check: Check | None = None
-        self._walk: frozenset[str] = frozenset()
-        self._wanted: frozenset[str] = frozenset()
+        self._paths: tuple[tuple[str, _Node], ...] = ()
         self.keys = 0
         self.combinations = 0
         if root is None or not root.items:
@@ -766,12 +906,10 @@ class FilterPolicy:
         self.combinations = _combinations(root)
         self._check = _build(root, _body_check if body else _attribute_check)
         if body:
-            wanted = _paths(root, set())
-            walk: set[str] = set()
-            for p in wanted:
-                parts = p.split(".")
-                walk.update(".".join(parts[: i + 1]) for i in range(len(parts)))
-            self._walk, self._wanted = frozenset(walk), frozenset(wanted)
+            trie = _Trie()
+            for path in _paths(root, set()):
+                trie.insert(path)
+            self._paths = trie.freeze()[1]
 
     @property
     def match_all(self) -> bool:
@@ -784,14 +922,13 @@ class FilterPolicy:
         check = self._check
         if check is None:
             return True
-        if self._walk:
-            try:
-                doc = _json_loads(body)
-            except ValueError:
+        if self._paths:
+            doc = _parse_body(body)
+            if doc is None:
                 return False
-            if not isinstance(doc, dict):
-                return False
-            return check(_flatten(doc, self._walk, self._wanted))
+            flat: dict[str, list[Leaf]] = {}
+            _collect(doc, self._paths, flat)
+            return check(flat)
         return check(attributes)
 
 

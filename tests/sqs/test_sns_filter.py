@@ -4,6 +4,7 @@ the once-per-subscription compile and properties that must hold for any input.""
 from __future__ import annotations
 
 import ast
+import ipaddress
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -103,22 +104,44 @@ def _counting(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return real(text, *a, **kw)
 
     monkeypatch.setattr(snsfilter, "_json_loads", counted)
+    monkeypatch.setattr(snsfilter, "_last_body", (None, None))
+    snsfilter._array_leaves.cache_clear()
     return calls
 
 
-def test_body_is_parsed_once_per_match_whatever_the_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_body_is_parsed_at_most_once_per_message(monkeypatch: pytest.MonkeyPatch) -> None:
     policy = compile_policy(
         '{"a": ["1"], "b": {"c": [{"prefix": "x"}]}, "d": [{"numeric": [">", 1]}],'
         ' "$or": [{"f": [{"exists": false}]}, {"g": ["2"]}]}',
         "MessageBody",
     )
+    others = [compile_policy(f'{{"a": ["{i}"]}}', "MessageBody") for i in range(10)]
     calls = _counting(monkeypatch)
     body = json.dumps(
-        {"a": "1", "b": {"c": "xy"}, "d": 2, "e": 0, "g": "2", "big": list(range(50))}
+        {"a": "1", "b": {"c": "xy"}, "d": 2, "f": 0, "g": "2", "big": list(range(50))}
     )
-    for _ in range(3):
-        assert policy.matches({}, body)
-    assert calls == [body] * 3
+    # one message fanned out to eleven subscriptions: one parse, whatever the keys
+    assert policy.matches({}, body)
+    assert [p.matches({}, body) for p in others] == [i == 1 for i in range(10)]
+    assert policy.matches({}, body)
+    assert calls == [body]
+    # the next message (an equal text, another object) is parsed again: no stale reuse
+    second = "".join(body)
+    assert second is not body
+    assert policy.matches({}, second)
+    assert calls == [body, second]
+    # a different body is judged on its own
+    assert not policy.matches({}, json.dumps({"a": "2"}))
+
+
+def test_string_array_is_parsed_once_across_subscriptions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    policies = [compile_policy(f'{{"k": ["{i}"]}}') for i in range(5)]
+    calls = _counting(monkeypatch)
+    attrs = {"k": ("String.Array", '["1", "3"]')}
+    assert [p.matches(attrs, "") for p in policies] == [False, True, False, True, False]
+    assert calls == ['["1", "3"]']
 
 
 def test_attributes_parse_only_named_string_arrays(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -146,6 +169,7 @@ def test_module_is_sans_io() -> None:
         "__future__",
         "collections",
         "decimal",
+        "functools",
         "ipaddress",
         "json",
         "math",
@@ -273,6 +297,33 @@ def test_body_scope_agrees_with_attribute_scope_on_flat_strings(
     assert on_attrs is on_body
     assert nested.matches({}, json.dumps({"n": {"k": value}})) is on_attrs
     assert nested.matches({}, json.dumps({"n.k": value})) is on_attrs
+
+
+quads = st.lists(
+    st.one_of(st.integers(0, 300).map(str), st.sampled_from(["00", "01", "", "x", "1 ", "٣"])),
+    min_size=3,
+    max_size=5,
+).map(".".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    network=st.ip_addresses(v=4),
+    bits=st.integers(0, 31),
+    candidate=st.one_of(st.ip_addresses(v=4).map(str), quads, st.ip_addresses(v=6).map(str)),
+)
+def test_cidr_agrees_with_ipaddress(
+    network: ipaddress.IPv4Address, bits: int, candidate: str
+) -> None:
+    net = ipaddress.ip_network(f"{network}/{bits}", strict=False)
+    policy = compile_policy(json.dumps({"ip": [{"cidr": f"{network}/{bits}"}]}))
+    try:
+        address = ipaddress.ip_address(candidate)
+    except ValueError:
+        expected = False
+    else:
+        expected = address.version == 4 and address in net
+    assert policy.matches({"ip": ("String", candidate)}, "") is expected
 
 
 @settings(max_examples=200, deadline=None)
