@@ -6,8 +6,10 @@ SetSubscriptionAttributes) for a FilterPolicyScope and returns a `FilterPolicy` 
 `FilterPolicyError` with AWS's InvalidParameter text. The policy is parsed and checked
 once; `matches` runs closures over frozensets and tuples built then. Per message it reads
 only the attributes the policy names (a String.Array's JSON is parsed only when its name
-is in the policy) or, for scope MessageBody, parses the body once, whatever the number
-of keys, and flattens only the paths the policy names.
+is in the policy) or, for scope MessageBody, parses the body at most once, whatever the
+number of keys, and looks up only the paths the policy names. The last body (by
+identity: a publish hands every subscription the same str) and the last 16 String.Array
+values are kept, so a message fanned out to N filtered subscriptions is parsed once.
 
 The language as built (the AWS SNS developer guide, "Amazon SNS message filtering"):
 
@@ -18,9 +20,10 @@ The language as built (the AWS SNS developer guide, "Amazon SNS message filterin
   String.Array element).
 - `{"prefix": s}`, `{"suffix": s}`, `{"equals-ignore-case": s}`.
 - `{"anything-but": v}` with v a string, a number, a list of strings or a list of
-  numbers, `{"prefix": s}`, `{"suffix": s}` or `{"equals-ignore-case": s or [s...]}`:
-  the complement of that test over present values (a missing key never matches it;
-  combine it with `{"exists": false}` for that).
+  numbers, `{"prefix": s or [s...]}`, `{"suffix": s or [s...]}` or
+  `{"equals-ignore-case": s or [s...]}`: the complement of that test over present values
+  of any type (a number meets anything-but "x"; a missing key never matches it; combine
+  it with `{"exists": false}` for that).
 - `{"numeric": ["=", n]}`, `[op, n]` for `<`, `<=`, `>`, `>=`, and ranges
   `[">" | ">=", lo, "<" | "<=", hi]`, on Number attributes and JSON numbers only.
 - `{"exists": true}` (the key is there with a non-null value) and `{"exists": false}`
@@ -70,7 +73,11 @@ Knowingly different from AWS:
   message; AWS treats `""` on SetSubscriptionAttributes as "remove the policy", which is
   the caller's (protocols/aws/sns) to do.
 - `wildcard` and `exactly` (Event Ruler operators SNS does not document) are rejected as
-  unrecognized match types.
+  unrecognized match types; `{"prefix": {"equals-ignore-case": ..}}` likewise is not
+  taken (a prefix must be a string).
+- A name repeated in one object: the last one stands (Jackson's and Event Ruler's
+  reading). `for_subscribe()` of the MessageAttributes-nesting error is our guess at
+  Subscribe's wording (only SetSubscriptionAttributes' was recorded).
 - AWS's guide contradicts itself on anything-but over a String.Array ("none of the
   elements listed" in one sentence, `["rugby", "baseball"]` matching
   anything-but rugby in the example under it); we follow the examples and the numeric
@@ -623,7 +630,8 @@ class _Compiler:
 
     def obj(self, pairs: list[tuple[str, Any]], path: str, top: str, depth: int) -> _And:
         items: list[_Key | _Or] = []
-        for key, value in pairs:
+        # A repeated name: the last one stands, as Jackson and Event Ruler read it.
+        for key, value in dict(pairs).items():
             if key == "$or" and _is_or(value):
                 items.append(_Or([self.obj(v.pairs, path, top, depth) for v in value]))
                 continue

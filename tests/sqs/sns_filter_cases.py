@@ -490,6 +490,14 @@ MATCHES: list[Case] = [
         False,
         body='{"a": {"b": "1", "c": "3"}}',
     ),
+    Case(
+        "duplicate-key-last-wins",
+        "syntax",
+        '{"k": ["a"], "k": ["b"]}',
+        True,
+        {"k": S("b")},
+        source="ruler",
+    ),
     Case("empty-policy", "syntax", "{}", True, {"k": S("v")}, source="own"),
     Case("blank-policy", "syntax", "  ", True, {}, source="own"),
 ]
