@@ -637,6 +637,9 @@ class _Compiler:
                 continue
             sub = f"{path}.{key}" if path else key
             if isinstance(value, _Obj):
+                if depth >= MAX_COMBINATIONS:
+                    # A key this deep counts its depth in the combinations already.
+                    raise _fail("Filter policy is too complex")
                 # Refused under MessageAttributes only once the whole policy parsed: AWS
                 # reports a malformed nested value first.
                 self.nested = True
@@ -712,7 +715,7 @@ def _attribute_leaves(data_type: str, value: str) -> Leaves | None:
 def _array_leaves(value: str) -> tuple[Leaf, ...]:
     try:
         items = _json_loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):
         return ()
     if not isinstance(items, list):
         return ()
@@ -731,7 +734,9 @@ def _parse_body(text: str) -> dict[str, Any] | None:
         return cached
     try:
         doc = _json_loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: nested past the JSON parser's depth; matches nothing, as
+        # a body that is not JSON.
         doc = None
     if not isinstance(doc, dict):
         doc = None
@@ -888,8 +893,15 @@ def _add(v: Any, node: _Node, flat: dict[str, list[Leaf]]) -> None:
         if node[1]:
             _collect(v, node[1], flat)
     elif t is list:
-        for item in v:
-            _add(item, node, flat)
+        # Nested arrays by a stack, not by recursion: a body may nest them as deep as
+        # the JSON parser allows; objects recurse only as deep as the policy's paths.
+        stack = [v]
+        while stack:
+            for item in stack.pop():
+                if type(item) is list:
+                    stack.append(item)
+                else:
+                    _add(item, node, flat)
     elif node[0] is not None:
         leaf = _json_leaf(v)
         if leaf is not _SKIP:
@@ -963,17 +975,25 @@ def compile_policy(text: str, scope: str = "MessageAttributes") -> FilterPolicy:
         )
     except ValueError:
         raise _fail("failed to parse JSON.") from None
+    except RecursionError:
+        # own text: nested past the parser's depth, far past what 150 combinations allow
+        raise _fail("Filter policy is too complex") from None
     if not isinstance(doc, _Obj):
         # Event Ruler's text for a rule that is not an object
         raise _fail("Filter is not an object")
     compiler = _Compiler()
-    root = compiler.obj(doc.pairs, "", "", 1)
-    if compiler.nested and scope == "MessageAttributes":
-        raise FilterPolicyError(
-            None,
-            _PREFIX + "Filter policy scope MessageAttributes does not support nested filter policy",
-        )
-    policy = FilterPolicy(scope, root)
+    try:
+        root = compiler.obj(doc.pairs, "", "", 1)
+        if compiler.nested and scope == "MessageAttributes":
+            raise FilterPolicyError(
+                None,
+                _PREFIX
+                + "Filter policy scope MessageAttributes does not support nested filter policy",
+            )
+        policy = FilterPolicy(scope, root)
+    except RecursionError:
+        # own text: `$or` inside `$or` past Python's stack, which the parser let through
+        raise _fail("Filter policy is too complex") from None
     if policy.keys > MAX_KEYS:
         raise _fail("Filter policy can not have more than 5 keys")
     if policy.combinations > MAX_COMBINATIONS:

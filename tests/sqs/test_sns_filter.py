@@ -336,3 +336,77 @@ def test_arbitrary_text_compiles_or_fails_with_invalid_parameter(text: str) -> N
             assert str(err).startswith("Invalid parameter: ")
         else:
             policy.matches({"a": ("String", "b")}, text)
+
+
+# -- hostile input: never an exception other than FilterPolicyError ----------------------
+
+
+def test_deeply_nested_policy_is_too_complex_not_a_crash() -> None:
+    deep_arrays = '{"a": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    deep_objects = '{"a": ' + '{"b": ' * 200 + '["x"]' + "}" * 200 + "}"
+    deep_or = '{"a": ["1"]}'
+    for _ in range(480):
+        deep_or = '{"$or": [' + deep_or + ', {"b": ["2"]}]}'
+    for text, scope in ((deep_arrays, "MessageAttributes"), (deep_objects, "MessageBody")):
+        with pytest.raises(FilterPolicyError) as err:
+            compile_policy(text, scope)
+        assert str(err.value) == "Invalid parameter: FilterPolicy: Filter policy is too complex"
+    with pytest.raises(FilterPolicyError, match="too complex"):
+        compile_policy(deep_or)
+
+
+def test_nested_or_within_the_limit_still_works() -> None:
+    policy = '{"a": ["1"]}'
+    for _ in range(140):
+        policy = '{"$or": [' + policy + ', {"b": ["2"]}]}'
+    compiled = compile_policy(policy)
+    assert compiled.combinations == 141
+    assert compiled.matches({"a": ("String", "1")}, "")
+    assert compiled.matches({"b": ("String", "2")}, "")
+    assert not compiled.matches({"c": ("String", "1")}, "")
+
+
+def test_hostile_messages_do_not_match_and_do_not_raise() -> None:
+    body_policy = compile_policy('{"a": ["x"]}', "MessageBody")
+    attr_policy = compile_policy('{"a": ["x"]}')
+    too_deep = "[" * 100_000 + "]" * 100_000
+    assert not body_policy.matches({}, too_deep)
+    assert not body_policy.matches({}, '{"a": ' + too_deep + "}")
+    assert not attr_policy.matches({"a": ("String.Array", too_deep)}, "")
+    assert not attr_policy.matches({"a": ("String.Array", '{"x": 1}')}, "")
+    # arrays nested as deep as the parser allows are still flattened
+    assert body_policy.matches({}, '{"a": ' + "[" * 900 + '"x"' + "]" * 900 + "}")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.sampled_from(["a", "b", "1", "10.0.0.1"]),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["a", "b", "$or", "prefix", "numeric", "anything-but", "exists"]),
+            inner,
+            max_size=3,
+        )
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(policy=json_values, message=json_values)
+def test_any_json_policy_compiles_or_is_refused_and_any_message_is_judged(
+    policy: Any, message: Any
+) -> None:
+    for scope in ("MessageAttributes", "MessageBody"):
+        try:
+            compiled = compile_policy(json.dumps(policy), scope)
+        except FilterPolicyError as err:
+            assert str(err).startswith("Invalid parameter: ")
+            continue
+        body = json.dumps(message)
+        attrs = {
+            "a": ("String.Array", body),
+            "b": ("Number", body),
+            "prefix": ("String", body),
+        }
+        assert compiled.matches(attrs, body) in (True, False)
