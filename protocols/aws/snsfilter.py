@@ -748,9 +748,10 @@ _SKIP: Any = object()
 
 
 def _json_leaf(v: Any) -> Any:
-    if v is None or v is True or v is False or isinstance(v, str):
+    t = type(v)
+    if t is str or v is None or t is bool:
         return v
-    if isinstance(v, (int, float)):
+    if t is int or t is float:
         key = _json_number(v)
         return _SKIP if key is None else key
     return _SKIP
@@ -883,7 +884,17 @@ def _collect(
     # cost follows the policy's size, whatever the body carries besides.
     for name, node in kids:
         v = obj.get(name, _MISSING)
-        if v is not _MISSING:
+        if v is _MISSING:
+            continue
+        if type(v) is str:
+            # the usual leaf, without a call
+            if node[0] is not None:
+                leaves = flat.get(node[0])
+                if leaves is None:
+                    flat[node[0]] = [v]
+                else:
+                    leaves.append(v)
+        else:
             _add(v, node, flat)
 
 
