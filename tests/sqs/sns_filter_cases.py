@@ -98,9 +98,16 @@ MATCHES: list[Case] = [
     Case("exact-case", "exact", CI, False, {"customer_interests": S("Rugby")}),
     Case("exact-absent", "exact", CI, False, {"other": S("rugby")}),
     Case("exact-no-attrs", "exact", CI, False, {}),
-    Case("exact-not-number", "types", '{"k": ["100"]}', False, {"k": N("100")}),
+    Case("exact-not-number", "types", '{"k": ["100"]}', False, {"k": N("100")}, source="ruler"),
     Case("exact-empty-string", "exact", '{"k": [""]}', True, {"k": S("")}),
-    Case("exact-custom-type", "types", '{"k": ["v"]}', True, {"k": ("String.custom", "v")}),
+    Case(
+        "exact-custom-type",
+        "types",
+        '{"k": ["v"]}',
+        True,
+        {"k": ("String.custom", "v")},
+        source="own",
+    ),
     Case("binary-ignored", "types", '{"k": ["dg=="]}', False, {"k": ("Binary", "dg==")}),
     Case("ignore-other-attrs", "exact", CI, True, {"customer_interests": S("rugby"), "x": S("y")}),
     # AND across keys
@@ -131,9 +138,11 @@ MATCHES: list[Case] = [
     Case("array-none", "array", CI, False, {"customer_interests": A('["baseball"]')}),
     Case("array-empty", "array", CI, False, {"customer_interests": A("[]")}),
     Case("array-number-elem", "array", '{"k": [10]}', True, {"k": A('["a", 10]')}),
-    Case("array-number-vs-string", "array", '{"k": ["10"]}', False, {"k": A("[10]")}),
-    Case("array-bool", "array", '{"k": [true]}', True, {"k": A("[false, true]")}),
-    Case("array-null", "array", '{"k": [null]}', True, {"k": A('["x", null]')}),
+    Case(
+        "array-number-vs-string", "array", '{"k": ["10"]}', False, {"k": A("[10]")}, source="ruler"
+    ),
+    Case("array-bool", "array", '{"k": [true]}', True, {"k": A("[false, true]")}, source="ruler"),
+    Case("array-null", "array", '{"k": [null]}', True, {"k": A('["x", null]')}, source="ruler"),
     Case("array-bad-json", "array", CI, False, {"customer_interests": A("[rugby")}),
     Case("array-prefix", "array", '{"k": [{"prefix": "bas"}]}', True, {"k": A('["x", "bass"]')}),
     # prefix / suffix / equals-ignore-case
@@ -141,7 +150,9 @@ MATCHES: list[Case] = [
     Case("prefix-2", "prefix", '{"k": [{"prefix": "bas"}]}', True, {"k": S("basketball")}),
     Case("prefix-miss", "prefix", '{"k": [{"prefix": "bas"}]}', False, {"k": S("rugby")}),
     Case("prefix-case", "prefix", '{"k": [{"prefix": "bas"}]}', False, {"k": S("Baseball")}),
-    Case("prefix-number", "prefix", '{"k": [{"prefix": "1"}]}', False, {"k": N("12")}),
+    Case(
+        "prefix-number", "prefix", '{"k": [{"prefix": "1"}]}', False, {"k": N("12")}, source="ruler"
+    ),
     Case("suffix-1", "suffix", '{"k": [{"suffix": "ball"}]}', True, {"k": S("baseball")}),
     Case("suffix-miss", "suffix", '{"k": [{"suffix": "ball"}]}', False, {"k": S("rugby")}),
     Case(
@@ -268,10 +279,20 @@ MATCHES: list[Case] = [
     Case("num-precision", "limits", '{"p": [{"numeric": ["=", 1]}]}', True, {"p": N("1.000001")}),
     Case("num-precision-5", "limits", '{"p": [{"numeric": ["=", 1]}]}', False, {"p": N("1.00001")}),
     Case(
-        "num-big-plain", "num-exact", '{"acct": [123456789012]}', True, {"acct": N("123456789012")}
+        "num-big-plain",
+        "num-exact",
+        '{"acct": [123456789012]}',
+        True,
+        {"acct": N("123456789012")},
+        source="ruler",
     ),
     Case(
-        "num-big-range", "limits", '{"p": [{"numeric": [">", 0]}]}', False, {"p": N("2000000000")}
+        "num-big-range",
+        "limits",
+        '{"p": [{"numeric": [">", 0]}]}',
+        False,
+        {"p": N("2000000000")},
+        source="own",
     ),
     Case(
         "num-ab",
@@ -300,6 +321,7 @@ MATCHES: list[Case] = [
         '{"price": [{"anything-but": [100, 500]}]}',
         True,
         {"price": A("[100, 50]")},
+        source="own",
     ),
     Case("range-neg", "num-range", '{"p": [{"numeric": ["<", 0]}]}', True, {"p": N("-0.5")}),
     Case("range-neg-miss", "num-range", '{"p": [{"numeric": ["<", 0]}]}', False, {"p": N("0")}),
@@ -359,7 +381,14 @@ MATCHES: list[Case] = [
         False,
         {"ip": S("2001:db9::1")},
     ),
-    Case("cidr-family", "cidr", '{"ip": [{"cidr": "0.0.0.0/0"}]}', False, {"ip": S("::1")}),
+    Case(
+        "cidr-family",
+        "cidr",
+        '{"ip": [{"cidr": "0.0.0.0/0"}]}',
+        False,
+        {"ip": S("::1")},
+        source="ruler",
+    ),
     Case("cidr-not-ip", "cidr", '{"ip": [{"cidr": "10.0.0.0/8"}]}', False, {"ip": S("ten")}),
     # $or
     Case(
@@ -453,7 +482,7 @@ MATCHES: list[Case] = [
     ),
     Case("body-number-string", "body", '{"p": [{"numeric": [">", 1]}]}', False, body='{"p": "5"}'),
     Case("body-bool", "body", '{"ok": [true]}', True, body='{"ok": true}'),
-    Case("body-bool-not-one", "body", '{"ok": [1]}', False, body='{"ok": true}'),
+    Case("body-bool-not-one", "body", '{"ok": [1]}', False, body='{"ok": true}', source="ruler"),
     Case("body-null", "body", '{"k": [null]}', True, body='{"k": null}'),
     Case("body-not-json", "body", CI, False, body="rugby"),
     Case("body-not-object", "body", CI, False, body='["rugby"]'),
