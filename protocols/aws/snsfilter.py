@@ -191,25 +191,22 @@ def _token(v: Any) -> str:
     return "null"
 
 
-def _is_str(v: Any) -> bool:
-    return isinstance(v, str)
-
-
 # -- numbers ---------------------------------------------------------------------------
 
 
 def _scaled(value: float, text: str) -> int | tuple[str, Decimal] | None:
     """The comparable form of a number: an int in units of 1e-5 within the documented
-    range; outside it a normalised Decimal (equal only to the same number); None for
-    what is not a finite number."""
-    if not math.isfinite(value):
-        return None
+    range; outside it (1e400 included, which a float cannot hold) a normalised Decimal,
+    equal only to the same number; None for what is not a number."""
     if -NUMERIC_LIMIT <= value <= NUMERIC_LIMIT:
         return round(value * _SCALE)
     try:
-        return ("n", Decimal(text).normalize())
+        exact = Decimal(text)
     except InvalidOperation:
         return None
+    if not exact.is_finite():
+        return None
+    return ("n", exact.normalize())
 
 
 def _number_text(text: str) -> int | tuple[str, Decimal] | None:
@@ -217,11 +214,11 @@ def _number_text(text: str) -> int | tuple[str, Decimal] | None:
         value = float(text)
     except ValueError:
         return None
-    # float() also takes "1_000", " 5" and "inf"; the grammar check runs only on those
-    # rare shapes, so the usual number costs one float().
-    if "_" in text or text != text.strip() or not math.isfinite(value):
+    # float() also takes "1_000", " 5", "inf" and "nan"; the grammar check runs only on
+    # those rare shapes, so the usual number costs one float().
+    if "_" in text or text != text.strip():
         return None
-    if text[-1].isalpha() and not _NUMBER.fullmatch(text):
+    if (text[-1].isalpha() or not math.isfinite(value)) and not _NUMBER.fullmatch(text):
         return None
     return _scaled(value, text)
 
@@ -236,7 +233,7 @@ def _policy_number(n: _Num, ranged: bool) -> int | tuple[str, Decimal]:
         # own text: AWS documents the range but no error wording was found
         raise _fail(f"Numeric value {n.text} is out of range; it must be between -1e9 and 1e9")
     key = _scaled(value, n.text)
-    assert key is not None  # the JSON grammar has no inf/nan
+    assert key is not None  # JSON's grammar: always a finite Decimal
     return key
 
 

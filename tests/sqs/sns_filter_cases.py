@@ -294,6 +294,8 @@ MATCHES: list[Case] = [
         {"p": N("2000000000")},
         source="own",
     ),
+    Case("num-huge-plain", "num-exact", '{"n": [1e400]}', True, {"n": N("1E+400")}, source="ruler"),
+    Case("num-huge-other", "num-exact", '{"n": [1e400]}', False, {"n": N("1e399")}, source="ruler"),
     Case(
         "num-ab",
         "num-anything-but",
