@@ -75,6 +75,8 @@ Knowingly different from AWS:
 - `wildcard` and `exactly` (Event Ruler operators SNS does not document) are rejected as
   unrecognized match types; `{"prefix": {"equals-ignore-case": ..}}` likewise is not
   taken (a prefix must be a string).
+- `{"anything-but": {"suffix": ..}}` is taken, as the current guide lists it; SNS
+  answered "Unsupported anything-but pattern: suffix" in responses recorded in 2024-05.
 - A name repeated in one object: the last one stands (Jackson's and Event Ruler's
   reading). `for_subscribe()` of the MessageAttributes-nesting error is our guess at
   Subscribe's wording (only SetSubscriptionAttributes' was recorded).
