@@ -18,6 +18,13 @@ from broker.core.queue import (
 )
 from broker.core.selector import Selector, SelectorError
 from broker.core.transaction import Transaction
+from broker.core.values import (
+    PropertyValue,
+    TypedValue,
+    property_is_number,
+    property_operand,
+    property_text,
+)
 
 __all__ = [
     "ACK_MODES",
@@ -37,8 +44,13 @@ __all__ = [
     "DestinationStats",
     "Message",
     "MessageQueue",
+    "PropertyValue",
     "Selector",
     "SelectorError",
     "Subscription",
     "Transaction",
+    "TypedValue",
+    "property_is_number",
+    "property_operand",
+    "property_text",
 ]
