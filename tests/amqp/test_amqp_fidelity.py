@@ -17,6 +17,8 @@ AMQP's, by design (README, "Differences from ActiveMQ 5.17").
 from __future__ import annotations
 
 import contextlib
+import queue
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,6 +28,7 @@ import pytest
 import stomp
 from proton import (
     Data,
+    Link,
     Message,
     byte,
     char,
@@ -40,13 +43,14 @@ from proton import (
     ulong,
     ushort,
 )
-from proton.reactor import LinkOption
+from proton.handlers import MessagingHandler
+from proton.reactor import Container, LinkOption
 from proton.utils import BlockingConnection
 
 from broker.core import Message as CoreMessage
 from protocols.amqp.mapping import decode_message, encode_sections, property_value
 from protocols.aws.attributes import from_message
-from tests.conftest import WAIT, BrokerThread, Client, Collector
+from tests.conftest import WAIT, BrokerThread, Client, Collector, wait_until
 
 UUID = uuid.UUID("12345678-1234-5678-9abc-def012345678")
 # One of every simple type AMQP has; what proton decodes them as is checked by type().
@@ -306,6 +310,125 @@ def test_sqs_attributes_of_typed_properties() -> None:
         "sym": ("String", "s"),
         "z": ("String", "null"),
     }
+
+
+# -- 2. settle modes ------------------------------------------------------------------------
+
+SND = {"settled": Link.SND_SETTLED, "unsettled": Link.SND_UNSETTLED, "mixed": Link.SND_MIXED}
+RCV = {"first": Link.RCV_FIRST, "second": Link.RCV_SECOND}
+
+
+class Modes(LinkOption):
+    def __init__(self, snd: int, rcv: int) -> None:
+        self.snd, self.rcv = snd, rcv
+
+    def apply(self, link: Any) -> None:
+        link.snd_settle_mode = self.snd
+        link.rcv_settle_mode = self.rcv
+
+
+@pytest.mark.parametrize("rcv", RCV)
+@pytest.mark.parametrize("snd", SND)
+def test_attach_echoes_settle_modes_on_a_consumer_link(
+    amqp: Callable[[], BlockingConnection], snd: str, rcv: str
+) -> None:
+    """The broker sends on this link: its snd-settle-mode is the client's, its
+    rcv-settle-mode the client's too (either is honoured: the broker settles after the
+    client's outcome)."""
+    r = amqp().create_receiver("queue://fid.modes", options=Modes(SND[snd], RCV[rcv]))
+    assert r.link.remote_snd_settle_mode == SND[snd]
+    assert r.link.remote_rcv_settle_mode == RCV[rcv]
+
+
+@pytest.mark.parametrize("rcv", RCV)
+@pytest.mark.parametrize("snd", SND)
+def test_attach_echoes_snd_settle_mode_on_a_producer_link(
+    amqp: Callable[[], BlockingConnection], snd: str, rcv: str
+) -> None:
+    """The broker receives on this link: snd-settle-mode echoes the client's,
+    rcv-settle-mode is first, the mode the broker uses (as ActiveMQ)."""
+    c = amqp()
+    s = c.create_sender("queue://fid.pmodes", options=Modes(SND[snd], RCV[rcv]))
+    assert s.link.remote_snd_settle_mode == SND[snd]
+    assert s.link.remote_rcv_settle_mode == Link.RCV_FIRST
+    s.send(Message(body="still works"))
+    assert receive(c, "queue://fid.pmodes").body == "still works"
+
+
+class Consume(MessagingHandler):
+    """Receives `n` messages on a link attached with snd-settle-mode `snd`, never sending a
+    disposition; records whether each transfer came settled."""
+
+    def __init__(self, url: str, address: str, snd: int, n: int) -> None:
+        super().__init__(prefetch=10, auto_accept=False, auto_settle=False)
+        self.url, self.address, self.snd, self.n = url, address, snd, n
+        self.settled: list[bool] = []
+        self.done = threading.Event()
+        self.got: queue.Queue[str] = queue.Queue()
+
+    def on_start(self, event: Any) -> None:
+        self.conn = event.container.connect(self.url)
+        event.container.create_receiver(
+            self.conn, self.address, options=Modes(self.snd, Link.RCV_FIRST)
+        )
+
+    def on_message(self, event: Any) -> None:
+        self.settled.append(event.delivery.settled)  # the transfer came settled
+        self.got.put(event.message.body)
+        if len(self.settled) == self.n:
+            self.done.set()
+            event.connection.close()
+
+
+def run(handler: Consume) -> None:
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            Container(handler).run()
+        except BaseException as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(WAIT * 2)
+    assert not t.is_alive(), "consumer did not finish"
+    if errors:
+        raise errors[0]
+
+
+def test_a_presettled_consumer_is_at_most_once(
+    broker: BrokerThread, amqp: Callable[[], BlockingConnection]
+) -> None:
+    """snd-settle-mode settled: every transfer is settled, the broker never waits for a
+    disposition (50 persistent messages through a window of 10 with none sent) and the
+    messages are consumed as sent (nothing comes back when the link goes)."""
+    s = amqp().create_sender("queue://fid.atmost")
+    for i in range(50):
+        s.send(Message(body=f"m{i}", durable=True))
+    consumer = Consume(amqp_url(broker), "queue://fid.atmost", Link.SND_SETTLED, 50)
+    run(consumer)
+    assert consumer.settled == [True] * 50
+    assert wait_until(lambda: broker.stats("fid.atmost").consumers == 0)
+    stats = broker.stats("fid.atmost")
+    assert (stats.depth, stats.inflight, stats.acked) == (0, 0, 50)
+
+
+@pytest.mark.parametrize("snd", ["unsettled", "mixed"])
+def test_unsettled_and_mixed_consumers_get_unsettled_transfers(
+    broker: BrokerThread, amqp: Callable[[], BlockingConnection], snd: str
+) -> None:
+    """Without a disposition nothing is consumed: the message comes back, redelivered."""
+    c = amqp()
+    c.create_sender(f"queue://fid.{snd}").send(Message(body="again", durable=True))
+    consumer = Consume(amqp_url(broker), f"queue://fid.{snd}", SND[snd], 1)
+    run(consumer)
+    assert consumer.settled == [False]
+    assert wait_until(lambda: broker.stats(f"fid.{snd}").inflight == 0)
+    r = c.create_receiver(f"queue://fid.{snd}", credit=1)
+    m = r.receive(WAIT)
+    r.accept()
+    assert (m.body, m.first_acquirer, m.delivery_count) == ("again", False, 1)
 
 
 def test_decimal_and_list_properties_are_kept_as_their_encoding() -> None:
