@@ -47,8 +47,9 @@ Message mapping, AMQP → core (inbound) and core → AMQP (outbound):
   message-annotations: x-opt-jms-dest / x-opt-jms-reply-to (address kinds) and
     x-opt-jms-msg-type (5 text, 3 bytes, 2 map, 4 stream, 0 plain) are written on the
     way out; x-opt-delivery-delay / x-opt-delivery-time are refused (the core has no
-    scheduled delivery yet); any other scalar annotation is kept as property
-    JMS_AMQP_MA_<name> and restored as an annotation.
+    scheduled delivery yet); any other scalar annotation (not null, binary or uuid) is
+    kept as property JMS_AMQP_MA_<name>, typed as application-properties are, and
+    restored as an annotation of its type.
   delivery-annotations and footer are not kept.
 
 The core keeps its own message id (it keys the journal and the in-flight tables, so a
@@ -302,7 +303,7 @@ def message_from_amqp(
             elif name == "x-opt-jms-msg-type":
                 msg_type = value
             elif name != "x-opt-jms-dest" and isinstance(value, str | int | float | bytes):
-                props[P_ANNOTATION + name] = _plain(value)
+                props[P_ANNOTATION + name] = property_value(value)
     body = pm.body
     text = False
     if isinstance(body, str):
@@ -399,7 +400,7 @@ def encode_message(pm: AmqpMessage, msg: Message, now_ms: int) -> bytes:
                 encoding = value
             continue
         if key.startswith(P_ANNOTATION):
-            annotations[symbol(key[len(P_ANNOTATION) :])] = value
+            annotations[symbol(key[len(P_ANNOTATION) :])] = proton_value(value)
         else:
             app[key] = proton_value(value)
     pm.id = props.get(P_MESSAGE_ID, msg.id)

@@ -180,6 +180,25 @@ def test_typed_properties_reach_an_amqp_consumer_with_their_types(
     assert_same_types(m.properties, props)
 
 
+@pytest.mark.parametrize("body", ["text", {"map": 1}], ids=["hand-codec", "proton-path"])
+def test_message_annotations_keep_their_types_too(
+    amqp: Callable[[], BlockingConnection], body: Any
+) -> None:
+    """Kept annotations are typed like application-properties (before: a ulong >= 2^63
+    closed the consumer's connection with amqp:internal-error)."""
+    sent = {
+        symbol("x-opt-big"): ulong(2**64 - 1),
+        symbol("x-opt-sym"): symbol("s"),
+        symbol("x-opt-us"): ushort(9),
+        symbol("x-opt-c"): char("c"),
+    }
+    c = amqp()
+    c.create_sender("queue://fid.annotations").send(Message(body=body, annotations=sent))
+    got = receive(c, "queue://fid.annotations").annotations
+    for key, value in sent.items():
+        assert type(got[key]) is type(value) and got[key] == value, key
+
+
 def test_the_hand_codec_takes_typed_properties() -> None:
     """Typed values do not push a message off the fast paths (both directions)."""
     data = bytes(Message(body="x", address="queue://q", properties=dict(TYPED)).encode())

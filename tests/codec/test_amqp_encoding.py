@@ -94,7 +94,7 @@ reserved = st.fixed_dictionaries(
         P_USER_ID: texts,
         P_CONTENT_ENCODING: ascii_texts,
         P_ENCODING: st.sampled_from([ENC_NULL, ENC_BINARY]),
-        "JMS_AMQP_MA_x-opt-custom": values,
+        "JMS_AMQP_MA_x-opt-custom": values | typed_values.filter(lambda v: v is not None),
     },
 )
 

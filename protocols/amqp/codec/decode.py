@@ -67,6 +67,7 @@ _DEFAULT_HEADER = (False, 4, 0)
 _header_cache: dict[bytes, tuple[bool, int, int]] = {}
 _annotation_cache: dict[bytes, _Annotations] = {}
 _SYMBOL = object()
+_UUID_MARK = object()  # a uuid annotation: proton's path does not keep it either
 _BINARY = object()
 _STRING = object()
 _TIMESTAMP = object()
@@ -164,20 +165,6 @@ def _fields(buf: bytes, pos: int) -> tuple[list[Any], list[Any], int]:
     if pos != end:
         raise _Unusual("list size")
     return values, kinds, end
-
-
-def _entries(buf: bytes, pos: int) -> tuple[list[tuple[Any, Any, Any, Any]], int]:
-    count, pos, end = _compound(buf, pos, 0xC1)
-    if count & 1:
-        raise _Unusual("odd map")
-    items = []
-    for _ in range(count // 2):
-        key, key_kind, pos = _read(buf, pos)
-        value, kind, pos = _read(buf, pos)
-        items.append((key, key_kind, value, kind))
-    if pos != end:
-        raise _Unusual("map size")
-    return items, end
 
 
 # Codes of numeric values that are not AMQP's long or double: the core's typed-value name
@@ -404,24 +391,36 @@ def _annotations_of(buf: bytes, pos: int) -> tuple[_Annotations, int]:
     raw = buf[pos:end]
     meaning = _annotation_cache.get(raw)
     if meaning is None:
-        entries, _ = _entries(buf, pos)
+        count, at, _ = _compound(buf, pos, 0xC1)
+        if count & 1:
+            raise _Unusual("odd map")
         kept: list[tuple[str, Any]] = []
         reply_hint: str | None = None
         dest_hint: str | None = None
         msg_type: Any = None
-        for key, key_kind, value, kind in entries:
+        for _ in range(count // 2):
+            key, key_kind, at = _read(buf, at)
             if key_kind is not _SYMBOL:
                 raise _Unusual("annotation key")
             if key in DELAYS:
                 raise _Unusual("delay")  # refused (or not) by proton's path
+            # Typed as application-properties are (kept ones keep their AMQP type).
+            value, at = _property(buf, at)
+            plain = (
+                value
+                if type(value) is not tuple
+                else (_UUID_MARK if value[0] == "uuid" else value[1])
+            )
             if key == "x-opt-jms-reply-to":
-                reply_hint = kind_of(value)
+                reply_hint = kind_of(plain)
             elif key == "x-opt-jms-msg-type":
-                msg_type = value
+                msg_type = plain
             elif key == "x-opt-jms-dest":
-                dest_hint = kind_of(value)
-            elif value is not None and kind is not _BINARY:
+                dest_hint = kind_of(plain)
+            elif value is not None and type(value) is not bytes and plain is not _UUID_MARK:
                 kept.append((P_ANNOTATION + key, value))
+        if at != end:
+            raise _Unusual("map size")
         meaning = (tuple(kept), reply_hint, dest_hint, msg_type)
         if len(_annotation_cache) >= 1024:
             _annotation_cache.clear()
