@@ -7,10 +7,23 @@ broker fixture.
 The STOMP text forms are those of ActiveMQ 5.17.2, whose STOMP transport writes each
 property as Java's `"" + value` of what its AMQP transformer stored (InboundTransformer:
 unsigned types as the signed Java type holding the value, a ulong as the long with its
-bits, symbol and binary as strings, proton-j's Binary.toString). The shared reference
-ActiveMQ has no AMQP connector, so the AMQP-in / STOMP-out forms were checked against
-Java 17's own Float/Double.toString (jshell) and ActiveMQ's source, not a running broker;
-where ActiveMQ keeps no type (unsigned, symbol, binary, uuid, timestamp) ZoneMQ keeps
+bits, symbol and binary as strings, binary as proton-j's Binary.toString). The shared
+reference ActiveMQ has no AMQP connector (and its jar could not be fetched here), so
+the forms were compared by sending those Java types to it over OpenWire (jshell with
+the Debian activemq-client jar, queue fid.textforms) and reading them with stomp.py:
+
+  JMS type and value        ActiveMQ's STOMP header   ZoneMQ (AMQP type sent)
+  byte -5                   -5                        -5 (byte; ubyte/short alike)
+  short -300 / int -7       -300 / -7                 the same (short / int)
+  long -1                   -1                        -1 (ulong 2^64-1)
+  float 1.1f / 16777216f    1.1 / 1.6777216E7         the same (float)
+  double 1e20 / 0.0001      1.0E20 / 1.0E-4           the same (double)
+  double 123456.789         123456.789                the same
+  boolean true              true                      true
+  Character é               é                         é (char)
+  null                      null                      null
+
+Where ActiveMQ keeps no type (unsigned, symbol, binary, uuid, timestamp) ZoneMQ keeps
 AMQP's, by design (README, "Differences from ActiveMQ 5.17").
 """
 
@@ -68,7 +81,10 @@ TYPED: dict[str, Any] = {
     "l": 2**40,
     "l_small": -3,
     "f": float32(1.100000023841858),  # 1.1f
+    "f_big": float32(16777216.0),
     "d": 1e20,
+    "d_small": 0.0001,
+    "d_mid": 123456.789,
     "c": char("é"),
     "t": timestamp(1_764_000_000_123),
     "u": UUID,
@@ -94,7 +110,10 @@ STOMP_TEXT = {
     "l": str(2**40),
     "l_small": "-3",
     "f": "1.1",
+    "f_big": "1.6777216E7",
     "d": "1.0E20",
+    "d_small": "1.0E-4",
+    "d_mid": "123456.789",
     "c": "é",
     "t": "1764000000123",  # ActiveMQ refuses a Date property; ZoneMQ shows its ms
     "u": str(UUID),
