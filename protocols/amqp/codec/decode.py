@@ -216,11 +216,26 @@ def _application_properties(buf: bytes, pos: int) -> tuple[dict[str, Any], int]:
     if count & 1:
         raise _Unusual("odd map")
     props: dict[str, Any] = {}
+    size = len(buf)
     for _ in range(count // 2):
-        key, key_kind, pos = _read(buf, pos)
-        if key_kind is not _STRING:
-            raise _Unusual("application property key")
-        props[key], pos = _property(buf, pos)
+        if buf[pos] == 0xA1:  # str8 keys and values, the usual case, read inline
+            after = pos + 2 + buf[pos + 1]
+            if after > size:
+                raise _Unusual("truncated")
+            key = buf[pos + 2 : after].decode()
+            pos = after
+        else:
+            key, key_kind, pos = _read(buf, pos)
+            if key_kind is not _STRING:
+                raise _Unusual("application property key")
+        if buf[pos] == 0xA1:
+            after = pos + 2 + buf[pos + 1]
+            if after > size:
+                raise _Unusual("truncated")
+            props[key] = buf[pos + 2 : after].decode()
+            pos = after
+        else:
+            props[key], pos = _property(buf, pos)
     if pos != end:
         raise _Unusual("map size")
     return props, end
