@@ -202,9 +202,9 @@ def parse_address(text: str, kind_hint: str | None = None) -> Address:
 
 
 def _plain(value: Any) -> str | int | float | bool | bytes:
-    """An AMQP simple value as one the core's properties hold: proton's ulong, symbol,
-    float32 and friends subclass the Python types and are stored as their base type;
-    anything else (uuid, timestamp, decimal, char) as its text."""
+    """A message-id as JMS_AMQP_MessageId keeps it (untyped, unlike application
+    properties: a ulong id as an int, a uuid id as its text; issue 12 left ids as they
+    were): proton's ulong, symbol and friends as their base type, anything else as text."""
     if type(value) in (str, int, float, bool, bytes):
         return value  # type: ignore[no-any-return]
     if isinstance(value, memoryview):  # proton hands binary values out as memoryviews
