@@ -21,6 +21,13 @@ from broker.core.scheduler import Schedule, ScheduleError, schedule_of
 from broker.core.selector import Selector, SelectorError
 from broker.core.subjects import is_wildcard
 from broker.core.transaction import Transaction
+from broker.core.values import (
+    PropertyValue,
+    TypedValue,
+    property_is_number,
+    property_operand,
+    property_text,
+)
 
 __all__ = [
     "ACK_MODES",
@@ -41,12 +48,17 @@ __all__ = [
     "DurableSub",
     "Message",
     "MessageQueue",
+    "PropertyValue",
     "Schedule",
     "ScheduleError",
     "Selector",
     "SelectorError",
     "Subscription",
     "Transaction",
+    "TypedValue",
     "is_wildcard",
+    "property_is_number",
+    "property_operand",
+    "property_text",
     "schedule_of",
 ]

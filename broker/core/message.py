@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-PropertyValue = str | int | float | bool | bytes
+from broker.core.values import PropertyValue
 
 # What a queued message costs beyond its body and headers (the object and its slots, its
 # properties dict, its id): counted in `Message.size` so that a queue's memory gauge and
 # limit see many small messages for what they weigh (issue 10).
 MESSAGE_OVERHEAD = 256
-# A property value that is not text or bytes is counted as this many bytes.
+# A property value that is not text or bytes (typed values too) is counted as this many
+# bytes.
 _SCALAR = 8
 
 QUEUE = "queue"

@@ -2,8 +2,13 @@
 
 - A link the client receives on (our sender, an `OutLink`) is a core Subscription with
   ack mode individual, or auto when the link is pre-settled (snd-settle-mode settled,
-  at-most-once). A source with distribution-mode copy browses: a snapshot of the queue,
+  at-most-once: every transfer settled as sent, the message acked then, no disposition
+  awaited). A source with distribution-mode copy browses: a snapshot of the queue,
   sent pre-settled as credit allows (no subscription).
+- Settle modes in our attach: snd-settle-mode echoes the client's (settled, unsettled,
+  mixed; mixed is sent unsettled), a browser's is settled; rcv-settle-mode echoes the
+  client's on our senders (first and second both hold: we settle after the client's
+  outcome) and is first on our receivers (the mode we use), as ActiveMQ's.
 - A link the client sends on (our receiver, an `InLink`) routes to its target's
   destination, created on first use (temporary ones must exist); a null target is the
   anonymous relay (each message's `to` says where), a coordinator target the transaction
@@ -375,7 +380,11 @@ class AmqpLinks(PushConnection):
         if dynamic:
             link.source.address = format_address(address)
         link.target.copy(link.remote_target)
-        link.snd_settle_mode = Link.SND_SETTLED if presettled else Link.SND_UNSETTLED
+        # A sender's snd-settle-mode is the mode it uses: the client's (a browser's
+        # transfers are always settled); rcv-settle-mode the one it asks of the client,
+        # which either mode satisfies (we settle once the client's outcome came).
+        link.snd_settle_mode = Link.SND_SETTLED if browse else link.remote_snd_settle_mode
+        link.rcv_settle_mode = link.remote_rcv_settle_mode
         link.open()
 
     def _attach_receiver(self, link: Link) -> None:
@@ -410,6 +419,10 @@ class AmqpLinks(PushConnection):
         if dynamic and address is not None:
             link.target.address = format_address(address)
         link.source.copy(link.remote_source)
+        # snd-settle-mode echoes the client's; rcv-settle-mode is the mode we use, first
+        # (we settle with our outcome, as ActiveMQ, whatever the client asked).
+        link.snd_settle_mode = link.remote_snd_settle_mode
+        link.rcv_settle_mode = Link.RCV_FIRST
         link.max_message_size = self.settings.max_message_size
         link.open()
         link.flow(PRODUCER_CREDIT)

@@ -30,14 +30,30 @@ Message mapping, AMQP → core (inbound) and core → AMQP (outbound):
   properties.user-id        ↔ property JMSXUserID
   properties.content-encoding ↔ property JMS_AMQP_ContentEncoding
   header.delivery-count     ← delivery_count; first-acquirer ← not redelivered
-  application-properties    ↔ properties (str/int/float/bool/bytes; other AMQP simple
-                              types such as symbol, uuid, timestamp arrive as str/int)
+  application-properties    ↔ properties, every value with its AMQP type: string, long,
+                              double, boolean, binary and null as str, int, float, bool,
+                              bytes and None; byte, short, int, ubyte, ushort, uint,
+                              ulong, float, char, timestamp, uuid and symbol as the
+                              core's typed values (("uint", 7)...; broker.core.values),
+                              which the journal keeps as they are; anything else
+                              (decimals, and the lists, maps and arrays the spec does
+                              not allow there) as ("amqp", its encoding, its text), sent
+                              on re-encoded from that encoding. A STOMP consumer sees
+                              each as ActiveMQ's STOMP transport shows the value
+                              ActiveMQ's AMQP transformer stores (Java's toString:
+                              ``7``, ``1.5``, ``true``, ``null``; a ulong as Java's
+                              long; binary as proton-j's Binary.toString, bytes escaped)
+                              and a uuid or timestamp, which ActiveMQ cannot take, as
+                              its canonical text or its ms; a STOMP header arrives as
+                              a string (as in ActiveMQ). Selectors compare numeric
+                              types as numbers, a symbol as a string.
   message-annotations: x-opt-jms-dest / x-opt-jms-reply-to (address kinds) and
     x-opt-jms-msg-type (5 text, 3 bytes, 2 map, 4 stream, 0 plain) are written on the
     way out; x-opt-delivery-delay / -time / -period / -repeat / -cron set the
     AMQ_SCHEDULED_* property ActiveMQ's transformer sets (scheduled delivery:
-    broker/core/scheduler.py); they and any other scalar annotation are kept as property
-    JMS_AMQP_MA_<name> and restored as an annotation.
+    broker/core/scheduler.py); they and any other scalar annotation (not null, binary
+    or uuid) are kept as property JMS_AMQP_MA_<name>, typed as application-properties
+    are, and restored as an annotation of its type.
   delivery-annotations and footer are not kept.
 
 The core keeps its own message id (it keys the journal and the in-flight tables, so a
@@ -66,12 +82,27 @@ from __future__ import annotations
 
 import math
 from typing import Any
+from uuid import UUID
 
 from cproton import pn_message_get_content_encoding, pn_message_get_content_type
-from proton import Data, Described, byte, symbol
+from proton import (
+    Data,
+    Described,
+    byte,
+    char,
+    float32,
+    int32,
+    short,
+    symbol,
+    timestamp,
+    ubyte,
+    uint,
+    ulong,
+    ushort,
+)
 from proton import Message as AmqpMessage
 
-from broker.core import QUEUE, TEMP_QUEUE, TEMP_TOPIC, TOPIC, Address, Message
+from broker.core import QUEUE, TEMP_QUEUE, TEMP_TOPIC, TOPIC, Address, Message, PropertyValue
 from broker.core.errors import DELETED, INVALID, NOT_FOUND, STORE_FULL
 from broker.core.scheduler import CRON, DELAY, PERIOD, REPEAT
 from protocols.amqp.codec import decode_sections, encode_header, encode_sections
@@ -121,6 +152,8 @@ __all__ = [
     "format_address",
     "message_from_amqp",
     "parse_address",
+    "property_value",
+    "proton_value",
 ]
 
 # The codec knows destination kinds by the core's names.
@@ -185,9 +218,9 @@ def parse_composite(text: str, kind_hint: str | None = None) -> Address | tuple[
 
 
 def _plain(value: Any) -> str | int | float | bool | bytes:
-    """An AMQP simple value as one the core's properties hold: proton's ulong, symbol,
-    float32 and friends subclass the Python types and are stored as their base type;
-    anything else (uuid, timestamp, decimal, char) as its text."""
+    """A message-id as JMS_AMQP_MessageId keeps it (untyped, unlike application
+    properties: a ulong id as an int, a uuid id as its text; issue 12 left ids as they
+    were): proton's ulong, symbol and friends as their base type, anything else as text."""
     if type(value) in (str, int, float, bool, bytes):
         return value  # type: ignore[no-any-return]
     if isinstance(value, memoryview):  # proton hands binary values out as memoryviews
@@ -196,6 +229,58 @@ def _plain(value: Any) -> str | int | float | bool | bytes:
         if isinstance(value, base):
             return base(value)  # type: ignore[no-any-return]
     return str(value)
+
+
+# proton's Python classes of AMQP's simple types that Python's own do not name, and the
+# core's typed-value names for them (broker.core.values); _FROM_TYPED the way back.
+_TYPED = {
+    byte: "byte",
+    short: "short",
+    int32: "int",
+    ubyte: "ubyte",
+    ushort: "ushort",
+    uint: "uint",
+    ulong: "ulong",
+    float32: "float",
+    char: "char",
+    timestamp: "timestamp",
+    symbol: "symbol",
+}
+_BASE = {"float": float, "char": str, "symbol": str}
+_FROM_TYPED: dict[str, Any] = {name: cls for cls, name in _TYPED.items()}
+_FROM_TYPED["uuid"] = lambda raw: UUID(bytes=raw)
+
+
+def property_value(value: Any) -> PropertyValue:
+    """An application-property value as the core keeps it, its AMQP type included: str,
+    long, double, boolean, binary and null as Python's own types, the other simple types
+    as typed values, anything else (decimals; lists, maps and arrays, which the spec
+    does not allow there) as its AMQP encoding and text (broker.core.values)."""
+    t = type(value)
+    if t is str or t is int or t is float or t is bool or t is bytes or value is None:
+        return value  # type: ignore[no-any-return]
+    if t is memoryview:  # proton hands binary values out as memoryviews
+        return bytes(value)
+    name = _TYPED.get(t)
+    if name is not None:
+        return (name, _BASE.get(name, int)(value))
+    if t is UUID:
+        return ("uuid", value.bytes)
+    enc = Data()
+    enc.put_object(value)
+    return ("amqp", enc.encode(), str(value))
+
+
+def proton_value(value: Any) -> Any:
+    """A core property value as the proton object that encodes it with its AMQP type."""
+    if type(value) is not tuple:
+        return value
+    name = value[0]
+    if name == "amqp":
+        dec = Data()
+        dec.decode(value[1])
+        return dec.get_object()
+    return _FROM_TYPED[name](value[1])
 
 
 def _id_text(value: Any) -> str:
@@ -245,11 +330,11 @@ def message_from_amqp(
     origin: object,
 ) -> Message:
     """Build the core Message for a received AMQP message (see module docstring)."""
-    props: dict[str, str | int | float | bool | bytes] = {}
+    props: dict[str, PropertyValue] = {}
     app = pm.properties
     if app:
         for key, value in app.items():
-            props[str(key)] = _plain(value)
+            props[str(key)] = property_value(value)
     annotations = pm.annotations
     reply_hint: str | None = None
     msg_type: Any = None
@@ -263,7 +348,7 @@ def message_from_amqp(
             elif name == "x-opt-jms-msg-type":
                 msg_type = value
             elif name != "x-opt-jms-dest" and isinstance(value, str | int | float | bytes):
-                props[P_ANNOTATION + name] = _plain(value)
+                props[P_ANNOTATION + name] = property_value(value)
     body = pm.body
     text = False
     if isinstance(body, str):
@@ -363,9 +448,9 @@ def encode_message(pm: AmqpMessage, msg: Message, now_ms: int) -> bytes:
                 encoding = value
             continue
         if key.startswith(P_ANNOTATION):
-            annotations[symbol(key[len(P_ANNOTATION) :])] = value
+            annotations[symbol(key[len(P_ANNOTATION) :])] = proton_value(value)
         else:
-            app[key] = value
+            app[key] = proton_value(value)
     pm.id = props.get(P_MESSAGE_ID, msg.id)
     pm.durable = msg.persistent
     pm.priority = msg.priority

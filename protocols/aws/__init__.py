@@ -39,8 +39,9 @@ with ``AWS.`` are reserved) reach STOMP consumers as headers of the same name.
 
 core Message → SQS message (ReceiveMessage), whichever protocol sent it:
   body → Body (decoded as UTF-8, invalid bytes replaced); properties (except the
-  ``AWS.SQS.`` ones) → MessageAttributes: str → String, bytes → Binary, int/float →
-  Number, bool → String "true"/"false", unless ``AWS.SQS.Types`` says otherwise.
+  ``AWS.SQS.`` ones) → MessageAttributes: str → String, bytes → Binary, int/float (and
+  AMQP's numeric typed values) → Number, bool → String "true"/"false", other AMQP
+  values → String (their STOMP text), unless ``AWS.SQS.Types`` says otherwise.
   So a STOMP header ``color:red`` is the String attribute ``color``.
   ApproximateReceiveCount = delivery count + 1 (a STOMP NACK or a closed STOMP
   subscription counts too); ApproximateFirstReceiveTimestamp = first SQS receive (in

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from broker.core import Message
+from broker.core import Message, property_is_number, property_text
 from protocols.aws.errors import SqsError, invalid
 
 TYPES_PROPERTY = "AWS.SQS.Types"
@@ -186,6 +186,9 @@ def from_message(msg: Message) -> dict[str, Attribute]:
             out[name] = Attribute(data_type or "Binary", value)
         elif isinstance(value, int | float):
             out[name] = Attribute(data_type or "Number", str(value))
+        elif value is None or type(value) is tuple:  # AMQP's null and typed values
+            kind = "Number" if property_is_number(value) else "String"
+            out[name] = Attribute(data_type or kind, property_text(value))
         else:
             out[name] = Attribute(data_type or "String", str(value))
     return out

@@ -23,7 +23,9 @@ SEND headers onto a Message:
 MESSAGE frames carry, as ActiveMQ 5.17 does: message-id, destination, subscription (when
 the SUBSCRIBE had an id), ack (1.2, client and client-individual only), timestamp,
 expires (0 = never), priority, redelivered:true and persistent:true only when true,
-correlation-id, reply-to, type, content-type, the properties as headers, content-length
+correlation-id, reply-to, type, content-type, the properties as headers (a value that is
+not a string as ActiveMQ's STOMP transport writes it, Java's toString: broker.core.values
+`property_text`; AMQP's typed values as ActiveMQ's AMQP transformer stores them), content-length
 for bytes messages only (a text message has none), and on dead-lettered messages
 original-destination, originalExpiration and (expired ones) dlqDeliveryFailureCause.
 Not JMSXGroupID nor JMSXGroupSeq, which ActiveMQ keeps as message fields and its STOMP
@@ -32,7 +34,7 @@ translator does not copy, unless `group_headers` (listeners.stomp.group_headers)
 
 from __future__ import annotations
 
-from broker.core import QUEUE, TEMP_QUEUE, TEMP_TOPIC, TOPIC, Address, Message
+from broker.core import QUEUE, TEMP_QUEUE, TEMP_TOPIC, TOPIC, Address, Message, property_text
 from protocols.stomp.codec import escaper
 
 
@@ -166,14 +168,6 @@ def message_from_send(
     )
 
 
-def _property_header(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
-
-
 def message_headers(
     msg: Message, conn_id: str, *, group_headers: bool = False
 ) -> list[tuple[str, str]]:
@@ -211,7 +205,7 @@ def message_headers(
             kind, _, name = value.partition("://")
             h.append(("original-destination", format_destination(Address(kind, name), conn_id)))
         else:
-            h.append((key, _property_header(value)))
+            h.append((key, value if type(value) is str else property_text(value)))
     if not msg.text:
         h.append(("content-length", str(len(msg.body))))
     return h

@@ -9,7 +9,20 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from proton import Message as AmqpMessage
-from proton import byte, float32, int32, symbol, timestamp, ubyte, uint, ulong
+from proton import (
+    byte,
+    char,
+    decimal32,
+    float32,
+    int32,
+    short,
+    symbol,
+    timestamp,
+    ubyte,
+    uint,
+    ulong,
+    ushort,
+)
 
 from broker.core import QUEUE, TEMP_QUEUE, TEMP_TOPIC, TOPIC, Address, Message
 from protocols.amqp.mapping import (
@@ -57,6 +70,22 @@ values = st.one_of(
     st.floats(allow_nan=False),
     st.binary(max_size=300),
 )
+# The core's typed values (broker.core.values), in and at the edges of their ranges.
+typed_values = st.one_of(
+    st.tuples(st.just("byte"), st.integers(-128, 127)),
+    st.tuples(st.just("short"), st.integers(-(2**15), 2**15 - 1)),
+    st.tuples(st.just("int"), st.integers(-(2**31), 2**31 - 1) | st.integers(-130, 130)),
+    st.tuples(st.just("ubyte"), st.integers(0, 255)),
+    st.tuples(st.just("ushort"), st.integers(0, 2**16 - 1)),
+    st.tuples(st.just("uint"), st.integers(0, 2**32 - 1) | st.integers(0, 300)),
+    st.tuples(st.just("ulong"), st.integers(0, 2**64 - 1) | st.integers(0, 300)),
+    st.tuples(st.just("float"), st.floats(allow_nan=False, width=32)),
+    st.tuples(st.just("char"), st.characters(blacklist_categories=("Cs",))),
+    st.tuples(st.just("timestamp"), st.integers(-(2**63), 2**63 - 1)),
+    st.tuples(st.just("uuid"), st.binary(min_size=16, max_size=16)),
+    st.tuples(st.just("symbol"), ascii_texts),
+    st.none(),
+)
 reserved = st.fixed_dictionaries(
     {},
     optional={
@@ -65,7 +94,7 @@ reserved = st.fixed_dictionaries(
         P_USER_ID: texts,
         P_CONTENT_ENCODING: ascii_texts,
         P_ENCODING: st.sampled_from([ENC_NULL, ENC_BINARY]),
-        "JMS_AMQP_MA_x-opt-custom": values,
+        "JMS_AMQP_MA_x-opt-custom": values | typed_values.filter(lambda v: v is not None),
     },
 )
 
@@ -75,7 +104,7 @@ def messages(draw: Any) -> Message:
     keys = st.text(chars, max_size=40).filter(
         lambda k: k not in RESERVED and not (k.startswith(P_ANNOTATION) and not k.isascii())
     )
-    props = dict(draw(st.dictionaries(keys, values, max_size=6)))
+    props = dict(draw(st.dictionaries(keys, values | typed_values, max_size=6)))
     props.update(draw(reserved))
     text = draw(st.booleans())
     body = draw(
@@ -169,6 +198,12 @@ amqp_values = st.one_of(
     st.floats(allow_nan=False, width=32).map(float32),
     st.binary(max_size=300),
     st.none(),
+    st.integers(0, 2**16 - 1).map(ushort),
+    st.integers(-(2**15), 2**15 - 1).map(short),
+    st.characters(blacklist_categories=("Cs",)).map(char),
+    st.uuids(),
+    st.integers(0, 2**32 - 1).map(decimal32),
+    st.lists(st.integers(-5, 5), max_size=3),
 )
 annotation_keys = st.sampled_from(
     ["x-opt-jms-dest", "x-opt-jms-reply-to", "x-opt-jms-msg-type", "x-opt-custom"]

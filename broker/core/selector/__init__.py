@@ -23,6 +23,11 @@ Semantics are ActiveMQ's (activemq-client's filter package), not only the spec's
   double), a failed parse being FALSE, so `price > 10` matches `price:20` but not
   `price:20.5`; a string compared with a boolean is Boolean.valueOf. Off for AMQP,
   whose application-properties keep their types.
+- AMQP's typed values (broker.core.values) are compared as ActiveMQ's AMQP transformer
+  stores them (`property_operand`): the integer types and float as numbers (a ulong as
+  Java's long), a symbol as a string (LIKE and IN too), a timestamp as its ms; a char
+  or uuid is a kind of its own, FALSE against any literal. Unwrapped in the runtime's
+  slow paths only (a tuple never passes the generated fast paths' type tests).
 - LIKE and IN look at strings only (LIKE of another kind is FALSE, IN unknown); a
   property used as a boolean is FALSE unless it is a boolean (a STOMP header `true`
   is a string). Arithmetic on a non-number, or ordering of booleans against strings,

@@ -107,12 +107,14 @@ class _Gen:
             rx = self.const(node[3].fullmatch)
             return (
                 f"(None if ({v} := {self.V(node[2])}) is None "
-                f"else ({rx}({v}) is not None if type({v}) is str else False))"
+                f"else ({rx}({v}) is not None if type({v}) is str else _like({rx}, {v})))"
             )
         if kind == "in":
             v = self.var()
             items = self.const(node[3])
-            return f"(None if type({v} := {self.V(node[2])}) is not str else {v} in {items})"
+            return (
+                f"({v} in {items} if type({v} := {self.V(node[2])}) is str else _in({v}, {items}))"
+            )
         if kind == "arith":
             v = self.var()
             return (

@@ -8,6 +8,8 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from broker.core.values import property_operand
+
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 
@@ -88,6 +90,10 @@ def _compare(lv: Any, rv: Any, op: str, conv: bool) -> bool:
 def _cmp(lv: Any, rv: Any, op: str, conv: bool) -> bool | None:
     if lv is None or rv is None:
         return None
+    if type(lv) is tuple:
+        lv = property_operand(lv)
+    if type(rv) is tuple:
+        rv = property_operand(rv)
     return _compare(lv, rv, op, conv)
 
 
@@ -97,6 +103,10 @@ def _eq(lv: Any, rv: Any, conv: bool) -> bool | None:
         return True if rv is None else None
     if rv is None:
         return False
+    if type(lv) is tuple:
+        lv = property_operand(lv)
+    if type(rv) is tuple:
+        rv = property_operand(rv)
     if type(lv) is type(rv) and type(lv) is not bytes:
         return bool(lv == rv)
     return _compare(lv, rv, "=", conv)
@@ -133,6 +143,10 @@ def _wrap(value: int, lv: int, rv: int) -> int:
 def _arith(op: str, lv: Any, rv: Any) -> Any:
     if lv is None or rv is None:
         return None
+    if type(lv) is tuple:
+        lv = property_operand(lv)
+    if type(rv) is tuple:
+        rv = property_operand(rv)
     tl, tr = type(lv), type(rv)
     if op == "+" and tl is str:
         return lv + _java_str(rv)
@@ -161,9 +175,25 @@ def _arith(op: str, lv: Any, rv: Any) -> Any:
 
 
 def _neg(value: Any) -> Any:
+    if type(value) is tuple:
+        value = property_operand(value)
     if type(value) in _NUM:
         return -value
     return None
+
+
+def _like(match: Any, value: Any) -> bool:
+    """LIKE on a value that is not a str: a typed symbol is its text (ActiveMQ stores an
+    AMQP symbol as a String), anything else is FALSE."""
+    value = property_operand(value) if type(value) is tuple else value
+    return type(value) is str and match(value) is not None
+
+
+def _in(value: Any, items: Any) -> bool | None:
+    """IN on a value that is not a str: a typed symbol is its text, anything else is
+    unknown (ActiveMQ's IN looks at strings only)."""
+    value = property_operand(value) if type(value) is tuple else value
+    return value in items if type(value) is str else None
 
 
 def _destination(address: Any) -> str | None:
@@ -176,6 +206,8 @@ RUNTIME = {
     "_eq": _eq,
     "_arith": _arith,
     "_neg": _neg,
+    "_like": _like,
+    "_in": _in,
     "_dest": _destination,
     "_Abort": Abort,
 }

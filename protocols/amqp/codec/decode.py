@@ -5,8 +5,10 @@ the receiving side, so `decode_sections` reads the sections itself and gives wha
 protocols.amqp.mapping.message_from_amqp would take from proton's decoding; mapping
 builds the core Message from it. It returns None for anything it does not take on
 (descriptors other than small ulongs, several data sections, sequence or structured
-value bodies, uuid/decimal/array/list/map values, scheduled delivery annotations, ids
-proton would turn into other types) and the caller goes through proton.
+value bodies, decimal/array/list/map values, uuid values outside application-properties,
+scheduled delivery annotations, ids proton would turn into other types) and the caller
+goes through proton. Application-property values keep their AMQP type (the core's
+typed values for all but string, long, double, boolean, binary and null).
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ _unpack_u64 = struct.Struct(">Q").unpack_from
 _unpack_i32 = struct.Struct(">i").unpack_from
 _unpack_f64 = struct.Struct(">d").unpack_from
 _unpack_f32 = struct.Struct(">f").unpack_from
+_unpack_u16 = struct.Struct(">H").unpack_from
+_unpack_i16 = struct.Struct(">h").unpack_from
 # Codes whose values are kept as the Python types proton's get_object gives (ints, str,
 # bytes for binary, float, bool); `_SYMBOL` and `_BINARY` mark the types some fields treat
 # differently (message-annotation keys must be symbols, binary values are memoryviews in
@@ -63,6 +67,7 @@ _DEFAULT_HEADER = (False, 4, 0)
 _header_cache: dict[bytes, tuple[bool, int, int]] = {}
 _annotation_cache: dict[bytes, _Annotations] = {}
 _SYMBOL = object()
+_UUID_MARK = object()  # a uuid annotation: proton's path does not keep it either
 _BINARY = object()
 _STRING = object()
 _TIMESTAMP = object()
@@ -162,18 +167,78 @@ def _fields(buf: bytes, pos: int) -> tuple[list[Any], list[Any], int]:
     return values, kinds, end
 
 
-def _entries(buf: bytes, pos: int) -> tuple[list[tuple[Any, Any, Any, Any]], int]:
+# Codes of numeric values that are not AMQP's long or double: the core's typed-value name
+# (broker.core.values) for what `_read` reads of them.
+_TYPED_CODES = {
+    0x43: "uint",
+    0x52: "uint",
+    0x70: "uint",
+    0x44: "ulong",
+    0x53: "ulong",
+    0x80: "ulong",
+    0x50: "ubyte",
+    0x51: "byte",
+    0x54: "int",
+    0x71: "int",
+    0x72: "float",
+}
+
+
+def _property(buf: bytes, pos: int) -> tuple[Any, int]:
+    """An application-property value at `pos` as the core keeps it, its AMQP type
+    included (what protocols.amqp.mapping.property_value makes of proton's value), and
+    its end. Decimals and compound values raise _Unusual: proton's path."""
+    code = buf[pos]
+    if code == 0x60:
+        return ("ushort", _unpack_u16(buf, pos + 1)[0]), pos + 3
+    if code == 0x61:
+        return ("short", _unpack_i16(buf, pos + 1)[0]), pos + 3
+    if code == 0x73:
+        return ("char", chr(_unpack_u32(buf, pos + 1)[0])), pos + 5
+    if code == 0x98:
+        end = pos + 17
+        if end > len(buf):
+            raise _Unusual("truncated")
+        return ("uuid", buf[pos + 1 : end]), end
+    value, kind, end = _read(buf, pos)
+    name = _TYPED_CODES.get(code)
+    if name is not None:
+        return (name, value), end
+    if kind is _SYMBOL:
+        return ("symbol", value), end
+    if kind is _TIMESTAMP:
+        return ("timestamp", value), end
+    return value, end
+
+
+def _application_properties(buf: bytes, pos: int) -> tuple[dict[str, Any], int]:
     count, pos, end = _compound(buf, pos, 0xC1)
     if count & 1:
         raise _Unusual("odd map")
-    items = []
+    props: dict[str, Any] = {}
+    size = len(buf)
     for _ in range(count // 2):
-        key, key_kind, pos = _read(buf, pos)
-        value, kind, pos = _read(buf, pos)
-        items.append((key, key_kind, value, kind))
+        if buf[pos] == 0xA1:  # str8 keys and values, the usual case, read inline
+            after = pos + 2 + buf[pos + 1]
+            if after > size:
+                raise _Unusual("truncated")
+            key = buf[pos + 2 : after].decode()
+            pos = after
+        else:
+            key, key_kind, pos = _read(buf, pos)
+            if key_kind is not _STRING:
+                raise _Unusual("application property key")
+        if buf[pos] == 0xA1:
+            after = pos + 2 + buf[pos + 1]
+            if after > size:
+                raise _Unusual("truncated")
+            props[key] = buf[pos + 2 : after].decode()
+            pos = after
+        else:
+            props[key], pos = _property(buf, pos)
     if pos != end:
         raise _Unusual("map size")
-    return items, end
+    return props, end
 
 
 def _skip(buf: bytes, pos: int) -> int:
@@ -195,8 +260,8 @@ def decode_sections(data: bytes | bytearray, now_ms: int) -> Decoded | None:
     expiration."""
     try:
         return _decode(bytes(data), now_ms)
-    except (_Unusual, IndexError, struct.error, UnicodeDecodeError):
-        return None
+    except (_Unusual, IndexError, struct.error, UnicodeDecodeError, ValueError):
+        return None  # ValueError: a char beyond Unicode; proton's path reports it
 
 
 def _decode(buf: bytes, now_ms: int) -> Decoded | None:
@@ -204,7 +269,7 @@ def _decode(buf: bytes, now_ms: int) -> Decoded | None:
     annotations: _Annotations = _NO_ANNOTATIONS
     fields: list[Any] = []
     field_kinds: list[Any] = []
-    app: list[tuple[Any, Any, Any, Any]] = []
+    props: dict[str, Any] = {}
     body: Any = None
     body_kind = 0
     sections = 0  # bit per section code seen: each at most once
@@ -232,7 +297,7 @@ def _decode(buf: bytes, now_ms: int) -> Decoded | None:
         elif code == 0x72:
             annotations, pos = _annotations_of(buf, pos)
         elif code == 0x74:
-            app, pos = _entries(buf, pos)
+            props, pos = _application_properties(buf, pos)
         elif code == 0x77:
             if sections & 0x20:
                 raise _Unusual("data and value")
@@ -247,11 +312,6 @@ def _decode(buf: bytes, now_ms: int) -> Decoded | None:
     if pos != size:
         raise _Unusual("trailing")
 
-    props: dict[str, str | int | float | bool | bytes] = {}
-    for key, key_kind, value, _kind in app:
-        if key_kind is not _STRING or value is None:
-            raise _Unusual("application property")  # proton's path makes None "None"
-        props[key] = value
     kept, reply_hint, dest_hint, msg_type = annotations
     if kept:
         props.update(kept)
@@ -346,24 +406,36 @@ def _annotations_of(buf: bytes, pos: int) -> tuple[_Annotations, int]:
     raw = buf[pos:end]
     meaning = _annotation_cache.get(raw)
     if meaning is None:
-        entries, _ = _entries(buf, pos)
+        count, at, _ = _compound(buf, pos, 0xC1)
+        if count & 1:
+            raise _Unusual("odd map")
         kept: list[tuple[str, Any]] = []
         reply_hint: str | None = None
         dest_hint: str | None = None
         msg_type: Any = None
-        for key, key_kind, value, kind in entries:
+        for _ in range(count // 2):
+            key, key_kind, at = _read(buf, at)
             if key_kind is not _SYMBOL:
                 raise _Unusual("annotation key")
             if key in DELAYS:
                 raise _Unusual("delay")  # refused (or not) by proton's path
+            # Typed as application-properties are (kept ones keep their AMQP type).
+            value, at = _property(buf, at)
+            plain = (
+                value
+                if type(value) is not tuple
+                else (_UUID_MARK if value[0] == "uuid" else value[1])
+            )
             if key == "x-opt-jms-reply-to":
-                reply_hint = kind_of(value)
+                reply_hint = kind_of(plain)
             elif key == "x-opt-jms-msg-type":
-                msg_type = value
+                msg_type = plain
             elif key == "x-opt-jms-dest":
-                dest_hint = kind_of(value)
-            elif value is not None and kind is not _BINARY:
+                dest_hint = kind_of(plain)
+            elif value is not None and type(value) is not bytes and plain is not _UUID_MARK:
                 kept.append((P_ANNOTATION + key, value))
+        if at != end:
+            raise _Unusual("map size")
         meaning = (tuple(kept), reply_hint, dest_hint, msg_type)
         if len(_annotation_cache) >= 1024:
             _annotation_cache.clear()

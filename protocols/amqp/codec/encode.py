@@ -69,6 +69,12 @@ _pack_i64 = struct.Struct(">q").pack
 _pack_u32 = struct.Struct(">I").pack
 _pack_u32x2 = struct.Struct(">II").pack
 _pack_f64 = struct.Struct(">d").pack
+_pack_f32 = struct.Struct(">f").pack
+_pack_i8 = struct.Struct(">b").pack
+_pack_i16 = struct.Struct(">h").pack
+_pack_u16 = struct.Struct(">H").pack
+_pack_i32 = struct.Struct(">i").pack
+_pack_u64 = struct.Struct(">Q").pack
 _NULL, _TRUE, _FALSE, _LIST0 = b"\x40", b"\x41", b"\x42", b"\x45"
 _HEADER = b"\x00\x53\x70"
 _MSG_ANNOTATIONS = b"\x00\x53\x72\xd1"
@@ -140,7 +146,45 @@ def _value(value: Any) -> bytes:
         return b"\x82" + _pack_f64(value)
     if t is bytes:
         return _bin(value)
+    if value is None:
+        return _NULL
+    if t is tuple:
+        return _typed(value)
     raise _Unusual(value)
+
+
+def _typed(value: tuple[Any, ...]) -> bytes:
+    """A core typed value (broker.core.values) in the encoding proton writes for its type."""
+    name, raw = value[0], value[1]
+    if name == "int":
+        return b"\x54" + _pack_i8(raw) if -128 <= raw < 128 else b"\x71" + _pack_i32(raw)
+    if name == "uint":
+        return _uint(raw)
+    if name == "ulong":
+        if raw == 0:
+            return b"\x44"
+        return b"\x53" + bytes((raw,)) if raw < 256 else b"\x80" + _pack_u64(raw)
+    if name == "symbol":
+        return _sym(raw)
+    if name == "timestamp":
+        return b"\x83" + _pack_i64(raw)
+    if name == "ubyte":
+        return b"\x50" + bytes((raw,))
+    if name == "byte":
+        return b"\x51" + _pack_i8(raw)
+    if name == "short":
+        return b"\x61" + _pack_i16(raw)
+    if name == "ushort":
+        return b"\x60" + _pack_u16(raw)
+    if name == "float":
+        return b"\x72" + _pack_f32(raw)
+    if name == "char":
+        return b"\x73" + _pack_u32(ord(raw))
+    if name == "uuid":
+        if len(raw) != 16:
+            raise _Unusual(value)
+        return b"\x98" + raw
+    raise _Unusual(value)  # ("amqp", ...): proton's path re-encodes it
 
 
 def _list(fields: list[bytes]) -> bytes:
@@ -201,8 +245,8 @@ def encode_sections(msg: OutMessage) -> bytes | None:
     once and shared. None when `msg` needs proton's general path."""
     try:
         return _sections(msg)
-    except (_Unusual, UnicodeEncodeError):
-        return None
+    except (_Unusual, UnicodeEncodeError, struct.error, ValueError, TypeError):
+        return None  # e.g. a typed value out of its type's range: proton's path decides
 
 
 def _address_parts(address: AddressLike) -> tuple[bytes, bytes]:
