@@ -1,0 +1,133 @@
+"""The SNS Query protocol (sans-IO): form fields → JSON-shaped parameters, results and
+errors → SNS's XML (namespace http://sns.amazonaws.com/doc/2010-03-31/).
+
+SNS's Query serialization is not flattened, unlike SQS's: a list is ``Name.member.N``, a
+map ``Name.entry.N.key`` / ``.value`` (``MessageAttributes`` uses ``Name`` / ``Value``
+instead, as botocore's sns model says). `parse_params` turns those into lists and dicts,
+so handlers see the shapes of botocore's model. Responses put lists in ``<member>``
+elements and maps in ``<entry><key/><value/></entry>``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from xml.sax.saxutils import escape
+
+from protocols.aws import wire
+
+XMLNS = "http://sns.amazonaws.com/doc/2010-03-31/"
+
+
+class SnsError(Exception):
+    """An SNS error response: AWS's code, HTTP status and message."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+    @property
+    def sender_fault(self) -> bool:
+        return self.status < 500
+
+
+def invalid(message: str) -> SnsError:
+    """InvalidParameter (400) with AWS's "Invalid parameter: ..." text."""
+    return SnsError("InvalidParameter", f"Invalid parameter: {message}")
+
+
+def not_found(message: str) -> SnsError:
+    return SnsError("NotFound", message, 404)
+
+
+def parse_params(fields: dict[str, str]) -> tuple[str, dict[str, Any]]:
+    """The action and JSON-shaped parameters of an SNS Query request's form fields."""
+    action, tree = wire.parse_query(fields)
+    return action, _convert(tree)
+
+
+def _convert(node: Any) -> Any:
+    if not isinstance(node, dict):
+        return node
+    if set(node) == {"member"} and isinstance(node["member"], dict):
+        return [_convert(v) for v in _indexed(node["member"])]
+    if set(node) == {"entry"} and isinstance(node["entry"], dict):
+        out: dict[str, Any] = {}
+        for item in _indexed(node["entry"]):
+            if not isinstance(item, dict):
+                continue
+            key = item.get("key", item.get("Name"))
+            if key is None:
+                continue
+            value = item.get("value", item.get("Value"))
+            out[str(key)] = _convert(value)
+        return out
+    return {k: _convert(v) for k, v in node.items()}
+
+
+def _indexed(node: dict[str, Any]) -> list[Any]:
+    try:
+        items = sorted(((int(k), v) for k, v in node.items()), key=lambda kv: kv[0])
+    except ValueError:
+        raise invalid("Malformed list parameter") from None
+    return [v for _, v in items]
+
+
+# -- responses -------------------------------------------------------------------------------
+
+# Result members that are maps (rendered as entry/key/value).
+_MAPS = frozenset({"Attributes"})
+
+
+def xml_response(action: str, result: dict[str, Any] | None, request_id: str) -> bytes:
+    inner = _members(result or {})
+    result_xml = f"<{action}Result>{inner}</{action}Result>" if result is not None else ""
+    return (
+        f'<?xml version="1.0"?><{action}Response xmlns="{XMLNS}">{result_xml}'
+        f"<ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata>"
+        f"</{action}Response>"
+    ).encode()
+
+
+def _members(obj: dict[str, Any]) -> str:
+    parts: list[str] = []
+    for key, value in obj.items():
+        if value is None:
+            continue
+        if key in _MAPS and isinstance(value, dict):
+            entries = "".join(
+                f"<entry><key>{_text(k)}</key><value>{_text(str(v))}</value></entry>"
+                for k, v in value.items()
+            )
+            parts.append(f"<{key}>{entries}</{key}>")
+        elif isinstance(value, list):
+            items = "".join(
+                f"<member>{_members(v) if isinstance(v, dict) else _text(str(v))}</member>"
+                for v in value
+            )
+            parts.append(f"<{key}>{items}</{key}>")
+        elif isinstance(value, dict):
+            parts.append(f"<{key}>{_members(value)}</{key}>")
+        elif isinstance(value, bool):
+            parts.append(f"<{key}>{'true' if value else 'false'}</{key}>")
+        else:
+            parts.append(f"<{key}>{_text(str(value))}</{key}>")
+    return "".join(parts)
+
+
+def xml_error(
+    code: str, message: str, status: int, request_id: str
+) -> tuple[int, dict[str, str], bytes]:
+    """SNS's ErrorResponse document (the shape botocore's query parser reads)."""
+    fault = "Sender" if status < 500 else "Receiver"
+    body = (
+        f'<?xml version="1.0"?><ErrorResponse xmlns="{XMLNS}"><Error><Type>{fault}</Type>'
+        f"<Code>{escape(code)}</Code><Message>{_text(message)}</Message></Error>"
+        f"<RequestId>{request_id}</RequestId></ErrorResponse>"
+    )
+    return status, {"Content-Type": "text/xml", "x-amzn-RequestId": request_id}, body.encode()
+
+
+def _text(s: str) -> str:
+    return escape(s, {'"': "&quot;", "\r": "&#xD;"})
