@@ -88,7 +88,7 @@ class AwsListener:
             )
         self.service.close()
         if self.sns is not None:
-            self.sns.close()
+            await self.sns.close()
         # Handlers are done: aiohttp writes their responses, then closes every
         # connection (idle keep-alive ones at once), cancelling what is left.
         await self.runner.cleanup()

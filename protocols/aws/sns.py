@@ -20,6 +20,10 @@ Publish → the topic's subscribers, all at once:
     id on, so each queue keeps the topic's order per group; a repeated deduplication id
     within 5 minutes answers the first publish's MessageId and SequenceNumber and
     delivers nothing.
+  - each confirmed ``http``/``https`` subscription: the same envelope (or the raw
+    message), journaled on the subscription's own core queue before Publish answers,
+    then POSTed with AWS's headers and retries (sns_http.py; the ``http``/``https`` key
+    of a MessageStructure=json message if present). Pending subscriptions get nothing.
 A STOMP/AMQP send to the core topic reaches the SNS subscriptions too: the topic has one
 SNS consumer (auto-ack, no-local: it skips what SNS itself published) while it has
 subscriptions, which relays each message as a publish (body as Message, properties as
@@ -29,13 +33,14 @@ A FIFO topic relays only messages with a group id (JMSXGroupID), deduplicated by
 with ContentBasedDeduplication, else by message id.
 
 Knowingly different or missing:
-- Subscribe takes protocol ``sqs`` only; ``http``/``https`` answer InvalidParameter "not
-  supported yet", other AWS protocols (email, sms, lambda, application, firehose)
-  InvalidParameter too. So ConfirmSubscription never finds a pending subscription.
+- Subscribe takes protocols ``sqs``, ``http`` and ``https``; the other AWS protocols
+  (email, email-json, sms, lambda, application, firehose) answer InvalidParameter "not
+  supported". What HTTP/S delivery leaves out is in sns_http.py.
 - Filter policies are checked to be JSON objects and stored; they are applied only
   where protocols/aws/snsfilter.py exists (sns_topics.compile_filter).
-- RedrivePolicy and DeliveryPolicy are validated and stored; a message for a queue that
-  no longer exists is dropped, not sent to the subscription's DLQ.
+- RedrivePolicy is applied to HTTP/S deliveries whose retries are spent; a message for
+  an SQS queue that no longer exists is dropped, not sent to the subscription's DLQ.
+  DeliveryPolicy is refused on sqs subscriptions (AWS applies it to HTTP/S only).
 - Get/PutDataProtectionPolicy, and CreateTopic with DataProtectionPolicy, answer
   InvalidParameter "not supported"; AddPermission/RemovePermission are SQS's actions
   on this port; the topic Policy is stored, never enforced (as for SQS).
@@ -56,6 +61,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import urlsplit
 
 from broker.core import TOPIC, Address, Core, Message
 from broker.core.queue import Subscription
@@ -64,6 +70,7 @@ from protocols.aws import fifo
 from protocols.aws.queues import valid_name as valid_queue_name
 from protocols.aws.resolve import Context
 from protocols.aws.sns_envelope import Notification, Signer, envelope
+from protocols.aws.sns_http import HttpDeliveries, content_type, new_token, retry_delays
 from protocols.aws.sns_topics import (
     MAX_TAGS,
     SnsSubscription,
@@ -148,6 +155,7 @@ class SnsService:
         # the host from): set by the listener once bound.
         self.base_url = "http://127.0.0.1"
         self._relays: dict[str, Subscription] = {}
+        self.http = HttpDeliveries(core, registry, signer, self._to_dead_letter_queue)
         self.actions: dict[str, Handler] = {
             "CreateTopic": self.create_topic,
             "DeleteTopic": self.delete_topic,
@@ -171,11 +179,15 @@ class SnsService:
         }
         for t in registry.topics.values():
             self._watch(t)
+            for sub in t.subscriptions.values():
+                if sub.protocol in HTTP:
+                    self.http.watch(sub)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         for sub in self._relays.values():
             sub.close()
         self._relays.clear()
+        await self.http.close()
 
     # -- topics -------------------------------------------------------------------------
 
@@ -229,6 +241,9 @@ class SnsService:
             if exc.code == "NotFound":
                 return None  # AWS: deleting a topic that does not exist succeeds
             raise
+        for sub in t.subscriptions.values():
+            if sub.protocol in HTTP:
+                self.http.forget(sub)
         done = self.registry.delete(t)
         self._unwatch(t.name)
         if done is not None:
@@ -268,23 +283,29 @@ class SnsService:
         t = self.registry.topic_of_arn(_required(p, "TopicArn"))
         protocol = str(_required(p, "Protocol"))
         endpoint = str(p.get("Endpoint") or "")
-        if protocol in ("http", "https"):
-            # Written here: HTTP/S delivery is not built (module docstring).
-            raise invalid(f"Protocol Reason: {protocol} subscriptions are not supported yet")
         if protocol in ("email", "email-json", "sms", "lambda", "application", "firehose"):
             raise invalid(f"Protocol Reason: {protocol} subscriptions are not supported")
-        if protocol != "sqs":
+        if protocol in HTTP:
+            if t.fifo:
+                raise invalid(
+                    "Endpoint Reason: FIFO SNS Topics currently only support FIFO SQS Queues "
+                    "as endpoints"
+                )
+            if not _valid_url(endpoint, protocol):
+                raise invalid("Endpoint")
+        elif protocol != "sqs":
             raise invalid(f"Amazon SNS does not support this protocol string: {protocol}")
-        queue = self.sqs.registry.name_of_arn(endpoint)
-        if not endpoint or queue is None or not valid_queue_name(queue):
-            raise invalid("SQS endpoint ARN")
-        if t.fifo != queue.endswith(".fifo"):
-            raise invalid(
-                "Endpoint Reason: FIFO SNS Topics currently only support FIFO SQS Queues as "
-                "endpoints"
-                if t.fifo
-                else "Endpoint Reason: Please use FIFO SNS topic"
-            )
+        else:
+            queue = self.sqs.registry.name_of_arn(endpoint)
+            if not endpoint or queue is None or not valid_queue_name(queue):
+                raise invalid("SQS endpoint ARN")
+            if t.fifo != queue.endswith(".fifo"):
+                raise invalid(
+                    "Endpoint Reason: FIFO SNS Topics currently only support FIFO SQS Queues "
+                    "as endpoints"
+                    if t.fifo
+                    else "Endpoint Reason: Please use FIFO SNS topic"
+                )
         raw = p.get("Attributes") or {}
         if not isinstance(raw, dict):
             raise invalid("Attributes")
@@ -299,23 +320,47 @@ class SnsService:
                     raise invalid(
                         "Attributes Reason: Subscription already exists with different attributes"
                     )
-                return {"SubscriptionArn": sub.arn}
-        sub, done = self.registry.subscribe(t, protocol, endpoint, checked)
+                if sub.pending:
+                    self.http.confirm_request(t, sub, ctx.base_url)  # sent again
+                return {"SubscriptionArn": self._shown_arn(sub, p)}
+        token = new_token() if protocol in HTTP else None
+        sub, done = self.registry.subscribe(t, protocol, endpoint, checked, token)
         self._watch(t)
         if done is not None:
             await done
-        # sqs subscriptions are confirmed at once, so the ARN is returned whatever
-        # ReturnSubscriptionArn says (it matters only for pending confirmations).
-        return {"SubscriptionArn": sub.arn}
+        if sub.pending:
+            self.http.confirm_request(t, sub, ctx.base_url)
+        # sqs subscriptions are confirmed at once; ReturnSubscriptionArn matters only
+        # for pending ones.
+        return {"SubscriptionArn": self._shown_arn(sub, p)}
+
+    @staticmethod
+    def _shown_arn(sub: SnsSubscription, p: dict[str, Any]) -> str:
+        if sub.pending and str(p.get("ReturnSubscriptionArn", "false")).lower() != "true":
+            return "pending confirmation"
+        return sub.arn
 
     async def confirm_subscription(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        self.registry.topic_of_arn(_required(p, "TopicArn"))
-        _required(p, "Token")
-        # No subscription is ever pending (HTTP/S is not built): every token is unknown.
-        raise invalid("Token")
+        t = self.registry.topic_of_arn(_required(p, "TopicArn"))
+        token = str(_required(p, "Token"))
+        for sub in t.subscriptions.values():
+            if sub.token == token:
+                break
+        else:
+            raise invalid("Token")
+        sub.token = None
+        if str(p.get("AuthenticateOnUnsubscribe", "false")).lower() == "true":
+            sub.attributes["AuthenticateOnUnsubscribe"] = "true"
+        done = self.registry.save(t)
+        self.http.watch(sub)
+        if done is not None:
+            await done
+        return {"SubscriptionArn": sub.arn}
 
     async def unsubscribe(self, p: dict[str, Any], ctx: Context) -> None:
         sub = self.registry.subscription_of_arn(_required(p, "SubscriptionArn"))
+        if sub.protocol in HTTP:
+            self.http.forget(sub)
         done = self.registry.unsubscribe(sub)
         t = self.registry.topics.get(sub.topic)
         if t is not None and not t.subscriptions:
@@ -327,7 +372,7 @@ class SnsService:
     def _listing(self, subs: list[SnsSubscription]) -> list[dict[str, str]]:
         return [
             {
-                "SubscriptionArn": s.arn,
+                "SubscriptionArn": "PendingConfirmation" if s.pending else s.arn,
                 "Owner": s.owner,
                 "Protocol": s.protocol,
                 "Endpoint": s.endpoint,
@@ -350,8 +395,8 @@ class SnsService:
     async def get_subscription_attributes(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
         sub = self.registry.subscription_of_arn(_required(p, "SubscriptionArn"))
         out = {
-            "ConfirmationWasAuthenticated": "true",
-            "PendingConfirmation": "false",
+            "ConfirmationWasAuthenticated": "false" if sub.protocol in HTTP else "true",
+            "PendingConfirmation": "true" if sub.pending else "false",
             "Owner": sub.owner,
             "RawMessageDelivery": "false",
             "TopicArn": self.registry.arn(sub.topic),
@@ -363,6 +408,8 @@ class SnsService:
         for key, value in sub.attributes.items():
             if value != "":
                 out[key] = value
+        if sub.protocol in HTTP:
+            out["EffectiveDeliveryPolicy"] = self._effective_delivery(sub)
         if "FilterPolicy" in out:
             out.setdefault("FilterPolicyScope", "MessageAttributes")
         return {"Attributes": out}
@@ -555,9 +602,28 @@ class SnsService:
         )
         filter_attrs = {n: (ty, v) for n, ty, v in wire_attrs}
         for sub in t.subscriptions.values():
+            if sub.pending:
+                continue
             text = m.for_protocol(sub.protocol)
             matcher = sub.matcher
             if matcher is not None and not matcher(filter_attrs, text):
+                continue
+            if sub.protocol in HTTP:
+                body = (
+                    text
+                    if sub.raw
+                    else envelope(
+                        notification,
+                        text,
+                        signer=self.signer,
+                        signature_version=t.signature_version,
+                        base_url=base_url,
+                        subscription_arn=sub.arn,
+                    )
+                )
+                done = self.http.enqueue(sub, message_id, body)
+                if done is not None:
+                    waits.append(done)
                 continue
             name = self.sqs.registry.name_of_arn(sub.endpoint)
             q = self.sqs.registry.find(name) if name else None
@@ -663,6 +729,33 @@ class SnsService:
             await done
         return {"Successful": ok, "Failed": failed}
 
+    def _effective_delivery(self, sub: SnsSubscription) -> str:
+        t = self.registry.topics[sub.topic]
+        delays = retry_delays(t, sub)
+        return json.dumps(
+            {
+                "healthyRetryPolicy": {"numRetries": len(delays)},
+                "requestPolicy": {"headerContentType": content_type(t, sub)},
+                **json.loads(sub.attributes.get("DeliveryPolicy") or "{}"),
+            },
+            separators=(",", ":"),
+        )
+
+    def _to_dead_letter_queue(self, t: SnsTopic, sub: SnsSubscription, body: bytes) -> bool:
+        """A message out of retries, to the subscription's RedrivePolicy queue (False:
+        none, or it does not exist)."""
+        redrive = sub.attributes.get("RedrivePolicy")
+        if not redrive:
+            return False
+        name = self.sqs.registry.name_of_arn(json.loads(redrive)["deadLetterTargetArn"])
+        q = self.sqs.registry.find(name) if name else None
+        if q is None:
+            return False
+        props: dict[str, Any] = {SENDER_ID: self.account}
+        msg = Message(body, properties=props, persistent=True, text=True)
+        self.sqs._send(q, self.sqs.pull(q), (msg, 0.0, {}, None))
+        return True
+
     # -- messages from other protocols --------------------------------------------------
 
     def _watch(self, t: SnsTopic) -> None:
@@ -702,6 +795,14 @@ class SnsService:
 
 
 # -- validation helpers --------------------------------------------------------------------
+
+
+HTTP = ("http", "https")
+
+
+def _valid_url(url: str, scheme: str) -> bool:
+    parsed = urlsplit(url)
+    return parsed.scheme == scheme and bool(parsed.hostname)
 
 
 def _required(p: dict[str, Any], name: str) -> Any:

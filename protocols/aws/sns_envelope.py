@@ -46,10 +46,20 @@ def timestamp(ms: int) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
+# The signed fields per message type, in the documented order.
+_SIGNED = {
+    "Notification": ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"),
+    "SubscriptionConfirmation": (
+        "Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type",
+    ),
+}  # fmt: skip
+
+
 def string_to_sign(fields: dict[str, str]) -> bytes:
-    """The canonical string of a Notification (SignatureVersion 1 and 2 alike)."""
+    """The canonical string of a Notification or SubscriptionConfirmation (SignatureVersion
+    1 and 2 alike)."""
     parts: list[str] = []
-    for name in ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"):
+    for name in _SIGNED[fields.get("Type", "Notification")]:
         value = fields.get(name)
         if value is not None:
             parts.append(f"{name}\n{value}\n")
@@ -125,6 +135,10 @@ def _write_private(path: Path, data: bytes) -> None:
     finally:
         os.close(fd)
     tmp.replace(path)
+
+
+def sign_fields(signer: Signer, fields: dict[str, str], version: str) -> str:
+    return signer.sign(fields, version)
 
 
 @dataclass(frozen=True, slots=True)

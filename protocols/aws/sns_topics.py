@@ -89,6 +89,19 @@ _POLICY_ACTIONS = [
     "SNS:Publish",
 ]
 
+# AWS's default HTTP/S retry policy (the topic's EffectiveDeliveryPolicy).
+DEFAULT_RETRY: dict[str, Any] = {
+    "minDelayTarget": 20,
+    "maxDelayTarget": 20,
+    "numRetries": 3,
+    "numNoDelayRetries": 0,
+    "numMinDelayRetries": 0,
+    "numMaxDelayRetries": 0,
+    "backoffFunction": "linear",
+}
+_RETRY_KEYS = frozenset(DEFAULT_RETRY)
+_BACKOFF = ("linear", "arithmetic", "geometric", "exponential")
+
 # A compiled filter: (attributes name -> (DataType, value), body) -> matches.
 Matcher = Callable[[Mapping[str, tuple[str, str]], str], bool]
 
@@ -109,6 +122,13 @@ class SnsSubscription:
     owner: str
     attributes: dict[str, str] = field(default_factory=dict)
     matcher: Matcher | None = None
+    # http/https: the confirmation token while the subscription is pending (None once
+    # confirmed, and for sqs).
+    token: str | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.token is not None
 
     @property
     def raw(self) -> bool:
@@ -185,10 +205,10 @@ class TopicRegistry:
         out = {
             "Policy": t.attributes.get("Policy") or self._default_policy(arn),
             "Owner": self.account,
-            "SubscriptionsPending": "0",
+            "SubscriptionsPending": str(sum(s.pending for s in t.subscriptions.values())),
             "TopicArn": arn,
             "EffectiveDeliveryPolicy": t.attributes.get("DeliveryPolicy") or _DEFAULT_DELIVERY,
-            "SubscriptionsConfirmed": str(len(t.subscriptions)),
+            "SubscriptionsConfirmed": str(sum(not s.pending for s in t.subscriptions.values())),
             "DisplayName": t.attributes.get("DisplayName", ""),
             "SubscriptionsDeleted": str(t.deleted),
         }
@@ -249,6 +269,11 @@ class TopicRegistry:
             raise invalid("DisplayName Reason: must be at most 100 characters long")
         if name in ("Policy", "DeliveryPolicy", "ArchivePolicy") and text:
             _json_object(name, text)
+            if name == "DeliveryPolicy":
+                try:
+                    check_topic_delivery_policy(text)
+                except ValueError as exc:  # texts ours (AWS's not found)
+                    raise invalid(f"DeliveryPolicy: {exc}") from None
         return text
 
     def check_subscription_attribute(
@@ -300,7 +325,10 @@ class TopicRegistry:
                     "DeliveryPolicy: Delivery policy can only be set for HTTP/S subscriptions"
                 )
             if text:
-                _json_object("DeliveryPolicy", text)
+                try:
+                    check_delivery_policy(text)
+                except ValueError as exc:  # texts ours (AWS's not found)
+                    raise invalid(f"DeliveryPolicy: {exc}") from None
             return text
         return text
 
@@ -339,11 +367,16 @@ class TopicRegistry:
         return self.store.delete_metadata(OWNER, t.name)
 
     def subscribe(
-        self, t: SnsTopic, protocol: str, endpoint: str, attributes: dict[str, str]
+        self,
+        t: SnsTopic,
+        protocol: str,
+        endpoint: str,
+        attributes: dict[str, str],
+        token: str | None = None,
     ) -> tuple[SnsSubscription, Awaitable[None] | None]:
         sub = SnsSubscription(
             f"{self.arn(t.name)}:{uuid.uuid4()}", t.name, protocol, endpoint, self.account,
-            dict(attributes),
+            dict(attributes), token=token,
         )  # fmt: skip
         self.compile_filter(sub)
         t.subscriptions[sub.arn] = sub
@@ -379,6 +412,62 @@ class TopicRegistry:
                 self.subscriptions[sub.arn] = sub
 
 
+def check_delivery_policy(text: str) -> None:
+    """A subscription's DeliveryPolicy (JSON object; healthyRetryPolicy in AWS's ranges),
+    or ValueError with the reason (texts ours: AWS's were not found)."""
+    try:
+        spec = json.loads(text)
+    except ValueError:
+        raise ValueError("failed to parse JSON.") from None
+    if not isinstance(spec, dict):
+        raise ValueError("must be a JSON object")
+    retry = spec.get("healthyRetryPolicy")
+    if retry is not None:
+        _check_retry(retry, "healthyRetryPolicy")
+    request = spec.get("requestPolicy")
+    if request is not None and (
+        not isinstance(request, dict) or not isinstance(request.get("headerContentType", ""), str)
+    ):
+        raise ValueError("requestPolicy.headerContentType must be a string")
+
+
+def _check_retry(retry: Any, where: str) -> None:
+    if not isinstance(retry, dict):
+        raise ValueError(f"{where} must be a JSON object")
+    for key, value in retry.items():
+        if key not in _RETRY_KEYS:
+            raise ValueError(f"{where}: unknown key {key}")
+        if key == "backoffFunction":
+            if value not in _BACKOFF:
+                raise ValueError(f"{where}.backoffFunction must be one of {', '.join(_BACKOFF)}")
+        elif not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{where}.{key} must be a non-negative integer")
+    full = {**DEFAULT_RETRY, **retry}
+    if not 1 <= full["minDelayTarget"] <= full["maxDelayTarget"] <= 3600:
+        raise ValueError(f"{where}: need 1 <= minDelayTarget <= maxDelayTarget <= 3600")
+    if full["numRetries"] > 100:
+        raise ValueError(f"{where}.numRetries must be at most 100")
+    phases = full["numNoDelayRetries"] + full["numMinDelayRetries"] + full["numMaxDelayRetries"]
+    if phases > full["numRetries"]:
+        raise ValueError(f"{where}: the retry phases add up to more than numRetries")
+
+
+def check_topic_delivery_policy(text: str) -> None:
+    """A topic's DeliveryPolicy: ``{"http": {"defaultHealthyRetryPolicy": {...},
+    "disableSubscriptionOverrides": bool, "defaultRequestPolicy": {...}}}``."""
+    spec = json.loads(text)
+    http = spec.get("http") if isinstance(spec, dict) else None
+    if http is None:
+        return
+    if not isinstance(http, dict):
+        raise ValueError("http must be a JSON object")
+    retry = http.get("defaultHealthyRetryPolicy")
+    if retry is not None:
+        _check_retry(retry, "http.defaultHealthyRetryPolicy")
+    if not isinstance(http.get("disableSubscriptionOverrides", False), bool):
+        raise ValueError("http.disableSubscriptionOverrides must be true or false")
+
+
 def _json_object(name: str, text: str) -> dict[str, Any]:
     try:
         spec = json.loads(text)
@@ -408,6 +497,7 @@ def _encode(t: SnsTopic) -> bytes:
                 "endpoint": s.endpoint,
                 "owner": s.owner,
                 "attributes": s.attributes,
+                "token": s.token,
             }
             for s in t.subscriptions.values()
         ],
@@ -427,6 +517,7 @@ def _decode(name: str, entry: dict[str, Any]) -> SnsTopic:
         sub = SnsSubscription(
             str(s["arn"]), name, str(s["protocol"]), str(s["endpoint"]), str(s["owner"]),
             {str(k): str(v) for k, v in dict(s.get("attributes", {})).items()},
+            token=s.get("token"),
         )  # fmt: skip
         t.subscriptions[sub.arn] = sub
     return t

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import base64
 import json
+import queue
+import threading
 import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
@@ -59,7 +64,11 @@ def verify(notification: dict[str, Any]) -> bool:
     that order; the X.509 certificate from SigningCertURL; its public key checks the
     base64 Signature with SHA1 (SignatureVersion 1) or SHA256 (2), PKCS#1 v1.5. (AWS's
     step "the URL is an amazonaws.com host" is left out: the broker is not AWS.)"""
-    names = ["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
+    names = (
+        ["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
+        if notification["Type"] == "Notification"
+        else ["Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"]
+    )
     canonical = "".join(
         f"{name}\n{notification[name]}\n" for name in names if name in notification
     ).encode()
@@ -81,3 +90,90 @@ def verify(notification: dict[str, Any]) -> bool:
 
 def body_of(message: dict[str, Any]) -> dict[str, Any]:
     return json.loads(message["Body"])
+
+
+@dataclass
+class Request:
+    """One POST an endpoint received."""
+
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> dict[str, Any]:
+        return json.loads(self.body)
+
+
+@dataclass
+class Endpoint:
+    """A real HTTP server on an ephemeral port (its own threads) standing for a
+    subscriber: records every POST; answers the statuses in `statuses` first (then 200);
+    while `hold` is clear, it waits before answering (a slow endpoint)."""
+
+    port: int = 0
+    statuses: list[int] = field(default_factory=list)
+    requests: queue.Queue[Request] = field(default_factory=queue.Queue)
+    hold: threading.Event = field(default_factory=threading.Event)
+    server: ThreadingHTTPServer | None = None
+
+    def __post_init__(self) -> None:
+        self.hold.set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def start(self) -> Endpoint:
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                endpoint.requests.put(Request(headers, body))
+                endpoint.hold.wait(30)
+                status = endpoint.statuses.pop(0) if endpoint.statuses else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        ThreadingHTTPServer.allow_reuse_address = True
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.hold.set()
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    def next(self, timeout: float = 10.0) -> Request:
+        return self.requests.get(timeout=timeout)
+
+    def none_within(self, timeout: float) -> bool:
+        try:
+            self.requests.get(timeout=timeout)
+        except queue.Empty:
+            return True
+        return False
+
+
+def endpoints() -> Iterator[Any]:
+    """Fixture body: a factory of started Endpoints, all stopped at teardown."""
+    made: list[Endpoint] = []
+
+    def make(**kw: Any) -> Endpoint:
+        e = Endpoint(**kw).start()
+        made.append(e)
+        return e
+
+    yield make
+    for e in made:
+        e.stop()

@@ -247,9 +247,8 @@ def test_list_subscriptions_by_topic_pages_by_100(sns: Any, sqs: Any) -> None:
 @pytest.mark.parametrize(
     ("protocol", "endpoint", "words"),
     [
-        ("http", "http://127.0.0.1:1/", "not supported yet"),
-        ("https", "https://127.0.0.1:1/", "not supported yet"),
         ("email", "a@example.com", "not supported"),
+        ("sms", "+15555550100", "not supported"),
         ("carrier-pigeon", "x", "does not support this protocol string: carrier-pigeon"),
         ("sqs", "arn:aws:sqs:us-east-1:999999999999:q", "SQS endpoint ARN"),
         ("sqs", "not-an-arn", "SQS endpoint ARN"),
@@ -350,7 +349,7 @@ def test_subscription_attributes_are_stored(sns: Any, sqs: Any) -> None:
     assert "FilterPolicy" not in sns.get_subscription_attributes(SubscriptionArn=sub)["Attributes"]
 
 
-def test_confirm_subscription_has_no_pending_token(sns: Any) -> None:
+def test_confirm_subscription_with_an_unknown_token(sns: Any) -> None:
     arn = sns.create_topic(Name="sns-confirm")["TopicArn"]
     refused(sns.confirm_subscription, "InvalidParameter", TopicArn=arn, Token="abc")
 
