@@ -875,13 +875,15 @@ def _structure(text: str) -> dict[str, str]:
 
 
 def _message_attributes(raw: Any) -> list[tuple[str, str, str | bytes]]:
-    """SNS MessageAttributes as (name, DataType, value), AWS's checks."""
+    """SNS MessageAttributes as (name, DataType, value), AWS's checks: a bad attribute is
+    ParameterValueInvalid (boto3's InvalidParameterValueException), its text without
+    the "Invalid parameter: " prefix, as AWS answers."""
     if not raw:
         return []
     if not isinstance(raw, dict):
         raise invalid("MessageAttributes")
     if len(raw) > MAX_ATTRIBUTES:
-        raise invalid(
+        raise _bad_value(
             f"Number of message attributes [{len(raw)}] exceeds the allowed maximum "
             f"[{MAX_ATTRIBUTES}]."
         )
@@ -890,14 +892,14 @@ def _message_attributes(raw: Any) -> list[tuple[str, str, str | bytes]]:
         try:
             attrs.check_name(name)
         except Exception:
-            raise invalid(f"The message attribute name '{name}' is invalid.") from None
+            raise _bad_value(f"The message attribute name '{name}' is invalid.") from None
         spec = spec if isinstance(spec, dict) else {}
         data_type = str(spec.get("DataType") or "")
         if not data_type:
-            raise invalid(f"The message attribute '{name}' must contain a non-empty data type.")
+            raise _bad_value(f"The message attribute '{name}' must contain a non-empty data type.")
         m = _TYPE.fullmatch(data_type)
         if m is None or len(data_type) > 256:
-            raise invalid(
+            raise _bad_value(
                 f"The message attribute '{name}' has an invalid message attribute type, the "
                 "set of supported type prefixes is Binary, Number, and String."
             )
@@ -905,7 +907,7 @@ def _message_attributes(raw: Any) -> list[tuple[str, str, str | bytes]]:
         if base == "Binary":
             value = spec.get("BinaryValue")
             if not value:
-                raise invalid(
+                raise _bad_value(
                     f"The message attribute '{name}' must contain non-empty message attribute "
                     "value for message attribute type 'Binary'."
                 )
@@ -913,14 +915,14 @@ def _message_attributes(raw: Any) -> list[tuple[str, str, str | bytes]]:
                 try:
                     value = base64.b64decode(value, validate=True)
                 except (binascii.Error, ValueError):
-                    raise invalid(
+                    raise _bad_value(
                         f"The message attribute '{name}' has an invalid binary value."
                     ) from None
             out.append((name, data_type, bytes(value)))
             continue
         value = spec.get("StringValue")
         if value is None or value == "":
-            raise invalid(
+            raise _bad_value(
                 f"The message attribute '{name}' must contain non-empty message attribute "
                 f"value for message attribute type '{base}'."
             )
@@ -931,20 +933,24 @@ def _message_attributes(raw: Any) -> list[tuple[str, str, str | bytes]]:
             except InvalidOperation:
                 number = None
             if number is None or not number.is_finite():
-                raise invalid(f"Could not cast message attribute '{name}' value to number.")
+                raise _bad_value(f"Could not cast message attribute '{name}' value to number.")
         elif data_type == "String.Array":
             try:
                 items = json.loads(value)
             except ValueError:
                 items = None
             if not isinstance(items, list) or any(isinstance(i, dict | list) for i in items):
-                raise invalid(
+                raise _bad_value(
                     f"The message attribute '{name}' with type 'String.Array' has an invalid "
                     "value: it must be a JSON array of strings, numbers, true, false or null."
                 )
         elif not attrs.valid_text(value):
-            raise invalid(
+            raise _bad_value(
                 f"The message attribute '{name}' contains characters outside the allowed set."
             )
         out.append((name, data_type, value))
     return out
+
+
+def _bad_value(message: str) -> SnsError:
+    return SnsError("ParameterValueInvalid", message)

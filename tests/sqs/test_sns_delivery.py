@@ -46,10 +46,10 @@ def topic_and_queue(
     return arn, url, sub["SubscriptionArn"]
 
 
-def refused(call: Any, words: str, **kw: Any) -> None:
+def refused(call: Any, words: str, code: str = "InvalidParameter", **kw: Any) -> None:
     with pytest.raises(ClientError) as info:
         call(**kw)
-    assert error_code(info.value) == "InvalidParameter"
+    assert error_code(info.value) == code
     assert words in info.value.response["Error"]["Message"], info.value.response
 
 
@@ -244,7 +244,9 @@ def test_message_structure_json_per_protocol(sns: Any, sqs: Any, connect: Any) -
 )
 def test_publish_validation(sns: Any, sqs: Any, kw: dict[str, Any], words: str) -> None:
     arn, url, _ = topic_and_queue(sns, sqs, "sns-val")
-    refused(sns.publish, words, TopicArn=arn, **kw)
+    # Message attribute errors are ParameterValueInvalid, the others InvalidParameter.
+    code = "ParameterValueInvalid" if "MessageAttributes" in kw else "InvalidParameter"
+    refused(sns.publish, words, code, TopicArn=arn, **kw)
     sns.publish(TopicArn=arn, Message="the one that is delivered")
     (m,) = receive(sqs, url)
     assert body_of(m)["Message"] == "the one that is delivered"
