@@ -601,6 +601,7 @@ class SnsService:
             message_id, self.registry.arn(t.name), m.text, now, m.subject, wire_attrs
         )
         filter_attrs = {n: (ty, v) for n, ty, v in wire_attrs}
+        signatures: dict[str, str] = {}
         for sub in t.subscriptions.values():
             if sub.pending:
                 continue
@@ -619,6 +620,7 @@ class SnsService:
                         signature_version=t.signature_version,
                         base_url=base_url,
                         subscription_arn=sub.arn,
+                        signatures=signatures,
                     )
                 )
                 done = self.http.enqueue(sub, message_id, body)
@@ -643,6 +645,7 @@ class SnsService:
                     signature_version=t.signature_version,
                     base_url=base_url,
                     subscription_arn=sub.arn,
+                    signatures=signatures,
                 )
                 props = {}
             props[SENDER_ID] = self.account
