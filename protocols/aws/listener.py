@@ -25,7 +25,7 @@ from broker.auth import Auth
 from broker.core import CoreError
 from broker.core.errors import WriteRefused
 from broker.listeners import ListenerContext, serve_http
-from protocols.aws import authz, shapes, sigv4, sns_wire, wire
+from protocols.aws import authz, shapes, sigv4, sns_authz, sns_wire, wire
 from protocols.aws.errors import SqsError, from_core
 from protocols.aws.queues import MetadataStore, QueueRegistry
 from protocols.aws.resolve import Context
@@ -287,7 +287,9 @@ class SqsApp:
                     "InvalidAction", f"The action {action} is not valid for this endpoint."
                 )
             _, params = sns_wire.parse_params(fields)
+            sns_authz.authorize(self.auth, sns, ctx.sender_id, action, params)
             result = await handler(params, ctx)
+            result = sns_authz.filter_list(self.auth, sns, ctx.sender_id, action, result)
         except sns_wire.SnsError as exc:
             status, headers, payload = sns_wire.xml_error(
                 exc.code, exc.message, exc.status, request_id
