@@ -42,9 +42,72 @@ def not_found(message: str) -> SnsError:
 
 
 def parse_params(fields: dict[str, str]) -> tuple[str, dict[str, Any]]:
-    """The action and JSON-shaped parameters of an SNS Query request's form fields."""
+    """The action and JSON-shaped parameters of an SNS Query request's form fields, their
+    shapes checked (`check_shapes`)."""
     action, tree = wire.parse_query(fields)
-    return action, _convert(tree)
+    params = _convert(tree)
+    check_shapes(params)
+    return action, params
+
+
+# The non-string members of every SNS action's input (botocore's sns model); every other
+# member is a string, so a name nested under it (``Message.a=...``) is refused rather
+# than its dict turned into text.
+_ATTRIBUTE_VALUE = ("DataType", "StringValue", "BinaryValue")
+_ENTRY = ("Id", "Message", "Subject", "MessageStructure", "MessageDeduplicationId",
+          "MessageGroupId")  # fmt: skip
+
+
+def check_shapes(params: dict[str, Any]) -> None:
+    """InvalidParameter naming the first member whose shape is not the model's."""
+    for name, value in params.items():
+        if name in ("Attributes", "MessageAttributes"):
+            _map(name, value, attribute_values=name == "MessageAttributes")
+        elif name == "Tags":
+            _list(name, value, ("Key", "Value"))
+        elif name == "TagKeys":
+            _list(name, value, None)
+        elif name == "PublishBatchRequestEntries":
+            if not isinstance(value, list):
+                raise invalid(name)
+            for i, entry in enumerate(value, 1):
+                where = f"{name}.member.{i}"
+                if not isinstance(entry, dict):
+                    raise invalid(where)
+                for key, item in entry.items():
+                    if key == "MessageAttributes":
+                        _map(f"{where}.MessageAttributes", item, attribute_values=True)
+                    elif key not in _ENTRY or not isinstance(item, str):
+                        raise invalid(f"{where}.{key}")
+        elif not isinstance(value, str):
+            raise invalid(name)
+
+
+def _map(name: str, value: Any, *, attribute_values: bool) -> None:
+    if not isinstance(value, dict):
+        raise invalid(name)
+    for key, item in value.items():
+        if attribute_values:
+            if not isinstance(item, dict) or any(
+                k not in _ATTRIBUTE_VALUE or not isinstance(v, str) for k, v in item.items()
+            ):
+                raise invalid(f"{name}.{key}")
+        elif not isinstance(item, str):
+            raise invalid(f"{name}.{key}")
+
+
+def _list(name: str, value: Any, fields: tuple[str, ...] | None) -> None:
+    if not isinstance(value, list):
+        raise invalid(name)
+    for i, item in enumerate(value, 1):
+        if fields is None:
+            ok = isinstance(item, str)
+        else:
+            ok = isinstance(item, dict) and all(
+                k in fields and isinstance(v, str) for k, v in item.items()
+            )
+        if not ok:
+            raise invalid(f"{name}.member.{i}")
 
 
 def _convert(node: Any) -> Any:
