@@ -32,6 +32,22 @@ message was never durable (core topics are not), and nothing waits for the queue
 A FIFO topic relays only messages with a group id (JMSXGroupID), deduplicated by body
 with ContentBasedDeduplication, else by message id.
 
+Checked against the references (botocore's sns 2010-03-31 model, the SNS API reference
+and developer guide, and AWS's own validator; each with a test): request and response
+shapes (non-flattened Query lists/maps, XML in SNS's namespace, ResponseMetadata);
+error codes and statuses of the model (NotFound 404, InvalidParameter and
+ParameterValueInvalid 400, AuthorizationError 403, ResourceNotFound 404,
+TagLimitExceeded, the PublishBatch request errors); topic names (256, ``.fifo`` with
+FifoTopic); idempotent CreateTopic; ListTopics / ListSubscriptions(ByTopic) pages of
+100 with NextToken; GetTopicAttributes' members; Publish limits (256 KiB, Subject,
+10 attributes, types String/Number/Binary/String.Array, MessageStructure json with
+``default``); FIFO rules (group id required, dedup id or content-based, 5-minute
+window, SequenceNumber); PublishBatch (10 entries, distinct ids, per-entry Failed with
+Code/Message/SenderFault); the notification envelope and its signature (SignatureVersion
+1 and 2, verified by a verifier written from AWS's steps and by npm ``sns-validator``);
+the FIFO envelope without signature fields; HTTP/S confirmation and notification
+headers and bodies.
+
 Knowingly different or missing:
 - Subscribe takes protocols ``sqs``, ``http`` and ``https``; the other AWS protocols
   (email, email-json, sms, lambda, application, firehose) answer InvalidParameter "not
