@@ -54,13 +54,24 @@ def parse_params(fields: dict[str, str]) -> tuple[str, dict[str, Any]]:
 # member is a string, so a name nested under it (``Message.a=...``) is refused rather
 # than its dict turned into text.
 _ATTRIBUTE_VALUE = ("DataType", "StringValue", "BinaryValue")
+_CONTAINERS: dict[str, type[list[Any]] | type[dict[str, Any]]] = {
+    "Attributes": dict,
+    "MessageAttributes": dict,
+    "Tags": list,
+    "TagKeys": list,
+    "PublishBatchRequestEntries": list,
+}
 _ENTRY = ("Id", "Message", "Subject", "MessageStructure", "MessageDeduplicationId",
           "MessageGroupId")  # fmt: skip
 
 
 def check_shapes(params: dict[str, Any]) -> None:
-    """InvalidParameter naming the first member whose shape is not the model's."""
-    for name, value in params.items():
+    """InvalidParameter naming the first member whose shape is not the model's. An empty
+    list or map is serialized as ``Name=`` (botocore's query serializer): it becomes []
+    or {}."""
+    for name, value in list(params.items()):
+        if value == "" and name in _CONTAINERS:
+            params[name] = value = _CONTAINERS[name]()
         if name in ("Attributes", "MessageAttributes"):
             _map(name, value, attribute_values=name == "MessageAttributes")
         elif name == "Tags":
