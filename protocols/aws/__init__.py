@@ -1,4 +1,6 @@
-"""Amazon SQS over the broker core: AWS JSON 1.0 and Query protocols on one HTTP port.
+"""Amazon SQS over the broker core: AWS JSON 1.0 and Query protocols on one HTTP port,
+and Amazon SNS (Query) beside it on the same port: sns.py (its mapping, the actions and
+fan-out), sns_wire, sns_topics, sns_envelope, sns_http, sns_authz.
 
 Modules: listener (aiohttp glue, auth, protocol detection), wire (Query form → JSON shape,
 XML and error rendering; sans-IO), sqs (the message actions: send, receive, delete,

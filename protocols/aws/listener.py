@@ -25,11 +25,14 @@ from broker.auth import Auth
 from broker.core import CoreError
 from broker.core.errors import WriteRefused
 from broker.listeners import ListenerContext, serve_http
-from protocols.aws import authz, shapes, sigv4, wire
+from protocols.aws import authz, shapes, sigv4, sns_authz, sns_wire, wire
 from protocols.aws.errors import SqsError, from_core
 from protocols.aws.queues import MetadataStore, QueueRegistry
 from protocols.aws.resolve import Context
 from protocols.aws.serverlog import ServerLog
+from protocols.aws.sns import SnsService
+from protocols.aws.sns_envelope import Signer
+from protocols.aws.sns_topics import TopicRegistry
 from protocols.aws.sqs import SqsService
 
 log = logging.getLogger("zonemq.aws")
@@ -57,7 +60,9 @@ class AwsListener:
         addresses: dict[str, tuple[str, int]],
         service: SqsService,
         app: SqsApp,
+        sns: SnsService | None = None,
     ) -> None:
+        self.sns = sns
         self.runner = runner
         self.addresses = addresses
         self.address = next(iter(addresses.values()))
@@ -82,6 +87,8 @@ class AwsListener:
                 timeout,
             )
         self.service.close()
+        if self.sns is not None:
+            await self.sns.close()
         # Handlers are done: aiohttp writes their responses, then closes every
         # connection (idle keep-alive ones at once), cancelling what is left.
         await self.runner.cleanup()
@@ -97,7 +104,9 @@ class SqsApp:
         account: str,
         region: str = "us-east-1",
         max_body: int = 8 * 1024 * 1024,
+        sns: SnsService | None = None,
     ) -> None:
+        self.sns = sns
         self.service = service
         self.auth = auth
         self.account = account
@@ -145,11 +154,27 @@ class SqsApp:
         target = request.headers.get("X-Amz-Target")
         as_json = target is not None
         action = ""
+        sns = self.sns
+        if sns is not None and not as_json:
+            if request.method == "GET" and request.path == sns.signer.cert_path:
+                # SigningCertURL: public, as AWS's certificates are.
+                return web.Response(body=sns.signer.pem, content_type="application/x-pem-file")
+            scope = sigv4.scope_service(
+                request.headers.get("Authorization"), request.rel_url.raw_query_string
+            )
+            if scope == "sns":
+                return await self._handle_sns(request, request_id)
         try:
             head = self._check_head(request)
             body = await self._read_body(request, head)
             sender = self._authenticate(request, head, body)
             ctx = Context(f"{request.scheme}://{request.host}", sender)
+            if head is not None and head.service != sigv4.SERVICE:
+                # An SNS-scoped signature on an SQS JSON request.
+                raise SqsError(
+                    "SignatureDoesNotMatch",
+                    f"Credential should be scoped to correct service: '{sigv4.SERVICE}'.",
+                )
             if as_json:
                 assert target is not None
                 action = target[len(_TARGET_PREFIX) :] if target.startswith(_TARGET_PREFIX) else ""
@@ -167,6 +192,9 @@ class SqsApp:
                             "InvalidParameterValue", "The request body is not valid UTF-8."
                         ) from None
                     fields.update(wire.form_fields(text))
+                if sns is not None and _is_sns(fields, self.service.actions, sns.actions):
+                    # Unsigned (or signed for no service we know): SNS by its Action.
+                    return await self._dispatch_sns(fields, ctx, request_id)
                 action, params = wire.parse_query(fields)
                 if not action:
                     raise SqsError(
@@ -221,6 +249,82 @@ class SqsApp:
             content_type="text/xml",
             headers={"x-amzn-RequestId": request_id},
         )
+
+    async def _handle_sns(self, request: web.Request, request_id: str) -> web.Response:
+        """A request whose credential scope names SNS: authenticated as an SQS one, read
+        as SNS's Query protocol, answered in SNS's XML (errors included)."""
+        try:
+            head = self._check_head(request)
+            body = await self._read_body(request, head)
+            sender = self._authenticate(request, head, body)
+            ctx = Context(f"{request.scheme}://{request.host}", sender)
+            fields = dict(wire.form_fields(request.rel_url.raw_query_string))
+            if body:
+                try:
+                    fields.update(wire.form_fields(body.decode("utf-8")))
+                except UnicodeDecodeError:
+                    raise sns_wire.invalid("the request body is not valid UTF-8") from None
+        except SqsError as exc:
+            return self._sns_refusal(exc.query_code, exc.message, exc.status, request_id, request)
+        except sns_wire.SnsError as exc:
+            return self._sns_refusal(exc.code, exc.message, exc.status, request_id, request)
+        return await self._dispatch_sns(fields, ctx, request_id)
+
+    async def _dispatch_sns(
+        self, fields: dict[str, str], ctx: Context, request_id: str
+    ) -> web.Response:
+        sns = self.sns
+        assert sns is not None
+        action = fields.get("Action", "")
+        try:
+            if not action:
+                raise sns_wire.SnsError(
+                    "MissingAction", "The request must contain the parameter Action."
+                )
+            handler = sns.actions.get(action)
+            if handler is None:
+                raise sns_wire.SnsError(
+                    "InvalidAction", f"The action {action} is not valid for this endpoint."
+                )
+            _, params = sns_wire.parse_params(fields)
+            sns_authz.authorize(self.auth, sns, ctx.sender_id, action, params)
+            result = await handler(params, ctx)
+            result = sns_authz.filter_list(self.auth, sns, ctx.sender_id, action, result)
+        except sns_wire.SnsError as exc:
+            status, headers, payload = sns_wire.xml_error(
+                exc.code, exc.message, exc.status, request_id
+            )
+            return web.Response(status=status, body=payload, headers=headers)
+        except SqsError as exc:
+            status, headers, payload = sns_wire.xml_error(
+                exc.query_code, exc.message, exc.status, request_id
+            )
+            return web.Response(status=status, body=payload, headers=headers)
+        except WriteRefused as exc:
+            status, headers, payload = sns_wire.xml_error(
+                "ServiceUnavailable", str(exc), 503, request_id
+            )
+            return web.Response(status=status, body=payload, headers=headers)
+        except Exception:
+            log.exception("SNS %s failed", action or "request")
+            status, headers, payload = sns_wire.xml_error(
+                "InternalError", "The request processing has failed.", 500, request_id
+            )
+            return web.Response(status=status, body=payload, headers=headers)
+        return web.Response(
+            body=sns_wire.xml_response(action, result, request_id),
+            content_type="text/xml",
+            headers={"x-amzn-RequestId": request_id},
+        )
+
+    def _sns_refusal(
+        self, code: str, message: str, status: int, request_id: str, request: web.Request
+    ) -> web.Response:
+        status, headers, payload = sns_wire.xml_error(code, message, status, request_id)
+        response = web.Response(status=status, body=payload, headers=headers)
+        if not request.content.is_eof():
+            response.force_close()
+        return response
 
     def _refusal(
         self, err: SqsError, as_json: bool, request_id: str, request: web.Request
@@ -310,6 +414,16 @@ class SqsApp:
         self.auth.failed(key, request.remote or "?", "SQS", exc.name)
 
 
+def _is_sns(fields: dict[str, str], sqs_actions: object, sns_actions: object) -> bool:
+    """An unsigned Query request is SNS's when its Action is SNS's alone, or is shared
+    (none is, today) and it names a topic."""
+    action = fields.get("Action", "")
+    assert isinstance(sqs_actions, dict) and isinstance(sns_actions, dict)
+    if action not in sns_actions:
+        return False
+    return action not in sqs_actions or "TopicArn" in fields
+
+
 def grace(timeout: float) -> float:
     """The part of the drain's bound left to aiohttp to write the last answers and
     close the connections (the rest waits for accepted requests to be handled)."""
@@ -345,6 +459,9 @@ async def start(ctx: ListenerContext) -> AwsListener:
         send_block_timeout=aws.send_block_timeout,
         max_blocked_sends=aws.max_blocked_sends,
     )
+    topics = TopicRegistry(store, account=aws.account_id, region=aws.region)
+    signer_dir = Path(settings.broker.data_dir) / "sns" if ctx.core.records.persists else None
+    sns = SnsService(ctx.core, service, topics, Signer.load_or_create(signer_dir))
     # The body cap is SqsApp's (checked from Content-Length before reading).
     app = web.Application(client_max_size=aws.max_request_size)
     handler = SqsApp(
@@ -353,6 +470,7 @@ async def start(ctx: ListenerContext) -> AwsListener:
         aws.account_id,
         aws.region,
         aws.max_request_size,
+        sns,
     )
     app.router.add_route("*", "/{tail:.*}", handler.handle)
     runner = web.AppRunner(
@@ -367,7 +485,11 @@ async def start(ctx: ListenerContext) -> AwsListener:
     )
     await runner.setup()
     # One app (one SqsService) behind both sites: "aws" on port, "aws+ssl" on tls_port.
-    return AwsListener(runner, await serve_http(ctx, runner), service, handler)
+    addresses = await serve_http(ctx, runner)
+    host, port = next(iter(addresses.values()))
+    scheme = "https" if next(iter(addresses)) != ctx.name else "http"
+    sns.base_url = f"{scheme}://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    return AwsListener(runner, addresses, service, handler, sns)
 
 
 async def _import_legacy(registry: QueueRegistry, path: Path) -> None:

@@ -23,8 +23,9 @@ received:
   presigned request no later than X-Amz-Date + X-Amz-Expires (1..604800 s). AWS answers
   SQS requests outside it with 403 SignatureDoesNotMatch "Signature expired: ... is now
   earlier than ... (... - 15 min.)" (not S3's RequestTimeTooSkewed); so do we.
-- The credential scope must be <X-Amz-Date's date>/<the listener's region>/sqs/
-  aws4_request, and ``host`` must be a signed header (so a signature is bound to the
+- The credential scope must be <X-Amz-Date's date>/<the listener's region>/sqs (or sns,
+  which shares the port: the scope's service routes the request)/aws4_request, and
+  ``host`` must be a signed header (so a signature is bound to the
   broker it was made for).
 - Session tokens (``X-Amz-Security-Token``) are refused with AWS's answer to a token it
   does not know, InvalidClientTokenId: the broker issues no temporary credentials.
@@ -47,6 +48,8 @@ from protocols.aws.errors import SqsError
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 SERVICE = "sqs"
+# The services a credential scope may name on this port (SNS shares it: listener.py).
+SERVICES = ("sqs", "sns")
 TERMINATOR = "aws4_request"
 # AWS's clock-skew window for SigV4 requests.
 MAX_SKEW = timedelta(minutes=15)
@@ -79,6 +82,8 @@ class Head:
     signed_headers: tuple[str, ...]
     signature: str
     presigned: bool
+    # The credential scope's service: "sqs" or "sns" (which API the request is for).
+    service: str = SERVICE
 
 
 def parse_authorization(header: str) -> dict[str, str]:
@@ -119,6 +124,23 @@ def access_key(header: str | None, query: str = "") -> str | None:
             return None
     credential = query_fields(query).get("X-Amz-Credential")
     return credential.split("/")[0] if credential else None
+
+
+def scope_service(authorization: str | None, query: str) -> str | None:
+    """The service named by a request's credential scope (header or presigned form),
+    unchecked; None when the request carries no credential."""
+    credential = None
+    if authorization and authorization.startswith(ALGORITHM + " "):
+        for part in authorization[len(ALGORITHM) + 1 :].split(","):
+            key, _, value = part.strip().partition("=")
+            if key == "Credential":
+                credential = value
+    elif "X-Amz-Credential" in query:
+        credential = query_fields(query).get("X-Amz-Credential")
+    if not credential:
+        return None
+    parts = credential.split("/")
+    return parts[3] if len(parts) == 5 else None
 
 
 def check_head(
@@ -193,7 +215,7 @@ def check_head(
             "SignatureDoesNotMatch",
             f"Credential should be scoped to a valid region, not '{cred_region}'.",
         )
-    if service != SERVICE:
+    if service not in SERVICES:
         raise SqsError(
             "SignatureDoesNotMatch",
             f"Credential should be scoped to correct service: '{SERVICE}'.",
@@ -212,7 +234,7 @@ def check_head(
         )
     _check_time(when, expires, now)
     return Head(key_id, secret, amz_date, f"{date}/{region}/{service}/{terminator}",
-                signed, signature, expires is not None)  # fmt: skip
+                signed, signature, expires is not None, service)  # fmt: skip
 
 
 def _from_http_date(value: str | None) -> str:
