@@ -75,6 +75,7 @@ class Message:
         "properties",
         "redelivered",
         "reply_to",
+        "seq",
         "size",
         "text",
         "timestamp",
@@ -120,6 +121,9 @@ class Message:
         self.origin = origin
         self.delivery_count = 0
         self.redelivered = False
+        # Its place in the queue it waits on (MessageQueue numbers what it queues; picky
+        # dispatch remembers how far each consumer's selector has refused).
+        self.seq = 0
         self.wire: Any = None
         head = 0
         if properties:

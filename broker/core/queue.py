@@ -34,6 +34,7 @@ so "no await between check and change" holds by construction):
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar, Protocol
@@ -106,8 +107,11 @@ class MessageQueue:
         "prioritized",
         "ranked",
         "redelivered",
+        "refused",
         "regroup",
         "selective",
+        "seq_back",
+        "seq_front",
         "settled",
         "top",
     )
@@ -153,6 +157,12 @@ class MessageQueue:
         self.selective = 0
         # Consumers known to be able to take no pending message (picky dispatch only).
         self.settled: set[Subscription] = set()
+        # Queued messages are numbered (Message.seq): growing at the back, falling at
+        # the front, so a lane is in seq order. `refused[sub]`: every pending message
+        # numbered up to it is one sub's selector refuses (picky dispatch, below).
+        self.seq_back = 0
+        self.seq_front = 0
+        self.refused: dict[Subscription, int] = {}
         # Message groups (a queue only): set by the first message with a group id. Then
         # `owners` maps each group to the consumer that got its first message, least
         # recently used first, at most `group_limit` of them (the policy's
@@ -198,6 +208,8 @@ class MessageQueue:
 
     def _push(self, msg: Message) -> None:
         prio = msg.priority if self.prioritized else 0
+        self.seq_back += 1
+        msg.seq = self.seq_back
         # journaled(self, msg), inlined (hot path): only the journal can page a body in.
         if self.bytes > self.memory_limit and self.durable and msg.persistent:
             stub = self.core.records.page_out(self, msg) if self.page_stubs else None
@@ -222,6 +234,8 @@ class MessageQueue:
         paged-out message comes as its stub and its priority)."""
         if self.settled:
             self.settled.clear()  # returned messages may match anyone
+        if self.refused:
+            self.refused.clear()  # they are numbered below what was refused
         for msg in reversed(msgs):
             if type(msg) is tuple:
                 stub, prio = msg
@@ -234,6 +248,8 @@ class MessageQueue:
                 if msg.group_id is not None and not self.grouped:
                     self._start_groups()
                 prio = msg.priority if self.prioritized else 0
+                self.seq_front -= 1
+                msg.seq = self.seq_front
                 self.lanes[prio].appendleft(msg)
                 self.bytes += msg.head if msg.body is None else msg.size
             if prio > self.top:
@@ -343,6 +359,7 @@ class MessageQueue:
         if sub not in consumers:
             return
         consumers.remove(sub)
+        self.refused.pop(sub, None)
         if sub.topic is None:
             if sub.selector is not None:
                 self.selective -= 1
@@ -496,22 +513,50 @@ class MessageQueue:
             return [excl] if excl not in settled and excl.ready() else []
         return [s for s in self.consumers if s not in settled and s.ready()]
 
-    def _taker(self, entry: Entry, ready: list[Subscription]) -> Subscription | None:
-        """The first of `ready` that may take `entry`."""
+    def _taker(
+        self,
+        entry: Entry,
+        ready: list[Subscription],
+        refused: dict[Subscription, int] | None = None,
+        contiguous: set[Subscription] | None = None,
+    ) -> Subscription | None:
+        """The first of `ready` that may take `entry`. With `refused` (picky dispatch's
+        memo), a consumer whose selector is known to refuse it is not asked again, and
+        one still `contiguous` (it has refused everything before `entry` this walk)
+        that refuses it has its memo moved up to it."""
         if type(entry) is int:
             return ready[0]  # a stub: no group, and no selector on a queue with stubs
         assert isinstance(entry, Message)
         owner = self._owner_of(entry) if self.grouped else None
+        seq = entry.seq
         for sub in ready:
             if owner is not None and sub is not owner:
+                if contiguous is not None:
+                    contiguous.discard(sub)  # refused for its group, not its selector
                 continue
             sel = sub.selector
-            if sel is None or sel.matches(entry):
+            if sel is None:
                 return sub
+            if refused is not None and seq <= refused.get(sub, _NEVER):
+                continue
+            if sel.matches(entry):
+                return sub
+            if contiguous is not None and sub in contiguous:
+                refused[sub] = seq  # type: ignore[index]
         return None
 
     def _dispatch_picky(self) -> None:
         settled = self.settled
+        # The refusal memo holds where a consumer's selector has refused every pending
+        # message up to some number: one lane in seq order (not prioritized) and no
+        # stubs (a selective queue has none). Then a walk starts past what every ready
+        # consumer has refused, so a consumer made ready by an ack costs O(new
+        # messages), not O(backlog) (bench/README.md "Selectors").
+        memo = (
+            self.refused
+            if self.selective and not self.prioritized and not self.page_stubs
+            else None
+        )
         while True:
             self.regroup = False
             ready = self._ready_list()
@@ -521,12 +566,20 @@ class MessageQueue:
             for prio in range(self.top, -1, -1):
                 lane = self.lanes[prio]
                 i = 0
+                contiguous: set[Subscription] | None = None
+                if memo is not None and lane:
+                    start = min(
+                        memo.get(s, _NEVER) if s.selector is not None else _NEVER for s in ready
+                    )
+                    if start != _NEVER:
+                        i = bisect_right(lane, start, key=_seq)
+                    contiguous = {s for s in ready if s.selector is not None}
                 while i < len(lane):
                     entry = lane[i]
                     if type(entry) is not int and entry.expiration and entry.expiration <= now:  # type: ignore[union-attr]
                         self.core.expire(self, self._take_at(lane, i))
                         continue
-                    sub = self._taker(entry, ready)
+                    sub = self._taker(entry, ready, memo, contiguous)
                     if sub is None:
                         i += 1
                         continue
@@ -621,6 +674,12 @@ class MessageQueue:
                     m.body = None  # type: ignore[assignment]
                 keep.append(m)
             self.lanes[i] = keep
+        # The paged-in messages are new objects: number every pending one afresh.
+        self.refused.clear()
+        for lane in self.lanes:
+            for m in lane:
+                self.seq_back += 1
+                m.seq = self.seq_back  # type: ignore[union-attr]
 
     def purge(self) -> int:
         n = self.count
@@ -684,6 +743,14 @@ class MessageQueue:
             self.core.expire(self, msg)
         if self._space_waiters and self.bytes <= self.memory_limit * 0.7:
             self._wake_producers()
+
+
+# Below every message's number: "refused nothing yet".
+_NEVER = -(1 << 62)
+
+
+def _seq(entry: Entry) -> int:
+    return entry.seq  # type: ignore[union-attr]  # no stubs where the memo is used
 
 
 def _group_seq(msg: Message) -> int:

@@ -3,7 +3,18 @@ and never holds up messages other consumers match (queues), or filters alone (to
 
 from __future__ import annotations
 
-from broker.core import AUTO, CLIENT, QUEUE, TOPIC, Address, Core, Message, Selector, Subscription
+from broker.core import (
+    AUTO,
+    CLIENT,
+    INDIVIDUAL,
+    QUEUE,
+    TOPIC,
+    Address,
+    Core,
+    Message,
+    Selector,
+    Subscription,
+)
 from tests.core.conftest import MakeCore
 from tests.core.fakes import MemoryStore, RecordingConsumer
 
@@ -162,3 +173,64 @@ def test_a_delivery_that_pauses_other_subscriptions_stops_the_walk(core: Core) -
     assert conn.bodies == [b"a1"]
     b.resume()
     assert conn.bodies == [b"a1", b"b1"]
+
+
+class CountingSelector:
+    """A Selector whose verdicts are counted (the walk's cost is selector evaluations)."""
+
+    def __init__(self, text: str) -> None:
+        self.inner = Selector(text)
+        self.text = text
+        self.calls = 0
+
+    def matches(self, m: Message) -> bool:
+        self.calls += 1
+        return self.inner.matches(m)
+
+
+def test_an_ack_does_not_re_walk_a_backlog_the_selector_refused(core: Core) -> None:
+    """Disjoint selectors, the slow consumer's backlog at the head: each ack of the fast
+    one looks only past what its selector already refused (the refusal memo), so its
+    selector is asked about each waiting message about once, not once per ack."""
+    slow = RecordingConsumer()
+    core.subscribe(Q, slow, ack_mode=CLIENT, prefetch=1, selector=Selector("shard = 'a'"))
+    for i in range(500):
+        core.send(Q, msg(b"a%d" % i, shard="a"))  # one in flight to slow, 499 wait
+    for i in range(100):
+        core.send(Q, msg(b"b%d" % i, shard="b"))
+    fast = RecordingConsumer()
+    sel = CountingSelector("shard = 'b'")
+    sub = core.subscribe(Q, fast, ack_mode=INDIVIDUAL, prefetch=1, selector=sel)  # type: ignore[arg-type]
+    for _ in range(99):
+        sub.ack(fast.got[-1].id)
+    assert fast.bodies == [b"b%d" % i for i in range(100)]
+    assert sel.calls < 2 * 600, sel.calls  # without the memo: about 100 × 500
+    # Messages returned to the front are asked about again (numbered below the memo).
+    slow_sub = (
+        core.queue(Q).consumers[0]
+        if core.queue(Q).consumers[0].consumer is slow
+        else core.queue(Q).consumers[1]
+    )
+    slow_sub.close()
+    assert core.queue(Q).count == 500
+
+
+def test_a_returned_message_is_seen_again_by_a_consumer_that_refused_its_place(
+    core: Core,
+) -> None:
+    """A message returned to the front is numbered below what a selector had refused
+    (the memo): the memo is dropped, so the consumer that matches it gets it."""
+    holder = RecordingConsumer()
+    h = core.subscribe(Q, holder, ack_mode=INDIVIDUAL, prefetch=1, selector=Selector("kind = 'k'"))
+    watcher = RecordingConsumer()
+    w = core.subscribe(Q, watcher, ack_mode=INDIVIDUAL, prefetch=1, selector=Selector("redo = 'y'"))
+    core.send(Q, msg(b"m1", kind="k", redo="y"))  # to the holder, first in turn
+    core.send(Q, msg(b"m2", kind="k"))
+    core.send(Q, msg(b"m3", kind="k"))  # both wait: the holder is full
+    core.send(Q, msg(b"first", kind="z", redo="y"))
+    assert holder.bodies == [b"m1"] and watcher.bodies == [b"first"]
+    w.ack(watcher.got[0].id)  # the watcher walks m2, m3 and refuses them
+    assert watcher.bodies == [b"first"]
+    h.pause()
+    h.release(holder.got[0].id)  # m1 back at the front; only the watcher is ready
+    assert watcher.bodies == [b"first", b"m1"]
