@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import logging
 import os
 import tomllib
 import types
@@ -347,6 +348,11 @@ class Settings:
     cluster: ClusterSettings | None = None
 
 
+log = logging.getLogger("zonemq")
+
+# The settings tables (a ZONEMQ_ variable that names none of them is not a setting).
+_TABLES = frozenset(f.name for f in dataclasses.fields(Settings))
+
 _CHOICES: dict[str, tuple[str, ...]] = {
     "broker.log_level": ("debug", "info", "warning", "error"),
     "destinations.slow_consumer_policy": ("drop-oldest", "disconnect"),
@@ -409,16 +415,51 @@ def flatten(settings: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    """`ZONEMQ_<KEY>` variables as dotted settings. A value is read by its setting's
+    type: a string setting takes the text as it is (ZONEMQ_LISTENERS__AWS__ACCOUNT_ID=
+    123456789012 stays a string), any other is read as a TOML value (true, 2.5, a
+    list). A variable whose first part names no settings table is not ours (Kubernetes
+    injects ZONEMQ_SERVICE_HOST, ZONEMQ_PORT... for a Service named zonemq): ignored,
+    with a debug line; one inside a table that names no setting is still an error (a
+    typo must not pass silently)."""
     out: dict[str, Any] = {}
     for name, text in env.items():
         if not name.startswith("ZONEMQ_") or name in ("ZONEMQ_CONFIG",):
             continue
         key = name[len("ZONEMQ_") :].lower().replace("__", ".")
+        if key.split(".", 1)[0] not in _TABLES:
+            log.debug("environment: %s is not a setting; ignored", name)
+            continue
+        if _hint_of(key) is str:
+            out[key] = text
+            continue
         try:
             out[key] = tomllib.loads(f"v = {text}")["v"]
         except tomllib.TOMLDecodeError:
             out[key] = text
     return out
+
+
+def _hint_of(key: str) -> Any:
+    """The type of dotted setting `key` (a map's value type for a key inside a map),
+    or None when no setting has that name."""
+    hint: Any = Settings
+    for part in key.split("."):
+        if typing.get_origin(hint) is types.UnionType:
+            hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        if dataclasses.is_dataclass(hint):
+            hints = typing.get_type_hints(hint)
+            if part not in hints:
+                return None
+            hint = hints[part]
+        elif typing.get_origin(hint) in (Mapping, dict):
+            hint = typing.get_args(hint)[1]
+        else:
+            return None
+    if typing.get_origin(hint) is types.UnionType:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        hint = args[0] if len(args) == 1 else hint
+    return hint
 
 
 def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:

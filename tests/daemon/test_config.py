@@ -271,3 +271,37 @@ def test_virtual_topic_settings_are_checked() -> None:
         with pytest.raises(ConfigError) as err:
             load_settings(None, env={}, overrides={key: value})
         assert key in str(err.value) and words in str(err.value)
+
+
+def test_env_string_settings_take_the_text_as_it_is() -> None:
+    """A string setting is not read as TOML: an all-digit account id stays a string."""
+    s = load_settings(
+        None,
+        env={
+            "ZONEMQ_LISTENERS__AWS__ACCOUNT_ID": "123456789012",
+            "ZONEMQ_BROKER__NAME": "5",
+            "ZONEMQ_AUTH__USERS__ALICE": "1234",
+            "ZONEMQ_LISTENERS__STOMP__PORT": "61614",
+        },
+    )
+    assert s.listeners.aws.account_id == "123456789012"
+    assert s.broker.name == "5"
+    assert s.auth.users["alice"] == "1234"
+    assert s.listeners.stomp.port == 61614
+
+
+def test_env_variables_that_are_not_settings_are_ignored(caplog) -> None:
+    """Kubernetes injects ZONEMQ_SERVICE_HOST, ZONEMQ_PORT... for a Service named zonemq:
+    not a start-up failure; a typo inside a settings table still is."""
+    env = {
+        "ZONEMQ_SERVICE_HOST": "10.0.0.1",
+        "ZONEMQ_SERVICE_PORT": "8161",
+        "ZONEMQ_PORT": "tcp://10.0.0.1:8161",
+        "ZONEMQ_PORT_8161_TCP_ADDR": "10.0.0.1",
+    }
+    with caplog.at_level("DEBUG", logger="zonemq"):
+        assert load_settings(None, env=env) == Settings()
+    assert "ZONEMQ_SERVICE_HOST is not a setting" in caplog.text
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, env={"ZONEMQ_BROKER__NAEM": "x"})
+    assert "broker.naem" in str(info.value)
