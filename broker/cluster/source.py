@@ -283,7 +283,10 @@ class ReplicationSource:
                 self._report(link, "lost")
             if sender is not None:
                 sender.cancel()
-                with contextlib.suppress(asyncio.CancelledError, ConnectionError, OSError):
+                # RuntimeError: uvloop's "handler is closed" for a write racing the close.
+                with contextlib.suppress(
+                    asyncio.CancelledError, ConnectionError, OSError, RuntimeError
+                ):
                     await sender
             writer.close()
             self._tasks.discard(task)

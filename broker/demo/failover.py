@@ -28,6 +28,7 @@ import contextlib
 import json
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
@@ -49,10 +50,31 @@ LEASE_TTL = 2
 MARGIN = 0.5
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port no process holds, outside the kernel's ephemeral range. A cluster
+    node releases its client and replication ports while it is a standby and binds them
+    again when promoted: a port from the ephemeral range could meanwhile become some
+    client connection's source port, and the promotion fail with "address in use"
+    (seen once in the 20-fault loop)."""
+    low, high = _ephemeral_range()
+    lo, hi = (20000, low - 1) if low > 21000 else (high + 1, 65535)
+    for _ in range(200):
+        port = random.randint(lo, hi)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free loopback port in {lo}-{hi}")
 
 
 class Clock:

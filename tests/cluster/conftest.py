@@ -4,7 +4,6 @@ data directory; killed when the module ends."""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -13,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from broker.demo.failover import free_port as demo_free_port
 
 
 @dataclass
@@ -25,11 +26,9 @@ class EtcdServer:
 
 
 def free_port() -> int:
-    # Bound to port 0 and released: etcd takes it a moment later (a race no other test
-    # process has lost in practice; etcd would fail to start and the fixture say so).
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    # Outside the ephemeral range (broker/demo/failover.py says why): a node rebinds its
+    # ports on promotion, and etcd takes its own a moment after this returns.
+    return demo_free_port()
 
 
 @pytest.fixture(scope="module")
