@@ -433,7 +433,10 @@ def cluster_state(nodes: list[NodeProc]) -> tuple[NodeProc | None, int]:
     return None, 0
 
 
-FAULTS = int(os.environ.get("FAILOVER_SOAK_FAULTS", "20"))
+# Eight faults keep CI's share of the loop near 25 s; seed 11's first eight cover all
+# three kinds (kill-active x3, kill-standby x4, partition-active x1). bench/failover_soak.py
+# runs it longer.
+FAULTS = int(os.environ.get("FAILOVER_SOAK_FAULTS", "8"))
 SEED = int(os.environ.get("FAILOVER_SOAK_SEED", "11"))
 
 
