@@ -92,6 +92,33 @@ class StompSettings:
 
 
 @dataclass(frozen=True)
+class OpenWireSettings:
+    """The OpenWire listener (ActiveMQ's JMS client protocol) and its limits."""
+
+    # Off until the mapping covers what issue 16 lists (ActiveMQ serves OpenWire on 61616
+    # by default; so will ZoneMQ then).
+    enabled: bool = False
+    port: int = 61616
+    tls_enabled: bool = False
+    tls_port: int = 61617
+    max_connections: int = 10000
+    # ActiveMQ's wireFormat.maxFrameSize default; also what we advertise.
+    max_frame_size: int = 104857600
+    # Largest frame before ConnectionInfo has logged in.
+    max_connect_frame_size: int = 65536
+    max_consumers: int = 10000
+    write_buffer_high: int = 1048576
+    write_buffer_low: int = 262144
+    # The inactivity monitor (ActiveMQ's wireFormat.maxInactivityDuration, ms): the
+    # lower of ours and the client's; 0 turns it off. Reading is checked only after
+    # the initial delay.
+    max_inactivity_duration: int = 30000
+    max_inactivity_initial_delay: int = 10000
+    # A client that sends no ConnectionInfo is dropped after this many seconds.
+    connect_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
 class AmqpSettings:
     """The AMQP 1.0 listener and its limits (ActiveMQ's defaults where it has one)."""
 
@@ -182,6 +209,7 @@ class ListenerSettings:
 
     stomp: StompSettings = field(default_factory=StompSettings)
     amqp: AmqpSettings = field(default_factory=AmqpSettings)
+    openwire: OpenWireSettings = field(default_factory=OpenWireSettings)
     aws: AwsSettings = field(default_factory=AwsSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
 

@@ -34,6 +34,7 @@ from broker.tls import server_context
 LISTENERS: dict[str, str] = {
     "stomp": "protocols.stomp.listener:start",
     "amqp": "protocols.amqp.listener:start",
+    "openwire": "protocols.openwire.listener:start",
     "aws": "protocols.aws.listener:start",
     "console": "protocols.http.console:start",
 }
