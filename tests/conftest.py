@@ -141,6 +141,7 @@ class BrokerThread:
         base = {
             "listeners.stomp.port": 0,
             "listeners.amqp.port": 0,
+            "listeners.openwire.port": 0,
             "listeners.aws.port": 0,
             "listeners.console.port": 0,
             "broker.data_dir": str(data_dir),

@@ -99,7 +99,7 @@ class OwConsumer:
     """The protocol side of one consumer: its ConsumerInfo, the core subscription, and
     its deliveries in order (dispatch number → core message id)."""
 
-    __slots__ = ("info", "sub", "prefetch", "extension", "order", "pull", "pull_timer")
+    __slots__ = ("extension", "info", "order", "prefetch", "pull", "pull_timer", "sub")
 
     def __init__(self, info: c.ConsumerInfo) -> None:
         self.info = info
@@ -398,7 +398,6 @@ class OpenWireConnection(PushConnection):
                     INVALID_CLIENT_ID,
                     f"Broker: {self.listener.broker_name} - Client: {client_id} "
                     f"already connected from {held_by}",
-                    fatal=True,
                 )
         self.client_id = client_id
         self.user = login or ""
@@ -460,9 +459,8 @@ class OpenWireConnection(PushConnection):
                 if denied is not None:
                     raise Refused(SECURITY, denied)
             self.core.create_temporary(address, self)
-        elif info.operation_type == c.DEST_REMOVE:
-            if exists(self.core, address):
-                self.core.delete(address)
+        elif info.operation_type == c.DEST_REMOVE and exists(self.core, address):
+            self.core.delete(address)
         self._respond(info)
 
     # -- producing ------------------------------------------------------------------------

@@ -177,7 +177,8 @@ class WireFormatInfo(Structure):
 @dataclass(slots=True)
 class BrokerInfo(Command):
     TYPE = 2
-    FIELDS = _BASE + (
+    FIELDS = (
+        *_BASE,
         ("broker_id", "N"),
         ("broker_url", "S"),
         ("peer_broker_infos", "A"),
@@ -208,7 +209,8 @@ class BrokerInfo(Command):
 @dataclass(slots=True)
 class ConnectionInfo(Command):
     TYPE = 3
-    FIELDS = _BASE + (
+    FIELDS = (
+        *_BASE,
         ("connection_id", "N"),
         ("client_id", "S"),
         ("password", "S"),
@@ -237,14 +239,15 @@ class ConnectionInfo(Command):
 @dataclass(slots=True)
 class SessionInfo(Command):
     TYPE = 4
-    FIELDS = _BASE + (("session_id", "N"),)
+    FIELDS = (*_BASE, ("session_id", "N"))
     session_id: SessionId | None = None
 
 
 @dataclass(slots=True)
 class ConsumerInfo(Command):
     TYPE = 5
-    FIELDS = _BASE + (
+    FIELDS = (
+        *_BASE,
         ("consumer_id", "N"),
         ("browser", "Z"),
         ("destination", "N"),
@@ -289,7 +292,8 @@ class ConsumerInfo(Command):
 @dataclass(slots=True)
 class ProducerInfo(Command):
     TYPE = 6
-    FIELDS = _BASE + (
+    FIELDS = (
+        *_BASE,
         ("producer_id", "N"),
         ("destination", "N"),
         ("broker_path", "A"),
@@ -317,7 +321,7 @@ TX_END = 7
 @dataclass(slots=True)
 class TransactionInfo(Command):
     TYPE = 7
-    FIELDS = _BASE + (("connection_id", "N"), ("transaction_id", "N"), ("type", "B"))
+    FIELDS = (*_BASE, ("connection_id", "N"), ("transaction_id", "N"), ("type", "B"))
     connection_id: ConnectionId | None = None
     transaction_id: LocalTransactionId | XATransactionId | None = None
     type: int = 0
@@ -331,7 +335,8 @@ DEST_REMOVE = 1
 @dataclass(slots=True)
 class DestinationInfo(Command):
     TYPE = 8
-    FIELDS = _BASE + (
+    FIELDS = (
+        *_BASE,
         ("connection_id", "N"),
         ("destination", "N"),
         ("operation_type", "B"),
@@ -348,7 +353,7 @@ class DestinationInfo(Command):
 @dataclass(slots=True)
 class RemoveSubscriptionInfo(Command):
     TYPE = 9
-    FIELDS = _BASE + (("connection_id", "N"), ("subscription_name", "S"), ("client_id", "S"))
+    FIELDS = (*_BASE, ("connection_id", "N"), ("subscription_name", "S"), ("client_id", "S"))
     connection_id: ConnectionId | None = None
     subscription_name: str | None = None
     client_id: str | None = None
@@ -369,7 +374,7 @@ class ShutdownInfo(Command):
 @dataclass(slots=True)
 class RemoveInfo(Command):
     TYPE = 12
-    FIELDS = _BASE + (("object_id", "N"), ("last_delivered_sequence_id", "L"))
+    FIELDS = (*_BASE, ("object_id", "N"), ("last_delivered_sequence_id", "L"))
     object_id: Any = None
     last_delivered_sequence_id: int = 0
 
@@ -377,7 +382,7 @@ class RemoveInfo(Command):
 @dataclass(slots=True)
 class ControlCommand(Command):
     TYPE = 14
-    FIELDS = _BASE + (("command", "S"),)
+    FIELDS = (*_BASE, ("command", "S"))
     command: str | None = None
 
 
@@ -388,9 +393,9 @@ class FlushCommand(Command):
 
 
 @dataclass(slots=True)
-class ConnectionError(Command):  # noqa: A001 - ActiveMQ's name for it
+class ConnectionError(Command):
     TYPE = 16
-    FIELDS = _BASE + (("exception", "T"), ("connection_id", "N"))
+    FIELDS = (*_BASE, ("exception", "T"), ("connection_id", "N"))
     exception: tuple[str, str | None] | None = None
     connection_id: ConnectionId | None = None
 
@@ -398,7 +403,8 @@ class ConnectionError(Command):  # noqa: A001 - ActiveMQ's name for it
 @dataclass(slots=True)
 class ConsumerControl(Command):
     TYPE = 17
-    FIELDS = _BASE + (
+    FIELDS = (
+        *_BASE,
         ("destination", "N"),
         ("close", "Z"),
         ("consumer_id", "N"),
@@ -419,7 +425,8 @@ class ConsumerControl(Command):
 @dataclass(slots=True)
 class ConnectionControl(Command):
     TYPE = 18
-    FIELDS = _BASE + (
+    FIELDS = (
+        *_BASE,
         ("close", "Z"),
         ("exit", "Z"),
         ("fault_tolerant", "Z"),
@@ -444,7 +451,7 @@ class ConnectionControl(Command):
 @dataclass(slots=True)
 class ProducerAck(Command):
     TYPE = 19
-    FIELDS = _BASE + (("producer_id", "N"), ("size", "I"))
+    FIELDS = (*_BASE, ("producer_id", "N"), ("size", "I"))
     producer_id: ProducerId | None = None
     size: int = 0
 
@@ -452,7 +459,8 @@ class ProducerAck(Command):
 @dataclass(slots=True)
 class MessagePull(Command):
     TYPE = 20
-    FIELDS = _BASE + (
+    FIELDS = (
+        *_BASE,
         ("consumer_id", "N"),
         ("destination", "N"),
         ("timeout", "L"),
@@ -473,7 +481,8 @@ class Message(Command):
     marshalled property map (decoded lazily by the mapping, not here)."""
 
     TYPE = 23
-    FIELDS = _BASE + (
+    FIELDS = (
+        *_BASE,
         ("producer_id", "N"),
         ("destination", "N"),
         ("transaction_id", "N"),
@@ -565,7 +574,8 @@ class TextMessage(Message):
 @dataclass(slots=True)
 class MessageDispatch(Command):
     TYPE = 21
-    FIELDS = _BASE + (
+    FIELDS = (
+        *_BASE,
         ("consumer_id", "N"),
         ("destination", "N"),
         ("message", "N"),
@@ -590,7 +600,8 @@ ACK_EXPIRED = 6
 @dataclass(slots=True)
 class MessageAck(Command):
     TYPE = 22
-    FIELDS = _BASE + (
+    FIELDS = (
+        *_BASE,
         ("destination", "N"),
         ("transaction_id", "N"),
         ("consumer_id", "N"),
@@ -613,7 +624,7 @@ class MessageAck(Command):
 @dataclass(slots=True)
 class Response(Command):
     TYPE = 30
-    FIELDS = _BASE + (("correlation_id", "I"),)
+    FIELDS = (*_BASE, ("correlation_id", "I"))
     correlation_id: int = 0
 
 
@@ -623,35 +634,36 @@ class ExceptionResponse(Response):
     JMS application sees e.g. javax.jms.InvalidSelectorException."""
 
     TYPE = 31
-    FIELDS = Response.FIELDS + (("exception", "T"),)
+    FIELDS = (*Response.FIELDS, ("exception", "T"))
     exception: tuple[str, str | None] | None = None
 
 
 @dataclass(slots=True)
 class DataResponse(Response):
     TYPE = 32
-    FIELDS = Response.FIELDS + (("data", "N"),)
+    FIELDS = (*Response.FIELDS, ("data", "N"))
     data: Any = None
 
 
 @dataclass(slots=True)
 class DataArrayResponse(Response):
     TYPE = 33
-    FIELDS = Response.FIELDS + (("data", "A"),)
+    FIELDS = (*Response.FIELDS, ("data", "A"))
     data: list[Any] | None = field(default=None)
 
 
 @dataclass(slots=True)
 class IntegerResponse(Response):
     TYPE = 34
-    FIELDS = Response.FIELDS + (("result", "I"),)
+    FIELDS = (*Response.FIELDS, ("result", "I"))
     result: int = 0
 
 
 @dataclass(slots=True)
 class MessageDispatchNotification(Command):
     TYPE = 90
-    FIELDS = _BASE + (
+    FIELDS = (
+        *_BASE,
         ("consumer_id", "N"),
         ("destination", "N"),
         ("delivery_sequence_id", "L"),

@@ -12,6 +12,7 @@ Writing goes the other way; a plain int is a long, as a JMS ``setLongProperty`` 
 from __future__ import annotations
 
 import struct
+import uuid
 from typing import Any
 
 from protocols.openwire.codec import utf
@@ -74,7 +75,7 @@ def read_value(r: Reader, depth: int = 0) -> Any:
         return r.take(r.length())
     if kind == BIG_STRING:
         return utf.decode(r.take(r.length()))
-    if kind == MAP or kind == LIST:
+    if kind in (MAP, LIST):
         if depth >= MAX_DEPTH:
             raise CodecError(f"typed values nested deeper than {MAX_DEPTH}")
         return read_map(r, depth + 1) if kind == MAP else read_list(r, depth + 1)
@@ -167,8 +168,6 @@ def _write_typed(out: bytearray, value: tuple[Any, ...]) -> None:
     elif name == "symbol":
         write_value(out, value[1])
     elif name == "uuid":
-        import uuid
-
         write_value(out, str(uuid.UUID(bytes=value[1])))
     elif name == "amqp":
         write_value(out, str(value[2]))

@@ -17,7 +17,7 @@ class CodecError(ValueError):
 class Reader:
     """Reads Java's DataInput primitives from `data`, refusing to run past its end."""
 
-    __slots__ = ("data", "pos", "end")
+    __slots__ = ("data", "end", "pos")
 
     def __init__(self, data: bytes, pos: int = 0, end: int | None = None) -> None:
         self.data = data
