@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -67,7 +67,7 @@ from broker.core.transaction import Transaction
 from broker.push import READ_PRODUCER, PushConnection
 from protocols.openwire import mapping
 from protocols.openwire.codec import commands as c
-from protocols.openwire.codec import loose
+from protocols.openwire.codec import fast, loose
 from protocols.openwire.codec.reader import CodecError
 
 if TYPE_CHECKING:
@@ -108,7 +108,9 @@ class OwConsumer:
         # Deliveries the client has consumed but not acknowledged yet (delivered acks):
         # they no longer count against its prefetch (ActiveMQ's prefetchExtension).
         self.extension = 0
-        self.order: dict[int, str] = {}
+        # An OrderedDict: acks take from the front (popitem(last=False), O(1)), where a
+        # dict would rescan the deleted slots at its front on every ack.
+        self.order: OrderedDict[int, str] = OrderedDict()
         # Prefetch 0: messages only on MessagePull; a pull waiting with a timeout.
         self.pull = info.prefetch_size == 0
         self.pull_timer: asyncio.TimerHandle | None = None
@@ -200,7 +202,7 @@ class OpenWireConnection(PushConnection):
                 "CacheSize": ("int", 0),
             },
         )
-        self._send(loose.encode(ours))
+        self._send(fast.encode(ours))
         if s.connect_timeout > 0:
             self._timers.append(self.loop.call_later(s.connect_timeout, self._connect_timeout))
 
@@ -218,7 +220,7 @@ class OpenWireConnection(PushConnection):
             if self.closing:
                 return
             try:
-                cmd = loose.decode(body)
+                cmd = fast.decode(body)
             except CodecError as exc:
                 self._fatal(str(exc))
                 return
@@ -296,19 +298,19 @@ class OpenWireConnection(PushConnection):
 
     def _respond(self, cmd: Any, done: Awaitable[None] | None = None) -> None:
         if getattr(cmd, "response_required", False):
-            self._answer(cmd, loose.encode(c.Response(correlation_id=cmd.command_id)), done)
+            self._answer(cmd, fast.encode(c.Response(correlation_id=cmd.command_id)), done)
 
     def _refuse(self, cmd: Any, exc: Refused) -> None:
         if getattr(cmd, "response_required", False):
             er = c.ExceptionResponse(
                 correlation_id=cmd.command_id, exception=(exc.java_class, exc.message)
             )
-            self._answer(cmd, loose.encode(er))
+            self._answer(cmd, fast.encode(er))
         elif not exc.fatal:
             # Nobody waits for an answer (an asynchronous send): ActiveMQ reports it to
             # the client's exception listener as a ConnectionError.
             self._answer(
-                cmd, loose.encode(c.ConnectionError(exception=(exc.java_class, exc.message)))
+                cmd, fast.encode(c.ConnectionError(exception=(exc.java_class, exc.message)))
             )
         if exc.fatal:
             self._close()
@@ -342,7 +344,7 @@ class OpenWireConnection(PushConnection):
             self._timers.append(self.loop.call_later(delay + self._inactivity, self._check_read))
         broker = self.listener.broker_name
         self._send(
-            loose.encode(
+            fast.encode(
                 c.BrokerInfo(
                     broker_id=c.BrokerId(value=f"ID:{broker}-{self.listener.started_ms}"),
                     broker_name=broker,
@@ -359,7 +361,7 @@ class OpenWireConnection(PushConnection):
             return
         interval = self._inactivity / 2
         if self.loop.time() - self._last_write >= interval * 0.9 and not self._out:
-            self._send(loose.encode(c.KeepAliveInfo()))
+            self._send(fast.encode(c.KeepAliveInfo()))
         self._timers.append(self.loop.call_later(interval, self._keep_alive))
 
     def _check_read(self) -> None:
@@ -412,7 +414,7 @@ class OpenWireConnection(PushConnection):
 
     def _on_keep_alive(self, info: c.KeepAliveInfo) -> None:
         if info.response_required:
-            self._send(loose.encode(c.KeepAliveInfo()))
+            self._send(fast.encode(c.KeepAliveInfo()))
 
     def _ignore(self, cmd: Any) -> None:
         self._respond(cmd)
@@ -495,7 +497,7 @@ class OpenWireConnection(PushConnection):
         if info is not None and info.window_size > 0:
             # The client's producer window (async sends): it may send this much more.
             size = len(m.content or b"") + len(m.properties or b"")
-            self._send(loose.encode(c.ProducerAck(producer_id=m.producer_id, size=size)))
+            self._send(fast.encode(c.ProducerAck(producer_id=m.producer_id, size=size)))
         if tx is None:
             for part in parts:
                 if core.store_full or (core.full(part) and not core.stored(part, msg)):
@@ -564,7 +566,7 @@ class OpenWireConnection(PushConnection):
                 continue
             out = mapping.openwire_message(msg)
             self._send(
-                loose.encode(
+                fast.encode(
                     c.MessageDispatch(
                         consumer_id=cid,
                         destination=dest,
@@ -573,7 +575,7 @@ class OpenWireConnection(PushConnection):
                     )
                 )
             )
-        self._send(loose.encode(c.MessageDispatch(consumer_id=cid, destination=dest)))
+        self._send(fast.encode(c.MessageDispatch(consumer_id=cid, destination=dest)))
 
     def deliver(self, sub: Subscription, msg: Message) -> None:
         consumer: OwConsumer = sub.tag  # type: ignore[assignment]
@@ -591,7 +593,7 @@ class OpenWireConnection(PushConnection):
         )
         if msg.persistent and sub.source.durable:
             self._hold = True  # its delivery record first (broker.push: the durability rule)
-        data = loose.encode(
+        data = fast.encode(
             c.MessageDispatch(
                 consumer_id=consumer.info.consumer_id,
                 destination=out.destination,
@@ -652,7 +654,7 @@ class OpenWireConnection(PushConnection):
     def _empty_dispatch(self, consumer: OwConsumer) -> None:
         info = consumer.info
         self._send(
-            loose.encode(
+            fast.encode(
                 c.MessageDispatch(consumer_id=info.consumer_id, destination=info.destination)
             )
         )
@@ -698,8 +700,9 @@ class OpenWireConnection(PushConnection):
             # standard, poison, expired: every delivery up to the last one.
             taken: list[tuple[int, str]] = []
             if num in order:
-                for n in list(order):
-                    taken.append((n, order.pop(n)))
+                while True:
+                    n, msg_id = order.popitem(last=False)
+                    taken.append((n, msg_id))
                     if n == num:
                         break
             if kind == c.ACK_POISON:
@@ -766,7 +769,7 @@ class OpenWireConnection(PushConnection):
             for consumer, n, msg_id in self._tx_acks.pop(txid, []):
                 if consumer.sub is not None and not consumer.sub.closed:
                     consumer.order[n] = msg_id
-                    consumer.order = dict(sorted(consumer.order.items()))
+                    consumer.order = OrderedDict(sorted(consumer.order.items()))
             self._respond(info)
         elif kind == c.TX_END:
             self._respond(info)
@@ -846,7 +849,7 @@ class OpenWireConnection(PushConnection):
     def close_by_admin(self) -> None:
         if not self.closing:
             self._send(
-                loose.encode(
+                fast.encode(
                     c.ConnectionError(
                         exception=(JMS_EXCEPTION, "Connection closed by an administrator"),
                         connection_id=self.connection_id,

@@ -45,14 +45,14 @@ class Command(Structure):
 # ---- ids and destinations -------------------------------------------------------------
 
 
-@dataclass(slots=True, eq=True, frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class ConnectionId(Structure):
     TYPE = 120
     FIELDS = (("value", "S"),)
     value: str | None = None
 
 
-@dataclass(slots=True, eq=True, frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class SessionId(Structure):
     TYPE = 121
     FIELDS = (("connection_id", "S"), ("value", "L"))
@@ -60,7 +60,7 @@ class SessionId(Structure):
     value: int = 0
 
 
-@dataclass(slots=True, eq=True, frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class ConsumerId(Structure):
     TYPE = 122
     FIELDS = (("connection_id", "S"), ("session_id", "L"), ("value", "L"))
@@ -69,7 +69,7 @@ class ConsumerId(Structure):
     value: int = 0
 
 
-@dataclass(slots=True, eq=True, frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class ProducerId(Structure):
     TYPE = 123
     # value before session_id: the wire order, unlike ConsumerId's.
@@ -79,14 +79,14 @@ class ProducerId(Structure):
     session_id: int = 0
 
 
-@dataclass(slots=True, eq=True, frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class BrokerId(Structure):
     TYPE = 124
     FIELDS = (("value", "S"),)
     value: str | None = None
 
 
-@dataclass(slots=True, eq=True, frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class MessageId(Structure):
     TYPE = 110
     FIELDS = (
@@ -111,7 +111,7 @@ class MessageId(Structure):
         return f"{p.connection_id}:{p.session_id}:{p.value}:{self.producer_sequence_id}"
 
 
-@dataclass(slots=True, eq=True, frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class LocalTransactionId(Structure):
     TYPE = 111
     FIELDS = (("value", "L"), ("connection_id", "N"))
@@ -119,7 +119,7 @@ class LocalTransactionId(Structure):
     connection_id: ConnectionId | None = None
 
 
-@dataclass(slots=True, eq=True, frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class XATransactionId(Structure):
     TYPE = 112
     FIELDS = (("format_id", "I"), ("global_transaction_id", "Y"), ("branch_qualifier", "Y"))
@@ -128,7 +128,7 @@ class XATransactionId(Structure):
     branch_qualifier: bytes | None = None
 
 
-@dataclass(slots=True, eq=True, frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Destination(Structure):
     """An ActiveMQDestination; the subclass says queue, topic or temporary. A physical
     name may be a composite (`a,b`) or carry options (`a?consumer.prefetchSize=1`)."""
@@ -137,22 +137,22 @@ class Destination(Structure):
     physical_name: str | None = None
 
 
-@dataclass(slots=True, eq=True, frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Queue(Destination):
     TYPE = 100
 
 
-@dataclass(slots=True, eq=True, frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Topic(Destination):
     TYPE = 101
 
 
-@dataclass(slots=True, eq=True, frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class TempQueue(Destination):
     TYPE = 102
 
 
-@dataclass(slots=True, eq=True, frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class TempTopic(Destination):
     TYPE = 103
 
