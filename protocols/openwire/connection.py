@@ -247,6 +247,12 @@ class OpenWireConnection(PushConnection):
                 self._refuse(cmd, Refused(JMS_EXCEPTION, exc.message))
             except (CodecError, mapping.Unsupported) as exc:
                 self._refuse(cmd, Refused(JMS_EXCEPTION, str(exc)))
+            except Exception:
+                # A bug of ours: this connection ends, the broker and its other clients
+                # go on, and the traceback is logged.
+                log.exception("OpenWire %s from %s failed", type(cmd).__name__, self.peer)
+                self._fatal("internal error")
+                return
         if self.frames.buffered and not self.connected:
             # A half-received frame before login is bounded by the connect frame size
             # (checked by the frame reader against the prefix); nothing more to do.

@@ -7,9 +7,11 @@ import math
 import subprocess
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from protocols.openwire.codec import commands as c
-from protocols.openwire.codec import loose, primitives, utf
+from protocols.openwire.codec import fast, loose, primitives, utf
 from protocols.openwire.codec.reader import CodecError
 from protocols.openwire.mapping import text_of
 from tests.openwire.conftest import Jms, classpath
@@ -68,6 +70,11 @@ def test_modified_utf8_round_trips(text: str) -> None:
     assert utf.decode(data) == text
 
 
+def test_bad_modified_utf8_is_a_codec_error() -> None:
+    with pytest.raises(CodecError):
+        utf.decode(b"\xff\xfe")
+
+
 def test_modified_utf8_matches_java_for_nul_and_astral() -> None:
     assert utf.encode("\u0000") == b"\xc0\x80"
     assert utf.encode("\U0001f600") == b"\xed\xa0\xbd\xed\xb8\x80"
@@ -116,3 +123,69 @@ def test_frame_reader_refuses_oversized_prefix_before_buffering() -> None:
 def test_primitive_map_count_cannot_exceed_the_frame() -> None:
     with pytest.raises(CodecError):
         primitives.decode_map(b"\x7f\xff\xff\xff")
+
+
+# -- the generated codec (fast.py) is the reference interpreter's (loose.py) twin ----------
+
+_text = st.one_of(st.none(), st.text(max_size=20))
+_long = st.integers(-(1 << 63), (1 << 63) - 1)
+_int = st.integers(-(1 << 31), (1 << 31) - 1)
+_producer = st.builds(c.ProducerId, _text, _long, _long)
+_message_id = st.one_of(
+    st.none(), st.builds(c.MessageId, _text, st.none() | _producer, _long, _long)
+)
+_dest = st.one_of(
+    st.none(),
+    st.builds(c.Queue, _text),
+    st.builds(c.Topic, _text),
+    st.builds(c.TempQueue, _text),
+)
+_messages = st.builds(
+    c.TextMessage,
+    command_id=_int,
+    response_required=st.booleans(),
+    producer_id=st.none() | _producer,
+    destination=_dest,
+    message_id=_message_id,
+    group_id=_text,
+    group_sequence=_int,
+    correlation_id=_text,
+    persistent=st.booleans(),
+    expiration=_long,
+    priority=st.integers(-128, 127),
+    reply_to=_dest,
+    timestamp=_long,
+    type=_text,
+    content=st.none() | st.binary(max_size=40),
+    properties=st.none() | st.binary(max_size=10),
+    broker_path=st.none() | st.lists(st.builds(c.BrokerId, _text), max_size=2),
+)
+_acks = st.builds(
+    c.MessageAck,
+    command_id=_int,
+    destination=_dest,
+    consumer_id=st.none() | st.builds(c.ConsumerId, _text, _long, _long),
+    ack_type=st.integers(0, 6),
+    first_message_id=_message_id,
+    last_message_id=_message_id,
+    message_count=_int,
+    poison_cause=st.none() | st.tuples(st.text(max_size=10), _text),
+)
+
+
+@given(st.one_of(_messages, _acks, st.builds(c.MessageDispatch, message=_messages)))
+def test_generated_codec_is_the_interpreters_twin(value: c.Structure) -> None:
+    data = fast.encode(value)
+    assert data == loose.encode(value)
+    assert fast.decode(data[4:]) == loose.decode(data[4:]) == value
+
+
+@given(st.binary(max_size=60))
+def test_generated_decoder_fails_where_the_interpreter_does(body: bytes) -> None:
+    try:
+        expected = loose.decode(body)
+    except CodecError:
+        with pytest.raises(CodecError):
+            fast.decode(body)
+        return
+    assert fast.decode(body) == expected

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from protocols.openwire.codec.reader import CodecError
+
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 
 
@@ -30,7 +32,10 @@ def decode(data: bytes) -> str:
     surrogate (which Java strings may hold) is kept as it is."""
     if data.isascii():
         return data.decode("ascii")
-    text = data.replace(b"\xc0\x80", b"\x00").decode("utf-8", "surrogatepass")
+    try:
+        text = data.replace(b"\xc0\x80", b"\x00").decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError as exc:
+        raise CodecError(f"a string that is not modified UTF-8: {exc.reason}") from None
     if any(0xD800 <= ord(c) <= 0xDFFF for c in text):
         return text.encode("utf-16-be", "surrogatepass").decode("utf-16-be", "surrogatepass")
     return text

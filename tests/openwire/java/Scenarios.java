@@ -53,6 +53,7 @@ public class Scenarios {
             case "client-id-twice": clientIdTwice(); break;
             case "browse": browse(q); break;
             case "topic": topic(q); break;
+            case "map": mapMessage(q); break;
             default: throw new IllegalArgumentException(name);
         }
     }
@@ -329,6 +330,23 @@ public class Scenarios {
         browser.close();
         MessageConsumer consumer = s.createConsumer(s.createQueue(q));
         for (int i = 0; i < 3; i++) out("consumed", body(consumer.receive(5000)));
+        c.close();
+    }
+
+    static void mapMessage(String q) throws Exception {
+        Connection c = connect(null);
+        Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        MessageProducer p = s.createProducer(s.createQueue(q));
+        MapMessage m = s.createMapMessage();
+        m.setInt("a", 1);
+        try {
+            p.send(m);
+            out("map", "sent");
+        } catch (JMSException e) {
+            out("map", e.getMessage());
+        }
+        p.send(s.createTextMessage("text-after"));
+        out("after", body(s.createConsumer(s.createQueue(q)).receive(5000)));
         c.close();
     }
 
