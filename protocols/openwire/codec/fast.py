@@ -230,8 +230,8 @@ def _generate(cls: type[Structure]) -> tuple[Reader, Writer]:
         "_write_throwable": _write_throwable,
         "_write_props": _write_props,
     }
-    exec(reader_src, namespace)  # noqa: S102 - source built above from the field table
-    exec(writer_src, namespace)  # noqa: S102
+    exec(reader_src, namespace)
+    exec(writer_src, namespace)
     return namespace["read"], namespace["write"]
 
 
