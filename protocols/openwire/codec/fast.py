@@ -230,6 +230,7 @@ def _generate(cls: type[Structure]) -> tuple[Reader, Writer]:
         "_write_throwable": _write_throwable,
         "_write_props": _write_props,
     }
+    # The sources are built above from the field table alone, never from input.
     exec(reader_src, namespace)
     exec(writer_src, namespace)
     return namespace["read"], namespace["write"]
