@@ -57,10 +57,13 @@ from broker.core import (
     Address,
     CoreError,
     Message,
+    Schedule,
+    ScheduleError,
     Selector,
     SelectorError,
     Subscription,
     is_wildcard,
+    schedule_of,
 )
 from broker.core.errors import WriteRefused
 from broker.core.transaction import Transaction
@@ -82,6 +85,9 @@ INVALID_CLIENT_ID = "javax.jms.InvalidClientIDException"
 INVALID_SELECTOR = "javax.jms.InvalidSelectorException"
 INVALID_DESTINATION = "javax.jms.InvalidDestinationException"
 XA = "javax.transaction.xa.XAException"
+_SCHEDULED = frozenset(
+    {"AMQ_SCHEDULED_DELAY", "AMQ_SCHEDULED_PERIOD", "AMQ_SCHEDULED_REPEAT", "AMQ_SCHEDULED_CRON"}
+)
 
 
 class Refused(Exception):
@@ -492,6 +498,16 @@ class OpenWireConnection(PushConnection):
         if msg.reply_to is not None and msg.reply_to.kind in (TEMP_QUEUE, TEMP_TOPIC):
             pass  # the client created it with DestinationInfo (or it is another's)
         core = self.core
+        if msg.properties and _SCHEDULED & msg.properties.keys():
+            schedule = self._schedule_of(msg)
+            if schedule is not None:
+                if type(address) is tuple:
+                    raise Refused(
+                        JMS_EXCEPTION,
+                        "Scheduled delivery to a composite destination is not supported.",
+                    )
+                self._respond(m, core.schedule(address, msg, schedule, tx=tx))
+                return
         if type(address) is tuple:
             done = core.send_composite(address, msg, tx=tx)
             parts: tuple[Address, ...] = address
@@ -510,6 +526,20 @@ class OpenWireConnection(PushConnection):
                     if self.transport is not None and self._when_space(part, self._resume_producer):
                         self._pause_reading(READ_PRODUCER)
                     break
+
+    @staticmethod
+    def _schedule_of(msg: Message) -> Schedule | None:
+        """The schedule AMQ_SCHEDULED_* ask for; a JMS client sets the repeat as an int
+        property, which the scheduler reads as the plain number it is."""
+        props = msg.properties
+        for key in _SCHEDULED & props.keys():
+            value = props[key]
+            if type(value) is tuple and value[0] in ("int", "short", "byte"):
+                props[key] = value[1]
+        try:
+            return schedule_of(props)
+        except ScheduleError as exc:
+            raise Refused(JMS_EXCEPTION, exc.message) from None
 
     def _resume_producer(self) -> None:
         self._resume_reading(READ_PRODUCER)

@@ -3,6 +3,8 @@ transactions, selectors, durable subscribers, temporary queues, prefetch 0, brow
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from tests.conftest import BrokerThread
 from tests.openwire.conftest import Jms, url
 
@@ -120,3 +122,23 @@ def test_map_messages_are_refused_for_now_and_the_connection_goes_on(
     out = jms.run(url(ow_broker), "map", "ow.map")
     assert one(out, "map") == "MapMessage bodies are not supported by ZoneMQ yet"
     assert one(out, "after") == "text-after"
+
+
+def test_scheduled_delivery_with_jms_properties(
+    jms: Jms, broker_factory: Callable[..., BrokerThread]
+) -> None:
+    b = broker_factory(**{"listeners.openwire.enabled": True, "broker.scheduler_support": True})
+    out = jms.run(url(b), "scheduled", "ow.sched")
+    assert one(out, "early") == "null"
+    assert (one(out, "first"), one(out, "second"), one(out, "delayed")) == (
+        "later",
+        "later",
+        "true",
+    )
+    assert one(out, "third") == "null"
+
+
+def test_exclusive_consumer_takes_every_message(jms: Jms, ow_broker: BrokerThread) -> None:
+    out = jms.run(url(ow_broker), "exclusive", "ow.excl")
+    assert values(out, "exclusive") == ["x0", "x1", "x2", "x3"]
+    assert one(out, "plain") == "null"

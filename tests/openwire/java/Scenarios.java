@@ -54,6 +54,8 @@ public class Scenarios {
             case "browse": browse(q); break;
             case "topic": topic(q); break;
             case "map": mapMessage(q); break;
+            case "scheduled": scheduled(q); break;
+            case "exclusive": exclusive(q); break;
             default: throw new IllegalArgumentException(name);
         }
     }
@@ -347,6 +349,36 @@ public class Scenarios {
         }
         p.send(s.createTextMessage("text-after"));
         out("after", body(s.createConsumer(s.createQueue(q)).receive(5000)));
+        c.close();
+    }
+
+    static void scheduled(String q) throws Exception {
+        Connection c = connect(null);
+        Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        MessageConsumer consumer = s.createConsumer(s.createQueue(q));
+        TextMessage t = s.createTextMessage("later");
+        t.setLongProperty("AMQ_SCHEDULED_DELAY", 400);
+        t.setLongProperty("AMQ_SCHEDULED_PERIOD", 100);
+        t.setIntProperty("AMQ_SCHEDULED_REPEAT", 1);
+        long start = System.currentTimeMillis();
+        s.createProducer(s.createQueue(q)).send(t);
+        out("early", body(consumer.receive(100)));
+        out("first", body(consumer.receive(5000)));
+        out("second", body(consumer.receive(5000)));
+        out("delayed", System.currentTimeMillis() - start >= 400);
+        out("third", body(consumer.receive(300)));
+        c.close();
+    }
+
+    static void exclusive(String q) throws Exception {
+        Connection c = connect(null);
+        Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        MessageConsumer plain = s.createConsumer(s.createQueue(q));
+        MessageConsumer only = s.createConsumer(s.createQueue(q + "?consumer.exclusive=true"));
+        MessageProducer p = s.createProducer(s.createQueue(q));
+        for (int i = 0; i < 4; i++) p.send(s.createTextMessage("x" + i));
+        for (int i = 0; i < 4; i++) out("exclusive", body(only.receive(5000)));
+        out("plain", body(plain.receive(300)));
         c.close();
     }
 
