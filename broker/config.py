@@ -106,6 +106,8 @@ class OpenWireSettings:
     max_frame_size: int = 104857600
     # Largest frame before ConnectionInfo has logged in.
     max_connect_frame_size: int = 65536
+    # Bytes of half-received frames all connections of the listener may hold together.
+    max_partial_bytes: int = 536870912
     max_consumers: int = 10000
     write_buffer_high: int = 1048576
     write_buffer_low: int = 262144

@@ -259,10 +259,16 @@ class OpenWireConnection(PushConnection):
                 log.exception("OpenWire %s from %s failed", type(cmd).__name__, self.peer)
                 self._fatal("internal error")
                 return
-        if self.frames.buffered and not self.connected:
-            # A half-received frame before login is bounded by the connect frame size
-            # (checked by the frame reader against the prefix); nothing more to do.
-            pass
+        n = self.frames.buffered
+        if (
+            (n or self._partial)
+            and not self.closing
+            and not self._buffered(n, self.settings.max_partial_bytes)
+        ):
+            # One frame is bounded by max_frame_size; all connections' half-received
+            # frames together by max_partial_bytes, and the one that would pass it goes.
+            self._fatal("too many bytes of partial frames buffered")
+            return
         if self._out:
             self._flush()
 

@@ -172,3 +172,22 @@ def test_acknowledged_sends_survive_sigkill(jms: Jms, brokers: Brokers) -> None:
     out = jms.run(f"tcp://127.0.0.1:{port}", "receive", "ow.crash", str(second.recovered))
     got = {v.rstrip("*") for v in values(out, "got")}
     assert set(acked) <= got
+
+
+def test_half_sent_frames_are_bounded_across_connections(
+    jms: Jms, broker_factory: Callable[..., BrokerThread]
+) -> None:
+    b = broker_factory(
+        **{"listeners.openwire.enabled": True, "listeners.openwire.max_partial_bytes": 100000}
+    )
+    port = b.broker.port("openwire")
+    first = handshake(port)
+    first.sock.sendall(struct.pack(">i", 60000) + b"\x0a" + b"\x00" * 59000)
+    second = handshake(port)
+    second.sock.sendall(struct.pack(">i", 60000) + b"\x0a" + b"\x00" * 59000)
+    # The second would take the listener past its budget: it goes, the first stays.
+    assert second.closed()
+    first.sock.sendall(b"\x00" * 999)  # finishes the first's frame: a bad KeepAliveInfo
+    assert first.closed()
+    out = jms.run(url(b), "send", "ow.partial", "1")
+    assert values(out, "acked") == ["m0"]
