@@ -142,3 +142,15 @@ def test_exclusive_consumer_takes_every_message(jms: Jms, ow_broker: BrokerThrea
     out = jms.run(url(ow_broker), "exclusive", "ow.excl")
     assert values(out, "exclusive") == ["x0", "x1", "x2", "x3"]
     assert one(out, "plain") == "null"
+
+
+def test_failover_url_and_compressed_bodies(jms: Jms, ow_broker: BrokerThread) -> None:
+    port = ow_broker.broker.port("openwire")
+    out = jms.run(
+        f"failover:(tcp://127.0.0.1:{port})?maxReconnectAttempts=0", "transactions", "ow.fo"
+    )
+    assert one(out, "after-rollback") == "committed:true"
+    # jms.useCompression: the client deflates bodies; the broker inflates them.
+    out = jms.run(url(ow_broker, "?jms.useCompression=true"), "roundtrip", "ow.zip")
+    assert one(out, "text") == "h\u00e9llo \u0000 \U0001f600"
+    assert one(out, "body2") == "bytes:[1, 2, 3]"
