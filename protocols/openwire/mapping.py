@@ -82,7 +82,10 @@ def destination_of(address: Address) -> c.Destination:
 
 def _inflate(data: bytes, limit: int) -> bytes:
     d = zlib.decompressobj()
-    out = d.decompress(data, limit + 1)
+    try:
+        out = d.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise CodecError(f"a compressed body that does not inflate: {exc}") from None
     if len(out) > limit or d.unconsumed_tail:
         raise CodecError(f"a compressed body inflates past {limit} bytes")
     return out
@@ -105,14 +108,25 @@ def text_of(content: bytes | None, compressed: bool, limit: int) -> str | None:
 
 
 def bytes_of(content: bytes | None, compressed: bool, limit: int) -> bytes:
-    """A BytesMessage's body; compressed, it is its length (int) and the zlib stream."""
+    """A BytesMessage's body. Compressed, it is the body's length (an int) and a zlib
+    stream, of which only that many bytes count: ActiveMQ's client deflates its whole
+    output buffer, slack included, and reads back just the length it wrote."""
     if not content:
         return b""
-    if compressed:
-        if len(content) < 4:
-            raise CodecError("a compressed body shorter than its length")
-        return _inflate(content[4:], limit)
-    return content
+    if not compressed:
+        return content
+    if len(content) < 4:
+        raise CodecError("a compressed body shorter than its length")
+    length = int.from_bytes(content[:4], "big", signed=True)
+    if not 0 <= length <= limit:
+        raise CodecError(f"a compressed body of {length} bytes (the limit is {limit})")
+    try:
+        body = zlib.decompressobj().decompress(content[4:], length)
+    except zlib.error as exc:
+        raise CodecError(f"a compressed body that does not inflate: {exc}") from None
+    if len(body) != length:
+        raise CodecError("a compressed body shorter than its length")
+    return body
 
 
 def message_from(m: c.Message, address: Address, origin: object, *, limit: int) -> Message:

@@ -189,3 +189,19 @@ def test_generated_decoder_fails_where_the_interpreter_does(body: bytes) -> None
             fast.decode(body)
         return
     assert fast.decode(body) == expected
+
+
+def test_bad_compressed_bodies_are_codec_errors() -> None:
+    import zlib
+
+    from protocols.openwire.mapping import bytes_of
+
+    good = zlib.compress(b"abc" + b"\x00" * 100)
+    assert bytes_of(b"\x00\x00\x00\x03" + good, True, 100) == b"abc"
+    for bad in (
+        b"\x00\x00\x00\x05garbage",
+        b"\x7f\xff\xff\xff" + good,
+        b"\x00\x00\x00\x50" + good[:5],
+    ):
+        with pytest.raises(CodecError):
+            bytes_of(bad, True, 100)
