@@ -190,7 +190,7 @@ class ClusterNode:
         console = self.settings.listeners.console
         if console.enabled and console.port:
             self._console = await standby_console(self, bind, console.port, self.settings)
-        for name in ("stomp", "amqp", "aws"):
+        for name in ("stomp", "amqp", "openwire", "aws"):
             own = getattr(self.settings.listeners, name)
             if not getattr(own, "enabled", True) or not own.port or name not in self.cfg.advertise:
                 continue
