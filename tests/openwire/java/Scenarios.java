@@ -56,6 +56,7 @@ public class Scenarios {
             case "map": mapMessage(q); break;
             case "scheduled": scheduled(q); break;
             case "exclusive": exclusive(q); break;
+            case "groups": groups(q); break;
             default: throw new IllegalArgumentException(name);
         }
     }
@@ -379,6 +380,30 @@ public class Scenarios {
         for (int i = 0; i < 4; i++) p.send(s.createTextMessage("x" + i));
         for (int i = 0; i < 4; i++) out("exclusive", body(only.receive(5000)));
         out("plain", body(plain.receive(300)));
+        c.close();
+    }
+
+    static void groups(String q) throws Exception {
+        Connection c = connect(null);
+        Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        MessageConsumer a = s.createConsumer(s.createQueue(q));
+        MessageConsumer b = s.createConsumer(s.createQueue(q));
+        MessageProducer p = s.createProducer(s.createQueue(q));
+        for (int i = 0; i < 6; i++) {
+            TextMessage t = s.createTextMessage((i % 2 == 0 ? "A" : "B") + i);
+            t.setStringProperty("JMSXGroupID", i % 2 == 0 ? "gA" : "gB");
+            p.send(t);
+        }
+        // Each group sticks to one consumer: what each got is one group's, in order.
+        StringBuilder fromA = new StringBuilder(), fromB = new StringBuilder();
+        for (int i = 0; i < 6; i++) {
+            Message m = a.receive(200);
+            if (m != null) fromA.append(body(m)).append(' ');
+            m = b.receive(200);
+            if (m != null) fromB.append(body(m)).append(' ');
+        }
+        out("a", fromA.toString().trim());
+        out("b", fromB.toString().trim());
         c.close();
     }
 
