@@ -20,6 +20,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -35,6 +36,7 @@ from protocols.http.admin import USER, AdminApi, json_errors
 from protocols.http.history import History
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+log = logging.getLogger(__name__)
 _CHALLENGE = {"WWW-Authenticate": 'Basic realm="ZoneMQ", charset="UTF-8"'}
 _STATIC = Path(__file__).with_name("static")
 # The console's files, by the name they are served under (nothing else is).
@@ -65,6 +67,14 @@ async def same_origin(request: web.Request, handler: _Handler) -> web.StreamResp
         if fetch_site in ("cross-site", "same-site") or (
             origin is not None and origin != f"{request.scheme}://{request.host}"
         ):
+            log.info(
+                "console: cross-origin %s %s refused (Origin %s, Sec-Fetch-Site %s, from %s)",
+                request.method,
+                request.path,
+                origin,
+                fetch_site,
+                request.remote,
+            )
             return _refusal(request, 403, "cross-origin", "cross-origin request refused")
     return await handler(request)
 
