@@ -24,6 +24,7 @@ from playwright.sync_api import expect, sync_playwright
 from broker.core import QUEUE, Address
 from broker.version import broker_version
 from tests.conftest import WAIT, BrokerThread, Client, Collector, subscribe, wait_until
+from tests.daemon.test_admin_api import HealthBroker
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
@@ -370,6 +371,36 @@ def test_a_page_of_another_site_cannot_use_the_users_credentials(
             )
         assert b.stats("web.guarded").depth == 1  # nothing forged arrived
         assert b.call(lambda: b.broker.core.queue_paused(Address(QUEUE, "web.guarded"))) is False
+    finally:
+        context.close()
+        b.stop()
+
+
+def test_cluster_view_shows_role_epoch_and_standby_lag(
+    browser: Any, tmp_path: Path, shots: Path
+) -> None:
+    # A broker given the status callable broker.cluster.node gives its own broker (the
+    # admin API tests' HealthBroker), with the shape an active node reports.
+    b = HealthBroker(tmp_path / "data").start()
+    context = browser.new_context()
+    try:
+        c = Console(context.new_page(), f"http://127.0.0.1:{b.console_port}", shots)
+        c.open("cluster", "[data-table=standbys]")
+        cards = {
+            key: c.page.locator(f"[data-card={key}] .value").text_content()
+            for key in ("node", "role", "epoch", "active", "insync")
+        }
+        assert cards == {
+            "node": "n1",
+            "role": "active",
+            "epoch": "42",
+            "active": "n1",
+            "insync": "b",
+        }
+        row = c.page.locator("[data-standby=n2] td").all_text_contents()
+        assert row == ["n2", "b", "yes", "0", "0"]
+        c.shot("cluster-active")
+        assert c.errors == []
     finally:
         context.close()
         b.stop()

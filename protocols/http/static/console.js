@@ -487,14 +487,40 @@ function sendForm(params) {
 }
 
 async function cluster() {
+  let c;
   try {
-    const c = await api("GET", "/api/cluster");
-    const rows = Object.entries(c).map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, typeof v === "object" ? JSON.stringify(v) : String(v))));
-    return [h("h1", {}, "Cluster"), table(["Field", "Value"], rows, { "data-table": "cluster" })];
+    c = await api("GET", "/api/cluster");
   } catch (e) {
     if (e.status === 404) return [h("h1", {}, "Cluster"), h("p", { id: "single-node" }, "Single node: this broker has no [cluster] settings.")];
     throw e;
   }
+  const card = (label, value, key) =>
+    h("div", { class: "card", "data-card": key }, h("div", { class: "label" }, label), h("div", { class: "value" }, value === null || value === undefined ? "–" : value));
+  const out = [
+    h("h1", {}, "Cluster"),
+    h(
+      "div",
+      { class: "cards" },
+      card("This node", c.node, "node"),
+      card("Zone", c.az, "az"),
+      card("Role", c.role, "role"),
+      card("Epoch", c.epoch, "epoch"),
+      card("Active node", c.active, "active"),
+      card("Min in-sync zones", c.min_insync_azs, "min-insync"),
+      c.insync_zones ? card("In-sync zones", c.insync_zones.join(", ") || "none", "insync") : null
+    ),
+  ];
+  if (c.standbys) {
+    out.push(h("h2", {}, "Standbys (", c.standbys.length, ")"));
+    out.push(
+      table(
+        ["Node", "Zone", "In sync", { label: "Lag (bytes)", num: true }, { label: "Lag (records)", num: true }],
+        c.standbys.map((s) => h("tr", { "data-standby": s.node }, h("td", {}, s.node), h("td", {}, s.az), h("td", {}, s.in_sync ? "yes" : "no"), num(s.lag_bytes), num(s.lag_records))),
+        { "data-table": "standbys" }
+      )
+    );
+  }
+  return out;
 }
 
 // -- routing -----------------------------------------------------------------------------
