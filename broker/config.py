@@ -130,9 +130,11 @@ class ConsoleSettings:
     tls_enabled: bool = False
     tls_port: int = 8162
     # The web console's charts: every destination's counters sampled this often
-    # (seconds), the last `samples` kept in memory (5 s x 120: the last 10 minutes).
+    # (seconds), the last `samples` kept in memory (5 s x 120: the last 10 minutes),
+    # for at most `sampled_destinations` destinations (32 bytes a sample each).
     sample_interval: float = 5.0
     samples: int = 120
+    sampled_destinations: int = 1000
 
 
 @dataclass(frozen=True)
@@ -607,6 +609,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError("listeners.console.sample_interval: must be 0.05..3600 seconds")
     if not 2 <= s.listeners.console.samples <= 10000:
         raise ConfigError("listeners.console.samples: must be 2..10000")
+    if s.listeners.console.sampled_destinations < 0:
+        raise ConfigError("listeners.console.sampled_destinations: must be >= 0")
     if not 0 <= aws.send_block_timeout <= 3600:
         raise ConfigError("listeners.aws.send_block_timeout: must be 0..3600 seconds")
     if aws.max_blocked_sends < 0:

@@ -611,6 +611,8 @@ class AdminApi:
                 "kind": kind,
                 "name": name,
                 "interval_s": self.interval,
+                # False past listeners.console.sampled_destinations: no chart for it.
+                "sampled": self.recent.sampled(kind, name),
                 "samples": self.recent.series(kind, name) or [],
             }
         )

@@ -181,7 +181,7 @@ async def start(ctx: ListenerContext) -> ConsoleListener:
         return web.json_response(body, status=200 if ctx.serving() else 503)
 
     own = ctx.settings.listeners.console
-    history = History(own.samples)
+    history = History(own.samples, own.sampled_destinations)
     # Cross-site refusals come before the login, so a forged request costs no attempt.
     app = web.Application(middlewares=[same_origin, basic_auth(ctx.auth), json_errors])
     app.router.add_get("/metrics", metrics)

@@ -122,11 +122,28 @@ def test_history_drops_what_is_gone_and_a_counter_that_went_down_gives_no_rate()
         History(1)
 
 
+def test_history_samples_at_most_its_bound_of_destinations() -> None:
+    h = History(3, destinations=2)
+    h.take(1.0, [_S("queue", n, 0, 1, 0) for n in ("a", "b", "c")])
+    assert [h.sampled("queue", n) for n in ("a", "b", "c")] == [True, True, False]
+    assert h.series("queue", "c") is None
+    # A ring frees when its destination goes; the next one waiting takes it.
+    h.take(2.0, [_S("queue", n, 0, 2, 0) for n in ("b", "c")])
+    h.take(3.0, [_S("queue", n, 0, 3, 0) for n in ("b", "c")])
+    c = h.series("queue", "c")
+    assert c is not None and [s["enqueued"] for s in c] == [3]
+    b = h.series("queue", "b")
+    assert b is not None and [s["enqueued"] for s in b] == [1, 2, 3]
+    total = h.series(*TOTAL)
+    assert total is not None and [s["enqueued"] for s in total] == [3, 4, 6]
+
+
 @pytest.mark.parametrize(
     ("key", "value", "text"),
     [
         ("listeners.console.sample_interval", 0.0, "sample_interval"),
         ("listeners.console.samples", 1, "samples"),
+        ("listeners.console.sampled_destinations", -1, "sampled_destinations"),
     ],
 )
 def test_bad_sampling_settings_stop_start_up(
@@ -295,5 +312,26 @@ def test_with_users_the_page_asks_for_credentials(tmp_path: Path) -> None:
             auth=("alice", "alice-pw"),
         )
         assert forged[0] == 403
+    finally:
+        b.stop()
+
+
+def test_past_the_bound_a_destination_says_it_is_not_sampled(tmp_path: Path) -> None:
+    b = BrokerThread(
+        tmp_path / "data",
+        **{
+            "listeners.console.sample_interval": 0.05,
+            "listeners.console.sampled_destinations": 0,
+        },
+    ).start()
+    try:
+        port = b.console_port
+        assert http(port, "POST", "/api/queues/console.unsampled/messages", {"body": "x"})[0] == 201
+        # The totals are still sampled, and count the queue the bound leaves out.
+        assert wait_until(
+            lambda: any(s["depth"] == 1 for s in http(port, "GET", "/api/history")[2]["samples"])
+        )
+        doc = http(port, "GET", "/api/history/queue/console.unsampled")[2]
+        assert doc["sampled"] is False and doc["samples"] == []
     finally:
         b.stop()

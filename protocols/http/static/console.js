@@ -250,7 +250,9 @@ async function destination(kind, name, params) {
       ].map(([l, v]) => h("div", { class: "card" }, h("div", { class: "label" }, l), h("div", { class: "value" }, v)))
     ),
     h("h2", {}, "Last minutes"),
-    charts(hist.samples),
+    hist.sampled || hist.samples.length
+      ? charts(hist.samples)
+      : h("p", { class: "muted", id: "not-sampled" }, "Not sampled yet (new, or past listeners.console.sampled_destinations)."),
   ];
   const toolbar = h("div", { class: "toolbar" });
   out.push(toolbar);
