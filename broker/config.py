@@ -151,13 +151,19 @@ class AmqpSettings:
 
 @dataclass(frozen=True)
 class ConsoleSettings:
-    """The HTTP console port: /metrics and /healthz (the web console comes later)."""
+    """The HTTP console port: /metrics, /healthz, the admin API and the web console."""
 
     enabled: bool = True
     port: int = 8161
     # HTTPS (ActiveMQ's jetty SecureConnector port) with the [tls] certificate.
     tls_enabled: bool = False
     tls_port: int = 8162
+    # The web console's charts: every destination's counters sampled this often
+    # (seconds), the last `samples` kept in memory (5 s x 120: the last 10 minutes),
+    # for at most `sampled_destinations` destinations (32 bytes a sample each).
+    sample_interval: float = 5.0
+    samples: int = 120
+    sampled_destinations: int = 1000
 
 
 @dataclass(frozen=True)
@@ -629,6 +635,12 @@ def _validate(s: Settings) -> None:
         raise ConfigError("listeners.aws.max_message_size: must be 1024..1048576")
     if aws.max_request_size < 2 * aws.max_message_size:
         raise ConfigError("listeners.aws.max_request_size: must be at least 2 * max_message_size")
+    if not 0.05 <= s.listeners.console.sample_interval <= 3600:
+        raise ConfigError("listeners.console.sample_interval: must be 0.05..3600 seconds")
+    if not 2 <= s.listeners.console.samples <= 10000:
+        raise ConfigError("listeners.console.samples: must be 2..10000")
+    if s.listeners.console.sampled_destinations < 0:
+        raise ConfigError("listeners.console.sampled_destinations: must be >= 0")
     if not 0 <= aws.send_block_timeout <= 3600:
         raise ConfigError("listeners.aws.send_block_timeout: must be 0..3600 seconds")
     if aws.max_blocked_sends < 0:

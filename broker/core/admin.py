@@ -174,14 +174,17 @@ def original_queue(msg: Message) -> Address | None:
     return Address(QUEUE, name)
 
 
-def retry(core: Core, q: MessageQueue) -> tuple[int, int]:
-    """Move each pending message of (dead letter) queue `q` back to the queue named by
-    its `originalDestination` (ActiveMQ's retryMessages); those without one, or whose
-    original is a topic or `q` itself, stay. Returns (moved, left)."""
+def retry(core: Core, q: MessageQueue, pick: Pick | None = None) -> tuple[int, int]:
+    """Move each pending message of (dead letter) queue `q` (those `pick` accepts, or
+    all) back to the queue named by its `originalDestination` (ActiveMQ's
+    retryMessages; one message is its QueueViewMBean.retryMessage); those without one,
+    or whose original is a topic or `q` itself, stay. Returns (moved, left)."""
     left = 0
 
     def back(msg: Message) -> bool:
         nonlocal left
+        if pick is not None and not pick(msg):
+            return False
         target = original_queue(msg)
         if target is None or target == q.address:
             left += 1

@@ -986,7 +986,9 @@ class Core:
         admin.move(self, q, taken, target)
         return len(taken)
 
-    def retry_dead_letters(self, address: Address) -> tuple[int, int]:
-        """Move each pending message of a DLQ back to its originalDestination queue;
-        (moved, left without one)."""
-        return admin.retry(self, self.queue(address, create=False))
+    def retry_dead_letters(
+        self, address: Address, pick: admin.Pick | None = None
+    ) -> tuple[int, int]:
+        """Move each pending message of a DLQ (those `pick` accepts, or all) back to its
+        originalDestination queue; (moved, left without one)."""
+        return admin.retry(self, self.queue(address, create=False), pick)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,7 @@ from broker.core.errors import WriteRefused
 from broker.listeners import ListenerContext
 from broker.push import PushConnection
 from protocols.http import views
+from protocols.http.history import TOTAL, History
 from protocols.http.openapi import document
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -73,6 +75,7 @@ class Route:
     tag: str
     query: tuple[tuple[str, str, str], ...] = ()  # (name, type, description)
     body: dict[str, Any] | None = None  # JSON schema of the request body
+    body_required: bool = True
     responses: dict[int, str] = field(default_factory=lambda: {200: "OK"})
 
 
@@ -108,6 +111,13 @@ _SEND = {
     "additionalProperties": False,
 }
 _DEST = {404: "no such destination"}
+_RETRY = {
+    "type": "object",
+    "description": "without a body (or without id) every message is retried",
+    "properties": {"id": {"type": "string", "description": "retry this message only"}},
+    "additionalProperties": False,
+}
+_HISTORY_KINDS = (QUEUE, TOPIC, "durable", "temp-queue", "temp-topic")
 
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/openapi.json", "openapi", "This document", "meta"),
@@ -236,9 +246,11 @@ ROUTES: tuple[Route, ...] = (
         "POST",
         "/api/queues/{name}/retry",
         "retry",
-        "Move each message of a dead letter queue back to its originalDestination",
+        "Move each message of a dead letter queue (or one) back to its originalDestination",
         "messages",
-        responses={200: "moved and left counts", **_DEST},
+        body=_RETRY,
+        body_required=False,
+        responses={200: "moved and left counts", 400: "bad input", **_DEST},
     ),
     Route(
         "POST",
@@ -255,6 +267,21 @@ ROUTES: tuple[Route, ...] = (
         "Dispatch again",
         "destinations",
         responses={200: "resumed", **_DEST},
+    ),
+    Route(
+        "GET",
+        "/api/history",
+        "history_total",
+        "The broker's recent totals (queues and topics), sampled every few seconds",
+        "history",
+    ),
+    Route(
+        "GET",
+        "/api/history/{kind}/{name}",
+        "history",
+        "One destination's recent depth, consumers and rates (kind: queue, topic, durable)",
+        "history",
+        responses={200: "OK", 400: "unknown kind", **_DEST},
     ),
     Route("GET", "/api/connections", "connections", "Client connections", "connections"),
     Route(
@@ -292,11 +319,21 @@ async def json_errors(request: web.Request, handler: _Handler) -> web.StreamResp
 class AdminApi:
     """The handlers of ROUTES over one broker's ListenerContext."""
 
-    def __init__(self, ctx: ListenerContext, version: str) -> None:
+    def __init__(
+        self,
+        ctx: ListenerContext,
+        version: str,
+        history: History | None = None,
+        interval: float = 0.0,
+    ) -> None:
         self.ctx = ctx
         self.core = ctx.core
         self.auth = ctx.auth
         self.version = version
+        # The console's samples (protocols/http/history.py) and how often it takes them.
+        self.recent = history if history is not None else History(2)
+        self.interval = interval
+        self.started = time.monotonic()
 
     def install(self, app: web.Application) -> None:
         for route in ROUTES:
@@ -358,7 +395,12 @@ class AdminApi:
         oldest = views.oldest_timestamp(q, read_stubs=detail) if q is not None else None
         age = max(0, self.core.now_ms() - oldest) if oldest else None
         paused = self.core.queue_paused(address) if stats.kind == QUEUE else None
-        return views.destination(stats, paused=paused, oldest_ms=age)
+        out = views.destination(stats, paused=paused, oldest_ms=age)
+        if stats.kind == QUEUE:
+            # The core's own test (a DLQ's failures are dropped, not dead-lettered again).
+            policy = self.core.policies.for_name(stats.name)
+            out["dead_letter"] = policy.is_dead_letter_queue(stats.name)
+        return out
 
     # -- meta -----------------------------------------------------------------------------
 
@@ -376,6 +418,9 @@ class AdminApi:
                 "topics": sum(1 for s in stats if s.kind == TOPIC),
                 "messages": sum(s.depth for s in stats if s.kind == QUEUE),
                 "clustered": self.ctx.health is not None,
+                "uptime_s": round(time.monotonic() - self.started, 1),
+                "connections": len(self._connections()),
+                "durable_subscriptions": sum(1 for s in stats if s.kind == "durable"),
             }
         )
 
@@ -398,10 +443,18 @@ class AdminApi:
         return web.json_response({"destinations": out})
 
     async def queue(self, request: web.Request) -> web.Response:
-        return web.json_response(self._stats(self._address(request, QUEUE), detail=True))
+        address = self._address(request, QUEUE)
+        out = self._stats(address, detail=True)
+        q = self.core.queues.get(address)
+        out["consumer_list"] = [views.consumer(s) for s in q.consumers] if q else []
+        return web.json_response(out)
 
     async def topic(self, request: web.Request) -> web.Response:
-        return web.json_response(self._stats(self._address(request, TOPIC), detail=True))
+        address = self._address(request, TOPIC)
+        out = self._stats(address, detail=True)
+        t = self.core.topics.get(address)
+        out["consumer_list"] = [views.consumer(s) for s in t.subs] if t else []
+        return web.json_response(out)
 
     async def _delete(self, request: web.Request, kind: str) -> web.Response:
         address = self._address(request, kind)
@@ -536,10 +589,44 @@ class AdminApi:
 
     async def retry(self, request: web.Request) -> web.Response:
         address = self._queue(request)
+        body = await self._json(request)
+        self._only(body, _RETRY)
+        pick: Callable[[Message], bool] | None = None
+        if "id" in body:
+            if not isinstance(body["id"], str):
+                raise ApiError(400, "invalid", "'id' must be a string")
+            pick = by_ids({body["id"]})
         self._allow(request, address, ADMIN)
-        moved, left = self.core.retry_dead_letters(address)
+        if pick is not None:
+            self.core.find_pending(address, body["id"])  # 404 when it is not pending
+        moved, left = self.core.retry_dead_letters(address, pick)
         await self._durable()
         return web.json_response({"name": address.name, "moved": moved, "left": left})
+
+    # -- history --------------------------------------------------------------------------
+
+    def _samples(self, kind: str, name: str) -> web.Response:
+        return web.json_response(
+            {
+                "kind": kind,
+                "name": name,
+                "interval_s": self.interval,
+                # False past listeners.console.sampled_destinations: no chart for it.
+                "sampled": self.recent.sampled(kind, name),
+                "samples": self.recent.series(kind, name) or [],
+            }
+        )
+
+    async def history_total(self, request: web.Request) -> web.Response:
+        return self._samples(*TOTAL)
+
+    async def history(self, request: web.Request) -> web.Response:
+        kind, name = request.match_info["kind"], request.match_info["name"]
+        if kind not in _HISTORY_KINDS:
+            raise ApiError(400, "invalid", f"unknown kind {kind!r}")
+        if not any(s.kind == kind and s.name == name for s in self.core.stats()):
+            raise ApiError(404, "not-found", f"no such {kind}: {name}")
+        return self._samples(kind, name)
 
     # -- connections ----------------------------------------------------------------------
 

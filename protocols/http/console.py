@@ -1,16 +1,29 @@
-"""The console port (ActiveMQ's 8161): Prometheus /metrics, /healthz and the admin REST
-API under /api/ (protocols/http/admin.py), on aiohttp.
+"""The console port (ActiveMQ's 8161): the web console at ``/``, Prometheus /metrics,
+/healthz and the admin REST API under /api/ (protocols/http/admin.py), on aiohttp.
 
 With users configured every route needs HTTP Basic credentials (checked, logged and
 throttled by broker.auth as any login), except a bare ``/healthz`` (no query), which
 says only up or down, for load-balancers.
+
+The web console is a static page and script (protocols/http/static/) over the admin
+API: the broker serves the files, the browser calls /api/ with the credentials it was
+asked for. A browser sends those credentials on any request to this origin, whoever's
+page makes it, so a request that changes state (any method but GET, HEAD, OPTIONS) is
+refused (403) when the browser says it comes from another site (`Origin` not this
+origin, or `Sec-Fetch-Site` cross-site or same-site): cross-site request forgery.
+Clients that are not browsers send neither header and are not affected.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
+import logging
+import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -20,9 +33,50 @@ from broker.listeners import ListenerContext, serve_http
 from broker.metrics import render
 from broker.version import broker_version
 from protocols.http.admin import USER, AdminApi, json_errors
+from protocols.http.history import History
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+log = logging.getLogger(__name__)
 _CHALLENGE = {"WWW-Authenticate": 'Basic realm="ZoneMQ", charset="UTF-8"'}
+_STATIC = Path(__file__).with_name("static")
+# The console's files, by the name they are served under (nothing else is).
+_FILES = {
+    "console.js": "text/javascript",
+    "console.css": "text/css",
+    "favicon.svg": "image/svg+xml",
+}
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# The page loads only what this origin serves and cannot be framed (clickjacking).
+_PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
+}
+
+
+@web.middleware
+async def same_origin(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    """Refuse a state-changing request a browser made for another site's page."""
+    if request.method not in _SAFE_METHODS:
+        fetch_site = request.headers.get("Sec-Fetch-Site")
+        origin = request.headers.get("Origin")
+        if fetch_site in ("cross-site", "same-site") or (
+            origin is not None and origin != f"{request.scheme}://{request.host}"
+        ):
+            log.info(
+                "console: cross-origin %s %s refused (Origin %s, Sec-Fetch-Site %s, from %s)",
+                request.method,
+                request.path,
+                origin,
+                fetch_site,
+                request.remote,
+            )
+            return _refusal(request, 403, "cross-origin", "cross-origin request refused")
+    return await handler(request)
 
 
 def basic_auth(auth: Auth) -> Callable[[web.Request, _Handler], Awaitable[web.StreamResponse]]:
@@ -70,16 +124,45 @@ def _refusal(
 class ConsoleListener:
     """The running aiohttp sites on the console port (and its HTTPS port)."""
 
-    def __init__(self, runner: web.AppRunner, addresses: dict[str, tuple[str, int]]) -> None:
+    def __init__(
+        self,
+        runner: web.AppRunner,
+        addresses: dict[str, tuple[str, int]],
+        sampler: asyncio.Task[None] | None = None,
+    ) -> None:
         self.runner = runner
         self.addresses = addresses
         self.address = next(iter(addresses.values()))
+        self.sampler = sampler
 
     def stop_accepting(self) -> None:
         pass
 
     async def drain(self, timeout: float) -> None:
+        if self.sampler is not None:
+            self.sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.sampler
         await self.runner.cleanup()
+
+
+async def _sample(ctx: ListenerContext, history: History, interval: float) -> None:
+    """Every `interval` seconds, every destination's counters into `history`."""
+    while True:
+        history.take(time.time(), ctx.core.stats())
+        await asyncio.sleep(interval)
+
+
+async def _page(_request: web.Request) -> web.FileResponse:
+    return web.FileResponse(_STATIC / "index.html", headers=_PAGE_HEADERS)
+
+
+async def _asset(request: web.Request) -> web.FileResponse:
+    name = request.match_info["file"]
+    kind = _FILES.get(name)
+    if kind is None:
+        raise web.HTTPNotFound()
+    return web.FileResponse(_STATIC / name, headers={**_PAGE_HEADERS, "Content-Type": kind})
 
 
 async def start(ctx: ListenerContext) -> ConsoleListener:
@@ -97,10 +180,15 @@ async def start(ctx: ListenerContext) -> ConsoleListener:
             body["cluster"] = ctx.health()
         return web.json_response(body, status=200 if ctx.serving() else 503)
 
-    app = web.Application(middlewares=[basic_auth(ctx.auth), json_errors])
+    own = ctx.settings.listeners.console
+    history = History(own.samples, own.sampled_destinations)
+    # Cross-site refusals come before the login, so a forged request costs no attempt.
+    app = web.Application(middlewares=[same_origin, basic_auth(ctx.auth), json_errors])
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
-    AdminApi(ctx, broker_version()).install(app)
+    app.router.add_get("/", _page)
+    app.router.add_get("/console/{file}", _asset)
+    AdminApi(ctx, broker_version(), history, own.sample_interval).install(app)
     # Keep-alive HTTP clients must not hold a broker stop past its shutdown timeout.
     runner = web.AppRunner(
         app,
@@ -110,4 +198,6 @@ async def start(ctx: ListenerContext) -> ConsoleListener:
     )
     await runner.setup()
     # "console" on port, "console+ssl" (HTTPS) on tls_port, as configured.
-    return ConsoleListener(runner, await serve_http(ctx, runner))
+    addresses = await serve_http(ctx, runner)
+    sampler = ctx.loop.create_task(_sample(ctx, history, own.sample_interval))
+    return ConsoleListener(runner, addresses, sampler)

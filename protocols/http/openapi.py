@@ -49,7 +49,7 @@ def document(routes: Iterable[Route], version: str) -> dict[str, Any]:
             op["parameters"] = params
         if route.body is not None:
             op["requestBody"] = {
-                "required": True,
+                "required": route.body_required,
                 "content": {"application/json": {"schema": route.body}},
             }
         paths.setdefault(route.path, {})[route.method.lower()] = op

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from broker.core import DestinationStats, Message, MessageQueue
+from broker.core import DestinationStats, Message, MessageQueue, Subscription
 
 
 def destination(stats: DestinationStats, *, paused: bool | None, oldest_ms: int | None) -> dict:
@@ -91,4 +91,18 @@ def message(msg: Message) -> dict:
         "size": len(body),
         "body_encoding": "text" if text is not None else "base64",
         "body": text if text is not None else base64.b64encode(body).decode(),
+    }
+
+
+def consumer(sub: Subscription) -> dict:
+    """One consumer of a destination: the connection it came from (`origin`, the
+    connection id for STOMP and AMQP; another owner's tag such as SNS's) and its window."""
+    return {
+        "connection": sub.origin if isinstance(sub.origin, str) else None,
+        "ack_mode": sub.ack_mode,
+        "prefetch": sub.prefetch,
+        "inflight": len(sub.inflight),
+        "selector": sub.selector.text if sub.selector is not None else None,
+        "priority": sub.priority,
+        "exclusive": sub.exclusive,
     }
