@@ -113,10 +113,10 @@ class QueueActions:
         if not name:
             raise missing("QueueName")
         owner = p.get("QueueOwnerAWSAccountId")
-        key = self.registry.regions.key(ctx.region, str(name))
-        if (owner and owner != self.account) or self.registry.find(key) is None:
+        q = self.registry.lookup(ctx.region, str(name))
+        if (owner and owner != self.account) or q is None:
             raise no_queue()
-        return {"QueueUrl": self.service.url(ctx, key)}
+        return {"QueueUrl": self.service.url(ctx, q.name)}
 
     async def list_queues(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
         prefix = p.get("QueueNamePrefix") or ""

@@ -191,6 +191,13 @@ class QueueRegistry:
 
     # -- lookup ---------------------------------------------------------------------------
 
+    def lookup(self, region: str, name: str) -> SqsQueue | None:
+        """The queue a request in `region` names by its SQS name (None if it is none; a
+        core name of another region given as a name is none: regions.plain)."""
+        if not valid_name(name):
+            return None
+        return self.find(self.regions.key(region, name))
+
     def find(self, name: str) -> SqsQueue | None:
         """The queue of key `name` (regions.py), None if it is none."""
         q = self.queues.get(name)

@@ -33,6 +33,8 @@ us-gov-*, ``aws-iso``/``aws-iso-b``... , else ``aws``).
 
 from __future__ import annotations
 
+import re
+
 from broker.config import AWS_REGION
 
 _PARTITIONS = (
@@ -45,11 +47,20 @@ _PARTITIONS = (
 )
 # The prefixes of another region's destinations, by service.
 PREFIXES = {"sqs": "AWS.SQS.", "sns": "AWS.SNS."}
+# The characters of SQS queue and SNS topic names (their lengths are checked where they
+# are created): what a name in a request must be before it is mapped, so that a
+# default-region request naming ``AWS.SQS.eu-west-1.orders`` reaches nothing.
+_PLAIN = re.compile(r"[A-Za-z0-9_-]{1,256}(?:\.fifo)?")
 
 
 def valid_region(region: str) -> bool:
     """Whether `region` has the shape of an AWS region name."""
     return bool(AWS_REGION.fullmatch(region))
+
+
+def plain(name: str) -> bool:
+    """Whether `name` may be an SQS or SNS name (and so is mapped by a region)."""
+    return bool(_PLAIN.fullmatch(name))
 
 
 def partition(region: str) -> str:
@@ -106,6 +117,6 @@ class Regions:
         _, part, _, region, account, name = fields
         if account != self.account or not valid_region(region) or part != partition(region):
             return None
-        if name.count(":") != parts - 6:
+        if name.count(":") != parts - 6 or not plain(name.split(":", 1)[0]):
             return None
         return self.key(region, name)

@@ -53,7 +53,7 @@ class Resolver:
             raise no_queue()
         # A URL names a queue of the request's region (as on AWS, where the URL's host
         # is the region's endpoint the request is sent to).
-        q = self.registry.find(self.registry.regions.key(ctx.region, name))
+        q = self.registry.lookup(ctx.region, name)
         if q is None:
             raise no_queue()
         return q

@@ -173,6 +173,29 @@ def test_a_dead_letter_queue_must_be_in_the_source_queues_region(shared: BrokerT
     assert us.list_dead_letter_source_queues(QueueUrl=us_dlq)["queueUrls"] == []
 
 
+def test_another_regions_core_name_is_no_name_in_the_default_region(
+    shared: BrokerThread,
+) -> None:
+    us, eu = _client("sqs", shared, "us-east-1"), _client("sqs", shared, "eu-west-1")
+    eu_url = eu.create_queue(QueueName="rg-hidden")["QueueUrl"]
+    eu.send_message(QueueUrl=eu_url, MessageBody="stays in eu-west-1")
+    core_name = "AWS.SQS.eu-west-1.rg-hidden"
+    with pytest.raises(us.exceptions.QueueDoesNotExist):
+        us.get_queue_url(QueueName=core_name)
+    with pytest.raises(us.exceptions.QueueDoesNotExist):
+        us.receive_message(QueueUrl=eu_url.replace("rg-hidden", core_name))
+    with pytest.raises(ClientError) as info:
+        us.create_queue(QueueName=core_name)
+    assert error_code(info.value) == "InvalidParameterValue"
+    sns_us = _client("sns", shared, "us-east-1")
+    _client("sns", shared, "eu-west-1").create_topic(Name="rg-hidden")
+    with pytest.raises(ClientError) as info:
+        sns_us.publish(TopicArn=f"arn:aws:sns:us-east-1:{ACCOUNT}:AWS.SNS.eu-west-1.rg-hidden",
+                       Message="x")  # fmt: skip
+    assert error_code(info.value) == "NotFound"
+    assert [m["Body"] for m in receive(eu, eu_url, 1)] == ["stays in eu-west-1"]
+
+
 def test_another_account_is_a_queue_that_does_not_exist(shared: BrokerThread) -> None:
     us = _client("sqs", shared, "us-east-1")
     url = us.create_queue(QueueName="rg-acct")["QueueUrl"]
