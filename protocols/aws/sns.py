@@ -1,7 +1,8 @@
 """Amazon SNS over the broker core: the Query API (2010-03-31) on the SQS port.
 
-Mapping. SNS topic ``news`` is the core topic ``news``: STOMP ``/topic/news``, AMQP
-``topic://news``, ARN ``arn:aws:sns:<region>:<account>:news``; ``.fifo`` names are FIFO
+Mapping. SNS topic ``news`` (default region) is the core topic ``news``: STOMP
+``/topic/news``, AMQP ``topic://news``, ARN ``arn:aws:sns:<region>:<account>:news``;
+another region's is ``AWS.SNS.<region>.news`` (regions.py); ``.fifo`` names are FIFO
 topics (created with FifoTopic=true). Topics, subscriptions and their attributes and
 tags are journal records (sns_topics.py), durable before the action answers.
 
