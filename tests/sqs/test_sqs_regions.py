@@ -324,3 +324,48 @@ def test_regions_survive_a_restart(tmp_path: Path) -> None:
         assert json.loads(receive(us, fan_url, 1)[0]["Body"])["Message"] == "after restart"
     finally:
         second.stop()
+
+
+def test_signed_requests_and_the_authorization_map_follow_the_region(broker_factory: Any) -> None:
+    # carol may do anything with eu-west-1's queues and topics, nothing in us-east-1.
+    b = broker_factory(
+        **{
+            "auth.users": {"carol": "carol-pw", "root": "root-pw"},
+            "auth.groups": {"carols": ["carol"], "roots": ["root"]},
+            "auth.authorization": [
+                {"queue": "AWS.SQS.eu-west-1.>", "read": ["carols"], "write": ["carols"],
+                 "admin": ["carols"]},
+                {"topic": "AWS.SNS.eu-west-1.>", "read": ["carols"], "write": ["carols"],
+                 "admin": ["carols"]},
+                {"queue": ">", "read": ["roots"], "write": ["roots"], "admin": ["roots"]},
+            ],
+        }
+    )  # fmt: skip
+    creds = {"aws_access_key_id": "carol", "aws_secret_access_key": "carol-pw"}
+
+    def make(service: str, region: str, **kw: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=f"http://127.0.0.1:{b.broker.port('aws')}",
+            region_name=region,
+            config=Config(retries={"max_attempts": 1}),
+            **(kw or creds),
+        )
+
+    eu, us = make("sqs", "eu-west-1"), make("sqs", "us-east-1")
+    url = eu.create_queue(QueueName="rg-carol")["QueueUrl"]
+    eu.send_message(QueueUrl=url, MessageBody="signed in eu-west-1")
+    assert [m["Body"] for m in receive(eu, url, 1)] == ["signed in eu-west-1"]
+    with pytest.raises(ClientError) as info:
+        us.create_queue(QueueName="rg-carol")
+    assert error_code(info.value) == "AccessDenied"
+    root = make("sqs", "us-east-1", aws_access_key_id="root", aws_secret_access_key="root-pw")
+    root.create_queue(QueueName="rg-carol")
+    # carol's ListQueues in us-east-1 shows nothing she may not read; in eu-west-1 hers.
+    assert us.list_queues().get("QueueUrls", []) == []
+    assert _names(eu, "rg-") == ["rg-carol"]
+    topic = make("sns", "eu-west-1").create_topic(Name="rg-carol")["TopicArn"]
+    assert topic.startswith("arn:aws:sns:eu-west-1:")
+    with pytest.raises(ClientError) as info:
+        make("sns", "us-east-1").create_topic(Name="rg-carol")
+    assert error_code(info.value) == "AuthorizationError"
