@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.conftest import WAIT, BrokerThread, Collector
-from tests.sqs.sns_support import queue_with_arn, receive
+from tests.sqs.sns_support import Endpoint, queue_with_arn, receive, verify
 from tests.sqs.support import CREDS, error_code
 
 ACCOUNT = "000000000000"
@@ -369,3 +370,33 @@ def test_signed_requests_and_the_authorization_map_follow_the_region(broker_fact
     with pytest.raises(ClientError) as info:
         make("sns", "us-east-1").create_topic(Name="rg-carol")
     assert error_code(info.value) == "AuthorizationError"
+
+
+def test_an_http_subscription_of_another_region_confirms_by_its_unsigned_url(
+    shared: BrokerThread,
+) -> None:
+    sns = _client("sns", shared, "eu-west-1")
+    arn = sns.create_topic(Name="rg-hook")["TopicArn"]
+    e = Endpoint().start()
+    try:
+        sns.subscribe(TopicArn=arn, Protocol="http", Endpoint=e.url)
+        doc = e.next().json()
+        assert (doc["Type"], doc["TopicArn"]) == ("SubscriptionConfirmation", arn)
+        # The SubscribeURL is an unsigned GET (the default region's): it finds the
+        # topic in its ARN's region.
+        with urllib.request.urlopen(doc["SubscribeURL"], timeout=WAIT) as resp:
+            text = resp.read().decode()
+        sub = text.split("<SubscriptionArn>")[1].split("</SubscriptionArn>")[0]
+        assert sub.startswith(arn + ":")
+        sns.publish(TopicArn=arn, Message="hooked")
+        posted = e.next()
+        assert posted.headers["x-amz-sns-topic-arn"] == arn
+        note = posted.json()
+        assert (note["Type"], note["TopicArn"], note["Message"]) == ("Notification", arn, "hooked")
+        assert verify(note)
+        # Its UnsubscribeURL (unsigned too) ends it.
+        with urllib.request.urlopen(note["UnsubscribeURL"], timeout=WAIT) as resp:
+            assert resp.status == 200
+        assert sns.list_subscriptions_by_topic(TopicArn=arn)["Subscriptions"] == []
+    finally:
+        e.stop()
