@@ -58,6 +58,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--amqp-port", type=int, help="AMQP 1.0 port, 0 = ephemeral")
     run.add_argument("--sqs-port", type=int, help="SQS HTTP API port, 0 = ephemeral")
     run.add_argument("--console-port", type=int, help="console/metrics HTTP port, 0 = ephemeral")
+    run.add_argument(
+        "--region",
+        help="SQS/SNS default region: unsigned requests' (listeners.aws.region)",
+    )
+    run.add_argument(
+        "--account-id", help="AWS account id in queue URLs and ARNs (listeners.aws.account_id)"
+    )
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     run.add_argument("--fsync", choices=["always", "interval", "never"], help="store.fsync")
     run.add_argument(
@@ -79,6 +86,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "listeners.amqp.port": args.amqp_port,
         "listeners.aws.port": args.sqs_port,
         "listeners.console.port": args.console_port,
+        "listeners.aws.region": args.region,
+        "listeners.aws.account_id": args.account_id,
         "store.fsync": args.fsync,
         "store.skip_corrupt": args.recover_skip_corrupt,
     }

@@ -17,6 +17,7 @@ import dataclasses
 import ipaddress
 import logging
 import os
+import re
 import tomllib
 import types
 import typing
@@ -26,6 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from broker.passwords import is_hashed, parse_hash
+
+# AWS's region names (us-east-1, ap-southeast-2, us-gov-west-1...): a country or area
+# code, an optional isolated-partition infix, a direction and a number. The one rule:
+# protocols/aws/regions.py checks credential scopes with it too.
+AWS_REGION = re.compile(r"[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]{4,9}-[1-9][0-9]?")
 
 
 class ConfigError(ValueError):
@@ -647,6 +653,10 @@ def _validate(s: Settings) -> None:
         raise ConfigError("listeners.aws.max_blocked_sends: must be >= 0")
     if not (len(aws.account_id) == 12 and aws.account_id.isdigit()):
         raise ConfigError("listeners.aws.account_id: must be 12 digits")
+    if not AWS_REGION.fullmatch(aws.region):
+        raise ConfigError(
+            f"listeners.aws.region: not an AWS region name (like us-east-1): {aws.region!r}"
+        )
     if stomp.heartbeat_grace < 1.0:
         raise ConfigError("listeners.stomp.heartbeat_grace: must be at least 1.0")
     try:

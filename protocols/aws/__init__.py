@@ -11,10 +11,13 @@ journal records), attributes (message attributes ↔ core properties), md5, fifo
 error table, and the one mapping of core errors to it). Pull delivery itself is the
 core's: broker/core/leases.py.
 
-Queues. SQS queue ``orders`` is the core queue ``orders``: STOMP ``/queue/orders``, AMQP
-``queue://orders``, URL ``http://<host>:<port>/<account_id>/orders`` (host as the client
-addressed us). Every core queue with a valid SQS name is visible to SQS (default
-attributes until set); ``.fifo`` names are FIFO queues. Attributes and tags are
+Queues. SQS queue ``orders`` of the default region is the core queue ``orders``: STOMP
+``/queue/orders``, AMQP ``queue://orders``, URL ``http://<host>:<port>/<account_id>/orders``
+(host as the client addressed us). Every core queue with a valid SQS name is visible to
+SQS (default attributes until set); ``.fifo`` names are FIFO queues. Queues and topics
+are per region: a request is in its SigV4 credential scope's region (unsigned: the
+default), and another region's ``orders`` is the core queue ``AWS.SQS.<region>.orders``
+(regions.py, the one mapping). Attributes and tags are
 journal records (destination metadata, owner "sqs"; queues.py), durable before
 CreateQueue, SetQueueAttributes, TagQueue, UntagQueue, Add/RemovePermission or
 DeleteQueue answers. A core refusal (CoreError) is answered with the SQS error of
@@ -109,7 +112,16 @@ Knowingly different or missing:
   checked (no source found): an invalid attribute name's and the tag limits' texts.
 - SigV4 (header and presigned forms, ±15 min, scope checked, payload hashed): session
   tokens are refused (InvalidClientTokenId); with no users configured anything is
-  accepted.
+  accepted, but for a scope naming no AWS region (SignatureDoesNotMatch, as AWS).
+- Regions: a queue URL has no region in its host (AWS's is sqs.<region>.amazonaws.com;
+  ours is the host the client addressed), so the request's region picks the queue of a
+  URL; a DLQ of another region is refused "Dead letter target does not exist" (AWS
+  requires the source's region; its text for this case was not found). SNS
+  ConfirmSubscription and Unsubscribe find the subscription in its ARN's region
+  whatever the request's (their URLs are unsigned GETs); a subscription ARN of another
+  region in other actions is NotFound (our choice). Move tasks resolve a SourceArn /
+  DestinationArn in the ARN's region. Queue policies (SourceArn conditions) are
+  stored, never evaluated, so their ARNs are not resolved at all.
 - ReceiveRequestAttemptId is ignored; MessageDeduplicationId windows, first-receive
   timestamps and leases are in memory (a restart forgets them; in-flight messages come
   back visible, delayed ones visible at once). DeleteQueue is immediate (no 60 s

@@ -53,23 +53,27 @@ ACTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-def _name(service: SqsService, parameter: str, value: Any) -> str | None:
-    """The queue name a parameter value names (None: nothing to check; the action
-    itself then answers with its own error for a missing or unknown queue)."""
+def _name(service: SqsService, parameter: str, value: Any, region: str) -> str | None:
+    """The core queue name a parameter value names, in the request's `region` for a
+    name or URL (None: nothing to check; the action itself then answers with its own
+    error for a missing or unknown queue)."""
     if not isinstance(value, str) or not value:
         return None
-    if parameter == "QueueName":
-        return value
     if parameter == "QueueUrl":
-        return value.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] or None
+        value = value.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    if parameter in ("QueueName", "QueueUrl"):
+        return service.registry.regions.key(region, value) if value else None
     if parameter == "TaskHandle":
         task = service.moves.by_handle.get(value)
         value = task.source_arn if task is not None else ""
     return service.registry.name_of_arn(value)
 
 
-def authorize(auth: Auth, service: SqsService, user: str, action: str, p: dict[str, Any]) -> None:
-    """Raise AccessDenied unless `user` may run `action` with params `p`."""
+def authorize(
+    auth: Auth, service: SqsService, user: str, action: str, p: dict[str, Any], region: str
+) -> None:
+    """Raise AccessDenied unless `user` may run `action` with params `p` (a request in
+    `region`); the map names core queues (regions.py)."""
     if not auth.authorizing:
         return
     rule = ACTIONS.get(action)
@@ -77,7 +81,7 @@ def authorize(auth: Auth, service: SqsService, user: str, action: str, p: dict[s
         return
     op, parameters = rule
     for parameter in parameters:
-        name = _name(service, parameter, p.get(parameter))
+        name = _name(service, parameter, p.get(parameter), region)
         if name is None:
             continue
         denied = auth.check(user, Address(QUEUE, name), op, "SQS")
@@ -85,13 +89,16 @@ def authorize(auth: Auth, service: SqsService, user: str, action: str, p: dict[s
             raise SqsError("AccessDenied", denied)
 
 
-def filter_list(auth: Auth, user: str, result: dict[str, Any]) -> dict[str, Any]:
-    """ListQueues' result with only the queues `user` may read."""
+def filter_list(
+    auth: Auth, service: SqsService, user: str, result: dict[str, Any], region: str
+) -> dict[str, Any]:
+    """ListQueues' result (a request in `region`) with only the queues `user` may read."""
     if not auth.authorizing or "QueueUrls" not in result:
         return result
+    key = service.registry.regions.key
     urls = [
         u
         for u in result["QueueUrls"]
-        if auth.allowed(user, Address(QUEUE, u.rstrip("/").rsplit("/", 1)[-1]), READ)
+        if auth.allowed(user, Address(QUEUE, key(region, u.rstrip("/").rsplit("/", 1)[-1])), READ)
     ]
     return {**result, "QueueUrls": urls}

@@ -168,7 +168,7 @@ class SqsApp:
             head = self._check_head(request)
             body = await self._read_body(request, head)
             sender = self._authenticate(request, head, body)
-            ctx = Context(f"{request.scheme}://{request.host}", sender)
+            ctx = Context(f"{request.scheme}://{request.host}", sender, self._region(request, head))
             if head is not None and head.service != sigv4.SERVICE:
                 # An SNS-scoped signature on an SQS JSON request.
                 raise SqsError(
@@ -209,10 +209,10 @@ class SqsApp:
                 if "QueueUrl" not in params and len(segments) == 2:
                     params["QueueUrl"] = f"{ctx.base_url}/{segments[0]}/{segments[1]}"
             shapes.check(action, params, as_json)
-            authz.authorize(self.auth, self.service, sender, action, params)
+            authz.authorize(self.auth, self.service, sender, action, params, ctx.region)
             result = await handler(params, ctx)
             if action == "ListQueues":
-                result = authz.filter_list(self.auth, sender, result)
+                result = authz.filter_list(self.auth, self.service, sender, result, ctx.region)
         except (SqsError, CoreError) as exc:
             # A refusal of the core is the client's error, with its SQS code (errors.py).
             # No local names the exception: its traceback holds this frame (the body),
@@ -257,7 +257,7 @@ class SqsApp:
             head = self._check_head(request)
             body = await self._read_body(request, head)
             sender = self._authenticate(request, head, body)
-            ctx = Context(f"{request.scheme}://{request.host}", sender)
+            ctx = Context(f"{request.scheme}://{request.host}", sender, self._region(request, head))
             fields = dict(wire.form_fields(request.rel_url.raw_query_string))
             if body:
                 try:
@@ -287,7 +287,7 @@ class SqsApp:
                     "InvalidAction", f"The action {action} is not valid for this endpoint."
                 )
             _, params = sns_wire.parse_params(fields)
-            sns_authz.authorize(self.auth, sns, ctx.sender_id, action, params)
+            sns_authz.authorize(self.auth, sns, ctx.sender_id, action, params, ctx.region)
             result = await handler(params, ctx)
             result = sns_authz.filter_list(self.auth, sns, ctx.sender_id, action, result)
         except sns_wire.SnsError as exc:
@@ -357,7 +357,6 @@ class SqsApp:
                 request.rel_url.raw_query_string,
                 request.headers,
                 auth.signing_secrets,
-                self.region,
                 datetime.now(UTC),
             )
         except SqsError as exc:
@@ -405,6 +404,15 @@ class SqsApp:
         except SqsError as exc:
             self._failed(request, exc)
             raise
+
+    def _region(self, request: web.Request, head: sigv4.Head | None) -> str:
+        """The request's region (regions.py): its verified credential scope's, or with no
+        users the scope it names (checked for shape), or the default when unsigned."""
+        if head is not None:
+            return head.region
+        return sigv4.scope_region(
+            request.headers.get("Authorization"), request.rel_url.raw_query_string, self.region
+        )
 
     def _failed(self, request: web.Request, exc: SqsError) -> None:
         # Bad credentials count toward the throttle; a malformed header does too.

@@ -87,9 +87,12 @@ class QueueActions:
                 "Can only include alphanumeric characters, hyphens, or underscores. "
                 "1 to 80 in length"
             )
-        checked = self.registry.check_attributes(raw_attrs, fifo=is_fifo, creating=True)
+        checked = self.registry.check_attributes(
+            raw_attrs, fifo=is_fifo, creating=True, region=ctx.region
+        )
         checked.pop("FifoQueue", None)
         tags = self._check_tags(p.get("tags") or p.get("Tags") or {}, {})
+        name = self.registry.regions.key(ctx.region, name)
         existing = self.registry.find(name)
         if existing is not None:
             for key, value in checked.items():
@@ -110,14 +113,16 @@ class QueueActions:
         if not name:
             raise missing("QueueName")
         owner = p.get("QueueOwnerAWSAccountId")
-        if (owner and owner != self.account) or self.registry.find(name) is None:
+        q = self.registry.lookup(ctx.region, str(name))
+        if (owner and owner != self.account) or q is None:
             raise no_queue()
-        return {"QueueUrl": self.service.url(ctx, name)}
+        return {"QueueUrl": self.service.url(ctx, q.name)}
 
     async def list_queues(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
         prefix = p.get("QueueNamePrefix") or ""
-        names = [n for n in self.registry.names() if n.startswith(prefix)]
-        return self._page(p, [self.service.url(ctx, n) for n in names], "QueueUrls")
+        name_of = self.registry.regions.name_of
+        keys = [k for k in self.registry.names(ctx.region) if name_of(k).startswith(prefix)]
+        return self._page(p, [self.service.url(ctx, k) for k in keys], "QueueUrls")
 
     def _page(self, p: dict[str, Any], items: list[str], key: str) -> dict[str, Any]:
         """MaxResults / NextToken pagination over a sorted list (token = next index)."""
@@ -143,14 +148,14 @@ class QueueActions:
         return out
 
     async def delete_queue(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        q = self.service.queue(p)
+        q = self.service.queue(p, ctx)
         self.leases.drop(q.address)
         self.core.delete(q.address)
         await _durable(self.registry.delete(q))
         return {}
 
     async def get_queue_attributes(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        q = self.service.queue(p)
+        q = self.service.queue(p, ctx)
         wanted = p.get("AttributeNames") or []
         known = self._attribute_names(q)
         if "All" in wanted:
@@ -189,11 +194,13 @@ class QueueActions:
         return values
 
     async def set_queue_attributes(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        q = self.service.queue(p)
+        q = self.service.queue(p, ctx)
         raw = p.get("Attributes")
         if raw is None:
             raise missing("Attributes")
-        checked = self.registry.check_attributes(raw, fifo=q.fifo, creating=False)
+        checked = self.registry.check_attributes(
+            raw, fifo=q.fifo, creating=False, region=self.registry.regions.region_of(q.name)
+        )
         done = self.registry.update(q, checked)
         pq = self.leases.queues.get(q.address)
         if pq is not None:
@@ -202,13 +209,14 @@ class QueueActions:
         return {}
 
     async def purge_queue(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        q = self.service.queue(p)
+        q = self.service.queue(p, ctx)
         now = self.core.clock()
         last = self._purged.get(q.name)
         if last is not None and now - last < 60:
             raise SqsError(
                 "PurgeQueueInProgress",
-                f"Only one PurgeQueue operation on {q.name} is allowed every 60 seconds.",
+                f"Only one PurgeQueue operation on {self.registry.sqs_name(q)} is allowed "
+                "every 60 seconds.",
             )
         self._purged[q.name] = now
         self.service.pull(q).purge()
@@ -229,7 +237,7 @@ class QueueActions:
         return {str(k): str(v) for k, v in tags.items()}
 
     async def tag_queue(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        q = self.service.queue(p)
+        q = self.service.queue(p, ctx)
         tags = p.get("Tags")
         if not tags:
             raise missing("Tags")
@@ -238,7 +246,7 @@ class QueueActions:
         return {}
 
     async def untag_queue(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        q = self.service.queue(p)
+        q = self.service.queue(p, ctx)
         keys = p.get("TagKeys")
         if not keys:
             raise missing("TagKeys")
@@ -248,16 +256,16 @@ class QueueActions:
         return {}
 
     async def list_queue_tags(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        q = self.service.queue(p)
+        q = self.service.queue(p, ctx)
         return {"Tags": dict(q.tags)} if q.tags else {}
 
     async def list_dead_letter_source_queues(
         self, p: dict[str, Any], ctx: Context
     ) -> dict[str, Any]:
-        q = self.service.queue(p)
+        q = self.service.queue(p, ctx)
         arn = self.registry.arn(q.name)
         sources = []
-        for name in self.registry.names():
+        for name in self.registry.names(self.registry.regions.region_of(q.name)):
             other = self.registry.find(name)
             redrive = other.attributes.get("RedrivePolicy") if other else None
             if redrive and json.loads(redrive).get("deadLetterTargetArn") == arn:
@@ -271,7 +279,7 @@ class QueueActions:
         # reference's valid values; the batch forms come with SendMessage, DeleteMessage
         # and ChangeMessageVisibility), at most seven, for 12-digit account ids.
         """Recorded in the queue's Policy attribute; not enforced (no IAM here)."""
-        q = self.service.queue(p)
+        q = self.service.queue(p, ctx)
         label = p.get("Label")
         accounts = p.get("AWSAccountIds")
         actions = p.get("Actions")
@@ -324,7 +332,7 @@ class QueueActions:
         return {}
 
     async def remove_permission(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        q = self.service.queue(p)
+        q = self.service.queue(p, ctx)
         label = p.get("Label")
         if not label:
             raise missing("Label")

@@ -13,6 +13,11 @@ Upgrades: a data directory from before this kept them in ``<data_dir>/sqs/queues
 `import_legacy` copies what the journal lacks into it once, and the listener then
 renames the file ``queues.json.imported``.
 
+Regions: queues are keyed by their core name, which says their region (regions.py, the
+one mapping: ``orders`` in the default region, ``AWS.SQS.eu-west-1.orders`` in
+eu-west-1); so are their records, and an SqsQueue's ``name`` is that key (receipt
+handles, the core address), its SQS name ``sqs_name``.
+
 Invariants: a registry entry exists for every queue created or changed through SQS; its
 `attributes` hold only settable attributes explicitly given (defaults fill the rest);
 `policy` is recomputed whenever they change; its journal record is rewritten whenever
@@ -34,6 +39,7 @@ from broker.core import QUEUE, Address, Core
 from broker.core.leases import PullPolicy
 from protocols.aws.errors import SqsError, invalid
 from protocols.aws.fifo import Dedup
+from protocols.aws.regions import Regions
 
 log = logging.getLogger("zonemq.aws")
 
@@ -111,6 +117,7 @@ class MetadataStore(Protocol):
 class SqsQueue:
     """SQS's view of one core queue."""
 
+    # The core queue's name: the SQS name in its region (regions.py).
     name: str
     created: int
     modified: int
@@ -158,21 +165,41 @@ class QueueRegistry:
         self.store = store
         self.account = account
         self.region = region
+        self.regions = Regions("sqs", account, region)
         self.max_size = max_size
+        # By key: the core queue's name (regions.py).
         self.queues: dict[str, SqsQueue] = {}
         if store is not None:
             self._load(store.metadata(OWNER))
 
-    def arn(self, name: str) -> str:
-        return f"arn:aws:sqs:{self.region}:{self.account}:{name}"
+    def arn(self, key: str) -> str:
+        """The ARN of core queue `key`, in its region."""
+        return self.regions.arn(key)
 
     def name_of_arn(self, arn: str) -> str | None:
-        prefix = f"arn:aws:sqs:{self.region}:{self.account}:"
-        return arn[len(prefix) :] if arn.startswith(prefix) else None
+        """The key (core queue name) an SQS ARN of this account names, in the ARN's
+        region; None if it names no queue of this account."""
+        key = self.regions.key_of_arn(arn)
+        return key if key is not None and self.valid_key(key) else None
+
+    def valid_key(self, key: str) -> bool:
+        """Whether core queue name `key` is an SQS queue of some region."""
+        return valid_name(self.regions.name_of(key))
+
+    def sqs_name(self, q: SqsQueue) -> str:
+        return self.regions.name_of(q.name)
 
     # -- lookup ---------------------------------------------------------------------------
 
+    def lookup(self, region: str, name: str) -> SqsQueue | None:
+        """The queue a request in `region` names by its SQS name (None if it is none; a
+        core name of another region given as a name is none: regions.plain)."""
+        if not valid_name(name):
+            return None
+        return self.find(self.regions.key(region, name))
+
     def find(self, name: str) -> SqsQueue | None:
+        """The queue of key `name` (regions.py), None if it is none."""
         q = self.queues.get(name)
         if q is not None:
             if Address(QUEUE, name) not in self.core.queues:
@@ -182,7 +209,7 @@ class QueueRegistry:
                 self._forget(name)
                 return None
             return q
-        if valid_name(name) and Address(QUEUE, name) in self.core.queues:
+        if self.valid_key(name) and Address(QUEUE, name) in self.core.queues:
             now = int(self.core.clock())
             q = SqsQueue(name, now, now)
             self._refresh(q)
@@ -190,9 +217,17 @@ class QueueRegistry:
             return q
         return None
 
-    def names(self) -> list[str]:
-        found = {a.name for a in self.core.queues if a.kind == QUEUE and valid_name(a.name)}
-        return sorted(found)
+    def names(self, region: str | None = None) -> list[str]:
+        """The keys of every SQS queue (of `region` only, if given), sorted by SQS name."""
+        regions = self.regions
+        found = []
+        for a in self.core.queues:
+            if a.kind != QUEUE:
+                continue
+            where, name = regions.split(a.name)
+            if (region is None or where == region) and valid_name(name):
+                found.append((name, a.name))
+        return [key for _, key in sorted(found)]
 
     # -- changes --------------------------------------------------------------------------
 
@@ -229,7 +264,9 @@ class QueueRegistry:
         if redrive:
             spec = json.loads(redrive)
             target = self.name_of_arn(spec["deadLetterTargetArn"])
-            if target is not None:
+            if target is not None and self.regions.region_of(target) == self.regions.region_of(
+                q.name
+            ):
                 policy.max_receives = int(spec["maxReceiveCount"])
                 policy.dead_letter = Address(QUEUE, target)
         q.policy = policy
@@ -237,7 +274,7 @@ class QueueRegistry:
     # -- validation -----------------------------------------------------------------------
 
     def check_attributes(
-        self, attributes: dict[str, Any], *, fifo: bool, creating: bool
+        self, attributes: dict[str, Any], *, fifo: bool, creating: bool, region: str
     ) -> dict[str, str]:
         """Validate settable attributes (AWS's codes) and return them as strings."""
         out: dict[str, str] = {}
@@ -268,7 +305,7 @@ class QueueRegistry:
             ):
                 raise SqsError("InvalidAttributeValue", f"Invalid value for the parameter {name}.")
             elif name == "RedrivePolicy" and value:
-                value = self._check_redrive(value, fifo)
+                value = self._check_redrive(value, fifo, region)
             elif name in ("Policy", "RedriveAllowPolicy") and value:
                 try:
                     json.loads(value)
@@ -286,7 +323,7 @@ class QueueRegistry:
             )
         return out
 
-    def _check_redrive(self, value: str, fifo: bool) -> str:
+    def _check_redrive(self, value: str, fifo: bool, region: str) -> str:
         def bad(reason: str) -> SqsError:
             return invalid(
                 f"Value {value} for parameter RedrivePolicy is invalid. Reason: {reason}"
@@ -308,7 +345,10 @@ class QueueRegistry:
             raise bad("Invalid value for maxReceiveCount: must be an integer from 1 to 1000.")
         target = self.name_of_arn(str(spec["deadLetterTargetArn"]))
         dlq = self.find(target) if target else None
-        if dlq is None:
+        if dlq is None or self.regions.region_of(dlq.name) != region:
+            # AWS: "A dead-letter queue must be created using the same AWS account and
+            # region as the source queue" (SDK developer guides); a DLQ of another region
+            # exists nowhere the source queue looks.
             raise bad("Dead letter target does not exist.")
         if dlq.fifo != fifo:
             raise bad("Dead-letter target must be the same type of queue as the source queue.")

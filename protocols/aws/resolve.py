@@ -24,6 +24,8 @@ class Context:
 
     base_url: str
     sender_id: str
+    # The request's region (regions.py): which region's queues and topics it sees.
+    region: str
 
 
 class Resolver:
@@ -35,10 +37,13 @@ class Resolver:
         self.registry = registry
         self.account = registry.account
 
-    def url(self, ctx: Context, name: str) -> str:
-        return f"{ctx.base_url}/{self.account}/{name}"
+    def url(self, ctx: Context, key: str) -> str:
+        """The queue URL of core queue `key` (the host as the client addressed us: AWS's
+        has the region in it, sqs.<region>.amazonaws.com, which a client addressing this
+        broker chose)."""
+        return f"{ctx.base_url}/{self.account}/{self.registry.regions.name_of(key)}"
 
-    def queue(self, p: dict[str, Any]) -> SqsQueue:
+    def queue(self, p: dict[str, Any], ctx: Context) -> SqsQueue:
         url = p.get("QueueUrl")
         if not url:
             raise missing("QueueUrl")
@@ -46,7 +51,9 @@ class Resolver:
         name = parts[-1]
         if len(parts) >= 2 and parts[-2] != self.account and "://" in str(url):
             raise no_queue()
-        q = self.registry.find(name)
+        # A URL names a queue of the request's region (as on AWS, where the URL's host
+        # is the region's endpoint the request is sent to).
+        q = self.registry.lookup(ctx.region, name)
         if q is None:
             raise no_queue()
         return q

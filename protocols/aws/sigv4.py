@@ -23,10 +23,11 @@ received:
   presigned request no later than X-Amz-Date + X-Amz-Expires (1..604800 s). AWS answers
   SQS requests outside it with 403 SignatureDoesNotMatch "Signature expired: ... is now
   earlier than ... (... - 15 min.)" (not S3's RequestTimeTooSkewed); so do we.
-- The credential scope must be <X-Amz-Date's date>/<the listener's region>/sqs (or sns,
-  which shares the port: the scope's service routes the request)/aws4_request, and
+- The credential scope must be <X-Amz-Date's date>/<a region>/sqs (or sns, which shares
+  the port: the scope's service routes the request)/aws4_request, and
   ``host`` must be a signed header (so a signature is bound to the
-  broker it was made for).
+  broker it was made for). The region is any of AWS's shape (regions.valid_region):
+  it is the request's region, whose queues and topics it sees (regions.py).
 - Session tokens (``X-Amz-Security-Token``) are refused with AWS's answer to a token it
   does not know, InvalidClientTokenId: the broker issues no temporary credentials.
 
@@ -45,6 +46,7 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qsl, quote
 
 from protocols.aws.errors import SqsError
+from protocols.aws.regions import valid_region
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 SERVICE = "sqs"
@@ -84,6 +86,8 @@ class Head:
     presigned: bool
     # The credential scope's service: "sqs" or "sns" (which API the request is for).
     service: str = SERVICE
+    # The credential scope's region: the request's (regions.py).
+    region: str = ""
 
 
 def parse_authorization(header: str) -> dict[str, str]:
@@ -126,9 +130,9 @@ def access_key(header: str | None, query: str = "") -> str | None:
     return credential.split("/")[0] if credential else None
 
 
-def scope_service(authorization: str | None, query: str) -> str | None:
-    """The service named by a request's credential scope (header or presigned form),
-    unchecked; None when the request carries no credential."""
+def _scope(authorization: str | None, query: str) -> list[str] | None:
+    """The credential scope's fields (key, date, region, service, terminator) of a
+    request, unchecked; None when it carries no well-formed credential."""
     credential = None
     if authorization and authorization.startswith(ALGORITHM + " "):
         for part in authorization[len(ALGORITHM) + 1 :].split(","):
@@ -140,14 +144,38 @@ def scope_service(authorization: str | None, query: str) -> str | None:
     if not credential:
         return None
     parts = credential.split("/")
-    return parts[3] if len(parts) == 5 else None
+    return parts if len(parts) == 5 else None
+
+
+def scope_service(authorization: str | None, query: str) -> str | None:
+    """The service named by a request's credential scope (header or presigned form),
+    unchecked; None when the request carries no credential."""
+    parts = _scope(authorization, query)
+    return parts[3] if parts else None
+
+
+def scope_region(authorization: str | None, query: str, default: str) -> str:
+    """The region of a request whose signature is not checked (no users configured):
+    its credential scope's, else `default`. A scope naming no valid region is refused
+    as check_head refuses it: the region decides what the request sees."""
+    parts = _scope(authorization, query)
+    if not parts:
+        return default
+    if not valid_region(parts[2]):
+        raise _bad_region(parts[2])
+    return parts[2]
+
+
+def _bad_region(region: str) -> SqsError:
+    return SqsError(
+        "SignatureDoesNotMatch", f"Credential should be scoped to a valid region, not '{region}'."
+    )
 
 
 def check_head(
     query: str,
     headers: Mapping[str, str],
     secrets: Mapping[str, str],
-    region: str,
     now: datetime,
 ) -> Head:
     """Every check that needs no body: form, key, token, scope, host signed, time window.
@@ -210,11 +238,8 @@ def check_head(
             f"Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date "
             f"from HTTP: '{date}' != '{amz_date[:8]}', from '{amz_date}'.",
         )
-    if cred_region != region:
-        raise SqsError(
-            "SignatureDoesNotMatch",
-            f"Credential should be scoped to a valid region, not '{cred_region}'.",
-        )
+    if not valid_region(cred_region):
+        raise _bad_region(cred_region)
     if service not in SERVICES:
         raise SqsError(
             "SignatureDoesNotMatch",
@@ -233,8 +258,8 @@ def check_head(
             "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
         )
     _check_time(when, expires, now)
-    return Head(key_id, secret, amz_date, f"{date}/{region}/{service}/{terminator}",
-                signed, signature, expires is not None, service)  # fmt: skip
+    return Head(key_id, secret, amz_date, f"{date}/{cred_region}/{service}/{terminator}",
+                signed, signature, expires is not None, service, cred_region)  # fmt: skip
 
 
 def _from_http_date(value: str | None) -> str:

@@ -1,7 +1,8 @@
 """Amazon SNS over the broker core: the Query API (2010-03-31) on the SQS port.
 
-Mapping. SNS topic ``news`` is the core topic ``news``: STOMP ``/topic/news``, AMQP
-``topic://news``, ARN ``arn:aws:sns:<region>:<account>:news``; ``.fifo`` names are FIFO
+Mapping. SNS topic ``news`` (default region) is the core topic ``news``: STOMP
+``/topic/news``, AMQP ``topic://news``, ARN ``arn:aws:sns:<region>:<account>:news``;
+another region's is ``AWS.SNS.<region>.news`` (regions.py); ``.fifo`` names are FIFO
 topics (created with FifoTopic=true). Topics, subscriptions and their attributes and
 tags are journal records (sns_topics.py), durable before the action answers.
 
@@ -83,7 +84,6 @@ from broker.core import TOPIC, Address, Core, Message
 from broker.core.queue import Subscription
 from protocols.aws import attributes as attrs
 from protocols.aws import fifo
-from protocols.aws.queues import valid_name as valid_queue_name
 from protocols.aws.resolve import Context
 from protocols.aws.sns_envelope import Notification, Signer, envelope
 from protocols.aws.sns_http import HttpDeliveries, content_type, new_token, retry_delays
@@ -232,6 +232,7 @@ class SnsService:
                     continue
             checked[key] = text
         tags = _tags(p.get("Tags"))
+        name = self.registry.regions.key(ctx.region, name)
         existing = self.registry.topics.get(name)
         if existing is not None:
             # Idempotent with the same attributes (AWS compares what is given with what
@@ -252,7 +253,7 @@ class SnsService:
 
     async def delete_topic(self, p: dict[str, Any], ctx: Context) -> None:
         try:
-            t = self.registry.topic_of_arn(_required(p, "TopicArn"))
+            t = self.registry.topic_of_arn(_required(p, "TopicArn"), ctx.region)
         except SnsError as exc:
             if exc.code == "NotFound":
                 return None  # AWS: deleting a topic that does not exist succeeds
@@ -267,19 +268,18 @@ class SnsService:
         return None
 
     async def list_topics(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        names = sorted(self.registry.topics)
-        page, token = _page(names, p.get("NextToken"))
+        page, token = _page(self.registry.names(ctx.region), p.get("NextToken"))
         return {
             "Topics": [{"TopicArn": self.registry.arn(n)} for n in page],
             "NextToken": token,
         }
 
     async def get_topic_attributes(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        t = self.registry.topic_of_arn(_required(p, "TopicArn"))
+        t = self.registry.topic_of_arn(_required(p, "TopicArn"), ctx.region)
         return {"Attributes": self.registry.topic_attributes(t)}
 
     async def set_topic_attributes(self, p: dict[str, Any], ctx: Context) -> None:
-        t = self.registry.topic_of_arn(_required(p, "TopicArn"))
+        t = self.registry.topic_of_arn(_required(p, "TopicArn"), ctx.region)
         name = str(_required(p, "AttributeName"))
         value = self.registry.check_topic_attribute(
             name, p.get("AttributeValue", ""), fifo=t.fifo, creating=False
@@ -296,7 +296,7 @@ class SnsService:
     # -- subscriptions ------------------------------------------------------------------
 
     async def subscribe(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        t = self.registry.topic_of_arn(_required(p, "TopicArn"))
+        t = self.registry.topic_of_arn(_required(p, "TopicArn"), ctx.region)
         protocol = str(_required(p, "Protocol"))
         endpoint = str(p.get("Endpoint") or "")
         if protocol in ("email", "email-json", "sms", "lambda", "application", "firehose"):
@@ -312,8 +312,9 @@ class SnsService:
         elif protocol != "sqs":
             raise invalid(f"Amazon SNS does not support this protocol string: {protocol}")
         else:
+            # Resolved in the ARN's region: AWS delivers SNS to SQS across regions.
             queue = self.sqs.registry.name_of_arn(endpoint)
-            if not endpoint or queue is None or not valid_queue_name(queue):
+            if not endpoint or queue is None:
                 raise invalid("SQS endpoint ARN")
             if t.fifo != queue.endswith(".fifo"):
                 raise invalid(
@@ -357,7 +358,8 @@ class SnsService:
         return sub.arn
 
     async def confirm_subscription(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        t = self.registry.topic_of_arn(_required(p, "TopicArn"))
+        # The ARN's region: the SubscribeURL is an unsigned GET (sns_topics.topic_of_arn).
+        t = self.registry.topic_of_arn(_required(p, "TopicArn"), None)
         token = str(_required(p, "Token"))
         for sub in t.subscriptions.values():
             if sub.token == token:
@@ -374,7 +376,8 @@ class SnsService:
         return {"SubscriptionArn": sub.arn}
 
     async def unsubscribe(self, p: dict[str, Any], ctx: Context) -> None:
-        sub = self.registry.subscription_of_arn(_required(p, "SubscriptionArn"))
+        # The ARN's region, as ConfirmSubscription: the UnsubscribeURL is unsigned.
+        sub = self.registry.subscription_of_arn(_required(p, "SubscriptionArn"), None)
         if sub.protocol in HTTP:
             self.http.forget(sub)
         done = self.registry.unsubscribe(sub)
@@ -398,18 +401,22 @@ class SnsService:
         ]
 
     async def list_subscriptions(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        subs = sorted(self.registry.subscriptions.values(), key=lambda s: s.arn)
+        of = self.registry.regions.region_of
+        subs = sorted(
+            (s for s in self.registry.subscriptions.values() if of(s.topic) == ctx.region),
+            key=lambda s: s.arn,
+        )
         page, token = _page(subs, p.get("NextToken"))
         return {"Subscriptions": self._listing(page), "NextToken": token}
 
     async def list_subscriptions_by_topic(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        t = self.registry.topic_of_arn(_required(p, "TopicArn"))
+        t = self.registry.topic_of_arn(_required(p, "TopicArn"), ctx.region)
         subs = sorted(t.subscriptions.values(), key=lambda s: s.arn)
         page, token = _page(subs, p.get("NextToken"))
         return {"Subscriptions": self._listing(page), "NextToken": token}
 
     async def get_subscription_attributes(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        sub = self.registry.subscription_of_arn(_required(p, "SubscriptionArn"))
+        sub = self.registry.subscription_of_arn(_required(p, "SubscriptionArn"), ctx.region)
         out = {
             "ConfirmationWasAuthenticated": "false" if sub.protocol in HTTP else "true",
             "PendingConfirmation": "true" if sub.pending else "false",
@@ -431,7 +438,7 @@ class SnsService:
         return {"Attributes": out}
 
     async def set_subscription_attributes(self, p: dict[str, Any], ctx: Context) -> None:
-        sub = self.registry.subscription_of_arn(_required(p, "SubscriptionArn"))
+        sub = self.registry.subscription_of_arn(_required(p, "SubscriptionArn"), ctx.region)
         t = self.registry.topics[sub.topic]
         name = str(_required(p, "AttributeName"))
         value = self.registry.check_subscription_attribute(
@@ -455,17 +462,17 @@ class SnsService:
 
     # -- tags ---------------------------------------------------------------------------
 
-    def _tagged(self, p: dict[str, Any]) -> SnsTopic:
+    def _tagged(self, p: dict[str, Any], ctx: Context) -> SnsTopic:
         arn = _required(p, "ResourceArn")
         try:
-            return self.registry.topic_of_arn(arn)
+            return self.registry.topic_of_arn(arn, ctx.region)
         except SnsError as exc:
             if exc.code == "NotFound":
                 raise SnsError("ResourceNotFound", "Resource does not exist", 404) from None
             raise
 
     async def tag_resource(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        t = self._tagged(p)
+        t = self._tagged(p, ctx)
         tags = _tags(_required(p, "Tags"))
         if len({**t.tags, **tags}) > MAX_TAGS:
             raise SnsError(
@@ -478,7 +485,7 @@ class SnsService:
         return {}
 
     async def untag_resource(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        t = self._tagged(p)
+        t = self._tagged(p, ctx)
         keys = _required(p, "TagKeys")
         if not isinstance(keys, list):
             raise invalid("TagKeys")
@@ -490,7 +497,7 @@ class SnsService:
         return {}
 
     async def list_tags_for_resource(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        t = self._tagged(p)
+        t = self._tagged(p, ctx)
         return {"Tags": [{"Key": k, "Value": v} for k, v in sorted(t.tags.items())]}
 
     async def data_protection_policy(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
@@ -498,13 +505,13 @@ class SnsService:
 
     # -- publishing ---------------------------------------------------------------------
 
-    def _target(self, p: dict[str, Any]) -> SnsTopic:
+    def _target(self, p: dict[str, Any], ctx: Context) -> SnsTopic:
         if p.get("PhoneNumber"):
             raise invalid("PhoneNumber Reason: SMS is not supported")
         arn = p.get("TopicArn") or p.get("TargetArn")
         if not arn:
             raise invalid("TopicArn or TargetArn Reason: no value for required parameter")
-        return self.registry.topic_of_arn(arn)
+        return self.registry.topic_of_arn(arn, ctx.region)
 
     def _prepare(self, t: SnsTopic, e: dict[str, Any]) -> _Prepared:
         text = e.get("Message")
@@ -685,7 +692,7 @@ class SnsService:
                 waits.append(done)
 
     async def publish(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        t = self._target(p)
+        t = self._target(p, ctx)
         m = self._prepare(t, p)
         waits: list[Awaitable[None]] = []
         result = self._publish(t, m, ctx.base_url, waits)
@@ -694,7 +701,7 @@ class SnsService:
         return result
 
     async def publish_batch(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        t = self.registry.topic_of_arn(_required(p, "TopicArn"))
+        t = self.registry.topic_of_arn(_required(p, "TopicArn"), ctx.region)
         entries = p.get("PublishBatchRequestEntries")
         if not entries:
             raise SnsError("EmptyBatchRequest", "The batch request doesn't contain any entries")

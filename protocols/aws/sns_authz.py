@@ -46,9 +46,9 @@ ACTIONS: dict[str, tuple[str, str]] = {
 }
 
 
-def _topic(service: SnsService, how: str, p: dict[str, Any]) -> str | None:
-    """The topic name the request names (None: nothing to check; the action answers
-    its own error for a missing or unknown topic)."""
+def _topic(service: SnsService, how: str, p: dict[str, Any], region: str) -> str | None:
+    """The core topic name the request (in `region`) names (None: nothing to check; the
+    action answers its own error for a missing or unknown topic)."""
     if how.startswith("sub:"):
         sub = service.registry.subscriptions.get(str(p.get(how[4:]) or ""))
         return sub.topic if sub is not None else None
@@ -56,20 +56,22 @@ def _topic(service: SnsService, how: str, p: dict[str, Any]) -> str | None:
     if not isinstance(value, str) or not value:
         return None
     if how == "Name":
-        return value
-    prefix = service.registry.arn("")
-    return value[len(prefix) :] if value.startswith(prefix) else None
+        return service.registry.regions.key(region, value)
+    return service.registry.regions.key_of_arn(value)
 
 
-def authorize(auth: Auth, service: SnsService, user: str, action: str, p: dict[str, Any]) -> None:
-    """Raise AuthorizationError unless `user` may run `action` with params `p`."""
+def authorize(
+    auth: Auth, service: SnsService, user: str, action: str, p: dict[str, Any], region: str
+) -> None:
+    """Raise AuthorizationError unless `user` may run `action` with params `p` (a request
+    in `region`); the map names core destinations (regions.py)."""
     if not auth.authorizing:
         return
     rule = ACTIONS.get(action)
     if rule is None:
         return
     op, how = rule
-    name = _topic(service, how, p)
+    name = _topic(service, how, p, region)
     if name is not None:
         _check(auth, user, Address(TOPIC, name), op)
     if action == "Subscribe" and p.get("Protocol") == "sqs":
@@ -90,10 +92,11 @@ def filter_list(
     """ListTopics' and ListSubscriptions' results with only the topics `user` may read."""
     if not auth.authorizing or result is None:
         return result
-    prefix = service.registry.arn("")
+    key_of_arn = service.registry.regions.key_of_arn
 
     def readable(arn: str) -> bool:
-        return auth.allowed(user, Address(TOPIC, arn[len(prefix) :]), READ)
+        key = key_of_arn(arn)
+        return key is not None and auth.allowed(user, Address(TOPIC, key), READ)
 
     if action == "ListTopics":
         return {**result, "Topics": [t for t in result["Topics"] if readable(t["TopicArn"])]}

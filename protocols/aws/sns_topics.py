@@ -9,6 +9,10 @@ and the action answers only once it completes. At start the registry is rebuilt 
 recovered records. The core topic itself (``Address(TOPIC, name)``) keeps nothing: core
 topics are created on use.
 
+Regions: topics are keyed by their core topic's name, which says their region
+(regions.py: ``news`` in the default region, ``AWS.SNS.eu-west-1.news`` in eu-west-1),
+and so are their records; an SnsTopic's ``name`` is that key, its ARN has the region.
+
 Invariants: every subscription is in `subscriptions` by ARN and in its topic's
 `subscriptions`; a topic's record is rewritten whenever it or one of its subscriptions
 changes; `attributes` hold only what was explicitly set (defaults fill the rest).
@@ -31,6 +35,7 @@ from typing import Any
 
 from protocols.aws.fifo import Dedup
 from protocols.aws.queues import MetadataStore
+from protocols.aws.regions import Regions
 from protocols.aws.sns_wire import SnsError, invalid
 
 try:  # the filter-policy language is its own module (merged separately)
@@ -167,6 +172,8 @@ class TopicRegistry:
         self.store = store
         self.account = account
         self.region = region
+        self.regions = Regions("sns", account, region)
+        # By key: the core topic's name (regions.py).
         self.topics: dict[str, SnsTopic] = {}
         self.subscriptions: dict[str, SnsSubscription] = {}
         if store is not None:
@@ -174,26 +181,41 @@ class TopicRegistry:
 
     # -- names --------------------------------------------------------------------------
 
-    def arn(self, name: str) -> str:
-        return f"arn:aws:sns:{self.region}:{self.account}:{name}"
+    def arn(self, key: str) -> str:
+        """The ARN of topic `key` (a core topic name), in its region."""
+        return self.regions.arn(key)
 
-    def topic_of_arn(self, arn: Any) -> SnsTopic:
-        """The topic an ARN names, or NotFound (InvalidParameter for a malformed one)."""
+    def names(self, region: str) -> list[str]:
+        """The keys of `region`'s topics, sorted by ARN (as ListTopics pages them)."""
+        of = self.regions.region_of
+        return sorted((k for k in self.topics if of(k) == region), key=self.arn)
+
+    def topic_of_arn(self, arn: Any, region: str | None) -> SnsTopic:
+        """The topic an ARN names for a request in `region`, or NotFound; InvalidParameter
+        for a malformed one, or one of another region (AWS: "You can publish messages
+        only to topics and endpoints in the same Amazon Web Services Region"; a client
+        of another region is answered "Invalid parameter: TopicArn"). `region` None: the
+        ARN's own (the SubscribeURL and UnsubscribeURL, unsigned GETs, whose host on AWS
+        is the topic's regional endpoint)."""
         text = str(arn or "")
-        prefix = f"arn:aws:sns:{self.region}:{self.account}:"
-        if not text.startswith("arn:aws:sns:") or text.count(":") != 5:
+        if not text.startswith("arn:") or text.split(":")[2:3] != ["sns"] or text.count(":") != 5:
             raise invalid("TopicArn")
-        topic = self.topics.get(text[len(prefix) :]) if text.startswith(prefix) else None
+        if region is not None and text.split(":")[3] != region:
+            raise invalid("TopicArn")
+        key = self.regions.key_of_arn(text)
+        topic = self.topics.get(key) if key is not None else None
         if topic is None:
             raise SnsError("NotFound", "Topic does not exist", 404)
         return topic
 
-    def subscription_of_arn(self, arn: Any) -> SnsSubscription:
+    def subscription_of_arn(self, arn: Any, region: str | None) -> SnsSubscription:
+        """The subscription an ARN names for a request in `region` (another region's is
+        not found there; the text for that case is ours); None: the ARN's own region."""
         text = str(arn or "")
-        if not text.startswith("arn:aws:sns:") or text.count(":") != 6:
+        if not text.startswith("arn:") or text.split(":")[2:3] != ["sns"] or text.count(":") != 6:
             raise invalid("SubscriptionId")
         sub = self.subscriptions.get(text)
-        if sub is None:
+        if sub is None or region not in (None, self.regions.region_of(sub.topic)):
             raise SnsError("NotFound", "Subscription does not exist", 404)
         return sub
 

@@ -24,7 +24,7 @@ from broker.core import Core, CoreError, Message
 from broker.core.leases import Lease, Leases, PullQueue
 from protocols.aws import attributes as attrs
 from protocols.aws import fifo
-from protocols.aws.errors import SqsError, from_core, int_param, invalid, missing
+from protocols.aws.errors import SqsError, from_core, int_param, invalid, missing, no_queue
 from protocols.aws.flow import SendGate
 from protocols.aws.md5 import md5_of_attributes, md5_of_body
 from protocols.aws.moves import MoveTasks
@@ -275,22 +275,25 @@ class SqsService(Resolver):
         return result, done
 
     async def send_message(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        q = self.queue(p)
+        q = self.queue(p, ctx)
         prepared = self._prepare(q, p, ctx)
-        q = await self._space(q, p)
+        q = await self._space(q)
         result, done = self._send(q, self.pull(q), prepared)
         if done is not None:
             await done
         return result
 
-    async def _space(self, q: SqsQueue, p: dict[str, Any]) -> SqsQueue:
+    async def _space(self, q: SqsQueue) -> SqsQueue:
         """Wait while the store is full (SendGate); the queue again after a wait, since
         it may have been deleted meanwhile (QueueDoesNotExist then)."""
         gate = self.gate
         if not gate.waiting and not self.core.store_full:
             return q  # the hot path: no await
         await gate.space(q.address)
-        return self.queue(p)
+        found = self.registry.find(q.name)
+        if found is None:
+            raise no_queue()
+        return found
 
     def _check_batch(self, entries: Any, kind: str) -> list[dict[str, Any]]:
         if not entries:
@@ -318,7 +321,7 @@ class SqsService(Resolver):
         return entries
 
     async def send_message_batch(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        q = self.queue(p)
+        q = self.queue(p, ctx)
         entries = self._check_batch(p.get("Entries"), "SendMessageBatchRequestEntry")
         total = 0
         for e in entries:
@@ -344,7 +347,7 @@ class SqsService(Resolver):
                 failed.append(_failure(e["Id"], err))
         if valid:
             # The whole request waits (once) or is throttled, as SQS throttles a request.
-            q = await self._space(q, p)
+            q = await self._space(q)
         pq = self.pull(q)
         waits = False
         for entry_id, prepared in valid:
@@ -367,7 +370,7 @@ class SqsService(Resolver):
     # -- receiving ------------------------------------------------------------------------
 
     async def receive_message(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        q = self.queue(p)
+        q = self.queue(p, ctx)
         count = int_param(
             p.get("MaxNumberOfMessages", 1),
             "MaxNumberOfMessages",
@@ -458,13 +461,13 @@ class SqsService(Resolver):
         pq.delete(lease)
 
     async def delete_message(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        q = self.queue(p)
+        q = self.queue(p, ctx)
         self._delete(q, p.get("ReceiptHandle"))
         await self._durable()
         return {}
 
     async def delete_message_batch(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        q = self.queue(p)
+        q = self.queue(p, ctx)
         entries = self._check_batch(p.get("Entries"), "DeleteMessageBatchRequestEntry")
         ok, failed = [], []
         for e in entries:
@@ -504,14 +507,14 @@ class SqsService(Resolver):
         pq.change_visibility(lease, seconds)
 
     async def change_message_visibility(self, p: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        q = self.queue(p)
+        q = self.queue(p, ctx)
         self._change(q, p.get("ReceiptHandle"), p.get("VisibilityTimeout"))
         return {}
 
     async def change_message_visibility_batch(
         self, p: dict[str, Any], ctx: Context
     ) -> dict[str, Any]:
-        q = self.queue(p)
+        q = self.queue(p, ctx)
         entries = self._check_batch(p.get("Entries"), "ChangeMessageVisibilityBatchRequestEntry")
         ok, failed = [], []
         for e in entries:

@@ -305,3 +305,21 @@ def test_env_variables_that_are_not_settings_are_ignored(caplog) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(None, env={"ZONEMQ_BROKER__NAEM": "x"})
     assert "broker.naem" in str(info.value)
+
+
+def test_region_and_account_flags_set_the_aws_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    from broker.cli import _parser, settings_from_args
+
+    monkeypatch.delenv("ZONEMQ_CONFIG", raising=False)
+    args = _parser().parse_args(["run", "--region", "eu-west-1", "--account-id", "123456789012"])
+    s = settings_from_args(args)
+    assert (s.listeners.aws.region, s.listeners.aws.account_id) == ("eu-west-1", "123456789012")
+    # Without the flags: the defaults (AWS's us-east-1, an all-zero account as ElasticMQ's).
+    s = settings_from_args(_parser().parse_args(["run"]))
+    assert (s.listeners.aws.region, s.listeners.aws.account_id) == ("us-east-1", "000000000000")
+    with pytest.raises(ConfigError) as err:
+        settings_from_args(_parser().parse_args(["run", "--region", "Mars"]))
+    assert "listeners.aws.region" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        settings_from_args(_parser().parse_args(["run", "--account-id", "12345"]))
+    assert "listeners.aws.account_id" in str(err.value)

@@ -108,7 +108,10 @@ def test_request_inside_the_window_is_accepted(secured: Any) -> None:
 @pytest.mark.parametrize(
     ("scope", "words"),
     [
-        ({"region": "eu-west-1"}, "valid region"),
+        # A region name of no AWS shape (any region of AWS's shape is the request's own:
+        # tests/sqs/test_sqs_regions.py).
+        ({"region": "mars-1"}, "valid region"),
+        ({"region": "US-EAST-1"}, "valid region"),
         ({"service": "sns"}, "correct service"),
     ],
 )
@@ -209,5 +212,10 @@ def test_boto3_still_works_and_no_users_means_no_checks(broker_factory: Any) -> 
     b = broker_factory()
     # Without users, an old-dated signature with any scope is not checked (today's rule).
     when = datetime(2001, 1, 1)
-    body, headers = signed(port(b), "ListQueues", {}, region="mars-1", when=when)
+    body, headers = signed(port(b), "ListQueues", {}, region="eu-north-1", when=when)
     assert raw_post(port(b), body, headers)[0] == 200
+    # ... but its region is read, and must be a region: it decides what the request sees.
+    body, headers = signed(port(b), "ListQueues", {}, region="mars-1", when=when)
+    status, answer = raw_post(port(b), body, headers)
+    assert status == 403
+    assert "Credential should be scoped to a valid region, not 'mars-1'" in answer["message"]
