@@ -60,9 +60,9 @@ _VERBS = {READ: "read from", WRITE: "write to", ADMIN: "create"}
 THROTTLE_SOURCES = 10000
 _ACL_CACHE = 10000
 
-# The peer of the HTTP request being handled (an aiohttp handler is a task of its own,
-# so a context variable is per request): what a refusal logged without an explicit
-# peer names (SQS and SNS authorization, which see only the request's parameters).
+# The peer of the HTTP request being handled (aiohttp runs a connection's requests one
+# at a time in its task, and SqsApp.handle sets this first): what a refusal logged
+# without an explicit peer names (SQS and SNS authorization see only parameters).
 REQUEST_PEER: ContextVar[str] = ContextVar("zonemq_request_peer", default="?")
 
 
