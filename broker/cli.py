@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from broker import admin_cli, banner, logs
+from broker.auth import Auth
 from broker.config import ConfigError, Settings, load_settings
 from broker.passwords import hash_password
 from broker.server import Broker, StartupError
@@ -118,7 +119,9 @@ async def serve_node(settings: Settings, origin: list[str] | None = None) -> int
         log.error("cannot start: %s", exc)
         return 1
     log.info("cluster node %s (%s) started", settings.cluster.node_id, settings.cluster.az)  # type: ignore[union-attr]
-    log.info("\n".join(banner.lines(settings, origin or [], {}, "", broker_version())))
+    # The node's listeners follow its role (a standby relays): the banner lists none.
+    auth = Auth(settings.auth).summary()
+    log.info("\n".join(banner.lines(settings, origin or [], {}, auth, broker_version())))
     await stop_requested.wait()
     await node.stop()
     return 0
