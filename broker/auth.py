@@ -19,6 +19,14 @@ map and the login throttle. Every protocol calls `Auth`; none checks a password 
   table holds at most `THROTTLE_SOURCES` addresses (oldest evicted), so a spray of
   sources cannot grow memory.
 
+Every refusal (a failed or throttled login, a bad SigV4 signature, a denied operation)
+is one WARNING of logger ``zonemq.auth`` naming the protocol, the peer address, the
+user (never the password) and the reason, also as `extra` fields (``event``,
+``protocol``, ``peer``, ``user``, ``reason``, ``suppressed``: structured in
+``--log-format json``), through a `LogLimiter` keyed by event, protocol, peer and reason
+(and user, for denials): a flood of bad logins writes a few lines a minute per source
+and says how many it left out.
+
 State ownership: one Auth per broker, used from the event loop only; its caches are
 bounded dicts changed without an await between check and change.
 """
@@ -31,11 +39,13 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from contextvars import ContextVar
 from enum import Enum
 from typing import TYPE_CHECKING
 
 from broker.core import QUEUE, TEMP_QUEUE, TEMP_TOPIC, TOPIC, Address, Core
 from broker.core.policy import wildcard_match
+from broker.logs import LogLimiter
 from broker.passwords import is_hashed, verify_password
 
 if TYPE_CHECKING:
@@ -49,6 +59,11 @@ _VERBS = {READ: "read from", WRITE: "write to", ADMIN: "create"}
 
 THROTTLE_SOURCES = 10000
 _ACL_CACHE = 10000
+
+# The peer of the HTTP request being handled (aiohttp runs a connection's requests one
+# at a time in its task, and SqsApp.handle sets this first): what a refusal logged
+# without an explicit peer names (SQS and SNS authorization see only parameters).
+REQUEST_PEER: ContextVar[str] = ContextVar("zonemq_request_peer", default="?")
 
 
 class Login(Enum):
@@ -182,6 +197,46 @@ class Auth:
         self._key = secrets.token_bytes(32)
         self._verified: dict[str, bytes] = {}
         self._allowed: dict[tuple[str, Address, str], bool] = {}
+        self.limiter = LogLimiter(clock=clock)
+
+    def summary(self) -> str:
+        """The auth state in a few words, for the start banner."""
+        if not self.required:
+            users = "no users (anonymous access)"
+        else:
+            users = f"{len(self.users)} users, anonymous refused"
+        entries = len(self.map.rules) + (self.map.temp is not None)
+        authz = f"{entries} authorization entries" if entries else "no authorization map"
+        return f"{users}, {authz}"
+
+    def _refused(
+        self,
+        event: str,
+        protocol: str,
+        peer: str,
+        user: str | None,
+        reason: str,
+        text: str,
+        key: tuple[object, ...],
+    ) -> None:
+        """One rate-limited WARNING for a refusal (see the module docstring)."""
+        suppressed = self.limiter.allow(key)
+        if suppressed is None:
+            return
+        more = f" ({suppressed} similar suppressed)" if suppressed else ""
+        log.warning(
+            "%s%s",
+            text,
+            more,
+            extra={
+                "event": event,
+                "protocol": protocol,
+                "peer": peer,
+                "user": user,
+                "reason": reason,
+                "suppressed": suppressed,
+            },
+        )
 
     def warn_plain(self) -> None:
         """One warning at start naming the users whose password is stored in plain."""
@@ -201,16 +256,29 @@ class Auth:
         if not self.required:
             return Login.OK
         if self.throttle.blocked(source):
-            log.warning(
-                "%s login refused: too many failures from %s (user %r)", protocol, source, user
-            )
+            self._login_refused(protocol, source, user, "too many failed logins", "refused")
             return Login.THROTTLED
         if user is not None and password is not None and self._check(user, password):
             self.throttle.succeeded(source)
             return Login.OK
         self.throttle.failed(source)
-        log.warning("%s login failed: user %r from %s", protocol, user, source)
+        reason = "invalid credentials" if user is not None else "no credentials"
+        self._login_refused(protocol, source, user, reason)
         return Login.INVALID
+
+    def _login_refused(
+        self, protocol: str, peer: str, user: str | None, reason: str, verb: str = "failed"
+    ) -> None:
+        # Not keyed by user: a spray of user names from one host is one key.
+        self._refused(
+            f"login_{verb}",
+            protocol,
+            peer,
+            user,
+            reason,
+            f"{protocol} login {verb}: user {user!r} from {peer}: {reason}",
+            ("login", protocol, peer, reason),
+        )
 
     def _check(self, user: str, password: str) -> bool:
         stored = self.users.get(user)
@@ -229,7 +297,7 @@ class Auth:
         """A failed login checked elsewhere (a SigV4 signature): logged and throttled."""
         if self.required:
             self.throttle.failed(source)
-            log.warning("%s login failed: user %r from %s: %s", protocol, user, source, why)
+            self._login_refused(protocol, source, user, why)
 
     def groups(self, user: str) -> frozenset[str]:
         return self._groups.get(user, frozenset())
@@ -251,15 +319,34 @@ class Auth:
         return ok
 
     def check(
-        self, user: str, address: Address, op: str, protocol: str, *, created: bool = False
+        self,
+        user: str,
+        address: Address,
+        op: str,
+        protocol: str,
+        *,
+        created: bool = False,
+        peer: str | None = None,
     ) -> str | None:
         """None if allowed, else ActiveMQ's denial text (and a log line). `created`: the
-        operation would create the destination, which also needs admin."""
+        operation would create the destination, which also needs admin. `peer`: the
+        client's address (default: the HTTP request's, REQUEST_PEER)."""
         if not self.authorizing:
             return None
         if created and not self.allowed(user, address, ADMIN):
             op = ADMIN
         elif self.allowed(user, address, op):
             return None
-        log.warning("%s: user %r denied %s on %s", protocol, user, op, address)
+        where = REQUEST_PEER.get() if peer is None else peer
+        reason = f"{op} on {address}"
+        self._refused(
+            "denied",
+            protocol,
+            where,
+            user,
+            reason,
+            f"{protocol}: user {user!r} denied {reason} (from {where})",
+            # By host: each new connection from one client is not a new key.
+            ("denied", protocol, where.rpartition(":")[0] or where, user),
+        )
         return f"User {user} is not authorized to {_VERBS[op]}: {address}"

@@ -20,7 +20,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from broker import admin_cli
+from broker import admin_cli, banner, logs
+from broker.auth import Auth
 from broker.config import ConfigError, Settings, load_settings
 from broker.passwords import hash_password
 from broker.server import Broker, StartupError
@@ -66,6 +67,11 @@ def _parser() -> argparse.ArgumentParser:
         "--account-id", help="AWS account id in queue URLs and ARNs (listeners.aws.account_id)"
     )
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    run.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help="json: one object per line (broker.log_format)",
+    )
     run.add_argument("--fsync", choices=["always", "interval", "never"], help="store.fsync")
     run.add_argument(
         "--recover-skip-corrupt",
@@ -82,6 +88,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "broker.bind": args.bind,
         "broker.name": args.name,
         "broker.log_level": args.log_level,
+        "broker.log_format": args.log_format,
         "listeners.stomp.port": args.stomp_port,
         "listeners.amqp.port": args.amqp_port,
         "listeners.aws.port": args.sqs_port,
@@ -95,7 +102,18 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return load_settings(config, overrides=overrides)
 
 
-async def serve_node(settings: Settings) -> int:
+def settings_origin(args: argparse.Namespace) -> list[str]:
+    """The banner's "settings:" line: the file, the ZONEMQ_ variables and flags given."""
+    flags = [
+        name.replace("_", "-")
+        for name, value in vars(args).items()
+        if name not in ("command", "config") and value is not None
+    ]
+    config = args.config or os.environ.get("ZONEMQ_CONFIG")
+    return banner.sources(config, os.environ, flags)
+
+
+async def serve_node(settings: Settings, origin: list[str] | None = None) -> int:
     """Run a cluster node (active or standby) until a signal stops it."""
     from broker.cluster.node import ClusterNode
 
@@ -110,15 +128,19 @@ async def serve_node(settings: Settings) -> int:
         log.error("cannot start: %s", exc)
         return 1
     log.info("cluster node %s (%s) started", settings.cluster.node_id, settings.cluster.az)  # type: ignore[union-attr]
+    # The node's listeners follow its role (a standby relays): the banner lists none.
+    auth = Auth(settings.auth).summary()
+    log.info("\n".join(banner.lines(settings, origin or [], {}, auth, broker_version())))
     await stop_requested.wait()
     await node.stop()
     return 0
 
 
-async def serve(settings: Settings) -> int:
-    """Run a broker until a signal stops it; returns the process exit code."""
+async def serve(settings: Settings, origin: list[str] | None = None) -> int:
+    """Run a broker until a signal stops it; returns the process exit code. `origin`:
+    where the settings came from (the banner says)."""
     if settings.cluster is not None:
-        return await serve_node(settings)
+        return await serve_node(settings, origin)
     loop = asyncio.get_running_loop()
     broker = Broker(settings)
     stop_requested = asyncio.Event()
@@ -145,6 +167,16 @@ async def serve(settings: Settings) -> int:
         log.error("cannot start: %s", exc)
         return 1
     log.info("broker %s started", settings.broker.name)
+    endpoints = {
+        label: address
+        for listener in broker.listeners.values()
+        for label, address in listener.addresses.items()
+    }
+    log.info(
+        "\n".join(
+            banner.lines(settings, origin or [], endpoints, broker.auth.summary(), broker_version())
+        )
+    )
     # Everything alive now (modules, recovered messages) lives as long as the process:
     # keep it out of the collector's scans, and collect the young generation less often,
     # since a broker allocates many short-lived objects per message and few cycles.
@@ -217,16 +249,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"zonemq: configuration error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.broker.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.configure(settings.broker.log_level, settings.broker.log_format)
+    origin = settings_origin(args)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
-        return asyncio.run(serve(settings))
-    return uvloop.run(serve(settings))
+        return asyncio.run(serve(settings, origin))
+    return uvloop.run(serve(settings, origin))
 
 
 if __name__ == "__main__":  # pragma: no cover

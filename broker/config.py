@@ -47,6 +47,8 @@ class BrokerSettings:
     bind: str = "127.0.0.1"
     shutdown_timeout: float = 10.0
     log_level: str = "info"
+    # "text" (one line per record) or "json" (one object per line: broker/logs.py).
+    log_format: str = "text"
     # Publish ActiveMQ.Advisory.* topics (ActiveMQ's advisorySupport, on by default).
     advisory_support: bool = True
     # Scheduled delivery (AMQ_SCHEDULED_* headers, AMQP x-opt-delivery-*): off by
@@ -397,6 +399,7 @@ _TABLES = frozenset(f.name for f in dataclasses.fields(Settings))
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "broker.log_level": ("debug", "info", "warning", "error"),
+    "broker.log_format": ("text", "json"),
     "destinations.slow_consumer_policy": ("drop-oldest", "disconnect"),
     "store.fsync": ("always", "interval", "never"),
     "destinations.store_full_policy": ("block", "fail"),

@@ -40,9 +40,10 @@ from broker.listeners import (
     start_listener,
     tls_context,
 )
-from broker.metrics import BrokerCollector
+from broker.metrics import BrokerCollector, register_process
 from broker.store import DataDirLock, DataDirLocked, Journal, JournalError, JournalFailed
 from broker.store.messages import MessageStore, Recovered
+from broker.version import broker_version
 
 log = logging.getLogger("zonemq")
 
@@ -113,7 +114,10 @@ class Broker:
         self.listeners: dict[str, Listener] = {}
         self.registry = CollectorRegistry(auto_describe=False)
         self.auth = Auth(settings.auth)
-        self.registry.register(BrokerCollector(lambda: self.core, self._connection_counts))
+        self.registry.register(
+            BrokerCollector(lambda: self.core, self._connection_counts, broker_version())
+        )
+        register_process(self.registry)
         self.lock: DataDirLock | None = None
         self.journal: Journal | None = None
         self.store: MessageStore | None = None

@@ -641,6 +641,27 @@ class MessageQueue:
             out.extend(lane)
         return out
 
+    def oldest_timestamp(self) -> int | None:
+        """The timestamp (ms) of the oldest pending message, None when none is pending.
+        Each lane is in arrival order, so only lane fronts are looked at (a stub is read
+        back from the journal): a scrape costs at most ten entries, not a walk."""
+        oldest: int | None = None
+        for lane in self.lanes:
+            if not lane:
+                continue
+            entry = lane[0]
+            if type(entry) is int:
+                try:
+                    stamp = self.peek(entry).timestamp
+                except LookupError:  # popped meanwhile: no longer pending
+                    continue
+            else:
+                assert isinstance(entry, Message)
+                stamp = entry.timestamp
+            if oldest is None or stamp < oldest:
+                oldest = stamp
+        return oldest
+
     def browse(self) -> list[Message]:
         """The pending messages in dispatch order, a paged-out one as a copy read back
         from the journal (it stays paged out). Reads every stub: for a deep queue,

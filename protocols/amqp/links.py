@@ -280,7 +280,9 @@ class AmqpLinks(PushConnection):
         `op` on `address` (and admin when `created`)."""
         auth = self.listener.auth
         if auth.authorizing:
-            denied = auth.check(self.sasl.user, address, op, "AMQP", created=created)
+            denied = auth.check(
+                self.sasl.user, address, op, "AMQP", created=created, peer=self.peer
+            )
             if denied is not None:
                 raise Refused("amqp:unauthorized-access", denied)
 

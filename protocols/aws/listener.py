@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,13 +22,14 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from broker.auth import Auth
+from broker.auth import REQUEST_PEER, Auth
 from broker.core import CoreError
 from broker.core.errors import WriteRefused
 from broker.listeners import ListenerContext, serve_http
 from protocols.aws import authz, shapes, sigv4, sns_authz, sns_wire, wire
 from protocols.aws.errors import SqsError, from_core
 from protocols.aws.queues import MetadataStore, QueueRegistry
+from protocols.aws.requestmetrics import ACTION, RequestMetrics
 from protocols.aws.resolve import Context
 from protocols.aws.serverlog import ServerLog
 from protocols.aws.sns import SnsService
@@ -105,8 +107,10 @@ class SqsApp:
         region: str = "us-east-1",
         max_body: int = 8 * 1024 * 1024,
         sns: SnsService | None = None,
+        metrics: RequestMetrics | None = None,
     ) -> None:
         self.sns = sns
+        self.metrics = metrics
         self.service = service
         self.auth = auth
         self.account = account
@@ -134,9 +138,15 @@ class SqsApp:
             response.force_close()
             return response
         self.active += 1
+        REQUEST_PEER.set(request.remote or "?")
+        started = time.perf_counter()
+        response = None
         try:
-            return await self._handle(request, request_id)
+            response = await self._handle(request, request_id)
+            return response
         finally:
+            if self.metrics is not None:
+                self.metrics.observe(request, response, time.perf_counter() - started)
             self.active -= 1
             idle = self._idle
             if not self.active and idle is not None and not idle.done():
@@ -194,7 +204,7 @@ class SqsApp:
                     fields.update(wire.form_fields(text))
                 if sns is not None and _is_sns(fields, self.service.actions, sns.actions):
                     # Unsigned (or signed for no service we know): SNS by its Action.
-                    return await self._dispatch_sns(fields, ctx, request_id)
+                    return await self._dispatch_sns(fields, ctx, request_id, request)
                 action, params = wire.parse_query(fields)
                 if not action:
                     raise SqsError(
@@ -208,6 +218,7 @@ class SqsApp:
                 segments = [s for s in request.path.split("/") if s]
                 if "QueueUrl" not in params and len(segments) == 2:
                     params["QueueUrl"] = f"{ctx.base_url}/{segments[0]}/{segments[1]}"
+            request[ACTION] = ("sqs", action)
             shapes.check(action, params, as_json)
             authz.authorize(self.auth, self.service, sender, action, params, ctx.region)
             result = await handler(params, ctx)
@@ -268,10 +279,10 @@ class SqsApp:
             return self._sns_refusal(exc.query_code, exc.message, exc.status, request_id, request)
         except sns_wire.SnsError as exc:
             return self._sns_refusal(exc.code, exc.message, exc.status, request_id, request)
-        return await self._dispatch_sns(fields, ctx, request_id)
+        return await self._dispatch_sns(fields, ctx, request_id, request)
 
     async def _dispatch_sns(
-        self, fields: dict[str, str], ctx: Context, request_id: str
+        self, fields: dict[str, str], ctx: Context, request_id: str, request: web.Request
     ) -> web.Response:
         sns = self.sns
         assert sns is not None
@@ -286,6 +297,7 @@ class SqsApp:
                 raise sns_wire.SnsError(
                     "InvalidAction", f"The action {action} is not valid for this endpoint."
                 )
+            request[ACTION] = ("sns", action)
             _, params = sns_wire.parse_params(fields)
             sns_authz.authorize(self.auth, sns, ctx.sender_id, action, params, ctx.region)
             result = await handler(params, ctx)
@@ -479,6 +491,7 @@ async def start(ctx: ListenerContext) -> AwsListener:
         aws.region,
         aws.max_request_size,
         sns,
+        RequestMetrics(ctx.registry),
     )
     app.router.add_route("*", "/{tail:.*}", handler.handle)
     runner = web.AppRunner(

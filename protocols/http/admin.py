@@ -345,7 +345,9 @@ class AdminApi:
         self, request: web.Request, address: Address, op: str, *, created: bool = False
     ) -> None:
         user: str = request.get(USER) or ""
-        denied = self.auth.check(user, address, op, "admin API", created=created)
+        denied = self.auth.check(
+            user, address, op, "admin API", created=created, peer=request.remote or "?"
+        )
         if denied is not None:
             raise ApiError(403, "forbidden", denied)
 

@@ -533,7 +533,7 @@ class StompConnection(PushConnection):
                 or address.name.startswith(self._temp_prefix)
             )
         )
-        denied = self._auth.check(self.user, address, op, "STOMP", created=created)
+        denied = self._auth.check(self.user, address, op, "STOMP", created=created, peer=self.peer)
         if denied is not None:
             raise ProtocolError(denied)
 
