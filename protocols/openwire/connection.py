@@ -462,7 +462,9 @@ class OpenWireConnection(PushConnection):
         created = not exists(self.core, address) and not is_wildcard(address.name)
         if address.kind in (TEMP_QUEUE, TEMP_TOPIC):
             created = False
-        denied = self._auth.check(self.user, address, op, "OpenWire", created=created)
+        denied = self._auth.check(
+            self.user, address, op, "OpenWire", created=created, peer=self.peer
+        )
         if denied is not None:
             raise Refused(SECURITY, denied)
 
@@ -475,7 +477,9 @@ class OpenWireConnection(PushConnection):
             return
         if info.operation_type == c.DEST_ADD:
             if self._auth.authorizing:
-                denied = self._auth.check(self.user, address, ADMIN, "OpenWire", created=True)
+                denied = self._auth.check(
+                    self.user, address, ADMIN, "OpenWire", created=True, peer=self.peer
+                )
                 if denied is not None:
                     raise Refused(SECURITY, denied)
             self.core.create_temporary(address, self)
