@@ -23,7 +23,7 @@ from typing import Any
 
 from bench.procstat import BrokerSampler, ClientUsage
 from bench.report import plot_results, print_table
-from bench.scenarios import PROTOCOL_SCENARIOS, Options, run_scenario
+from bench.scenarios import CLIENT_SHAPE_SCENARIOS, PROTOCOL_SCENARIOS, Options, run_scenario
 from bench.stompclient import StompProtocol, connect, header
 from bench.target import Target, parse_target
 
@@ -38,6 +38,8 @@ SCENARIOS = (
     "sqs-batch",
     "sqs-single",
 )
+
+SHAPES = ("batched", "client")
 
 # Scenario defaults; anything given on the command line wins.
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -104,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--inflight", type=int, help="sqs: concurrent requests per worker process (default 4)"
     )
     p.add_argument("--wait", type=int, help="sqs: ReceiveMessage WaitTimeSeconds (default 1)")
+    p.add_argument(
+        "--shape",
+        default="batched",
+        help="STOMP traffic shape: batched (pipelined, 64 SENDs per write), client (one "
+        "frame per write, an ACK per message, varied headers, one receipt in flight; "
+        "queue and receipts only), or both as 'batched,client' (interleaved in one run)",
+    )
     p.add_argument("--label", help="name of this configuration in tables and plots")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument(
@@ -184,6 +193,15 @@ def _raise_fd_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def shapes_from(arg: str) -> list[str]:
+    """The traffic shapes of `--shape` (a comma-separated list), validated."""
+    shapes = [s.strip() for s in arg.split(",") if s.strip()]
+    bad = [s for s in shapes if s not in SHAPES]
+    if bad or not shapes:
+        raise ValueError(f"--shape takes {' or '.join(SHAPES)} (comma-separated), not {arg!r}")
+    return list(dict.fromkeys(shapes))
+
+
 async def run_all(args: argparse.Namespace) -> int:
     targets = [parse_target(t) for t in args.target]
     opts = options_from(args)
@@ -191,7 +209,28 @@ async def run_all(args: argparse.Namespace) -> int:
         if args.scenario not in PROTOCOL_SCENARIOS[t.scheme]:
             print(f"error: {t.url}: {t.scheme}:// does not run {args.scenario}", file=sys.stderr)
             return 1
+    try:
+        shapes = shapes_from(args.shape)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if "client" in shapes and (
+        args.scenario not in CLIENT_SHAPE_SCENARIOS or any(t.scheme != "stomp" for t in targets)
+    ):
+        print(
+            f"error: --shape client runs {'/'.join(CLIENT_SHAPE_SCENARIOS)} on stomp:// targets",
+            file=sys.stderr,
+        )
+        return 1
+    # Each (shape, target) pair is one column; with one shape the names stay as they are.
+    runs_of = [
+        (shape, t, f"{t.name}/{shape}" if len(shapes) > 1 else t.name)
+        for shape in shapes
+        for t in targets
+    ]
     label = args.label or describe(args.scenario, opts, {t.scheme for t in targets})
+    if not args.label and shapes != ["batched"]:
+        label += f" shape {','.join(shapes)}"
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = Path(args.out or Path(__file__).parent / "results" / stamp)
     out.mkdir(parents=True, exist_ok=True)
@@ -202,19 +241,19 @@ async def run_all(args: argparse.Namespace) -> int:
     print(f"# {label}: {args.runs} run(s) per target, interleaved; results in {out}", flush=True)
     token = secrets.token_hex(3)
     if args.warmup_run:
-        for ti, target in enumerate(targets):
+        for ti, (shape, target, column) in enumerate(runs_of):
             name = f"bench.{args.scenario}.{stamp}.{token}.warmup.t{ti}"
-            await run_scenario(args.scenario, target, _for(opts, target), name)
-            print(f"  warm-up run {target.name} done", flush=True)
+            await run_scenario(args.scenario, target, _for(opts, target, shape), name)
+            print(f"  warm-up run {column} done", flush=True)
     records: list[dict[str, Any]] = []
     for run in range(args.runs):
-        for ti, target in enumerate(targets):
+        for ti, (shape, target, column) in enumerate(runs_of):
             name = f"bench.{args.scenario}.{stamp}.{token}.r{run}.t{ti}"
             sampler = BrokerSampler(target.pid)
             usage = ClientUsage()
             wall0 = time.perf_counter()
             sampler.start()
-            topts = _for(opts, target)
+            topts = _for(opts, target, shape)
             try:
                 figures = await run_scenario(args.scenario, target, topts, name)
             except Exception as exc:  # e.g. a broker refusing the queue: record, go on
@@ -226,7 +265,8 @@ async def run_all(args: argparse.Namespace) -> int:
                 "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "scenario": args.scenario,
                 "label": label,
-                "target": target.name,
+                "target": column,
+                "shape": shape,
                 "url": target.url,
                 "server": servers[target.name],
                 "run": run,
@@ -245,7 +285,7 @@ async def run_all(args: argparse.Namespace) -> int:
             print(_progress(record), flush=True)
             # Let the broker settle (GC, closing sockets) before the next target's run.
             await asyncio.sleep(0.5)
-    print_table(records, [t.name for t in targets], label)
+    print_table(records, [c for _, _, c in runs_of], label)
     if not args.no_plots:
         try:
             paths = plot_results(out)
@@ -259,11 +299,12 @@ async def run_all(args: argparse.Namespace) -> int:
     return 2 if bad else 0
 
 
-def _for(opts: Options, target: Target) -> Options:
-    """The options for one target (its URL may set its own message count with `n=`)."""
+def _for(opts: Options, target: Target, shape: str = "batched") -> Options:
+    """The options for one target (its URL may set its own message count with `n=`) and
+    traffic shape."""
     if target.messages:
-        return dataclasses.replace(opts, messages=target.messages)
-    return opts
+        opts = dataclasses.replace(opts, messages=target.messages)
+    return dataclasses.replace(opts, shape=shape)
 
 
 def _derived(figures: dict[str, Any], wall: float) -> None:

@@ -70,6 +70,8 @@ class Options:
     wait: int = 1
     patterns: int = 1000
     matching: int = 10
+    # "batched" (bench's own pipelined traffic) or "client" (bench.stompshape).
+    shape: str = "batched"
 
 
 def percentiles(samples_ns: list[int] | array[int], prefix: str) -> dict[str, Any]:
@@ -638,6 +640,8 @@ PROTOCOL_SCENARIOS = {
     "amqp": ("queue", "receipts"),
     "sqs": ("sqs-batch", "sqs-single"),
 }
+# Scenarios `--shape client` runs (STOMP only).
+CLIENT_SHAPE_SCENARIOS = ("queue", "receipts")
 
 
 def _worker_figures(opts: Options, figures: dict[str, Any], receipts: bool) -> dict[str, Any]:
@@ -755,6 +759,14 @@ async def run_scenario(scenario: str, target: Target, opts: Options, name: str) 
     if target.scheme == "sqs":
         batch = scenario == "sqs-batch"
         return await sqs_run(target, opts, name, batch=batch, deadline=deadline)
+    if opts.shape == "client":
+        if scenario not in CLIENT_SHAPE_SCENARIOS:
+            raise ValueError(f"--shape client runs {', '.join(CLIENT_SHAPE_SCENARIOS)} only")
+        from bench.stompshape import client_run
+
+        receipts = scenario == "receipts"
+        figures = await client_run(target, opts, name, receipts=receipts, deadline=deadline)
+        return _worker_figures(opts, figures, receipts)
     if scenario == "idle":
         return await idle_run(target, opts, name, deadline=deadline)
     if scenario == "latency":
