@@ -1,6 +1,7 @@
 """Command line: `zonemq run` (and `python -m broker run`), `zonemq passwd` (a password
 hash for ``[auth] users``), `zonemq admin` (the admin API's client, broker/admin_cli.py),
-`zonemq config show` (the effective settings and their sources), `zonemq bench`,
+`zonemq config show` (the effective settings and their sources), `zonemq
+import-activemq-xml` (broker/activemq_xml.py), `zonemq bench`,
 `zonemq cluster`, `zonemq demo failover`, `zonemq --version`.
 
 Flags override the config file and the environment (see broker/config.py). The first
@@ -18,10 +19,12 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
 from broker import admin_cli
+from broker.activemq_xml import translate
 from broker.config import ConfigError, Settings, load_settings, load_with_sources
 from broker.config_show import as_json, as_toml
 from broker.passwords import hash_password
@@ -78,6 +81,19 @@ def _parser() -> argparse.ArgumentParser:
         help="print the effective settings and where each came from (secrets masked)",
     )
     show.add_argument("--json", action="store_true", help="JSON for scripts")
+    imp = sub.add_parser(
+        "import-activemq-xml",
+        help="translate an activemq.xml into ZoneMQ TOML (stdout); what is not, on stderr",
+    )
+    imp.add_argument("file", help="the activemq.xml")
+    imp.add_argument(
+        "-D",
+        dest="props",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a ${NAME} placeholder's value (as a Java system property)",
+    )
     return parser
 
 
@@ -113,6 +129,30 @@ def config_show(args: argparse.Namespace) -> int:
     print(as_json(settings, sources) if args.json else as_toml(settings, sources), end="")
     if args.json:
         print()
+    return 0
+
+
+def import_activemq_xml(path: str, props: list[str]) -> int:
+    """`zonemq import-activemq-xml FILE [-D NAME=VALUE]`: the TOML on stdout once it
+    loads as a configuration; each thing not translated on stderr."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+        toml, notes = translate(text, path, dict(p.partition("=")[::2] for p in props))
+    except (OSError, ValueError) as exc:
+        print(f"zonemq: {exc}", file=sys.stderr)
+        return 2
+    for note in notes:
+        print(f"not translated: {note}", file=sys.stderr)
+    with tempfile.NamedTemporaryFile("w", suffix=".toml") as fh:
+        fh.write(toml)
+        fh.flush()
+        try:
+            load_settings(fh.name, env={})
+        except ConfigError as exc:
+            print(f"zonemq: the translation does not load: {exc}", file=sys.stderr)
+            return 1
+    print(toml, end="")
     return 0
 
 
@@ -251,6 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cluster_command(args)
     if args.command == "config":
         return config_show(args)
+    if args.command == "import-activemq-xml":
+        return import_activemq_xml(args.file, args.props)
     try:
         settings = settings_from_args(args)
     except ConfigError as exc:
