@@ -1,6 +1,8 @@
 """Command line: `zonemq run` (and `python -m broker run`), `zonemq passwd` (a password
 hash for ``[auth] users``), `zonemq admin` (the admin API's client, broker/admin_cli.py),
-`zonemq bench`, `zonemq cluster`, `zonemq demo failover`, `zonemq --version`.
+`zonemq config show` (the effective settings and their sources), `zonemq
+import-activemq-xml` (broker/activemq_xml.py), `zonemq bench`,
+`zonemq cluster`, `zonemq demo failover`, `zonemq --version`.
 
 Flags override the config file and the environment (see broker/config.py). The first
 SIGTERM or SIGINT drains gracefully within `broker.shutdown_timeout`; a second one exits
@@ -17,12 +19,15 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
 from broker import admin_cli, banner, logs
+from broker.activemq_xml import translate
 from broker.auth import Auth
-from broker.config import ConfigError, Settings, load_settings
+from broker.config import ConfigError, Settings, load_settings, load_with_sources
+from broker.config_show import as_json, as_toml
 from broker.passwords import hash_password
 from broker.server import Broker, StartupError
 from broker.store import DataDirLocked
@@ -50,39 +55,124 @@ def _parser() -> argparse.ArgumentParser:
     csub = cluster.add_subparsers(dest="cluster_command", required=True)
     mia = csub.add_parser("min-insync-azs", help="set min_insync_azs cluster-wide, live")
     mia.add_argument("value", type=int)
-    run = sub.add_parser("run", help="run the broker in the foreground")
-    run.add_argument("--config", help="TOML config file (default: embedded defaults)")
-    run.add_argument("--data-dir", help="data directory (broker.data_dir)")
-    run.add_argument("--bind", help="address every listener binds to (broker.bind)")
-    run.add_argument("--name", help="broker name (broker.name)")
-    run.add_argument("--stomp-port", type=int, help="STOMP port, 0 = ephemeral")
-    run.add_argument("--amqp-port", type=int, help="AMQP 1.0 port, 0 = ephemeral")
-    run.add_argument("--sqs-port", type=int, help="SQS HTTP API port, 0 = ephemeral")
-    run.add_argument("--console-port", type=int, help="console/metrics HTTP port, 0 = ephemeral")
-    run.add_argument(
+    # The flags that set settings: `zonemq run`'s, and `zonemq config show`'s.
+    flags = argparse.ArgumentParser(add_help=False)
+    flags.add_argument("--config", help="TOML config file (default: embedded defaults)")
+    flags.add_argument("--data-dir", help="data directory (broker.data_dir)")
+    flags.add_argument("--bind", help="address every listener binds to (broker.bind)")
+    flags.add_argument("--name", help="broker name (broker.name)")
+    flags.add_argument("--stomp-port", type=int, help="STOMP port, 0 = ephemeral")
+    flags.add_argument("--amqp-port", type=int, help="AMQP 1.0 port, 0 = ephemeral")
+    flags.add_argument("--sqs-port", type=int, help="SQS HTTP API port, 0 = ephemeral")
+    flags.add_argument("--console-port", type=int, help="console/metrics HTTP port, 0 = ephemeral")
+    flags.add_argument(
         "--region",
         help="SQS/SNS default region: unsigned requests' (listeners.aws.region)",
     )
-    run.add_argument(
+    flags.add_argument(
         "--account-id", help="AWS account id in queue URLs and ARNs (listeners.aws.account_id)"
     )
-    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
-    run.add_argument(
+    flags.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    flags.add_argument(
         "--log-format",
         choices=["text", "json"],
         help="json: one object per line (broker.log_format)",
     )
-    run.add_argument("--fsync", choices=["always", "interval", "never"], help="store.fsync")
-    run.add_argument(
+    flags.add_argument("--fsync", choices=["always", "interval", "never"], help="store.fsync")
+    flags.add_argument(
         "--recover-skip-corrupt",
         action="store_true",
         default=None,
         help="start even if a record in the middle of the journal is corrupt",
     )
+    sub.add_parser("run", parents=[flags], help="run the broker in the foreground")
+    config = sub.add_parser("config", help="the configuration a broker would run with")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    show = config_sub.add_parser(
+        "show",
+        parents=[flags],
+        help="print the effective settings and where each came from (secrets masked)",
+    )
+    show.add_argument("--json", action="store_true", help="JSON for scripts")
+    imp = sub.add_parser(
+        "import-activemq-xml",
+        help="translate an activemq.xml into ZoneMQ TOML (stdout); what is not, on stderr",
+    )
+    imp.add_argument("file", help="the activemq.xml")
+    imp.add_argument(
+        "-D",
+        dest="props",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a ${NAME} placeholder's value (as a Java system property)",
+    )
     return parser
 
 
+# The flag of each setting a flag sets (for `zonemq config show`'s sources).
+_FLAG_OF = {
+    "broker.data_dir": "--data-dir",
+    "broker.bind": "--bind",
+    "broker.name": "--name",
+    "broker.log_level": "--log-level",
+    "broker.log_format": "--log-format",
+    "listeners.aws.region": "--region",
+    "listeners.aws.account_id": "--account-id",
+    "listeners.stomp.port": "--stomp-port",
+    "listeners.amqp.port": "--amqp-port",
+    "listeners.aws.port": "--sqs-port",
+    "listeners.console.port": "--console-port",
+    "store.fsync": "--fsync",
+    "store.skip_corrupt": "--recover-skip-corrupt",
+}
+
+
 def settings_from_args(args: argparse.Namespace) -> Settings:
+    path, overrides = _load_args(args)
+    return load_settings(path, overrides=overrides)
+
+
+def config_show(args: argparse.Namespace) -> int:
+    """`zonemq config show [--json] [run's flags]`: what `zonemq run` with the same
+    flags and environment would use."""
+    try:
+        path, overrides = _load_args(args)
+        settings, sources = load_with_sources(path, overrides=overrides, override_labels=_FLAG_OF)
+    except ConfigError as exc:
+        print(f"zonemq: configuration error: {exc}", file=sys.stderr)
+        return 2
+    print(as_json(settings, sources) if args.json else as_toml(settings, sources), end="")
+    if args.json:
+        print()
+    return 0
+
+
+def import_activemq_xml(path: str, props: list[str]) -> int:
+    """`zonemq import-activemq-xml FILE [-D NAME=VALUE]`: the TOML on stdout once it
+    loads as a configuration; each thing not translated on stderr."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+        toml, notes = translate(text, path, dict(p.partition("=")[::2] for p in props))
+    except (OSError, ValueError) as exc:
+        print(f"zonemq: {exc}", file=sys.stderr)
+        return 2
+    for note in notes:
+        print(f"not translated: {note}", file=sys.stderr)
+    with tempfile.NamedTemporaryFile("w", suffix=".toml") as fh:
+        fh.write(toml)
+        fh.flush()
+        try:
+            load_settings(fh.name, env={})
+        except ConfigError as exc:
+            print(f"zonemq: the translation does not load: {exc}", file=sys.stderr)
+            return 1
+    print(toml, end="")
+    return 0
+
+
+def _load_args(args: argparse.Namespace) -> tuple[str | None, dict[str, Any]]:
     overrides: dict[str, Any] = {
         "broker.data_dir": args.data_dir,
         "broker.bind": args.bind,
@@ -98,8 +188,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "store.fsync": args.fsync,
         "store.skip_corrupt": args.recover_skip_corrupt,
     }
-    config = args.config or os.environ.get("ZONEMQ_CONFIG")
-    return load_settings(config, overrides=overrides)
+    return args.config or os.environ.get("ZONEMQ_CONFIG"), overrides
 
 
 def settings_origin(args: argparse.Namespace) -> list[str]:
@@ -244,6 +333,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return passwd(args.user)
     if args.command == "cluster":
         return cluster_command(args)
+    if args.command == "config":
+        return config_show(args)
+    if args.command == "import-activemq-xml":
+        return import_activemq_xml(args.file, args.props)
     try:
         settings = settings_from_args(args)
     except ConfigError as exc:

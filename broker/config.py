@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from broker.core.subjects import is_wildcard
 from broker.passwords import is_hashed, parse_hash
 
 # AWS's region names (us-east-1, ap-southeast-2, us-gov-west-1...): a country or area
@@ -231,14 +232,10 @@ class ListenerSettings:
 
 
 @dataclass(frozen=True)
-class DestinationPolicy:
-    """Overrides for destinations whose name matches an ActiveMQ wildcard pattern
-    (ActiveMQ's policyEntry). A setting left out takes its `[destinations]` value."""
+class PolicyOverrides:
+    """The settings a policy entry may change; one left out (None) takes its
+    `[destinations]` value."""
 
-    pattern: str = ">"
-    # "" for queues and topics alike, "queue" or "topic" for one kind (temporary ones
-    # included), as a policyEntry's queue= / topic=.
-    kind: str = ""
     dead_letter_queue: str | None = None
     # "shared" (every dead letter to dead_letter_queue, ActiveMQ's default) or
     # "individual" (to dead_letter_prefix + the destination's name, a queue).
@@ -263,6 +260,26 @@ class DestinationPolicy:
     advisory_for_slow_consumers: bool | None = None
     # Message groups a queue keeps an owner for (ActiveMQ's CachedMessageGroupMap).
     message_group_cache_size: int | None = None
+
+
+@dataclass(frozen=True)
+class DestinationPolicy(PolicyOverrides):
+    """Overrides for destinations whose name matches an ActiveMQ wildcard pattern
+    (ActiveMQ's policyEntry). A setting left out takes its `[destinations]` value."""
+
+    pattern: str = ">"
+    # "" for queues and topics alike, "queue" or "topic" for one kind (temporary ones
+    # included), as a policyEntry's queue= / topic=.
+    kind: str = ""
+
+
+@dataclass(frozen=True)
+class DeclaredDestination(PolicyOverrides):
+    """A queue (``[[queues]]``) or topic (``[[topics]]``) created at every start, as
+    ActiveMQ's ``<destinations>``. Policy keys beside the name apply to it alone: they
+    become a policy entry for exactly that name, ahead of ``[destinations] policies``."""
+
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -390,12 +407,22 @@ class Settings:
     tls: TlsSettings = field(default_factory=TlsSettings)
     # None (no [cluster] table): a single node that needs no etcd.
     cluster: ClusterSettings | None = None
+    # Destinations created at start (top-level [[queues]] and [[topics]] entries).
+    queues: tuple[DeclaredDestination, ...] = ()
+    topics: tuple[DeclaredDestination, ...] = ()
 
 
 log = logging.getLogger("zonemq")
 
 # The settings tables (a ZONEMQ_ variable that names none of them is not a setting).
 _TABLES = frozenset(f.name for f in dataclasses.fields(Settings))
+
+# Settings whose values are secrets: `zonemq config show` masks them (a table's values,
+# not its keys: user names are shown).
+SECRET_SETTINGS = frozenset({"auth.users", "auth.sqs_secrets", "tls.key_password"})
+
+# Where a setting's value came from when nothing set it.
+DEFAULT_SOURCE = "default"
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "broker.log_level": ("debug", "info", "warning", "error"),
@@ -424,7 +451,23 @@ def load_settings(
     overrides: Mapping[str, Any] | None = None,
 ) -> Settings:
     """Merge file, environment and flag overrides (dotted keys) over the embedded defaults."""
+    return load_with_sources(path, env=env, overrides=overrides)[0]
+
+
+def load_with_sources(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    override_labels: Mapping[str, str] | None = None,
+) -> tuple[Settings, dict[str, str]]:
+    """`load_settings`, and where each setting (a `flatten` key) came from: "default",
+    the file's path, the ``ZONEMQ_`` variable's name, or `override_labels`' name for an
+    override's key (a command-line flag; "override" without one). The last source to
+    set a key, or anything inside it (one user of ``auth.users``), wins, as it does for
+    the value."""
     raw: dict[str, Any] = {}
+    setters: list[tuple[str, str]] = []
     if path is not None:
         try:
             with open(path, "rb") as fh:
@@ -433,14 +476,35 @@ def load_settings(
             raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    for key, value in _env_overrides(os.environ if env is None else env).items():
+        setters.extend((key, os.fspath(path)) for key in _leaf_keys(raw))
+    for key, (value, name) in _env_overrides(os.environ if env is None else env).items():
         _set_dotted(raw, key, value)
+        setters.append((key, name))
+    labels = override_labels or {}
     for key, value in (overrides or {}).items():
         if value is not None:
             _set_dotted(raw, key, value)
+            setters.append((key, labels.get(key, "override")))
     settings = _build(Settings, raw, "")
     _validate(settings)
-    return settings
+    sources: dict[str, str] = {}
+    for key in flatten(settings):
+        sources[key] = DEFAULT_SOURCE
+        for set_key, source in setters:
+            if set_key == key or set_key.startswith(key + "."):
+                sources[key] = source
+    return settings, sources
+
+
+def _leaf_keys(table: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys of a parsed TOML document's values (an array of tables is one value)."""
+    out: list[str] = []
+    for key, value in table.items():
+        if isinstance(value, dict) and value:
+            out.extend(_leaf_keys(value, f"{prefix}{key}."))
+        else:
+            out.append(f"{prefix}{key}")
+    return out
 
 
 def flatten(settings: Any, prefix: str = "") -> dict[str, Any]:
@@ -459,15 +523,15 @@ def flatten(settings: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
-    """`ZONEMQ_<KEY>` variables as dotted settings. A value is read by its setting's
-    type: a string setting takes the text as it is (ZONEMQ_LISTENERS__AWS__ACCOUNT_ID=
-    123456789012 stays a string), any other is read as a TOML value (true, 2.5, a
-    list). A variable whose first part names no settings table is not ours (Kubernetes
-    injects ZONEMQ_SERVICE_HOST, ZONEMQ_PORT... for a Service named zonemq): ignored,
-    with a debug line; one inside a table that names no setting is still an error (a
-    typo must not pass silently)."""
-    out: dict[str, Any] = {}
+def _env_overrides(env: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
+    """`ZONEMQ_<KEY>` variables as dotted settings (value, variable name). A value is
+    read by its setting's type: a string setting takes the text as it is
+    (ZONEMQ_LISTENERS__AWS__ACCOUNT_ID=123456789012 stays a string), any other is
+    read as a TOML value (true, 2.5, a list). A variable whose first part names no
+    settings table is not ours (Kubernetes injects ZONEMQ_SERVICE_HOST, ZONEMQ_PORT...
+    for a Service named zonemq): ignored, with a debug line; one inside a table that
+    names no setting is still an error (a typo must not pass silently)."""
+    out: dict[str, tuple[Any, str]] = {}
     for name, text in env.items():
         if not name.startswith("ZONEMQ_") or name in ("ZONEMQ_CONFIG",):
             continue
@@ -476,12 +540,12 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
             log.debug("environment: %s is not a setting; ignored", name)
             continue
         if _hint_of(key) is str:
-            out[key] = text
+            out[key] = (text, name)
             continue
         try:
-            out[key] = tomllib.loads(f"v = {text}")["v"]
+            out[key] = (tomllib.loads(f"v = {text}")["v"], name)
         except tomllib.TOMLDecodeError:
-            out[key] = text
+            out[key] = (text, name)
     return out
 
 
@@ -678,10 +742,28 @@ def _validate(s: Settings) -> None:
         )
     for i, policy in enumerate(s.destinations.policies):
         _validate_policy(f"destinations.policies[{i}]", policy)
+    _validate_declared("queues", s.queues)
+    _validate_declared("topics", s.topics)
     _validate_auth(s.auth)
     _validate_tls(s)
     if s.cluster is not None:
         _validate_cluster(s.cluster, s)
+
+
+def _validate_declared(table: str, declared: tuple[DeclaredDestination, ...]) -> None:
+    seen: dict[str, int] = {}
+    for i, d in enumerate(declared):
+        key = f"{table}[{i}]"
+        if not d.name:
+            raise ConfigError(f"{key}.name: must be set")
+        if is_wildcard(d.name) or "," in d.name:
+            # A wildcard or a composite (a,b) names several destinations: declare each.
+            raise ConfigError(f"{key}.name: one destination, no wildcard nor ',', got {d.name!r}")
+        if d.name in seen:
+            first = f"{table}[{seen[d.name]}]"
+            raise ConfigError(f"{key}.name: {d.name!r} is declared already ({first})")
+        seen[d.name] = i
+        _validate_overrides(key, d)
 
 
 def _validate_policy(key: str, p: DestinationPolicy) -> None:
@@ -689,6 +771,10 @@ def _validate_policy(key: str, p: DestinationPolicy) -> None:
         raise ConfigError(f"{key}.pattern: must not be empty")
     if p.kind not in ("", "queue", "topic"):
         raise ConfigError(f'{key}.kind: must be "", "queue" or "topic", got {p.kind!r}')
+    _validate_overrides(key, p)
+
+
+def _validate_overrides(key: str, p: PolicyOverrides) -> None:
     if p.dead_letter_strategy is not None and p.dead_letter_strategy not in (
         "shared",
         "individual",

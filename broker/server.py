@@ -28,10 +28,16 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from broker.auth import Auth
-from broker.config import ConfigError, DestinationPolicy, Settings
-from broker.core import Core, CoreLimits
+from broker.config import (
+    ConfigError,
+    DeclaredDestination,
+    DestinationPolicy,
+    PolicyOverrides,
+    Settings,
+)
+from broker.core import QUEUE, TOPIC, Address, Core, CoreLimits
 from broker.core.core import default_policy
-from broker.core.policy import Policy
+from broker.core.policy import Policy, wildcard_match
 from broker.listeners import (
     LISTENERS,
     Listener,
@@ -79,17 +85,44 @@ def core_limits(settings: Settings) -> CoreLimits:
         message_group_cache_size=d.message_group_cache_size,
     )
     default = default_policy(limits)
-    return dataclasses.replace(limits, policies=tuple(_policy_rule(default, p) for p in d.policies))
+    rules = [_policy_rule(default, p) for p in d.policies]
+    declared = [
+        rule
+        for kind, entries in ((QUEUE, settings.queues), (TOPIC, settings.topics))
+        for entry in entries
+        if (rule := _declared_rule(default, rules, entry, kind)) is not None
+    ]
+    return dataclasses.replace(limits, policies=tuple(declared + rules))
 
 
-def _policy_rule(default: Policy, p: DestinationPolicy) -> tuple[str, Policy, str]:
-    """A policy entry as the core takes it: what it leaves out is `[destinations]`'s."""
-    changes = {
+def _changes(p: PolicyOverrides) -> dict[str, Any]:
+    return {
         f.name: getattr(p, f.name)
         for f in dataclasses.fields(Policy)
         if getattr(p, f.name, None) is not None
     }
-    return (p.pattern, dataclasses.replace(default, **changes), p.kind)
+
+
+def _policy_rule(default: Policy, p: DestinationPolicy) -> tuple[str, Policy, str]:
+    """A policy entry as the core takes it: what it leaves out is `[destinations]`'s."""
+    return (p.pattern, dataclasses.replace(default, **_changes(p)), p.kind)
+
+
+def _declared_rule(
+    default: Policy, rules: list[tuple[str, Policy, str]], d: DeclaredDestination, kind: str
+) -> tuple[str, Policy, str] | None:
+    """The policy of a declared destination that states some: its keys over the policy
+    its name had anyway (the first matching `[destinations]` entry, else the defaults),
+    so declaring `max_redeliveries` keeps a matching entry's dead-letter strategy.
+    None when it states none (the configured entries apply as they are)."""
+    changes = _changes(d)
+    if not changes:
+        return None
+    base = next(
+        (p for pattern, p, k in rules if k in ("", kind) and wildcard_match(pattern, d.name)),
+        default,
+    )
+    return (d.name, dataclasses.replace(base, **changes), kind)
 
 
 class Broker:
@@ -219,6 +252,7 @@ class Broker:
         if recovered.jobs:
             self.core.scheduler.restore(recovered.jobs)
             log.info("scheduler: %d scheduled messages recovered", len(recovered.jobs))
+        self._declare_destinations()
         if self.settings.store.compaction_interval > 0:
             self._compactor = asyncio.ensure_future(self._compact_forever())
         advertised = False
@@ -250,6 +284,21 @@ class Broker:
             await self.stop()
             raise
         self.started.set()
+
+    def _declare_destinations(self) -> None:
+        """Create the configured [[queues]] and [[topics]] (those that exist already, a
+        queue recovered from the journal, are left as they are), before any listener
+        starts: the first client sees them."""
+        for entry in self.settings.queues:
+            self.core.queue(Address(QUEUE, entry.name))
+        for entry in self.settings.topics:
+            self.core.topic(Address(TOPIC, entry.name))
+        if self.settings.queues or self.settings.topics:
+            log.info(
+                "declared %d queues and %d topics from the configuration",
+                len(self.settings.queues),
+                len(self.settings.topics),
+            )
 
     def serving(self) -> bool:
         """Started and not stopping: what /healthz reports."""
