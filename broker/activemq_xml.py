@@ -328,8 +328,17 @@ class Translation:
         parsed = urllib.parse.urlsplit(uri)
         scheme = parsed.scheme.split("+")
         name, tls = scheme[0], "ssl" in scheme[1:]
-        if name not in ("stomp", "amqp") or not parsed.port:
-            self.note(f"{where} {uri}: not translated (ZoneMQ listens for STOMP and AMQP)")
+        if name in ("tcp", "nio", "ssl"):
+            # ActiveMQ's OpenWire connectors (ssl:// is OpenWire over TLS).
+            name, tls = "openwire", tls or name == "ssl"
+            self.note(
+                f"{where} {uri}: translated to listeners.openwire, which is in progress in"
+                " ZoneMQ (README: OpenWire)"
+            )
+        if name not in ("stomp", "amqp", "openwire") or not parsed.port:
+            self.note(
+                f"{where} {uri}: not translated (ZoneMQ listens for STOMP, AMQP and OpenWire)"
+            )
             return
         listener = self.listeners.setdefault(name, {})
         if tls:
@@ -345,9 +354,7 @@ class Translation:
             self.note(f"{where} {uri}: host {host} not translated (set broker.bind)")
         options = urllib.parse.parse_qs(parsed.query)
         keys = {"maximumConnections": "max_connections"}
-        keys["wireFormat.maxFrameSize"] = (
-            "max_frame_size" if name == "stomp" else "max_message_size"
-        )
+        keys["wireFormat.maxFrameSize"] = "max_message_size" if name == "amqp" else "max_frame_size"
         if name == "amqp":
             keys["wireFormat.maxAmqpFrameSize"] = "max_frame_size"
         for option, values in options.items():

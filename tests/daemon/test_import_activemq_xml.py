@@ -125,7 +125,7 @@ def dotted(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def start_with(toml: str, tmp_path: Path) -> BrokerThread:
     """A broker on the translated settings, its listeners moved to ephemeral ports."""
     overrides = dotted(tomllib.loads(toml))
-    for name in ("stomp", "amqp", "aws", "console"):
+    for name in ("stomp", "amqp", "openwire", "aws", "console"):
         overrides[f"listeners.{name}.port"] = 0
     return BrokerThread(tmp_path / "data", **overrides).start()
 
@@ -139,6 +139,7 @@ def test_debians_activemq_xml_translates_and_starts(tmp_path: Path) -> None:
     assert toml["broker"] == {"name": "localhost"}
     assert toml["listeners"]["stomp"] == {"enabled": False}
     assert toml["listeners"]["amqp"] == {"enabled": False}
+    assert toml["listeners"]["openwire"] == {"enabled": True, "port": 61616}
     for name in ("useJmx", "dataDirectory", "persistenceAdapter", "openwire tcp://127.0.0.1"):
         assert name in done.stderr
     out = tmp_path / "zonemq.toml"
@@ -146,7 +147,7 @@ def test_debians_activemq_xml_translates_and_starts(tmp_path: Path) -> None:
     assert load_settings(out, env={}).broker.name == "localhost"
     broker = start_with(done.stdout, tmp_path)
     try:
-        assert set(broker.broker.listeners) == {"aws", "console"}
+        assert set(broker.broker.listeners) == {"openwire", "aws", "console"}
     finally:
         broker.stop()
 
