@@ -326,7 +326,9 @@ class SnsService:
         if not isinstance(raw, dict):
             raise invalid("Attributes")
         checked = {
-            k: self.registry.check_subscription_attribute(k, v, protocol=protocol, topic=t)
+            k: self.registry.check_subscription_attribute(
+                k, v, protocol=protocol, topic=t, subscribing=True
+            )
             for k, v in raw.items()
         }
         for sub in t.subscriptions.values():

@@ -277,8 +277,11 @@ class TopicRegistry:
         return text
 
     def check_subscription_attribute(
-        self, name: str, value: Any, *, protocol: str, topic: SnsTopic
+        self, name: str, value: Any, *, protocol: str, topic: SnsTopic, subscribing: bool = False
     ) -> str:
+        """One settable subscription attribute as text, or InvalidParameter; a filter
+        policy's text names the Attributes parameter when `subscribing` (Subscribe's
+        form, as AWS words it)."""
         text = _as_text(value)
         if name not in SUBSCRIPTION_SETTABLE:
             raise invalid("AttributeName")
@@ -298,12 +301,13 @@ class TopicRegistry:
             return text
         if name == "FilterPolicy":
             if text:
+                where = "Attributes Reason: FilterPolicy" if subscribing else "FilterPolicy"
                 try:
                     spec = json.loads(text)
                 except ValueError:
-                    raise invalid("FilterPolicy: failed to parse JSON.") from None
+                    raise invalid(f"{where}: failed to parse JSON.") from None
                 if not isinstance(spec, dict):
-                    raise invalid("FilterPolicy: Filter policy must be a JSON object")
+                    raise invalid(f"{where}: Filter policy must be a JSON object")
             return text
         if name == "RedrivePolicy":
             if text:
@@ -332,9 +336,10 @@ class TopicRegistry:
             return text
         return text
 
-    def compile_filter(self, sub: SnsSubscription) -> None:
+    def compile_filter(self, sub: SnsSubscription, *, subscribing: bool = False) -> None:
         """Compile the subscription's FilterPolicy (InvalidParameter with the filter
-        module's text); without protocols/aws/snsfilter.py every message matches."""
+        module's text: SetSubscriptionAttributes' form, or Subscribe's when
+        `subscribing`); without protocols/aws/snsfilter.py every message matches."""
         text = sub.attributes.get("FilterPolicy")
         if not text or snsfilter is None:
             sub.matcher = None
@@ -343,7 +348,7 @@ class TopicRegistry:
         try:
             sub.matcher = snsfilter.compile_policy(text, scope).matches
         except snsfilter.FilterPolicyError as exc:
-            message = str(exc)
+            message = exc.for_subscribe() if subscribing else str(exc)
             if message.startswith("Invalid parameter: "):
                 raise SnsError("InvalidParameter", message) from None
             raise invalid(message) from None
@@ -378,7 +383,7 @@ class TopicRegistry:
             f"{self.arn(t.name)}:{uuid.uuid4()}", t.name, protocol, endpoint, self.account,
             dict(attributes), token=token,
         )  # fmt: skip
-        self.compile_filter(sub)
+        self.compile_filter(sub, subscribing=True)
         t.subscriptions[sub.arn] = sub
         self.subscriptions[sub.arn] = sub
         return sub, self.save(t)
