@@ -15,6 +15,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -263,3 +264,35 @@ def test_unsubscribe_token_expires(
 def test_expiry_settings_must_be_positive(key: str, value: float) -> None:
     with pytest.raises(ConfigError, match=key):
         load_settings(None, env={}, overrides={key: value})
+
+
+def test_restore_tokens_and_pending_subscriptions_survive_a_restart(
+    tmp_path: Path, endpoint: Callable[[], AiohttpEndpoint]
+) -> None:
+    e, p = endpoint(), endpoint()
+    first = BrokerThread(tmp_path / "data").start()
+    try:
+        sns = sns_client(first)
+        arn = sns.create_topic(Name="sns-unsub-restart")["TopicArn"]
+        sub = subscribe_confirmed(sns, arn, e)
+        sns.subscribe(TopicArn=arn, Protocol="http", Endpoint=p.url)
+        pending_token = p.next_json()["Token"]
+        sns.unsubscribe(SubscriptionArn=sub)
+        token = e.next_json()["Token"]
+    finally:
+        first.stop()
+    second = BrokerThread(tmp_path / "data").start()
+    try:
+        sns = sns_client(second)
+        subs = sns.list_subscriptions_by_topic(TopicArn=arn)["Subscriptions"]
+        assert [(s["Endpoint"], s["SubscriptionArn"]) for s in subs] == [
+            (p.url, "PendingConfirmation")
+        ]
+        assert sns.confirm_subscription(TopicArn=arn, Token=token)["SubscriptionArn"] == sub
+        confirmed = sns.confirm_subscription(TopicArn=arn, Token=pending_token)
+        sns.publish(TopicArn=arn, Message="after restart")
+        assert e.next_json()["Message"] == "after restart"
+        assert p.next_json()["Message"] == "after restart"
+        assert confirmed["SubscriptionArn"].startswith(arn + ":")
+    finally:
+        second.stop()
