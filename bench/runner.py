@@ -37,6 +37,8 @@ SCENARIOS = (
     "selector",
     "sqs-batch",
     "sqs-single",
+    "sns-fanout",
+    "sns-fanout-batch",
 )
 
 SHAPES = ("batched", "client")
@@ -59,6 +61,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "selector": {"messages": 100_000, "producers": 4, "consumers": 4, "window": 5000},
     "sqs-batch": {"messages": 50_000},
     "sqs-single": {"messages": 10_000},
+    "sns-fanout": {"messages": 5_000, "subscribers": 10, "producers": 2, "consumers": 2},
+    "sns-fanout-batch": {"messages": 20_000, "subscribers": 10, "producers": 2, "consumers": 2},
 }
 
 
@@ -113,6 +117,18 @@ def build_parser() -> argparse.ArgumentParser:
         "frame per write, an ACK per message, varied headers, one receipt in flight; "
         "queue and receipts only), or both as 'batched,client' (interleaved in one run)",
     )
+    p.add_argument(
+        "--filter",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="sns: a filter policy on every subscription (each message matches half)",
+    )
+    p.add_argument(
+        "--raw",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="sns: RawMessageDelivery on every subscription (else the JSON envelope)",
+    )
     p.add_argument("--label", help="name of this configuration in tables and plots")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument(
@@ -153,6 +169,12 @@ def _describe(scenario: str, o: Options) -> str:
         return f"selector {o.producers}→{o.consumers} disjoint {o.size}B {o.ack}{pers}"
     if scenario == "wildcard":
         return f"wildcard 1→{o.matching} of {o.patterns} patterns {o.size}B"
+    if scenario.startswith("sns"):
+        how = ("filtered " if o.filter else "") + ("raw" if o.raw else "envelope")
+        return (
+            f"{scenario} 1 topic → {o.subscribers} sqs subscriptions {how} {o.producers}→"
+            f"{o.consumers} {o.size}B inflight {o.inflight}"
+        )
     if scenario.startswith("sqs"):
         return f"{scenario} {o.producers}→{o.consumers} {o.size}B inflight {o.inflight}"
     return f"idle {o.connections} conns + 1→1 {o.size}B"
@@ -323,6 +345,7 @@ def _progress(r: dict[str, Any]) -> str:
     keys = (
         "msgs_per_s",
         "deliveries_per_s",
+        "publishes_per_s",
         "receipt_p99_ms",
         "latency_p99_ms",
         "loaded_ratio",

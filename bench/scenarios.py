@@ -72,6 +72,8 @@ class Options:
     matching: int = 10
     # "batched" (bench's own pipelined traffic) or "client" (bench.stompshape).
     shape: str = "batched"
+    filter: bool = False
+    raw: bool = False
 
 
 def percentiles(samples_ns: list[int] | array[int], prefix: str) -> dict[str, Any]:
@@ -638,7 +640,7 @@ async def idle_run(target: Target, opts: Options, name: str, *, deadline: float)
 PROTOCOL_SCENARIOS = {
     "stomp": ("queue", "receipts", "latency", "fanout", "wildcard", "idle", "selector"),
     "amqp": ("queue", "receipts"),
-    "sqs": ("sqs-batch", "sqs-single"),
+    "sqs": ("sqs-batch", "sqs-single", "sns-fanout", "sns-fanout-batch"),
 }
 # Scenarios `--shape client` runs (STOMP only).
 CLIENT_SHAPE_SCENARIOS = ("queue", "receipts")
@@ -748,6 +750,60 @@ async def sqs_run(
     return _worker_figures(opts, figures, False)
 
 
+async def sns_run(
+    target: Target, opts: Options, name: str, *, batch: bool, deadline: float
+) -> dict[str, Any]:
+    """SNS publishers → one topic → K SQS subscriptions → queue drainers (bench.sns)."""
+    from bench import sns
+    from bench.workers import Job, run_workers
+
+    endpoint = f"http://{target.host}:{target.port}/"
+    topic = name.replace(".", "-")[-60:]
+    k = 2 if opts.filter else 1  # with the filter each message matches 1 in k queues
+    n = math.ceil(opts.messages / k) * k
+    subs = opts.subscribers
+    made = await sns.setup(endpoint, topic, subs, raw=opts.raw, filtered=opts.filter)
+    slots = subs * (n // k)
+    per = math.ceil(n / opts.producers)
+    base = {"endpoint": endpoint, "topic_arn": made["topic_arn"], "inflight": opts.inflight}
+    jobs: list[Job] = []
+    queues = list(enumerate(made["queues"]))
+    for c in range(opts.consumers):
+        params = {
+            **base,
+            "queues": queues[c :: opts.consumers],
+            "published": n,
+            "groups": k,
+            "messages": slots,
+            "raw": opts.raw,
+            "wait": opts.wait,
+            "deadline": deadline,
+        }
+        jobs.append(Job(sns.worker, "consumer", params))
+    for p in range(opts.producers):
+        params = {
+            **base,
+            "indices": (p * per, min(n, (p + 1) * per)),
+            "size": opts.size,
+            "batch": batch,
+        }
+        jobs.append(Job(sns.worker, "producer", params))
+    try:
+        figures = await run_workers(jobs, slots, deadline)
+    finally:
+        with contextlib.suppress(Exception):
+            await sns.teardown(endpoint, made)
+    out = _worker_figures(opts, figures, False)
+    out["published"] = n
+    out["subscriptions"] = subs
+    out["deliveries_expected"] = slots
+    out.pop("MB_per_s", None)
+    if out.get("msgs_per_s"):
+        out["deliveries_per_s"] = out.pop("msgs_per_s")
+        out["publishes_per_s"] = round(out["deliveries_per_s"] * k / subs)
+    return out
+
+
 async def run_scenario(scenario: str, target: Target, opts: Options, name: str) -> dict[str, Any]:
     """Run one scenario once against `target`, bounded by `opts.duration` seconds."""
     deadline = time.monotonic() + opts.duration
@@ -756,6 +812,9 @@ async def run_scenario(scenario: str, target: Target, opts: Options, name: str) 
     if target.scheme == "amqp":
         receipts = scenario == "receipts"
         return await amqp_run(target, opts, name, receipts=receipts, deadline=deadline)
+    if scenario.startswith("sns"):
+        batch = scenario == "sns-fanout-batch"
+        return await sns_run(target, opts, name, batch=batch, deadline=deadline)
     if target.scheme == "sqs":
         batch = scenario == "sqs-batch"
         return await sqs_run(target, opts, name, batch=batch, deadline=deadline)

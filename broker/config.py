@@ -199,6 +199,11 @@ class AwsSettings:
     send_block_timeout: float = 10.0
     # Sends that may wait at once (each holds its request body); more are throttled now.
     max_blocked_sends: int = 100
+    # Seconds an unconfirmed SNS http/https subscription lives before it is deleted, and
+    # how long the token of an UnsubscribeConfirmation restores the subscription (AWS:
+    # "Confirmation tokens are valid for three days").
+    sns_pending_expiry: float = 259200.0
+    sns_token_expiry: float = 259200.0
 
 
 @dataclass(frozen=True)
@@ -718,6 +723,9 @@ def _validate(s: Settings) -> None:
         raise ConfigError("listeners.aws.send_block_timeout: must be 0..3600 seconds")
     if aws.max_blocked_sends < 0:
         raise ConfigError("listeners.aws.max_blocked_sends: must be >= 0")
+    for key in ("sns_pending_expiry", "sns_token_expiry"):
+        if not getattr(aws, key) > 0:
+            raise ConfigError(f"listeners.aws.{key}: must be > 0 seconds")
     if not (len(aws.account_id) == 12 and aws.account_id.isdigit()):
         raise ConfigError("listeners.aws.account_id: must be 12 digits")
     if not AWS_REGION.fullmatch(aws.region):

@@ -205,6 +205,9 @@ class PullQueue:
         # Last look (a grouped queue may have gained messages without a wake-up).
         got = waiter.got or self._collect(waiter.max, waiter.visibility)
         waiter.future.set_result(got)
+        # Stop listening now, not when the receive resumes: a send in between (an SNS
+        # publish fans out many in one turn) would be pushed to a waiter that is gone.
+        self._listen()
 
     def _listen(self) -> None:
         """Unpause the subscription while someone waits (for a grouped queue only while

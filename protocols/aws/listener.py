@@ -481,7 +481,14 @@ async def start(ctx: ListenerContext) -> AwsListener:
     )
     topics = TopicRegistry(store, account=aws.account_id, region=aws.region)
     signer_dir = Path(settings.broker.data_dir) / "sns" if ctx.core.records.persists else None
-    sns = SnsService(ctx.core, service, topics, Signer.load_or_create(signer_dir))
+    sns = SnsService(
+        ctx.core,
+        service,
+        topics,
+        Signer.load_or_create(signer_dir),
+        pending_expiry=aws.sns_pending_expiry,
+        token_expiry=aws.sns_token_expiry,
+    )
     # The body cap is SqsApp's (checked from Content-Length before reading).
     app = web.Application(client_max_size=aws.max_request_size)
     handler = SqsApp(

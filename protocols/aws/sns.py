@@ -159,9 +159,19 @@ class SnsService:
     """The SNS actions over one broker's core and its SQS service."""
 
     def __init__(
-        self, core: Core, sqs: SqsService, registry: TopicRegistry, signer: Signer
+        self,
+        core: Core,
+        sqs: SqsService,
+        registry: TopicRegistry,
+        signer: Signer,
+        *,
+        pending_expiry: float = 259200.0,
+        token_expiry: float = 259200.0,
     ) -> None:
         self.core = core
+        # Seconds: an unconfirmed subscription's life, an unsubscribe token's validity.
+        self.pending_expiry = pending_expiry
+        self.token_expiry = token_expiry
         self.sqs = sqs
         self.registry = registry
         self.signer = signer
@@ -193,13 +203,37 @@ class SnsService:
             "GetDataProtectionPolicy": self.data_protection_policy,
             "PutDataProtectionPolicy": self.data_protection_policy,
         }
+        now = core.now_ms()
         for t in registry.topics.values():
             self._watch(t)
             for sub in t.subscriptions.values():
+                if sub.pending and not sub.expires:  # recorded before deadlines existed
+                    sub.expires = now + int(pending_expiry * 1000)
                 if sub.protocol in HTTP:
                     self.http.watch(sub)
+        # One timer sweeps expired pending subscriptions and restore tokens; a fraction
+        # of the shorter life, so a deadline is kept to within a quarter of it.
+        self._sweep_every = max(0.05, min(60.0, pending_expiry / 4, token_expiry / 4))
+        self._sweep_timer: asyncio.TimerHandle | None = self.loop.call_later(
+            self._sweep_every, self._sweep
+        )
+        self._sweeps: set[asyncio.Task[None]] = set()
+
+    def _sweep(self) -> None:
+        changed = self.registry.expire(self.core.now_ms())
+        for t, done in changed:
+            if not t.subscriptions:
+                self._unwatch(t.name)
+            if done is not None:
+                task = self.loop.create_task(_awaited(done))
+                self._sweeps.add(task)
+                task.add_done_callback(self._sweeps.discard)
+        self._sweep_timer = self.loop.call_later(self._sweep_every, self._sweep)
 
     async def close(self) -> None:
+        if self._sweep_timer is not None:
+            self._sweep_timer.cancel()
+            self._sweep_timer = None
         for sub in self._relays.values():
             sub.close()
         self._relays.clear()
@@ -327,7 +361,9 @@ class SnsService:
         if not isinstance(raw, dict):
             raise invalid("Attributes")
         checked = {
-            k: self.registry.check_subscription_attribute(k, v, protocol=protocol, topic=t)
+            k: self.registry.check_subscription_attribute(
+                k, v, protocol=protocol, topic=t, subscribing=True
+            )
             for k, v in raw.items()
         }
         for sub in t.subscriptions.values():
@@ -342,6 +378,8 @@ class SnsService:
                 return {"SubscriptionArn": self._shown_arn(sub, p)}
         token = new_token() if protocol in HTTP else None
         sub, done = self.registry.subscribe(t, protocol, endpoint, checked, token)
+        if token is not None:
+            sub.expires = self.core.now_ms() + int(self.pending_expiry * 1000)
         self._watch(t)
         if done is not None:
             await done
@@ -361,12 +399,17 @@ class SnsService:
         # The ARN's region: the SubscribeURL is an unsigned GET (sns_topics.topic_of_arn).
         t = self.registry.topic_of_arn(_required(p, "TopicArn"), None)
         token = str(_required(p, "Token"))
+        now = self.core.now_ms()
+        restored = t.restorable.get(token)
+        if restored is not None and not 0 < restored.expires <= now:
+            return await self._restore(t, restored)
         for sub in t.subscriptions.values():
-            if sub.token == token:
+            if sub.token == token and not 0 < sub.expires <= now:
                 break
         else:
             raise invalid("Token")
         sub.token = None
+        sub.expires = 0
         if str(p.get("AuthenticateOnUnsubscribe", "false")).lower() == "true":
             sub.attributes["AuthenticateOnUnsubscribe"] = "true"
         done = self.registry.save(t)
@@ -375,17 +418,43 @@ class SnsService:
             await done
         return {"SubscriptionArn": sub.arn}
 
+    async def _restore(self, t: SnsTopic, sub: SnsSubscription) -> dict[str, Any]:
+        """ConfirmSubscription with an UnsubscribeConfirmation's token: the subscription
+        is back (its ARN and attributes), unless the endpoint subscribed again since."""
+        for other in t.subscriptions.values():
+            if other.protocol == sub.protocol and other.endpoint == sub.endpoint:
+                t.restorable.pop(sub.token or "", None)
+                done = self.registry.save(t)
+                if done is not None:
+                    await done
+                return {"SubscriptionArn": other.arn}
+        done = self.registry.restore(t, sub)
+        self.registry.compile_filter(sub)
+        self._watch(t)
+        self.http.watch(sub)
+        if done is not None:
+            await done
+        return {"SubscriptionArn": sub.arn}
+
     async def unsubscribe(self, p: dict[str, Any], ctx: Context) -> None:
         # The ARN's region, as ConfirmSubscription: the UnsubscribeURL is unsigned.
         sub = self.registry.subscription_of_arn(_required(p, "SubscriptionArn"), None)
+        # A confirmed http/https endpoint is told, with a token that restores it (AWS).
+        told = sub.protocol in HTTP and not sub.pending
         if sub.protocol in HTTP:
             self.http.forget(sub)
-        done = self.registry.unsubscribe(sub)
+        done = self.registry.unsubscribe(
+            sub,
+            restore_token=new_token() if told else None,
+            expires=self.core.now_ms() + int(self.token_expiry * 1000),
+        )
         t = self.registry.topics.get(sub.topic)
         if t is not None and not t.subscriptions:
             self._unwatch(t.name)
         if done is not None:
             await done
+        if told and t is not None:
+            self.http.unsubscribed(t, sub, ctx.base_url)
         return None
 
     def _listing(self, subs: list[SnsSubscription]) -> list[dict[str, str]]:
@@ -821,6 +890,10 @@ class SnsService:
 
 
 # -- validation helpers --------------------------------------------------------------------
+
+
+async def _awaited(done: Awaitable[None]) -> None:
+    await done
 
 
 HTTP = ("http", "https")

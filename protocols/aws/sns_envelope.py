@@ -52,12 +52,15 @@ _SIGNED = {
     "SubscriptionConfirmation": (
         "Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type",
     ),
+    "UnsubscribeConfirmation": (
+        "Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type",
+    ),
 }  # fmt: skip
 
 
 def string_to_sign(fields: dict[str, str]) -> bytes:
-    """The canonical string of a Notification or SubscriptionConfirmation (SignatureVersion
-    1 and 2 alike)."""
+    """The canonical string of a Notification, SubscriptionConfirmation or
+    UnsubscribeConfirmation (SignatureVersion 1 and 2 alike)."""
     parts: list[str] = []
     for name in _SIGNED[fields.get("Type", "Notification")]:
         value = fields.get(name)

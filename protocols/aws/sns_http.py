@@ -37,10 +37,20 @@ that URL) confirms it. Publishes are not delivered to a pending subscription. Th
 confirmation POST is retried under the same policy but not journaled (a restart does not
 resend it; Subscribe again resends it).
 
-Knowingly different: no UnsubscribeConfirmation POST; throttlePolicy
-(maxReceivesPerSecond) is stored, not applied; a pending subscription never expires
-(AWS: 3 days); HTTPS endpoints must present a certificate the broker's default trust
-store accepts (as AWS requires a trusted CA).
+Unsubscribe of a confirmed http/https subscription POSTs an UnsubscribeConfirmation
+(AWS's "HTTP/HTTPS unsubscribe confirmation JSON format": Type, MessageId, Token,
+TopicArn, Message, SubscribeURL, Timestamp, SignatureVersion, Signature, SigningCertURL,
+signed over the same fields as a SubscriptionConfirmation; the header
+``x-amz-sns-subscription-arn`` names the subscription). Its token restores the
+subscription (same ARN and attributes) through ConfirmSubscription or the SubscribeURL
+until ``listeners.aws.sns_token_expiry`` (3 days). A pending subscription is deleted
+``listeners.aws.sns_pending_expiry`` (3 days) after Subscribe; its token is void then.
+Both are kept in the topic's record, so a restart keeps them and their deadlines.
+
+Knowingly different: throttlePolicy (maxReceivesPerSecond) is stored, not applied;
+Subscribe again of a pending subscription resends the confirmation with the same token
+and does not push its deadline back; HTTPS endpoints must present a certificate the
+broker's default trust store accepts (as AWS requires a trusted CA).
 """
 
 from __future__ import annotations
@@ -251,17 +261,36 @@ class HttpDeliveries:
     def confirm_request(self, topic: SnsTopic, sub: SnsSubscription, base_url: str) -> None:
         """POST the SubscriptionConfirmation of a pending subscription (in the background)."""
         arn = self.registry.arn(topic.name)
+        assert sub.token is not None
+        message = (
+            f"You have chosen to subscribe to the topic {arn}.\nTo confirm the "
+            "subscription, visit the SubscribeURL included in this message."
+        )
+        self._confirmation("SubscriptionConfirmation", topic, sub, message, base_url)
+
+    def unsubscribed(self, topic: SnsTopic, sub: SnsSubscription, base_url: str) -> None:
+        """POST the UnsubscribeConfirmation of a subscription just deleted, whose
+        `token` (ConfirmSubscription, or a GET of the SubscribeURL) restores it."""
+        assert sub.token is not None
+        message = (
+            f"You have chosen to deactivate subscription {sub.arn}.\nTo cancel this "
+            "operation and restore the subscription, visit the SubscribeURL included in "
+            "this message."
+        )
+        self._confirmation("UnsubscribeConfirmation", topic, sub, message, base_url)
+
+    def _confirmation(
+        self, kind: str, topic: SnsTopic, sub: SnsSubscription, message: str, base_url: str
+    ) -> None:
+        arn = self.registry.arn(topic.name)
         token = sub.token
         assert token is not None
         fields = {
-            "Type": "SubscriptionConfirmation",
+            "Type": kind,
             "MessageId": str(uuid.uuid4()),
             "Token": token,
             "TopicArn": arn,
-            "Message": (
-                f"You have chosen to subscribe to the topic {arn}.\nTo confirm the "
-                "subscription, visit the SubscribeURL included in this message."
-            ),
+            "Message": message,
             "SubscribeURL": f"{base_url}/?Action=ConfirmSubscription&TopicArn={arn}&Token={token}",
             "Timestamp": timestamp(self.core.now_ms()),
         }
@@ -270,12 +299,14 @@ class HttpDeliveries:
         fields["Signature"] = sign_fields(self.signer, fields, version)
         fields["SigningCertURL"] = base_url + self.signer.cert_path
         headers = {
-            "x-amz-sns-message-type": "SubscriptionConfirmation",
+            "x-amz-sns-message-type": kind,
             "x-amz-sns-message-id": fields["MessageId"],
             "x-amz-sns-topic-arn": arn,
             "Content-Type": CONTENT_TYPE,
             "User-Agent": USER_AGENT,
         }
+        if kind == "UnsubscribeConfirmation":  # AWS's example names the subscription
+            headers["x-amz-sns-subscription-arn"] = sub.arn
         body = json.dumps(fields, indent=2, separators=(",", " : "), ensure_ascii=False)
         task = self.loop.create_task(
             self.attempts(sub.endpoint, body.encode(), headers, retry_delays(topic, sub))

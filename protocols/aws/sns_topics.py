@@ -130,6 +130,9 @@ class SnsSubscription:
     # http/https: the confirmation token while the subscription is pending (None once
     # confirmed, and for sqs).
     token: str | None = None
+    # Epoch ms past which `token` is void: a pending subscription is then deleted, an
+    # unsubscribed one (`SnsTopic.restorable`) can no longer be restored. 0: never.
+    expires: int = 0
 
     @property
     def pending(self) -> bool:
@@ -151,6 +154,9 @@ class SnsTopic:
     subscriptions: dict[str, SnsSubscription] = field(default_factory=dict)
     deleted: int = 0
     dedup: Dedup = field(default_factory=Dedup)
+    # Unsubscribed http/https subscriptions by the token of their UnsubscribeConfirmation:
+    # ConfirmSubscription with it restores them until their `expires`.
+    restorable: dict[str, SnsSubscription] = field(default_factory=dict)
 
     @property
     def fifo(self) -> bool:
@@ -299,8 +305,11 @@ class TopicRegistry:
         return text
 
     def check_subscription_attribute(
-        self, name: str, value: Any, *, protocol: str, topic: SnsTopic
+        self, name: str, value: Any, *, protocol: str, topic: SnsTopic, subscribing: bool = False
     ) -> str:
+        """One settable subscription attribute as text, or InvalidParameter; a filter
+        policy's text names the Attributes parameter when `subscribing` (Subscribe's
+        form, as AWS words it)."""
         text = _as_text(value)
         if name not in SUBSCRIPTION_SETTABLE:
             raise invalid("AttributeName")
@@ -320,12 +329,13 @@ class TopicRegistry:
             return text
         if name == "FilterPolicy":
             if text:
+                where = "Attributes Reason: FilterPolicy" if subscribing else "FilterPolicy"
                 try:
                     spec = json.loads(text)
                 except ValueError:
-                    raise invalid("FilterPolicy: failed to parse JSON.") from None
+                    raise invalid(f"{where}: failed to parse JSON.") from None
                 if not isinstance(spec, dict):
-                    raise invalid("FilterPolicy: Filter policy must be a JSON object")
+                    raise invalid(f"{where}: Filter policy must be a JSON object")
             return text
         if name == "RedrivePolicy":
             if text:
@@ -354,9 +364,10 @@ class TopicRegistry:
             return text
         return text
 
-    def compile_filter(self, sub: SnsSubscription) -> None:
+    def compile_filter(self, sub: SnsSubscription, *, subscribing: bool = False) -> None:
         """Compile the subscription's FilterPolicy (InvalidParameter with the filter
-        module's text); without protocols/aws/snsfilter.py every message matches."""
+        module's text: SetSubscriptionAttributes' form, or Subscribe's when
+        `subscribing`); without protocols/aws/snsfilter.py every message matches."""
         text = sub.attributes.get("FilterPolicy")
         if not text or snsfilter is None:
             sub.matcher = None
@@ -365,7 +376,7 @@ class TopicRegistry:
         try:
             sub.matcher = snsfilter.compile_policy(text, scope).matches
         except snsfilter.FilterPolicyError as exc:
-            message = str(exc)
+            message = exc.for_subscribe() if subscribing else str(exc)
             if message.startswith("Invalid parameter: "):
                 raise SnsError("InvalidParameter", message) from None
             raise invalid(message) from None
@@ -400,18 +411,51 @@ class TopicRegistry:
             f"{self.arn(t.name)}:{uuid.uuid4()}", t.name, protocol, endpoint, self.account,
             dict(attributes), token=token,
         )  # fmt: skip
-        self.compile_filter(sub)
+        self.compile_filter(sub, subscribing=True)
         t.subscriptions[sub.arn] = sub
         self.subscriptions[sub.arn] = sub
         return sub, self.save(t)
 
-    def unsubscribe(self, sub: SnsSubscription) -> Awaitable[None] | None:
+    def unsubscribe(
+        self, sub: SnsSubscription, *, restore_token: str | None = None, expires: int = 0
+    ) -> Awaitable[None] | None:
+        """Delete `sub`; with `restore_token` it is kept in its topic's `restorable`
+        (until `expires`) for an UnsubscribeConfirmation's token to bring back."""
         self.subscriptions.pop(sub.arn, None)
         t = self.topics.get(sub.topic)
         if t is None or t.subscriptions.pop(sub.arn, None) is None:
             return None
         t.deleted += 1
+        if restore_token is not None:
+            sub.token, sub.expires = restore_token, expires
+            t.restorable[restore_token] = sub
         return self.save(t)
+
+    def restore(self, t: SnsTopic, sub: SnsSubscription) -> Awaitable[None] | None:
+        """Bring back an unsubscribed subscription (confirmed, same ARN and attributes)."""
+        t.restorable.pop(sub.token or "", None)
+        sub.token, sub.expires = None, 0
+        t.subscriptions[sub.arn] = sub
+        self.subscriptions[sub.arn] = sub
+        return self.save(t)
+
+    def expire(self, now: int) -> list[tuple[SnsTopic, Awaitable[None] | None]]:
+        """Delete pending subscriptions and restore tokens past their `expires`; the
+        topics changed, with their records' awaitables."""
+        changed: list[tuple[SnsTopic, Awaitable[None] | None]] = []
+        for t in list(self.topics.values()):
+            gone = [s for s in t.subscriptions.values() if s.pending and 0 < s.expires <= now]
+            spent = [k for k, s in t.restorable.items() if 0 < s.expires <= now]
+            if not gone and not spent:
+                continue
+            for sub in gone:
+                t.subscriptions.pop(sub.arn, None)
+                self.subscriptions.pop(sub.arn, None)
+                t.deleted += 1
+            for key in spent:
+                del t.restorable[key]
+            changed.append((t, self.save(t)))
+        return changed
 
     def save(self, t: SnsTopic) -> Awaitable[None] | None:
         if self.store is None:
@@ -507,7 +551,7 @@ def _as_text(value: Any) -> str:
 
 
 def _encode(t: SnsTopic) -> bytes:
-    entry = {
+    entry: dict[str, Any] = {
         "created": t.created,
         "attributes": t.attributes,
         "tags": t.tags,
@@ -520,10 +564,13 @@ def _encode(t: SnsTopic) -> bytes:
                 "owner": s.owner,
                 "attributes": s.attributes,
                 "token": s.token,
+                "expires": s.expires,
             }
-            for s in t.subscriptions.values()
+            for s in (*t.subscriptions.values(), *t.restorable.values())
         ],
     }
+    if t.restorable:
+        entry["restorable"] = sorted(s.arn for s in t.restorable.values())
     return json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -535,11 +582,15 @@ def _decode(name: str, entry: dict[str, Any]) -> SnsTopic:
         {str(k): str(v) for k, v in dict(entry.get("tags", {})).items()},
         deleted=int(entry.get("deleted", 0)),
     )
+    restorable = set(entry.get("restorable", ()))
     for s in entry.get("subscriptions", []):
         sub = SnsSubscription(
             str(s["arn"]), name, str(s["protocol"]), str(s["endpoint"]), str(s["owner"]),
             {str(k): str(v) for k, v in dict(s.get("attributes", {})).items()},
-            token=s.get("token"),
+            token=s.get("token"), expires=int(s.get("expires") or 0),
         )  # fmt: skip
-        t.subscriptions[sub.arn] = sub
+        if sub.arn in restorable and sub.token:
+            t.restorable[sub.token] = sub
+        else:
+            t.subscriptions[sub.arn] = sub
     return t

@@ -92,6 +92,26 @@ def test_pull_and_push_compete_for_one_queue(core: Core) -> None:
     assert c.bodies == [b"a"] and run(pq.receive(1, 1.0, 0)) == []
 
 
+def test_a_send_between_a_long_poll_timing_out_and_resuming_stays_queued(
+    core: Core, clock: FakeLoop
+) -> None:
+    """The wait ran out (its future resolved empty) but the receive has not resumed yet:
+    a send then must find the pull subscription paused, not hand the message to the
+    waiter that left (it was an IndexError, and the message was lost to SQS)."""
+    pq = _pull(core)
+    waiting = pq.receive(10, 30.0, 1.0)
+    waiting.send(None)  # waits on its future
+    clock.advance(1.0)  # _time_up: answered with nothing
+    assert pq.sub.paused
+    pq.send(Message(b"late", persistent=True))
+    try:
+        waiting.send(None)
+    except StopIteration as stop:
+        assert stop.value == []
+    (lease,) = run(pq.receive(10, 30.0, 0))
+    assert lease.msg.body == b"late"
+
+
 def test_core_close_ends_leases(core: Core, clock: FakeLoop) -> None:
     pq = _pull(core)
     pq.send(Message(b"m"))

@@ -321,6 +321,47 @@ def test_subscription_attribute_validation(
     assert name not in a or a[name] == "false"
 
 
+@pytest.mark.parametrize(
+    ("policy", "reason"),
+    [
+        ("{nope", "failed to parse JSON."),
+        ("[1, 2]", "Filter policy must be a JSON object"),
+        ('{"price": [{"numeric": ["<", "x"]}]}', "Value of < must be numeric"),
+        (
+            '{"a": [1], "b": [1], "c": [1], "d": [1], "e": [1], "f": [1]}',
+            "Filter policy can not have more than 5 keys",
+        ),
+    ],
+)
+def test_filter_policy_errors_name_the_parameter_of_the_action(
+    sns: Any, sqs: Any, policy: str, reason: str
+) -> None:
+    """AWS words a bad FilterPolicy per action: "Invalid parameter: FilterPolicy: <reason>"
+    for SetSubscriptionAttributes, "Invalid parameter: Attributes Reason: FilterPolicy:
+    <reason>" for Subscribe (its Attributes parameter)."""
+    arn = sns.create_topic(Name="sns-fp-text")["TopicArn"]
+    _, qarn = queue_with_arn(sqs, "sns-fp-text-q")
+    message = refused(
+        sns.subscribe,
+        "InvalidParameter",
+        TopicArn=arn,
+        Protocol="sqs",
+        Endpoint=qarn,
+        Attributes={"FilterPolicy": policy},
+    )
+    assert message.startswith(f"Invalid parameter: Attributes Reason: FilterPolicy: {reason}")
+    assert sns.list_subscriptions_by_topic(TopicArn=arn)["Subscriptions"] == []
+    sub = sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=qarn)["SubscriptionArn"]
+    message = refused(
+        sns.set_subscription_attributes,
+        "InvalidParameter",
+        SubscriptionArn=sub,
+        AttributeName="FilterPolicy",
+        AttributeValue=policy,
+    )
+    assert message.startswith(f"Invalid parameter: FilterPolicy: {reason}")
+
+
 def test_subscription_attributes_are_stored(sns: Any, sqs: Any) -> None:
     arn = sns.create_topic(Name="sns-store")["TopicArn"]
     _, qarn = queue_with_arn(sqs, "sns-store-q")

@@ -96,8 +96,10 @@ def test_confirmation_then_notifications_with_aws_headers(sns: Any, endpoint: An
         "Notification", mid, "hello http", "S",
     )  # fmt: skip
     assert verify(doc)
-    # Unsubscribed: no more POSTs.
+    # Unsubscribed: the UnsubscribeConfirmation (tests/sqs/test_sns_unsubscribe.py), then
+    # no more POSTs.
     sns.unsubscribe(SubscriptionArn=sub)
+    assert e.next().json()["Type"] == "UnsubscribeConfirmation"
     sns.publish(TopicArn=arn, Message="gone")
     assert e.none_within(0.5)
 
