@@ -615,6 +615,8 @@ class Core:
             return False
         if self.when_store_space(address, callback):
             return True
+        if self._send_fail:
+            return False  # the next send is refused instead (send_fail_if_no_space)
         if q.flow_control:
             return q.when_space(callback)
         if q.bytes <= q.memory_limit or not self.overflow_full:

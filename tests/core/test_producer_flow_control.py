@@ -103,6 +103,8 @@ def test_send_fail_if_no_space_refuses_with_activemqs_text(make_core: MakeCore) 
         "Usage Manager Memory Limit reached on queue://flow.a. See "
         "http://activemq.apache.org/producer-flow-control.html for more info"
     )
+    # Refusing replaces pausing: no producer is made to wait.
+    assert not core.when_space(FLOW, lambda: pytest.fail("never waits"))
     q = core.queue(FLOW)
     # The refused message is not on the queue; what was accepted is all there.
     assert q.count == accepted and accepted == 16 * KB // body().size + 1
