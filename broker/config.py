@@ -252,6 +252,8 @@ class PolicyOverrides:
     prioritized_messages: bool | None = None
     # A queue's memory limit (memoryLimit), bytes.
     memory_limit: int | None = None
+    # ActiveMQ's producerFlowControl (destinations.producer_flow_control).
+    producer_flow_control: bool | None = None
     queue_prefetch: int | None = None
     topic_prefetch: int | None = None
     topic_pending_limit: int | None = None
@@ -304,6 +306,16 @@ class DestinationSettings:
     # Bytes of messages (bodies, headers, a per-message overhead) a queue holds before
     # producers are made to wait.
     queue_memory_limit: int = 67108864
+    # ActiveMQ's producerFlowControl: a producer whose messages a queue over its memory
+    # limit must keep in memory (non-persistent ones; persistent ones page out to the
+    # journal) is paused until the queue drains. False: it is not, and those messages
+    # stay in memory past the limit, all such queues together within
+    # overflow_memory_limit, past which their producers are paused after all.
+    producer_flow_control: bool = True
+    overflow_memory_limit: int = 268435456
+    # ActiveMQ's sendFailIfNoSpace: a send that would pause its producer for memory is
+    # refused instead (STOMP ERROR, AMQP rejected), with ActiveMQ's text.
+    send_fail_if_no_space: bool = False
     # Bytes of persistent messages the store may hold (ActiveMQ's storeUsage, 100 GB by
     # default; 0: no limit); past it, producers to durable queues are paused ("block",
     # ActiveMQ's default) or their sends refused with the protocol's error ("fail").
@@ -691,6 +703,7 @@ def _validate(s: Settings) -> None:
         "destinations.topic_prefetch",
         "destinations.topic_pending_limit",
         "destinations.queue_memory_limit",
+        "destinations.overflow_memory_limit",
         "store.fsync_interval_ms",
     ):
         if flat[key] < 1:

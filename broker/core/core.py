@@ -59,6 +59,14 @@ class CoreLimits:
     dead_letter_non_persistent: bool = False
     expiry_check_interval: float = 30.0
     queue_memory_limit: int = 64 * 1024 * 1024
+    # ActiveMQ's producerFlowControl, the default of the policy of that name.
+    producer_flow_control: bool = True
+    # Bytes queues whose policy turns producer flow control off may hold in memory past
+    # their own memory limits, all together (policy.py, `producer_flow_control`).
+    overflow_memory_limit: int = 256 * 1024 * 1024
+    # ActiveMQ's sendFailIfNoSpace (systemUsage): a send that would pause its producer
+    # for memory is refused instead (CoreError STORE_FULL, ActiveMQ's text).
+    send_fail_if_no_space: bool = False
     # Bytes of persistent messages the store may hold (ActiveMQ's storeUsage; 0: no
     # limit); past it producers to durable queues wait ("block") or are refused ("fail").
     store_limit: int = 100 * 1024**3
@@ -95,6 +103,7 @@ def default_policy(limits: CoreLimits) -> Policy:
         expired_to_dlq=limits.expired_to_dlq,
         dead_letter_non_persistent=limits.dead_letter_non_persistent,
         memory_limit=limits.queue_memory_limit,
+        producer_flow_control=limits.producer_flow_control,
         queue_prefetch=limits.queue_prefetch,
         topic_prefetch=limits.topic_prefetch,
         topic_pending_limit=limits.topic_pending_limit,
@@ -162,6 +171,15 @@ class Core:
         # Producers waiting for the store to drain, and the timer that looks for it.
         self._store_waiters: list[Callable[[], None]] = []
         self._store_timer: Any = None
+        # Queues without producer flow control that went past their memory limit (they
+        # add themselves, MessageQueue._push; dropped once back under it): their excess
+        # together is bounded by `overflow_memory_limit`. Producers waiting for it, and
+        # the timer that looks.
+        self.overflowing: set[MessageQueue] = set()
+        self._overflow_limit = self.limits.overflow_memory_limit
+        self._overflow_waiters: list[Callable[[], None]] = []
+        self._overflow_timer: Any = None
+        self._send_fail = self.limits.send_fail_if_no_space
         self._leases: Leases | None = None
         # Wildcards, composites and virtual topics (broker/core/routing.py).
         self.router = Router(
@@ -212,6 +230,9 @@ class Core:
         if self._store_timer is not None:
             self._store_timer.cancel()
             self._store_timer = None
+        if self._overflow_timer is not None:
+            self._overflow_timer.cancel()
+            self._overflow_timer = None
         self.scheduler.close()
 
     # -- destinations ---------------------------------------------------------------------
@@ -241,6 +262,7 @@ class Core:
         policy = self.policies.for_name(address.name)
         q = MessageQueue(self, address, memory_limit=policy.memory_limit, owner=owner)
         q.prioritized = policy.prioritized_messages
+        q.flow_control = policy.producer_flow_control
         return q
 
     def restore(
@@ -407,8 +429,11 @@ class Core:
                 raise CoreError(INVALID, "transaction already finished")
             # Check now that the destination exists, so the error reaches the sender.
             dest = self._resolve(address)
-            if dest.durable and msg.persistent and self._store_fail and self.store_full:
-                self._refuse_store_full()
+            if dest.durable and msg.persistent:
+                if self._store_fail and self.store_full:
+                    self._refuse_store_full()
+            elif self._send_fail and self.full(address):
+                self._refuse_no_space(address)
             tx.add_send(address, msg)
             if dest.forward:
                 for q, copy in self.router.forwards(dest, msg):
@@ -430,6 +455,8 @@ class Core:
                     self._forward(dest, msg)
                 return self.records.barrier()
             return done
+        if self._send_fail and self.full(address):
+            self._refuse_no_space(address)
         dest.put(msg)
         if dest.forward:
             return self._forward(dest, msg)
@@ -553,20 +580,74 @@ class Core:
         return journaled(source, msg)
 
     def full(self, address: Address) -> bool:
-        """Is `address` a queue over its memory limit? (cheap; checked per send)"""
+        """Must a producer of a message `address` keeps in memory wait? True if it is a
+        queue over its memory limit with producer flow control, or without it while
+        the overflow of such queues is past `overflow_memory_limit`. (Cheap; checked per
+        send: the overflow is only summed for a queue over its own limit.)"""
         q = self.queues.get(address)
-        return q is not None and q.bytes > q.memory_limit
+        if q is None or q.bytes <= q.memory_limit:
+            return False
+        return q.flow_control or self.overflow_full
+
+    @property
+    def overflow_full(self) -> bool:
+        """Do the queues without producer flow control hold more than
+        `overflow_memory_limit` bytes past their own memory limits?"""
+        return self._overflow() > self._overflow_limit
+
+    def _overflow(self) -> int:
+        total = 0
+        queues = self.queues
+        for q in list(self.overflowing):
+            over = q.bytes - q.memory_limit
+            if over <= 0 or queues.get(q.address) is not q:
+                self.overflowing.discard(q)  # back under its limit, or deleted
+            else:
+                total += over
+        return total
 
     def when_space(self, address: Address, callback: Callable[[], None]) -> bool:
-        """Producer flow control: True (and `callback` later) if `address` is full: a
-        queue over its memory limit, or a durable queue while the store is over
-        `store_limit` (policy "block")."""
+        """Producer flow control: True (and `callback` later) if `address` is full
+        (`full`), or a durable queue while the store is over `store_limit` (policy
+        "block")."""
         q = self.queues.get(address)
         if q is None:
             return False
         if self.when_store_space(address, callback):
             return True
-        return q.when_space(callback)
+        if self._send_fail:
+            return False  # the next send is refused instead (send_fail_if_no_space)
+        if q.flow_control:
+            return q.when_space(callback)
+        if q.bytes <= q.memory_limit or not self.overflow_full:
+            return False
+        self._overflow_waiters.append(callback)
+        if self._overflow_timer is None and self._call_later is not None:
+            self._overflow_timer = self._call_later(_STORE_POLL, self._check_overflow)
+        return True
+
+    def _check_overflow(self) -> None:
+        """Wake producers waiting for the overflow once it is below 90% of its limit.
+        Queues do not report their excess as it shrinks, so the core looks, and only
+        while someone waits."""
+        self._overflow_timer = None
+        if not self._overflow_waiters:
+            return
+        if self._overflow() <= self._overflow_limit * 0.9:
+            waiters, self._overflow_waiters = self._overflow_waiters, []
+            for callback in waiters:
+                callback()
+        elif self._call_later is not None:
+            self._overflow_timer = self._call_later(_STORE_POLL, self._check_overflow)
+
+    def _refuse_no_space(self, address: Address) -> None:
+        """send_fail_if_no_space: the send that would have paused its producer is
+        refused, with ActiveMQ 5.17's text (seen over STOMP with sendFailIfNoSpace)."""
+        raise CoreError(
+            STORE_FULL,
+            f"Usage Manager Memory Limit reached on {address.kind}://{address.name}. "
+            "See http://activemq.apache.org/producer-flow-control.html for more info",
+        )
 
     def when_store_space(self, address: Address, callback: Callable[[], None]) -> bool:
         """The store limit alone (what a journaled send waits for; its body pages out

@@ -1,7 +1,7 @@
 """Per-destination policy (ActiveMQ's policyEntry), chosen by name pattern: dead-letter
-strategy, redelivery limit, priority dispatch, memory and pending limits, prefetch,
-expired-message handling, garbage collection of inactive destinations and the message
-group map's size.
+strategy, redelivery limit, priority dispatch, memory and pending limits, producer flow
+control, prefetch, expired-message handling, garbage collection of inactive destinations
+and the message group map's size.
 
 Patterns use ActiveMQ's wildcards: "." separates segments, "*" matches one segment and
 ">" matches the rest (one or more). The first configured policy whose pattern (and kind,
@@ -46,6 +46,13 @@ class Policy:
     # Bytes a queue holds in memory before persistent messages are paged out and
     # non-persistent producers wait (ActiveMQ's memoryLimit).
     memory_limit: int = 64 * 1024 * 1024
+    # ActiveMQ's producerFlowControl (true by default): a producer whose message a queue
+    # over its memory limit must keep in memory (not journaled, so not paged out) is
+    # paused until the queue drains. False: it is not; such messages are kept past the
+    # limit, within the broker-wide `overflow_memory_limit` (the core's), past which
+    # those producers are paused after all (ActiveMQ spools them to its temp store,
+    # ZoneMQ has none).
+    producer_flow_control: bool = True
     # Prefetch for consumers that do not ask for one (ActiveMQ's queuePrefetch and
     # topicPrefetch).
     queue_prefetch: int = 1000

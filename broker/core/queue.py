@@ -93,6 +93,7 @@ class MessageQueue:
         "enqueued",
         "exclusive_sub",
         "expired",
+        "flow_control",
         "group_limit",
         "grouped",
         "inflight_count",
@@ -141,6 +142,9 @@ class MessageQueue:
         # Topic subscriptions: messages kept beyond credit before the slow-consumer policy.
         self.limit = limit
         self.memory_limit = memory_limit
+        # The policy's producer_flow_control (Core._new_queue sets it): False, and past
+        # its memory limit the queue joins `core.overflowing` instead of pausing producers.
+        self.flow_control = True
         self._space_waiters: list[Callable[[], None]] = []
         # The connection a temporary destination belongs to.
         self.owner = owner
@@ -211,15 +215,21 @@ class MessageQueue:
         self.seq_back += 1
         msg.seq = self.seq_back
         # journaled(self, msg), inlined (hot path): only the journal can page a body in.
-        if self.bytes > self.memory_limit and self.durable and msg.persistent:
-            stub = self.core.records.page_out(self, msg) if self.page_stubs else None
-            if stub is None:
-                msg.body = None  # type: ignore[assignment]  # paged out: the journal has it
-                self.lanes[prio].append(msg)
-                self.bytes += msg.head
+        if self.bytes > self.memory_limit:
+            if self.durable and msg.persistent:
+                stub = self.core.records.page_out(self, msg) if self.page_stubs else None
+                if stub is None:
+                    msg.body = None  # type: ignore[assignment]  # paged out: the journal has it
+                    self.lanes[prio].append(msg)
+                    self.bytes += msg.head
+                else:
+                    self.lanes[prio].append(stub)
+                    self.bytes += PAGED_ENTRY
             else:
-                self.lanes[prio].append(stub)
-                self.bytes += PAGED_ENTRY
+                if not self.flow_control:
+                    self.core.overflowing.add(self)
+                self.lanes[prio].append(msg)
+                self.bytes += msg.size
         else:
             self.lanes[prio].append(msg)
             self.bytes += msg.size

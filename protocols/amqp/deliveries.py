@@ -367,8 +367,13 @@ class AmqpDeliveries(AmqpLinks):
         except Exception as exc:  # proton's decoder on a malformed message
             self._reject(dlv, "amqp:decode-error", f"cannot decode message: {exc}", presettled)
             return
-        if inl.address is not None and tx is None and inl.address.is_queue:
-            self._flow_control(inl, inl.address)
+        address = inl.address
+        if address is not None and tx is None and address.is_queue:
+            core = self.core
+            if core.store_full or (core.full(address) and not core.stored(address, msg)):
+                # As STOMP's: a journaled message pages out rather than wait for queue
+                # memory; past the store limit (policy "block") every producer waits.
+                self._flow_control(inl, address)
         if presettled:
             pn_delivery_settle(dlv)
             return
