@@ -300,14 +300,16 @@ class AmqpConnection(AmqpDeliveries):
         self._flush()
         self._close()
 
-    def _close_connection(self, condition: str, description: str) -> None:
+    def _close_connection(
+        self, condition: str, description: str, info: dict[Any, Any] | None = None
+    ) -> None:
         """Close the AMQP connection (not the broker) with an error condition."""
         log.info("closing AMQP connection from %s: %s %s", self.peer, condition, description)
         conn = self.conn
         if conn.state & _LOCAL_UNINIT:
             conn.open()
         if conn.state & _ACTIVE:
-            conn.condition = Condition(condition, description)
+            conn.condition = Condition(condition, description, info)
             conn.close()
         self._release_all()
         self._schedule()
@@ -321,11 +323,32 @@ class AmqpConnection(AmqpDeliveries):
         if self.over_limit:
             self._close_connection("amqp:resource-limit-exceeded", "too many connections")
             return
+        container = conn.remote_container or None
+        if container is not None:
+            # One connection per container-id at a time, as JMS client ids (ActiveMQ's
+            # RegionBroker.addConnection; STOMP's client-id shares the namespace).
+            held_by = self.core.durables.claim_client(container, self, f"tcp://{self.peer}")
+            if held_by is not None:
+                # ActiveMQ's AmqpConnection: open flagged as failed, then close with
+                # amqp:invalid-field naming the container-id field.
+                conn.properties = {symbol("amqp:connection-establishment-failed"): True}
+                self._close_connection(
+                    "amqp:invalid-field",
+                    f"Broker: {self.listener.broker_name} - Client: {container} "
+                    f"already connected from {held_by}",
+                    {symbol("invalid-field"): symbol("container-id")},
+                )
+                return
         conn.open()
         self.client_id = conn.remote_container
         self.core.connected(self, client_id=self.client_id, user=self.sasl.user)
         # The remote's idle-time-out is known now: start the keepalive / liveness clock.
         self.loop.call_soon(self._tick)
+
+    def _release_all(self) -> None:
+        super()._release_all()
+        if self.client_id:
+            self.core.durables.release_client(self.client_id, self)
 
     def _on_connection_close(self, event: Event) -> None:
         self._release_all()

@@ -153,3 +153,25 @@ def test_hashed_and_plain_passwords_log_in_and_plain_ones_warn_once(
     assert _raw_connect(b.stomp_port, "alice", BOB_PASSWORD).startswith(b"ERROR")
     plain = [r.getMessage() for r in caplog.records if "plain-text" in r.getMessage()]
     assert len(plain) == 1 and "bob" in plain[0] and "alice" not in plain[0]
+
+
+def test_a_wildcard_subscription_needs_an_entry_covering_the_wildcard(
+    login: Callable[[str, str], Client],
+) -> None:
+    """ZoneMQ authorizes a wildcard as a name: an entry's pattern must match the
+    wildcard itself. ActiveMQ 5.17's DefaultAuthorizationMap.get(`>`) unions every
+    entry at or below it (shared.>, zonemq.> list bob), so it would let bob consume
+    alice.> through `>`; here he is refused, and `shared.*`, inside his entry, is his."""
+    alice = login("alice", ALICE_PASSWORD)
+    alice.send("/queue/alice.inbox", "private", headers={"persistent": "true"})
+    alice.sync()
+    bob = login("bob", BOB_PASSWORD)
+    bob.subscribe("/queue/>", id="1", ack="auto", receipt="r1")
+    err = bob.listener.error()
+    assert err.headers["message"] == "User bob is not authorized to read from: queue://>"
+    bob.subscribe("/queue/shared.*", id="2", ack="auto", receipt="r2")
+    assert bob.listener.receipt() == "r2"
+    alice.send("/queue/shared.jobs", "for both")
+    got = bob.listener.next()
+    assert got.body == "for both"
+    assert bob.listener.none_within(0.2)
