@@ -196,6 +196,7 @@ class Core:
         if call_later is not None and self.limits.expiry_check_interval > 0:
             self._expiry_timer = call_later(self.limits.expiry_check_interval, self._sweep)
         # Scheduled messages (broker/core/scheduler.py): one heap, one timer.
+        self._scheduler_on = self.limits.scheduler_support
         self.scheduler = Scheduler(
             self,
             enabled=self.limits.scheduler_support,
@@ -424,6 +425,11 @@ class Core:
         if not msg.timestamp:
             msg.timestamp = self.now_ms()
         msg.destination = address
+        if self._scheduler_on and Scheduler.is_management(address):
+            # ActiveMQ.Scheduler.Management: an instruction to the scheduler, at once
+            # (also in a transaction, as ActiveMQ), never a message to deliver.
+            self.scheduler.manage(msg)
+            return None
         if tx is not None:
             if tx.finished:
                 raise CoreError(INVALID, "transaction already finished")

@@ -25,6 +25,15 @@ ActiveMQ 5.17's (SchedulerBroker, JobSchedulerImpl):
 With `scheduler_support` off (ActiveMQ's default, schedulerSupport="false") the
 properties are still checked, and the message is sent at once with them.
 
+Management (`manage`, ActiveMQ's SchedulerBroker): with scheduler support on, a message
+sent to a destination whose name starts with ActiveMQ.Scheduler.Management (any case,
+queue or topic) is never delivered; its AMQ_SCHEDULER_ACTION says what to do. BROWSE
+(with a reply-to) sends each job's message there, non-persistent, with a new id, type
+"Advisory", `scheduledJobId` and its `originalDestination`; REMOVE removes the job
+named by `scheduledJobId`; REMOVEALL removes every job. BROWSE and REMOVEALL with both
+ACTION_START_TIME and ACTION_END_TIME take only the jobs next due within them
+(inclusive). A removal of a journaled job is journaled (its "done" record).
+
 Journaled jobs (a persistent message for a queue or a topic, when the core persists)
 are written as records of their own (broker/store/scheduled.py): created, moved to
 their next due time, done. A non-persistent message's job is held in memory only.
@@ -64,6 +73,10 @@ PERIOD = "AMQ_SCHEDULED_PERIOD"
 REPEAT = "AMQ_SCHEDULED_REPEAT"
 CRON = "AMQ_SCHEDULED_CRON"
 JOB_ID = "scheduledJobId"
+MANAGEMENT = "activemq.scheduler.management"
+ACTION = "AMQ_SCHEDULER_ACTION"
+START_TIME = "ACTION_START_TIME"
+END_TIME = "ACTION_END_TIME"
 SCHEDULE_KEYS = (DELAY, PERIOD, REPEAT, CRON)
 # ActiveMQ's maxSchedulerRepeatAllowed default.
 MAX_REPEAT = 1000
@@ -133,6 +146,18 @@ def schedule_of(props: dict[str, PropertyValue]) -> Schedule | None:
     if JOB_ID in props or (delay is None and period is None and cron is None):
         return None
     return Schedule(delay or 0, period or 0, repeat, cron)
+
+
+def _bound(value: Any) -> int | None:
+    """ACTION_START_TIME / _END_TIME as a number of ms (a long property or its text, as
+    ActiveMQ's TypeConversionSupport reads it); None when absent or not a number."""
+    if type(value) is int:
+        return value
+    if type(value) is tuple and type(value[1]) is int:
+        return value[1]  # type: ignore[no-any-return]
+    if isinstance(value, str) and _JAVA_INTEGER.match(value):
+        return int(value)
+    return None
 
 
 class Job:
@@ -390,6 +415,61 @@ class Scheduler:
 
     def pending(self) -> int:
         return len(self.jobs)
+
+    # -- management (ActiveMQ.Scheduler.Management) ---------------------------------------
+
+    @staticmethod
+    def is_management(address: Address) -> bool:
+        name = address.name
+        return len(name) >= len(MANAGEMENT) and name[: len(MANAGEMENT)].lower() == MANAGEMENT
+
+    def jobs_due(self, start: int | None = None, end: int | None = None) -> list[Job]:
+        """The jobs in due order; with both bounds, those next due within them."""
+        jobs = sorted(self.jobs.values(), key=lambda j: (j.due, j.id))
+        if start is None or end is None:
+            return jobs
+        return [j for j in jobs if start <= j.due <= end]
+
+    def remove(self, job_id: str) -> bool:
+        """Drop a job (False if there is none by that id)."""
+        job = self.jobs.pop(job_id, None)
+        if job is None:
+            return False
+        # Its heap entry is skipped as stale when it comes up (`_current`).
+        self.bytes -= job.msg.size
+        if job.journaled:
+            self.core.records.job_done(job)
+        return True
+
+    def manage(self, msg: Message) -> None:
+        """Carry out the AMQ_SCHEDULER_ACTION of a message sent to the management
+        destination (module docstring); the message itself goes nowhere."""
+        props = msg.properties
+        action = props.get(ACTION)
+        if not isinstance(action, str):
+            return
+        start, end = _bound(props.get(START_TIME)), _bound(props.get(END_TIME))
+        if action == "BROWSE" and msg.reply_to is not None:
+            for job in self.jobs_due(start, end):
+                self._send_browsed(job, msg.reply_to)
+        job_id = props.get(JOB_ID)
+        if action == "REMOVE" and isinstance(job_id, str):
+            self.remove(job_id)
+        elif action == "REMOVEALL":
+            for job in self.jobs_due(start, end):
+                self.remove(job.id)
+
+    def _send_browsed(self, job: Job, reply_to: Address) -> None:
+        copy = job.msg.copy()
+        copy.id = self.core.next_id()
+        copy.persistent = False
+        copy.type = "Advisory"  # ActiveMQ's AdvisorySupport.ADIVSORY_MESSAGE_TYPE
+        copy.properties[JOB_ID] = job.id
+        copy.properties["originalDestination"] = str(job.address)
+        try:
+            self.core.send(reply_to, copy)
+        except CoreError as exc:
+            log.warning("browsed job %s not sent to %s: %s", job.id, reply_to, exc)
 
     def schedule_send(
         self, address: Address, msg: Message, schedule: Schedule
