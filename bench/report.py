@@ -43,6 +43,7 @@ MEDIAN_FIGURES = (
 # Figures summed over runs (any non-zero value is a failure worth seeing).
 SUM_FIGURES = (
     "lost",
+    "unsent",
     "duplicated",
     "timed_out",
     "idle_dropped",

@@ -80,7 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
         "&host=VHOST&n=MESSAGES&addr=AMQP_ADDRESS_WITH_{}]",
     )
     p.add_argument("--runs", type=int, default=3, help="runs per target (interleaved)")
-    p.add_argument("--out", help="results folder (default bench/results/<stamp>)")
+    p.add_argument(
+        "--out",
+        help="results folder (default bench/results/<stamp> in a source checkout, else "
+        "./zonemq-bench-results/<stamp>)",
+    )
+    p.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="accept targets that are not on this machine (loopback only by default)",
+    )
     p.add_argument("--duration", type=float, default=60.0, help="time limit per run, s")
     p.add_argument("--messages", "-n", type=int, help="messages per run")
     p.add_argument("--size", "-s", type=int, help="body bytes (at least 32)")
@@ -225,7 +234,7 @@ def shapes_from(arg: str) -> list[str]:
 
 
 async def run_all(args: argparse.Namespace) -> int:
-    targets = [parse_target(t) for t in args.target]
+    targets = [parse_target(t, allow_remote=args.allow_remote) for t in args.target]
     opts = options_from(args)
     for t in targets:
         if args.scenario not in PROTOCOL_SCENARIOS[t.scheme]:
@@ -254,7 +263,7 @@ async def run_all(args: argparse.Namespace) -> int:
     if not args.label and shapes != ["batched"]:
         label += f" shape {','.join(shapes)}"
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    out = Path(args.out or Path(__file__).parent / "results" / stamp)
+    out = Path(args.out) if args.out else default_out(stamp)
     out.mkdir(parents=True, exist_ok=True)
     servers = {}
     for t in targets:
@@ -321,6 +330,16 @@ async def run_all(args: argparse.Namespace) -> int:
     return 2 if bad else 0
 
 
+def default_out(stamp: str, cwd: Path | None = None) -> Path:
+    """Where results go without --out: bench/results/<stamp> in a source checkout (the
+    current directory holds bench/runner.py), else zonemq-bench-results/<stamp> in the
+    current directory: never inside an installed package."""
+    cwd = cwd or Path.cwd()
+    if (cwd / "bench" / "runner.py").is_file():
+        return cwd / "bench" / "results" / stamp
+    return cwd / "zonemq-bench-results" / stamp
+
+
 def _for(opts: Options, target: Target, shape: str = "batched") -> Options:
     """The options for one target (its URL may set its own message count with `n=`) and
     traffic shape."""
@@ -350,6 +369,7 @@ def _progress(r: dict[str, Any]) -> str:
         "latency_p99_ms",
         "loaded_ratio",
         "lost",
+        "unsent",
         "duplicated",
         "timed_out",
         "client_cpu_pct",
@@ -367,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         for t in args.target:
-            parse_target(t)
+            parse_target(t, allow_remote=args.allow_remote)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

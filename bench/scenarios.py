@@ -24,6 +24,7 @@ from array import array
 from dataclasses import dataclass
 from typing import Any
 
+from bench import progress
 from bench.procstat import proc_rss_mib
 from bench.stompclient import (
     PREFIX,
@@ -433,10 +434,15 @@ async def flow_run(
                 await flow.done
 
             work = work_fn()
+        ticker = progress.start(
+            lambda: sum(t.unique for t in flow.tallies), sum(t.expected for t in flow.tallies)
+        )
         try:
             await asyncio.wait_for(work, max(0.1, deadline - time.monotonic()))
         except TimeoutError:
             timed_out = True
+        finally:
+            ticker.cancel()
         # Late duplicates (e.g. redeliveries) still count; timing ends at the last new one.
         await asyncio.sleep(0.1)
     except Exception as exc:  # a broker error ends this run, not the whole benchmark
@@ -463,6 +469,9 @@ def _figures(
     unique = sum(t.unique for t in flow.tallies)
     dup = sum(t.dup for t in flow.tallies)
     expected = sum(t.expected for t in flow.tallies)
+    owed = expected
+    if 0 <= flow.sent < opts.messages:
+        owed = round(expected * flow.sent / opts.messages)
     last = max((t.last_ns for t in flow.tallies), default=0)
     first = flow.first_send_ns
     elapsed = (last - first) / 1e9 if last and first and last > first else 0.0
@@ -471,7 +480,10 @@ def _figures(
         "size": opts.size,
         "sent": flow.sent,
         "delivered": unique,
-        "lost": expected - unique,
+        # A message never sent (a run that timed out) is unsent, not lost: what the
+        # consumers were owed shrinks with what the producers sent.
+        "lost": max(0, owed - unique),
+        "unsent": max(0, opts.messages - flow.sent),
         "duplicated": dup,
         "timed_out": timed_out,
         "elapsed_s": round(elapsed, 3),

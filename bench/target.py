@@ -1,7 +1,8 @@
 """Parse `--target` URLs: ``stomp://host:port?pid=1234&name=activemq&login=u&passcode=p``,
 ``amqp://host:port?...&addr=/queue/{}`` (AMQP 1.0) and ``sqs://host:port?...`` (SQS JSON).
 
-Only loopback hosts are accepted: the benchmark never sends traffic off this machine.
+Only loopback hosts are accepted unless --allow-remote says otherwise: the benchmark never
+sends traffic off this machine by accident.
 """
 
 from __future__ import annotations
@@ -46,14 +47,18 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def parse_target(url: str) -> Target:
-    """A Target from its URL; raises ValueError for a bad URL or a non-loopback host."""
+def parse_target(url: str, *, allow_remote: bool = False) -> Target:
+    """A Target from its URL; raises ValueError for a bad URL, or a host not on this
+    machine unless `allow_remote` (--allow-remote: load on another machine is a choice
+    made explicitly, never a typo)."""
     parts = urlsplit(url if "://" in url else "stomp://" + url)
     if parts.scheme not in DEFAULT_PORTS:
         raise ValueError(f"{url}: only stomp://, amqp:// and sqs:// targets are supported")
     host = parts.hostname or "127.0.0.1"
-    if not _is_loopback(host):
-        raise ValueError(f"{url}: only loopback hosts (127.0.0.0/8, ::1) may be targets")
+    if not allow_remote and not _is_loopback(host):
+        raise ValueError(
+            f"{url}: only loopback hosts (127.0.0.0/8, ::1) may be targets without --allow-remote"
+        )
     port = parts.port or DEFAULT_PORTS[parts.scheme]
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     pid = int(query["pid"]) if query.get("pid") else None

@@ -35,6 +35,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench import progress
+
 # Slots of a worker's shared counter array.
 COUNT, FIRST_NS, LAST_NS, STATE = range(4)
 READY, DONE, FAILED = 1, 2, 3
@@ -132,6 +134,7 @@ async def run_workers(
         return False
 
     collected: list[dict[str, Any]] = []
+    ticker: asyncio.Task[None] | None = None
     wall0 = time.perf_counter()
     try:
         cons = [start(j) for j in consumers]
@@ -140,6 +143,7 @@ async def run_workers(
         ok = ok and await wait_state(prods)
         go.set()
         if ok:
+            ticker = progress.start(lambda: sum(s.counters[COUNT] for s in cons), messages)
             while True:
                 got = sum(s.counters[COUNT] for s in cons)
                 if got >= messages:
@@ -155,6 +159,8 @@ async def run_workers(
         else:
             timed_out = time.monotonic() >= deadline
     finally:
+        if ticker is not None:
+            ticker.cancel()
         stop.set()
         go.set()
         end = time.monotonic() + 15
@@ -216,7 +222,9 @@ def _merge(
     out: dict[str, Any] = {
         "sent": sent,
         "delivered": unique,
-        "lost": messages - unique,
+        # A message the producers never sent (a run that timed out) is unsent, not lost.
+        "lost": max(0, min(sent, messages) - unique),
+        "unsent": max(0, messages - sent),
         "duplicated": dup,
         "timed_out": timed_out,
         "elapsed_s": round(elapsed, 3),
