@@ -251,7 +251,7 @@ class OpenWireConnection(PushConnection):
                 self._refuse(cmd, exc)
             except CoreError as exc:
                 self._refuse(cmd, Refused(JMS_EXCEPTION, exc.message))
-            except (CodecError, mapping.Unsupported) as exc:
+            except CodecError as exc:
                 self._refuse(cmd, Refused(JMS_EXCEPTION, str(exc)))
             except Exception:
                 # A bug of ours: this connection ends, the broker and its other clients

@@ -3,8 +3,13 @@
 ActiveMQTextMessage        ↔ a text message (text=True; the body is the text in UTF-8,
                              as a STOMP frame without content-length carries it)
 ActiveMQBytesMessage       ↔ a bytes message (STOMP content-length, AMQP data section)
-ActiveMQMessage (no body)  → an empty bytes message
-Map, Stream, Object bodies → refused for now ("not supported yet" back to the producer)
+Map, Stream, Object, and ActiveMQMessage without a body
+                           ↔ their marshalled content as the body, and property
+                             JMS_OPENWIRE_MSG_TYPE (2, 4, 1, 0: AMQP's
+                             x-opt-jms-msg-type codes), so an OpenWire consumer gets the
+                             same kind back; STOMP and AMQP consumers get the content as
+                             bytes (ActiveMQ's STOMP sends them no body, its AMQP a map
+                             or list section: not done here)
 compressed (useCompression)  inflated on the way in, bounded by the frame size limit
 destination ↔ queue://, topic://, temp-queue://, temp-topic:// by the structure's
               type; a physical name with commas is a composite (each part may say
@@ -51,8 +56,16 @@ _PREFIXES = (
 )
 
 
-class Unsupported(Exception):
-    """A message this mapping cannot carry yet (its text goes back to the producer)."""
+# The JMS body kind of a Map, Stream, Object or bodyless message, as property
+# JMS_OPENWIRE_MSG_TYPE (a byte: the codes of AMQP's x-opt-jms-msg-type).
+BODY_KIND = "JMS_OPENWIRE_MSG_TYPE"
+_KIND_CODES: dict[type[c.Message], int] = {
+    c.Message: 0,
+    c.ObjectMessage: 1,
+    c.MapMessage: 2,
+    c.StreamMessage: 4,
+}
+_KIND_CLASSES = {code: cls for cls, code in _KIND_CODES.items()}
 
 
 def address_of(dest: c.Destination) -> Address | tuple[Address, ...]:
@@ -136,11 +149,14 @@ def message_from(m: c.Message, address: Address, origin: object, *, limit: int) 
         text = text_of(m.content, m.compressed, limit)
         body = (text or "").encode("utf-8", "surrogatepass")
         is_text = True
-    elif t is c.BytesMessage or t is c.Message:
+    elif t is c.BytesMessage:
         body = bytes_of(m.content, m.compressed, limit)
         is_text = False
     else:
-        raise Unsupported(f"{t.__name__} bodies are not supported by ZoneMQ yet")
+        # Map, Stream, Object and a bodyless Message keep their marshalled content (as
+        # the client wrote it, inflated) and their kind, for OpenWire consumers.
+        body = (_inflate(m.content, limit) if m.compressed else m.content) if m.content else b""
+        is_text = False
     props: dict[str, Any] = {}
     if m.properties:
         decoded = primitives.decode_map(m.properties)
@@ -149,6 +165,9 @@ def message_from(m: c.Message, address: Address, origin: object, *, limit: int) 
                 if type(value) in (dict, list):
                     raise CodecError(f"property {key!r} is a {type(value).__name__}")
                 props[key] = value
+    kind = _KIND_CODES.get(t)
+    if kind is not None:
+        props[BODY_KIND] = ("byte", kind)
     if m.message_id is not None:
         text = m.message_id.text()
         # As Java's MessageId.toString: an id is always shown with its "ID:".
@@ -210,17 +229,24 @@ def openwire_message(msg: Message) -> c.Message:
     assert msg.destination is not None
     props: dict[str, Any] = {}
     group_seq = 0
+    kind_class: type[c.Message] | None = None
     for key, value in msg.properties.items():
         if key == ORIGINAL_ID:
             continue
+        if key == BODY_KIND:
+            kind_class = _KIND_CLASSES.get(value[1] if type(value) is tuple else value)
+            if kind_class is not None:
+                continue
         if key == GROUP_SEQ and msg.group_id is not None:
             if type(value) is int:
                 group_seq = value
             continue
         props[key] = value
-    if msg.text:
+    if kind_class is not None:
+        out: c.Message = kind_class(content=msg.body or None)
+    elif msg.text:
         data = utf.encode(msg.body.decode("utf-8", "replace"))
-        out: c.Message = c.TextMessage(content=len(data).to_bytes(4, "big") + data)
+        out = c.TextMessage(content=len(data).to_bytes(4, "big") + data)
     else:
         out = c.BytesMessage(content=msg.body)
     out.destination = destination_of(msg.destination)

@@ -116,12 +116,14 @@ def test_topic_fans_out(jms: Jms, ow_broker: BrokerThread) -> None:
     assert (one(out, "one"), one(out, "two")) == ("fan", "fan")
 
 
-def test_map_messages_are_refused_for_now_and_the_connection_goes_on(
+def test_map_stream_object_and_plain_messages_keep_their_kind(
     jms: Jms, ow_broker: BrokerThread
 ) -> None:
     out = jms.run(url(ow_broker), "map", "ow.map")
-    assert one(out, "map") == "MapMessage bodies are not supported by ZoneMQ yet"
-    assert one(out, "after") == "text-after"
+    assert one(out, "map") == "1,two,3"
+    assert one(out, "stream") == "x,7"
+    assert one(out, "object") == "y-z"
+    assert one(out, "plain") == "ActiveMQMessage"
 
 
 def test_scheduled_delivery_with_jms_properties(

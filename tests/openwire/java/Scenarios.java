@@ -342,14 +342,26 @@ public class Scenarios {
         MessageProducer p = s.createProducer(s.createQueue(q));
         MapMessage m = s.createMapMessage();
         m.setInt("a", 1);
-        try {
-            p.send(m);
-            out("map", "sent");
-        } catch (JMSException e) {
-            out("map", e.getMessage());
-        }
-        p.send(s.createTextMessage("text-after"));
-        out("after", body(s.createConsumer(s.createQueue(q)).receive(5000)));
+        m.setString("b", "two");
+        m.setBytes("c", new byte[] {3});
+        p.send(m);
+        StreamMessage st = s.createStreamMessage();
+        st.writeString("x");
+        st.writeLong(7L);
+        p.send(st);
+        // A String: the client refuses to deserialize classes it does not trust.
+        ObjectMessage o = s.createObjectMessage("y-z");
+        p.send(o);
+        p.send(s.createMessage());
+        MessageConsumer consumer = s.createConsumer(s.createQueue(q));
+        MapMessage gm = (MapMessage) consumer.receive(5000);
+        out("map", gm.getInt("a") + "," + gm.getString("b") + "," + gm.getBytes("c")[0]);
+        StreamMessage gs = (StreamMessage) consumer.receive(5000);
+        out("stream", gs.readString() + "," + gs.readLong());
+        ObjectMessage go = (ObjectMessage) consumer.receive(5000);
+        out("object", go.getObject());
+        Message plain = consumer.receive(5000);
+        out("plain", plain.getClass().getSimpleName());
         c.close();
     }
 
