@@ -798,6 +798,8 @@ async def sns_run(
             "indices": (p * per, min(n, (p + 1) * per)),
             "size": opts.size,
             "batch": batch,
+            # run_workers counts in deliveries: a publish owes this many.
+            "fanout": slots / n,
         }
         jobs.append(Job(sns.worker, "producer", params))
     try:

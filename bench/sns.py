@@ -209,7 +209,8 @@ async def _produce(job: Job, shared: Shared) -> dict[str, Any]:
         )
     errors.extend(f"{type(e).__name__}: {e}" for e in results if isinstance(e, BaseException))
     return {
-        "sent": sent,
+        # In deliveries, as the drainers count: lost and unsent compare the two.
+        "sent": round(sent * p.get("fanout", 1)),
         "first_ns": first_ns,
         "last_ns": last_ns,
         "send_retries": retries,

@@ -693,7 +693,7 @@ class SnsService:
             message_id, self.registry.arn(t.name), m.text, now, m.subject, wire_attrs
         )
         filter_attrs = {n: (ty, v) for n, ty, v in wire_attrs}
-        signatures: dict[str, str] = {}
+        parts: dict[tuple[str, bool], tuple[str, str]] = {}
         for sub in t.subscriptions.values():
             if sub.pending:
                 continue
@@ -712,7 +712,7 @@ class SnsService:
                         signature_version=t.signature_version,
                         base_url=base_url,
                         subscription_arn=sub.arn,
-                        signatures=signatures,
+                        parts=parts,
                     )
                 )
                 done = self.http.enqueue(sub, message_id, body)
@@ -737,7 +737,7 @@ class SnsService:
                     signature_version=t.signature_version,
                     base_url=base_url,
                     subscription_arn=sub.arn,
-                    signatures=signatures,
+                    parts=parts,
                 )
                 props = {}
             props[SENDER_ID] = self.account

@@ -47,10 +47,17 @@ until ``listeners.aws.sns_token_expiry`` (3 days). A pending subscription is del
 ``listeners.aws.sns_pending_expiry`` (3 days) after Subscribe; its token is void then.
 Both are kept in the topic's record, so a restart keeps them and their deadlines.
 
-Knowingly different: throttlePolicy (maxReceivesPerSecond) is stored, not applied;
-Subscribe again of a pending subscription resends the confirmation with the same token
-and does not push its deadline back; HTTPS endpoints must present a certificate the
-broker's default trust store accepts (as AWS requires a trusted CA).
+Throttle (the subscription's DeliveryPolicy ``throttlePolicy.maxReceivesPerSecond``,
+under the same override rule the topic's ``http.defaultThrottlePolicy``): the courier
+spaces its POSTs (retries included: each is a request the endpoint receives) at least
+1/rate seconds apart. What waits is the subscription's own durable queue: the courier
+holds at most `IN_FLIGHT` messages (its prefetch), each waiting for its turn, so neither
+the publisher nor other subscriptions wait and memory stays bounded; a policy changed by
+SetSubscriptionAttributes applies from the next POST.
+
+Knowingly different: Subscribe again of a pending subscription resends the confirmation
+with the same token and does not push its deadline back; HTTPS endpoints must present a
+certificate the broker's default trust store accepts (as AWS requires a trusted CA).
 """
 
 from __future__ import annotations
@@ -60,7 +67,7 @@ import json
 import logging
 import secrets
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -118,6 +125,21 @@ def retry_delays(topic: SnsTopic, sub: SnsSubscription) -> list[float]:
     return delays
 
 
+def max_receives(topic: SnsTopic, sub: SnsSubscription) -> int | None:
+    """The effective maxReceivesPerSecond (None: no throttle); the policies were checked
+    when set, so a bad one here can only be a record older than the check."""
+    rate: Any = None
+    try:
+        topic_http = json.loads(topic.attributes.get("DeliveryPolicy") or "{}").get("http", {})
+        rate = (topic_http.get("defaultThrottlePolicy") or {}).get("maxReceivesPerSecond")
+        if not topic_http.get("disableSubscriptionOverrides"):
+            own = json.loads(sub.attributes.get("DeliveryPolicy") or "{}")
+            rate = (own.get("throttlePolicy") or {}).get("maxReceivesPerSecond", rate)
+    except (ValueError, AttributeError):
+        return None
+    return rate if isinstance(rate, int) and not isinstance(rate, bool) and rate >= 1 else None
+
+
 def content_type(topic: SnsTopic, sub: SnsSubscription) -> str:
     for source in (sub.attributes.get("DeliveryPolicy"), topic.attributes.get("DeliveryPolicy")):
         try:
@@ -137,6 +159,8 @@ class Courier:
         self.http = http
         self.sub = sub
         self.tasks: set[asyncio.Task[None]] = set()
+        # The loop time before which the throttle gives out no further POST.
+        self._next_post = 0.0
         address = queue_of(sub)
         http.core.set_own_limit(address)
         self.core_sub: Subscription = http.core.subscribe(
@@ -157,6 +181,19 @@ class Courier:
             task.cancel()
         self.core_sub.close()
 
+    async def _pace(self) -> None:
+        """Wait for this POST's turn under the throttle: turns are handed out in call
+        order, so concurrent deliveries keep their queue order."""
+        topic = self.http.registry.topics.get(self.sub.topic)
+        rate = max_receives(topic, self.sub) if topic is not None else None
+        if rate is None:
+            return
+        now = self.http.loop.time()
+        turn = max(now, self._next_post)
+        self._next_post = turn + 1.0 / rate
+        if turn > now:
+            await asyncio.sleep(turn - now)
+
     async def _post(self, msg: Message) -> None:
         http = self.http
         topic = http.registry.topics.get(self.sub.topic)
@@ -174,7 +211,8 @@ class Courier:
         if props.get(RAW):
             headers["x-amz-sns-rawdelivery"] = "true"
         body = msg.body
-        if await http.attempts(self.sub.endpoint, body, headers, retry_delays(topic, self.sub)):
+        delays = retry_delays(topic, self.sub)
+        if await http.attempts(self.sub.endpoint, body, headers, delays, self._pace):
             self.core_sub.ack(msg.id)
             return
         http.exhausted(topic, self.sub, body)
@@ -235,12 +273,20 @@ class HttpDeliveries:
         return self.core.send(queue_of(sub), msg)
 
     async def attempts(
-        self, url: str, body: bytes, headers: dict[str, str], delays: list[float]
+        self,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        delays: list[float],
+        pace: Callable[[], Awaitable[None]] | None = None,
     ) -> bool:
-        """POST until a 2xx answer or the retries run out."""
+        """POST until a 2xx answer or the retries run out; `pace` is awaited before each
+        POST (the subscription's throttle)."""
         for attempt in range(len(delays) + 1):
             if attempt:
                 await asyncio.sleep(delays[attempt - 1])
+            if pace is not None:
+                await pace()
             try:
                 async with self.session().post(url, data=body, headers=headers) as resp:
                     await resp.read()

@@ -490,11 +490,26 @@ def check_delivery_policy(text: str) -> None:
     retry = spec.get("healthyRetryPolicy")
     if retry is not None:
         _check_retry(retry, "healthyRetryPolicy")
+    throttle = spec.get("throttlePolicy")
+    if throttle is not None:
+        _check_throttle(throttle, "throttlePolicy")
     request = spec.get("requestPolicy")
     if request is not None and (
         not isinstance(request, dict) or not isinstance(request.get("headerContentType", ""), str)
     ):
         raise ValueError("requestPolicy.headerContentType must be a string")
+
+
+def _check_throttle(throttle: Any, where: str) -> None:
+    # AWS's documented shape: {"maxReceivesPerSecond": int}, the rate at least 1.
+    if not isinstance(throttle, dict):
+        raise ValueError(f"{where} must be a JSON object")
+    for key in throttle:
+        if key != "maxReceivesPerSecond":
+            raise ValueError(f"{where}: unknown key {key}")
+    rate = throttle.get("maxReceivesPerSecond")
+    if rate is not None and (not isinstance(rate, int) or isinstance(rate, bool) or rate < 1):
+        raise ValueError(f"{where}.maxReceivesPerSecond must be an integer of at least 1")
 
 
 def _check_retry(retry: Any, where: str) -> None:
@@ -520,7 +535,8 @@ def _check_retry(retry: Any, where: str) -> None:
 
 def check_topic_delivery_policy(text: str) -> None:
     """A topic's DeliveryPolicy: ``{"http": {"defaultHealthyRetryPolicy": {...},
-    "disableSubscriptionOverrides": bool, "defaultRequestPolicy": {...}}}``."""
+    "disableSubscriptionOverrides": bool, "defaultThrottlePolicy": {...},
+    "defaultRequestPolicy": {...}}}``."""
     spec = json.loads(text)
     http = spec.get("http") if isinstance(spec, dict) else None
     if http is None:
@@ -530,6 +546,9 @@ def check_topic_delivery_policy(text: str) -> None:
     retry = http.get("defaultHealthyRetryPolicy")
     if retry is not None:
         _check_retry(retry, "http.defaultHealthyRetryPolicy")
+    throttle = http.get("defaultThrottlePolicy")
+    if throttle is not None:
+        _check_throttle(throttle, "http.defaultThrottlePolicy")
     if not isinstance(http.get("disableSubscriptionOverrides", False), bool):
         raise ValueError("http.disableSubscriptionOverrides must be true or false")
 
