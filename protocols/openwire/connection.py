@@ -178,8 +178,8 @@ class OpenWireConnection(PushConnection):
             c.RemoveSubscriptionInfo: self._on_remove_subscription,
             c.KeepAliveInfo: self._on_keep_alive,
             c.ShutdownInfo: self._on_shutdown,
-            c.ConsumerControl: self._ignore,
-            c.ConnectionControl: self._ignore,
+            c.ConsumerControl: self._respond_only,
+            c.ConnectionControl: self._respond_only,
             c.FlushCommand: self._respond_only,
             c.ControlCommand: self._respond_only,
         }
@@ -348,9 +348,6 @@ class OpenWireConnection(PushConnection):
             self._fatal("a second WireFormatInfo")
             return
         props = info.properties or {}
-        if props.get("SizePrefixDisabled") is True:
-            # Only when both offer it; ours says no, so the client keeps the prefix.
-            pass
         self.wire_ok = True
         theirs = props.get("MaxInactivityDuration", 0)
         ours = self.settings.max_inactivity_duration
@@ -434,10 +431,9 @@ class OpenWireConnection(PushConnection):
         if info.response_required:
             self._send(fast.encode(c.KeepAliveInfo()))
 
-    def _ignore(self, cmd: Any) -> None:
-        self._respond(cmd)
-
     def _respond_only(self, cmd: Any) -> None:
+        # ConsumerControl, ConnectionControl, FlushCommand, ControlCommand: nothing to
+        # do but answer (a client asks them of brokers, never of this one's consumers).
         self._respond(cmd)
 
     def _on_shutdown(self, info: c.ShutdownInfo) -> None:
@@ -505,8 +501,6 @@ class OpenWireConnection(PushConnection):
         limit = self.settings.max_frame_size
         first = address[0] if type(address) is tuple else address
         msg = mapping.message_from(m, first, self.id, limit=limit)  # type: ignore[arg-type]
-        if msg.reply_to is not None and msg.reply_to.kind in (TEMP_QUEUE, TEMP_TOPIC):
-            pass  # the client created it with DestinationInfo (or it is another's)
         core = self.core
         if msg.properties and _SCHEDULED & msg.properties.keys():
             schedule = self._schedule_of(msg)
