@@ -32,6 +32,20 @@ from broker.server import Broker
 WAIT = 5.0
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run every cluster test in one xdist worker (`--dist loadgroup`, pyproject's addopts).
+
+    A cluster node takes its ports from outside the ephemeral range (broker/demo/failover.py
+    `free_port` says why) and releases them while it is a standby; a cluster in the other
+    worker could take such a port meanwhile (seen once: a node's /healthz answered by
+    another cluster's AMQP listener). Ephemeral (port 0) tests cannot collide with them.
+    """
+    group = pytest.mark.xdist_group("cluster")
+    for item in items:
+        if "etcd" in getattr(item, "fixturenames", ()) or "tests/cluster/" in item.nodeid:
+            item.add_marker(group)
+
+
 def wait_until(predicate: Callable[[], object], timeout: float = WAIT) -> bool:
     """Poll a condition on a short event wait (bounded), for broker state with no event."""
     pause = threading.Event()
