@@ -144,7 +144,7 @@ def test_a_deleted_topic_created_again_feeds_it_once(durable_core: Core) -> None
     core.send(t("d.a"), Message(b"before"))
     core.delete(t("d.a"))
     d = core.durables.find(*KEY)
-    assert d is not None and d.topics == []
+    assert d is not None and not d.topics
     core.send(t("d.a"), Message(b"after"))
     assert [x.address for x in d.topics] == [t("d.a")]
     assert durable(core, t("d.*")).bodies == [b"before", b"after"]
