@@ -389,6 +389,7 @@ class Core:
                 return
             if address.kind == TOPIC:
                 self.router.topic_deleted(t)  # wildcard subscribers stay on their others
+            self.durables.unbind(t)
             for sub in list(t.subs):
                 sub.close()
             self.retired["enqueued"] += t.enqueued
@@ -726,7 +727,7 @@ class Core:
         wildcard address or a composite (a tuple) covers several destinations
         (broker/core/multi.py), including matching ones created later. `durable`
         (client id, subscription name) makes a topic subscription durable
-        (broker/core/durable.py; one topic, no wildcard). On a queue, `priority`
+        (broker/core/durable.py; wildcards and composites too). On a queue, `priority`
         (ActiveMQ's consumer priority) puts it before lower ones and an `exclusive`
         consumer alone receives while it is there (MessageQueue "picky dispatch")."""
         if ack_mode not in ACK_MODES:
@@ -737,12 +738,10 @@ class Core:
             # ActiveMQ's consumer priority is a byte.
             raise CoreError(INVALID, f"consumer priority must be -128 to 127, got {priority}")
         if durable is not None:
-            if type(address) is tuple or is_wildcard(address.name):
-                raise CoreError(INVALID, "a durable subscription needs one topic, no wildcard")
             return self.durables.subscribe(
                 durable[0],
                 durable[1],
-                address,
+                self.router.covered(address),
                 consumer,
                 ack_mode=ack_mode,
                 prefetch=prefetch,

@@ -11,13 +11,28 @@ one consumer at a time; it is a plain queue Subscription on that queue (its `top
 None), so a consumer that leaves returns its unacknowledged messages, counted, to the
 next one.
 
+A subscription covers one topic, a wildcard pattern (`a.*`, `a.>`) or a composite
+(`a,b.*`): its `parts`. Each part is a key of the Durables' SubjectTrie, so a topic
+created later finds the subscriptions covering it with one trie walk, when it is
+created (`bind`), never per message; each Topic keeps the list of the durable
+subscriptions covering it (`Topic.durables`). A subscription is in that list once
+however many of its parts match the topic, so a message is offered to it once; a
+composite send (the same message id to several topics, one after the other) reaches a
+subscription over several topics once, its first copy (`last_id`). ActiveMQ 5.17.2's
+durable subscriptions get it once too, though not always its first copy; its plain
+subscribers get every copy, and ZoneMQ's too.
+
 The subscription itself is a journal record (DURABLE_SUB, broker/store/messages.py:
 client id, name, topic, selector, no-local), written when it is created and when it
-is removed; replay re-creates it before its queue's messages are restored.
+is removed; replay re-creates it before its queue's messages are restored. Its topic is
+the name (one topic or one pattern: what every version wrote) or a tuple of names (a
+composite), so journals written before wildcards were allowed replay unchanged.
 
 As ActiveMQ 5.17 (TopicRegion):
 - subscribing again with another topic, selector or no-local replaces it: the old one
-  and its messages are dropped (`hasDurableSubChanged`; KahaDB keeps no-local);
+  and its messages are dropped (`hasDurableSubChanged`; KahaDB keeps no-local); the
+  topic is compared as written, so a composite with its parts in another order is
+  another topic (both checked on 5.17.2 over STOMP);
 - a second consumer while one is attached is refused ("Durable consumer is in use for
   client: c and subscriptionName: n");
 - removing needs it inactive ("Durable consumer is in use"), and an unknown one is "No
@@ -39,6 +54,7 @@ from broker.core.errors import INVALID, NOT_FOUND, CoreError
 from broker.core.message import DURABLE, TOPIC, Address, Message
 from broker.core.queue import Consumer, MessageQueue, Subscription
 from broker.core.selector import Selector
+from broker.core.subjects import SubjectTrie, is_wildcard
 
 if TYPE_CHECKING:
     from broker.core.core import Core
@@ -48,9 +64,10 @@ if TYPE_CHECKING:
 # default credit.
 DURABLE_PREFETCH = 100
 
-# What the journal keeps of a subscription besides its key: topic kind and name,
-# selector text (or None), whether the selector converts strings (STOMP), no-local.
-Info = tuple[str, str, str | None, bool, bool]
+# What the journal keeps of a subscription besides its key: topic kind and name (a
+# tuple of names for a composite), selector text (or None), whether the selector
+# converts strings (STOMP), no-local.
+Info = tuple[str, str | tuple[str, ...], str | None, bool, bool]
 
 
 def queue_address(client_id: str, name: str) -> Address:
@@ -60,30 +77,56 @@ def queue_address(client_id: str, name: str) -> Address:
 
 
 class DurableSub:
-    """One durable subscription: its key, topic and filters, and its queue."""
+    """One durable subscription: its key, what it covers and its filters, and its queue.
+    `topic` is its first part (its policy is that part's); `topics` the topics that
+    feed it now."""
 
-    __slots__ = ("client_id", "name", "no_local", "origin", "queue", "selector", "topic")
+    __slots__ = (
+        "client_id",
+        "last_id",
+        "multi",
+        "name",
+        "no_local",
+        "origin",
+        "parts",
+        "queue",
+        "selector",
+        "topic",
+        "topics",
+    )
 
     def __init__(
         self,
         core: Core,
         client_id: str,
         name: str,
-        topic: Address,
+        parts: tuple[Address, ...],
         selector: Selector | None,
         no_local: bool,
     ) -> None:
         self.client_id = client_id
         self.name = name
-        self.topic = topic
+        self.parts = parts
+        self.topic = parts[0]
         self.selector = selector
         self.no_local = no_local
+        # Can one message reach it from two topics (a composite send)? Then the id of
+        # the last message offered to it tells the second copy apart.
+        self.multi = len(parts) > 1 or is_wildcard(parts[0].name)
+        self.last_id: str | None = None
+        # Insertion-ordered, and a deleted topic leaves in O(1) (a `>` may cover many).
+        self.topics: dict[Topic, None] = {}
         # The origin of the connection that consumed last (no-local compares with it).
         self.origin: object = None
         self.queue = MessageQueue(
             core, queue_address(client_id, name), memory_limit=core.limits.queue_memory_limit
         )
-        self.queue.prioritized = core.policies.for_name(topic.name).prioritized_messages
+        self.queue.prioritized = core.policies.for_name(self.topic.name).prioritized_messages
+
+    @property
+    def address(self) -> Address | tuple[Address, ...]:
+        """What it was subscribed to: one Address, or a composite's parts."""
+        return self.parts if len(self.parts) > 1 else self.topic
 
     @property
     def active(self) -> bool:
@@ -96,9 +139,10 @@ class DurableSub:
 
     def info(self) -> Info:
         sel = self.selector
+        parts = self.parts
         return (
             self.topic.kind,
-            self.topic.name,
+            self.topic.name if len(parts) == 1 else tuple(p.name for p in parts),
             sel.text if sel is not None else None,
             sel.convert_strings if sel is not None else False,
             self.no_local,
@@ -110,11 +154,16 @@ Offer = list[MessageQueue]
 
 
 def targets(subs: list[DurableSub], msg: Message) -> Offer:
-    """The queues of the subscriptions `msg` goes to (no side effect: a transaction
-    journals it for them in its own record before it is put there)."""
+    """The queues of the subscriptions `msg` goes to (a transaction journals it for them
+    in its own record before it is put there; called once per message and topic, in
+    send order, since a subscription over several topics remembers the id it last saw)."""
     out: Offer = []
     origin = msg.origin
     for d in subs:
+        if d.multi:
+            if d.last_id == msg.id:
+                continue  # the next copy of a composite send (module docstring)
+            d.last_id = msg.id
         if d.no_local and origin is not None and origin == d.origin:
             continue
         sel = d.selector
@@ -145,29 +194,45 @@ def _text(selector: Selector | None) -> str | None:
 
 
 class Durables:
-    """Every durable subscription of one Core: by key, by topic, by queue address."""
+    """Every durable subscription of one Core: by key, by queue address, and by the
+    names and patterns they cover (a SubjectTrie: a topic's subscriptions are found
+    when the topic is created, `bind`)."""
 
     def __init__(self, core: Core) -> None:
         self.core = core
         self.subs: dict[tuple[str, str], DurableSub] = {}
-        # The list a Topic offers to (Topic.durables is the same object).
-        self._by_topic: dict[Address, list[DurableSub]] = {}
         self._by_queue: dict[Address, DurableSub] = {}
+        # Each subscription under each of its parts' names (literal or a pattern).
+        self._covering: SubjectTrie[DurableSub] = SubjectTrie()
         # Client ids in use: client id -> (the connection, where it connected from).
         self._clients: dict[str, tuple[object, str]] = {}
 
     def bind(self, topic: Topic) -> None:
-        """A topic just created (or created again) gets the subscriptions to it."""
-        subs = self._by_topic.get(topic.address)
-        if subs:
-            topic.durables = subs
-            topic.durable = self.core.records.persists
+        """A topic just created (or created again) gets the subscriptions covering it."""
+        if topic.address.kind != TOPIC or not self._covering.size:
+            return
+        for d in self._covering.matching(topic.address.name):
+            self._feed(d, topic)
+
+    def unbind(self, topic: Topic) -> None:
+        """A topic deleted: its subscriptions stay (a new topic of that name feeds them)."""
+        for d in topic.durables:
+            d.topics.pop(topic, None)
+        topic.durables = []
+        topic.durable = False
+
+    def _feed(self, d: DurableSub, topic: Topic) -> None:
+        if d in topic.durables:
+            return  # two parts of a composite match it: offered once
+        topic.durables.append(d)
+        topic.durable = self.core.records.persists
+        d.topics[topic] = None
 
     def subscribe(
         self,
         client_id: str,
         name: str,
-        topic: Address,
+        parts: tuple[Address, ...],
         consumer: Consumer,
         *,
         ack_mode: str,
@@ -178,13 +243,16 @@ class Durables:
         paused: bool,
         selector: Selector | None,
     ) -> Subscription:
-        """Attach the one consumer of subscription (client_id, name), creating it, or
-        replacing it when its topic, selector or no-local differ (module docstring)."""
+        """Attach the one consumer of subscription (client_id, name) over `parts` (one
+        topic, or a wildcard's or composite's: Router.covered), creating it, or
+        replacing it when what it covers, its selector or no-local differ (module
+        docstring)."""
+        topic = parts[0]
         if topic.is_queue:
             raise CoreError(
                 INVALID, "Invalid Subscription: cannot durably subscribe to a Queue destination!"
             )
-        if topic.kind != TOPIC:
+        if any(p.kind != TOPIC for p in parts):
             # A temporary topic dies with its connection (TempTopicRegion refuses too).
             raise CoreError(
                 INVALID, "A durable subscription cannot be created for a temporary topic."
@@ -197,11 +265,11 @@ class Durables:
                     f"Durable consumer is in use for client: {client_id} "
                     f"and subscriptionName: {name}",
                 )
-            if d.topic != topic or _text(d.selector) != _text(selector) or d.no_local != no_local:
+            if d.parts != parts or _text(d.selector) != _text(selector) or d.no_local != no_local:
                 self._drop(d)
                 d = None
         if d is None:
-            d = self._add(client_id, name, topic, selector, no_local)
+            d = self._add(client_id, name, parts, selector, no_local)
             self.core.records.subscription_saved(client_id, name, d.info())
         d.origin = origin
         core = self.core
@@ -242,35 +310,38 @@ class Durables:
         self,
         client_id: str,
         name: str,
-        topic: Address,
+        parts: tuple[Address, ...],
         selector: Selector | None,
         no_local: bool,
     ) -> DurableSub:
-        d = DurableSub(self.core, client_id, name, topic, selector, no_local)
+        core = self.core
+        d = DurableSub(core, client_id, name, parts, selector, no_local)
         self.subs[(client_id, name)] = d
         self._by_queue[d.queue.address] = d
-        subs = self._by_topic.get(topic)
-        if subs is None:
-            subs = self._by_topic[topic] = []
-        subs.append(d)
-        t = self.core.topics.get(topic)
-        if t is None:
-            self.core.topic(topic)  # binds it
-        else:
-            self.bind(t)
+        for part in parts:
+            self._covering.add(part.name, d)
+        for part in parts:
+            if is_wildcard(part.name):
+                for t in core.router.topic_names.matched_by(part.name):
+                    self._feed(d, t)
+            else:
+                t = core.topics.get(part)
+                if t is None:
+                    core.topic(part)  # created on first use, as a plain subscribe; binds it
+                else:
+                    self._feed(d, t)
         return d
 
     def _drop(self, d: DurableSub) -> None:
         del self.subs[(d.client_id, d.name)]
         del self._by_queue[d.queue.address]
-        subs = self._by_topic[d.topic]
-        subs.remove(d)
-        if not subs:
-            del self._by_topic[d.topic]
-            t = self.core.topics.get(d.topic)
-            if t is not None and t.durables is subs:
-                t.durables = []
+        for part in d.parts:
+            self._covering.remove(part.name, d)
+        for t in d.topics:
+            t.durables.remove(d)
+            if not t.durables:
                 t.durable = False
+        d.topics.clear()
         # Its messages' REMOVEs before the subscription's: a torn tail then keeps the
         # subscription with fewer messages, never messages without a subscription.
         d.queue.purge()
@@ -300,7 +371,9 @@ class Durables:
         """Re-create the journaled subscriptions (before their messages are restored)."""
         for (client_id, name), (kind, topic, text, convert, no_local) in recovered.items():
             selector = Selector(text, convert_strings=convert) if text is not None else None
-            self._add(client_id, name, Address(kind, topic), selector, no_local)
+            names = (topic,) if type(topic) is str else tuple(topic)
+            parts = tuple(Address(kind, n) for n in names)
+            self._add(client_id, name, parts, selector, no_local)
 
     def queue_of(self, address: Address) -> MessageQueue | None:
         """The queue journaled under `address`, if its subscription still exists."""

@@ -305,9 +305,12 @@ class AmqpLinks(PushConnection):
             recovered = self.core.durables.find(client_id, link.name)
             if recovered is None:
                 raise Refused("amqp:not-found", f"Unknown subscription link: {link.name}")
-            address = source = recovered.topic
-            parts = (address,)
-            self._authorize(address, READ, created=not exists(self.core, address))
+            source = recovered.address
+            parts = recovered.parts
+            address = parts[0]
+            for part in parts:
+                fresh = not exists(self.core, part) and not is_wildcard(part.name)
+                self._authorize(part, READ, created=fresh)
             selector, no_local = recovered.selector, recovered.no_local
             supported: dict[Any, Any] = {}
             if no_local:
@@ -333,11 +336,6 @@ class AmqpLinks(PushConnection):
         if recovered is not None or (
             address.kind == TOPIC and remote.durability != Terminus.NONDURABLE
         ):
-            if len(parts) > 1 or is_wildcard(address.name):
-                raise Refused(
-                    "amqp:not-implemented",
-                    "durable subscriptions to a composite or wildcard topic are not supported",
-                )
             durable = (client_id, link.name)
         browse = remote.distribution_mode == Terminus.DIST_MODE_COPY and address.is_queue
         if browse and (len(parts) > 1 or is_wildcard(address.name)):
@@ -370,7 +368,7 @@ class AmqpLinks(PushConnection):
         self.by_impl[out.impl] = out
         if recovered is not None:
             link.source.type = Terminus.SOURCE
-            link.source.address = format_address(address)
+            link.source.address = ",".join(format_address(p) for p in parts)
             link.source.durability = Terminus.DELIVERIES
             link.source.expiry_policy = Terminus.EXPIRE_NEVER
             link.source.distribution_mode = Terminus.DIST_MODE_COPY

@@ -572,7 +572,9 @@ class OpenWireConnection(PushConnection):
             self._browse(consumer, address, selector)
             return
         durable = None
-        if info.subscription_name and type(address) is Address and address.kind == TOPIC:
+        first = address[0] if type(address) is tuple else address
+        if info.subscription_name and first.kind == TOPIC:
+            # A wildcard or composite topic too (the core records its pattern).
             durable = (self.client_id or self.id, info.subscription_name)
         sub = self.core.subscribe(
             address,

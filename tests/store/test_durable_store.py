@@ -110,3 +110,35 @@ async def test_a_deleted_subscription_leaves_nothing_live(data: Path) -> None:
     third = Node(data)
     assert third.recovered.subscriptions == {} and third.store.stored_bytes == 0
     await third.close()
+
+
+async def test_a_composite_with_a_wildcard_through_compaction_and_restart(data: Path) -> None:
+    """The record carries the composite's names (a tuple) and the pattern; after a
+    restart (topics are not journaled) a topic first used then still feeds it."""
+    node = Node(data)
+    parts = (Address(TOPIC, "store.p.a"), Address(TOPIC, "store.p.w.*"))
+    node.core.subscribe(parts, RecordingConsumer(), durable=KEY, ack_mode=INDIVIDUAL).close()
+    for round_ in range(10):
+        for i in range(round_ * 20, round_ * 20 + 20):
+            node.core.send(
+                Address(TOPIC, "store.p.a" if i % 2 else f"store.p.w.t{i % 3}"), message(i)
+            )
+        for i in range(60):
+            node.core.send(CHURN, message(i))
+        await asyncio.sleep(0)
+    node.core.subscribe(CHURN, RecordingConsumer(), ack_mode=AUTO)
+    await node.journal.commit()
+    moved = 0
+    for _ in range(10):
+        moved += await node.store.compact()
+    assert moved
+    await node.close()
+    (saved,) = await records(data, DURABLE_SUB)
+    assert saved[2] == ("topic", ("store.p.a", "store.p.w.*"), None, False, False)
+    again = Node(data)
+    assert again.recovered.subscriptions == {KEY: saved[2]}
+    again.core.send(Address(TOPIC, "store.p.w.fresh"), message(200))
+    c = RecordingConsumer()
+    again.core.subscribe(parts, c, durable=KEY, ack_mode=AUTO)
+    assert [m.properties["n"] for m in c.got] == list(range(201))
+    await again.close()
