@@ -244,7 +244,9 @@ class OpenWireConnection(PushConnection):
                 not self.connected
                 and self.wire_ok
                 and type(cmd) not in (c.WireFormatInfo, c.ConnectionInfo, c.KeepAliveInfo)
-                and type(cmd) not in (c.ShutdownInfo, c.RemoveInfo)
+                # A failover transport's reconnect opens with ConnectionControl
+                # (faultTolerant) before its ConnectionInfo.
+                and type(cmd) not in (c.ShutdownInfo, c.RemoveInfo, c.ConnectionControl)
             ):
                 self._refuse(cmd, Refused(JMS_EXCEPTION, "Not connected", fatal=True))
                 return
