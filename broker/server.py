@@ -252,6 +252,7 @@ class Broker:
             store=self.store,
         )
         self.core.restore(recovered.queues, recovered.flags, recovered.subscriptions)
+        self.core.producer_audit = recovered.producers
         if recovered.jobs:
             self.core.scheduler.restore(recovered.jobs)
             log.info("scheduler: %d scheduled messages recovered", len(recovered.jobs))

@@ -18,6 +18,7 @@ from typing import Any
 
 from broker.core import admin
 from broker.core.advisory import Advisories, is_advisory
+from broker.core.audit import ProducerAudit
 from broker.core.durable import Durables, Info, Offer
 from broker.core.errors import DELETED, INVALID, NOT_FOUND, STORE_FULL, CoreError
 from broker.core.leases import Leases, Loop
@@ -191,6 +192,9 @@ class Core:
         self._restoring = False
         # Durable topic subscriptions (broker/core/durable.py).
         self.durables = Durables(self)
+        # The last stored sequence per producer, against resends after a failover
+        # (broker/core/audit.py): the journal's replay fills it, protocols add to it.
+        self.producer_audit = ProducerAudit()
         # Counters for destinations that have been deleted, so totals never go down.
         self.retired = {"enqueued": 0, "dispatched": 0, "acked": 0, "dlq": 0, "redelivered": 0}
         if call_later is not None and self.limits.expiry_check_interval > 0:

@@ -63,6 +63,7 @@ import marshal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from broker.core.audit import PRODUCER_MESSAGE_ID, ProducerAudit
 from broker.core.message import QUEUE, Address, Message
 from broker.core.scheduler import Job
 from broker.store import scheduled
@@ -191,6 +192,8 @@ class Recovered:
         self.subscriptions: dict[tuple[str, str], tuple[Any, ...]] = {}
         # Scheduled jobs (broker/store/scheduled.py), for Core.scheduler.restore.
         self.jobs: list[Job] = []
+        # The last sequence per producer of every ADD replayed (broker/core/audit.py).
+        self.producers = ProducerAudit()
         self.records = 0
 
 
@@ -256,6 +259,7 @@ class MessageStore:
         removed: set[tuple[Address, str]] = set()
         max_seq = 0
         jobs = self._jobs.replayer()
+        note_id = out.producers.note_id
 
         def address(kind: str, name: str) -> Address:
             a = addresses.get((kind, name))
@@ -269,6 +273,10 @@ class MessageStore:
             seq = t[2]
             mid = t[3]
             max_seq = max(max_seq, seq)
+            props = t[14]
+            if props:
+                # Consumed or not: a resend of it after a failover is still a duplicate.
+                note_id(props.get(PRODUCER_MESSAGE_ID))
             if (queue, mid) in removed:
                 return False
             held = msgs.get(queue)

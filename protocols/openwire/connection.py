@@ -72,6 +72,7 @@ from protocols.openwire import mapping
 from protocols.openwire.codec import commands as c
 from protocols.openwire.codec import fast, loose
 from protocols.openwire.codec.reader import CodecError
+from protocols.openwire.resend import Resends
 
 if TYPE_CHECKING:
     from broker.tcp import TcpListener
@@ -148,6 +149,8 @@ class OpenWireConnection(PushConnection):
         self.consumers: dict[c.ConsumerId, OwConsumer] = {}
         self.producers: dict[c.ProducerId, c.ProducerInfo] = {}
         self.txs: dict[Any, Transaction] = {}
+        # Producer sequences stored, and the resend check after a failover (resend.py).
+        self.resends = Resends(self.core.producer_audit)
         # Acks made in a transaction, to put back in their consumers' order on rollback.
         self._tx_acks: dict[Any, list[tuple[OwConsumer, int, str]]] = {}
         self._dests: dict[c.Destination, Address | tuple[Address, ...]] = {}
@@ -178,7 +181,7 @@ class OpenWireConnection(PushConnection):
             c.RemoveSubscriptionInfo: self._on_remove_subscription,
             c.KeepAliveInfo: self._on_keep_alive,
             c.ShutdownInfo: self._on_shutdown,
-            c.ConsumerControl: self._respond_only,
+            c.ConsumerControl: self._on_consumer_control,
             c.ConnectionControl: self._respond_only,
             c.FlushCommand: self._respond_only,
             c.ControlCommand: self._respond_only,
@@ -241,7 +244,9 @@ class OpenWireConnection(PushConnection):
                 not self.connected
                 and self.wire_ok
                 and type(cmd) not in (c.WireFormatInfo, c.ConnectionInfo, c.KeepAliveInfo)
-                and type(cmd) not in (c.ShutdownInfo, c.RemoveInfo)
+                # A failover transport's reconnect opens with ConnectionControl
+                # (faultTolerant) before its ConnectionInfo.
+                and type(cmd) not in (c.ShutdownInfo, c.RemoveInfo, c.ConnectionControl)
             ):
                 self._refuse(cmd, Refused(JMS_EXCEPTION, "Not connected", fatal=True))
                 return
@@ -308,6 +313,7 @@ class OpenWireConnection(PushConnection):
             if fut.cancelled() or fut.exception() is not None:
                 exc = None if fut.cancelled() else fut.exception()
                 reason = f": {exc}" if isinstance(exc, WriteRefused) else ""
+                self.resends.refused = True
                 log.info("closing OpenWire connection from %s: not stored%s", self.peer, reason)
                 owed.clear()
                 self._close()
@@ -407,6 +413,8 @@ class OpenWireConnection(PushConnection):
             raise Refused(SECURITY, "Too many failed logins; try again later.", fatal=True)
         if outcome is not Login.OK:
             raise Refused(SECURITY, f"User name [{login}] or password is invalid.", fatal=True)
+        if info.connection_id is not None:
+            self._take_over(info.connection_id)
         client_id = info.client_id or None
         if client_id is not None:
             held_by = self.core.durables.claim_client(client_id, self, f"tcp://{self.peer}")
@@ -419,10 +427,32 @@ class OpenWireConnection(PushConnection):
         self.client_id = client_id
         self.user = login or ""
         self.connection_id = info.connection_id
+        self.resends.reconnected = info.failover_reconnect
         self.connected = True
         self.frames.max_frame_size = self.settings.max_frame_size
         self.core.connected(self, client_id=client_id, user=self.user)
         self._respond(info)
+
+    def _take_over(self, cid: c.ConnectionId) -> None:
+        """A client that reconnects (its failover transport) may come back before this
+        broker has noticed its old socket is dead: as ActiveMQ, the newer connection
+        with the same ConnectionId wins and the old one is closed first, so that its
+        client id, unacknowledged messages and producer sequences are released now."""
+        for other in list(self.listener.connections):
+            if (
+                other is not self
+                and isinstance(other, OpenWireConnection)
+                and other.connected
+                and not other.closing
+                and other.connection_id == cid
+            ):
+                log.info(
+                    "OpenWire connection %s from %s takes over from %s",
+                    cid.value,
+                    self.peer,
+                    other.peer,
+                )
+                other._fatal(f"taken over by a reconnect from {self.peer}")
 
     def _on_session_info(self, info: c.SessionInfo) -> None:
         self._respond(info)
@@ -432,7 +462,7 @@ class OpenWireConnection(PushConnection):
             self._send(fast.encode(c.KeepAliveInfo()))
 
     def _respond_only(self, cmd: Any) -> None:
-        # ConsumerControl, ConnectionControl, FlushCommand, ControlCommand: nothing to
+        # ConnectionControl, FlushCommand, ControlCommand: nothing to
         # do but answer (a client asks them of brokers, never of this one's consumers).
         self._respond(cmd)
 
@@ -498,6 +528,14 @@ class OpenWireConnection(PushConnection):
     def _on_message(self, m: c.Message) -> None:
         address = self._address(m.destination, WRITE)
         tx = self._tx(m.transaction_id)
+        mid = m.message_id
+        resends = self.resends
+        if resends.reconnected and m.persistent and mid is not None and resends.duplicate(mid):
+            # Stored before the failover; answered once that is durable.
+            log.debug("dropping a resent duplicate %s", mid.text())
+            self._respond(m, self.core.barrier())
+            self._producer_ack(m)
+            return
         limit = self.settings.max_frame_size
         first = address[0] if type(address) is tuple else address
         msg = mapping.message_from(m, first, self.id, limit=limit)  # type: ignore[arg-type]
@@ -525,11 +563,20 @@ class OpenWireConnection(PushConnection):
             size = len(m.content or b"") + len(m.properties or b"")
             self._send(fast.encode(c.ProducerAck(producer_id=m.producer_id, size=size)))
         if tx is None:
+            if m.persistent and mid is not None and mid.producer_id is not None:
+                resends.sent[mid.producer_id] = mid.producer_sequence_id
             for part in parts:
                 if core.store_full or (core.full(part) and not core.stored(part, msg)):
                     if self.transport is not None and self._when_space(part, self._resume_producer):
                         self._pause_reading(READ_PRODUCER)
                     break
+
+    def _producer_ack(self, m: c.Message) -> None:
+        """The ProducerAck of a dropped resend (the send path writes its own inline)."""
+        info = self.producers.get(m.producer_id) if m.producer_id is not None else None
+        if info is not None and info.window_size > 0:
+            size = len(m.content or b"") + len(m.properties or b"")
+            self._send(fast.encode(c.ProducerAck(producer_id=m.producer_id, size=size)))
 
     @staticmethod
     def _schedule_of(msg: Message) -> Schedule | None:
@@ -595,6 +642,28 @@ class OpenWireConnection(PushConnection):
         self._respond(info)
         if not consumer.pull and not self._consumers_paused:
             sub.resume()
+
+    def _on_consumer_control(self, control: c.ConsumerControl) -> None:
+        """A new prefetch for a consumer: a failover transport restores consumers with
+        prefetch 0 until the client has cleared what it held, then sends their own
+        prefetch this way (ConnectionStateTracker.connectionInterruptProcessingComplete)."""
+        consumer = self.consumers.get(control.consumer_id) if control.consumer_id else None
+        if consumer is not None and consumer.sub is not None and not control.close:
+            sub = consumer.sub
+            was_pull = consumer.pull
+            consumer.prefetch = control.prefetch
+            consumer.pull = control.prefetch == 0
+            if consumer.pull_timer is not None and not consumer.pull:
+                consumer.pull_timer.cancel()
+                consumer.pull_timer = None
+            if consumer.pull:
+                if not was_pull:
+                    sub.pause()
+            else:
+                consumer.credit()
+                if was_pull and not self._consumers_paused:
+                    sub.resume()
+        self._respond(control)
 
     def _browse(self, consumer: OwConsumer, address: Address, selector: Selector | None) -> None:
         """A QueueBrowser: the messages on the queue now, then the end-of-browse mark."""
@@ -873,6 +942,7 @@ class OpenWireConnection(PushConnection):
         return list(txs.values())
 
     def _release_all(self) -> None:
+        self.resends.hand_over()
         for pid in list(self.producers):
             self.core.producer_removed(pid)
         self.producers.clear()
