@@ -104,9 +104,8 @@ class StompSettings:
 class OpenWireSettings:
     """The OpenWire listener (ActiveMQ's JMS client protocol) and its limits."""
 
-    # Off until the mapping covers what issue 16 lists (ActiveMQ serves OpenWire on 61616
-    # by default; so will ZoneMQ then).
-    enabled: bool = False
+    # On, as ActiveMQ's openwire connector: JMS applications expect tcp://host:61616.
+    enabled: bool = True
     port: int = 61616
     tls_enabled: bool = False
     tls_port: int = 61617

@@ -195,7 +195,7 @@ class Cluster:
         repl = {z: free_port() for z in ZONES}
         for az in ZONES:
             name = az.removeprefix("az-")
-            ports = {p: free_port() for p in ("stomp", "amqp", "aws", "console")}
+            ports = {p: free_port() for p in ("stomp", "amqp", "openwire", "aws", "console")}
             node = Node(name, az, self.root, ports)
             node.etcd_proxy = self._run(FaultProxy(("127.0.0.1", client)).start())
             node.repl_proxy = self._run(FaultProxy(("127.0.0.1", repl[az])).start())
@@ -263,12 +263,11 @@ def node_config(
     advertise: dict[str, str],
 ) -> str:
     """A loopback cluster node's TOML (the demo's, and tests/cluster's): `ports` by
-    listener name (stomp, amqp, aws, console), `peers` node id -> replication address."""
+    listener name (stomp, amqp, openwire, aws, console; each listener named is written,
+    so every node gets its own port for each), `peers` node id -> replication address."""
     peer_list = ", ".join(f'{n} = "{a}"' for n, a in peers.items())
     published = ", ".join(f'{k} = "{a}"' for k, a in advertise.items())
-    listeners = "".join(
-        f"\n[listeners.{k}]\nport = {ports[k]}\n" for k in ("stomp", "amqp", "aws", "console")
-    )
+    listeners = "".join(f"\n[listeners.{k}]\nport = {port}\n" for k, port in ports.items())
     return f"""[broker]
 name = "{name}"
 data_dir = "{data_dir}"
@@ -295,7 +294,7 @@ def _write_config(node: Node, nodes: list[Node], repl_port: int) -> None:
         for n in nodes
         if n is not node and n.repl_proxy is not None
     }
-    advertise = {k: f"127.0.0.1:{node.ports[k]}" for k in ("stomp", "amqp", "aws")}
+    advertise = {k: f"127.0.0.1:{node.ports[k]}" for k in ("stomp", "amqp", "openwire", "aws")}
     advertise["replication"] = f"127.0.0.1:{node.repl_proxy.port}"
     node.config.write_text(
         node_config(

@@ -85,7 +85,7 @@ def write_config(
     prefix: str,
 ) -> None:
     peers = {n: f"127.0.0.1:{p}" for n, p in repl.items() if n != name}
-    advertise = {k: f"127.0.0.1:{ports[k]}" for k in ("stomp", "amqp", "aws")}
+    advertise = {k: f"127.0.0.1:{ports[k]}" for k in ("stomp", "amqp", "openwire", "aws")}
     path.write_text(
         node_config(
             name, az, data, ports, f"127.0.0.1:{repl[name]}", peers, etcd, prefix, advertise
@@ -137,7 +137,7 @@ def cluster(
     repl = {n: free_port() for n, _ in names}
     nodes = []
     for name, az in names:
-        ports = {p: free_port() for p in ("stomp", "amqp", "aws", "console")}
+        ports = {p: free_port() for p in ("stomp", "amqp", "openwire", "aws", "console")}
         cfg = tmp_path / f"{name}.toml"
         proxy = proxies.add(("127.0.0.1", etcd.port))
         prefix = f"/zonemq/{request.node.name}"

@@ -476,4 +476,4 @@ def test_certificate_that_does_not_load_stops_start_up_naming_the_key(
 
 def test_defaults_bind_no_tls_port(broker: BrokerThread) -> None:
     labels = {label for lst in broker.broker.listeners.values() for label in lst.addresses}
-    assert labels == {"stomp", "amqp", "aws", "console"}
+    assert labels == {"stomp", "amqp", "openwire", "aws", "console"}

@@ -59,8 +59,7 @@ def ow_cluster(
             advertise,
         )
         cfg = tmp_path / f"{name}.toml"
-        openwire = f"\n[listeners.openwire]\nenabled = true\nport = {ports['openwire']}\n"
-        cfg.write_text(text + openwire)
+        cfg.write_text(text)
         node = NodeProc(name, az, ports["stomp"], ports["console"], cfg, tmp_path / f"{name}.log")
         node.ports = ports
         node.etcd_proxy = proxy
