@@ -85,9 +85,9 @@ def run_one(cp: str, port: int, pid: int, scenario: str, n: int, size: int, queu
     producers, consumers, mode = SCENARIOS[scenario]
     cpu0 = proc_cpu_seconds(pid) or 0.0
     t0 = time.monotonic()
+    argv = [str(producers), str(consumers), str(n), str(size), mode]
     res = subprocess.run(
-        ["java", "-cp", cp, "JmsBench", f"tcp://127.0.0.1:{port}", queue]
-        + [str(producers), str(consumers), str(n), str(size), mode],
+        ["java", "-cp", cp, "JmsBench", f"tcp://127.0.0.1:{port}", queue, *argv],
         capture_output=True,
         text=True,
         timeout=600,
