@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from protocols.openwire.codec import primitives, utf
-from protocols.openwire.codec.commands import MAGIC, TYPES, Structure
+from protocols.openwire.codec.commands import MAGIC, TYPES, Command, Structure
 from protocols.openwire.codec.reader import CodecError
 
 MAX_NESTING = 12
@@ -113,19 +113,47 @@ def _props(data: bytes, pos: int) -> tuple[dict[str, Any] | None, int]:
 
 
 # Field kind → the statement(s) reading it into `v<i>` (see commands.py for the kinds).
+# An absent string, byte array, structure or array is tested inline: most of a JMS
+# message's optional fields are absent, and a call per absent field was a third of the
+# reader's time.
+_OPTIONAL = "if data[pos]:\n    v{{i}}, pos = {call}\nelse:\n    v{{i}} = None\n    pos += 1"
 _READ = {
     "Z": "v{i} = data[pos] != 0; pos += 1",
     "B": "v{i} = _b(data, pos)[0]; pos += 1",
     "I": "v{i} = _i(data, pos)[0]; pos += 4",
     "L": "v{i} = _q(data, pos)[0]; pos += 8",
-    "S": "v{i}, pos = _string(data, pos)",
-    "Y": "v{i}, pos = _bytes(data, pos)",
-    "N": "v{i}, pos = _nested(data, pos, depth)",
-    "A": "v{i}, pos = _array(data, pos, depth)",
+    "S": _OPTIONAL.format(call="_string(data, pos)"),
+    "Y": _OPTIONAL.format(call="_bytes(data, pos)"),
+    "N": _OPTIONAL.format(call="_nested(data, pos, depth)"),
+    "A": _OPTIONAL.format(call="_array(data, pos, depth)"),
     "T": "v{i}, pos = _throwable(data, pos)",
     "M": "v{i}, pos = _magic(data, pos)",
     "P": "v{i}, pos = _props(data, pos)",
 }
+
+# Kind → how far the field reaches, for the structures made of strings and numbers
+# only (ids, destinations): their readers find the end first and look the bytes up.
+_SKIP = {
+    "Z": "end += 1",
+    "B": "end += 1",
+    "I": "end += 4",
+    "L": "end += 8",
+    "S": "end = end + 3 + _H(data, end + 1)[0] if data[end] else end + 1",
+}
+
+# Ids and destinations repeat in every message and ack of a connection (the same
+# producer, consumer and queue): their decoded structures are kept by their encoded
+# bytes, type byte included, so a repeat is a slice and a dict lookup instead of a
+# string decode and a dataclass built. They are values nobody mutates (the mapping and
+# the connection build new ones). Bounded: emptied when full.
+MEMO_SIZE = 4096
+_MEMO: dict[bytes, Any] = {}
+_ENCODED: dict[Any, bytes] = {}
+MEMOIZED = frozenset(
+    kind
+    for kind, cls in TYPES.items()
+    if not issubclass(cls, Command) and cls.FIELDS and all(code in _SKIP for _n, code in cls.FIELDS)
+)
 
 
 def _write_string(out: bytearray, value: str | None) -> None:
@@ -154,6 +182,18 @@ def _write_nested(out: bytearray, value: Structure | None) -> None:
         out.append(0)
         return
     kind = value.TYPE
+    if kind in MEMOIZED:
+        # An id or destination: its bytes are kept (by value) as the reader keeps it.
+        raw = _ENCODED.get(value)
+        if raw is None:
+            buf = bytearray((1, kind))
+            WRITERS[kind](buf, value)
+            raw = bytes(buf)
+            if len(_ENCODED) >= MEMO_SIZE:
+                _ENCODED.clear()
+            _ENCODED[value] = raw
+        out += raw
+        return
     out.append(1)
     out.append(kind)
     WRITERS[kind](out, value)
@@ -187,30 +227,51 @@ _WRITE = {
     "B": "out.append(o.{n} & 0xFF)",
     "I": "out += _pi(o.{n})",
     "L": "out += _pq(o.{n})",
-    "S": "_write_string(out, o.{n})",
-    "Y": "_write_bytes(out, o.{n})",
-    "N": "_write_nested(out, o.{n})",
-    "A": "_write_array(out, o.{n})",
+    "S": "v = o.{n}\nif v is None:\n    out.append(0)\nelse:\n    _write_string(out, v)",
+    "Y": "v = o.{n}\nif v is None:\n    out.append(0)\nelse:\n    _write_bytes(out, v)",
+    "N": "v = o.{n}\nif v is None:\n    out.append(0)\nelse:\n    _write_nested(out, v)",
+    "A": "v = o.{n}\nif v is None:\n    out.append(0)\nelse:\n    _write_array(out, v)",
     "T": "_write_throwable(out, o.{n})",
     "M": "out += MAGIC",
     "P": "_write_props(out, o.{n})",
 }
 
 
+def _indent(line: str, n: int) -> str:
+    return "".join(" " * n + part + "\n" for part in line.split("\n"))
+
+
 def _generate(cls: type[Structure]) -> tuple[Reader, Writer]:
     fields = cls.FIELDS
     read_lines = [_READ[code].format(i=i) for i, (_name, code) in enumerate(fields)]
     args = ", ".join(f"v{i}" for i in range(len(fields)))
-    reader_src = (
-        "def read(data, pos, depth):\n"
-        + "".join(f"    {line}\n" for line in read_lines)
-        + f"    return cls({args}), pos\n"
-    )
+    body = "".join(_indent(line, 4) for line in read_lines)
+    if cls.TYPE in MEMOIZED:
+        # The slice starts at the type byte (the caller has just read it: `pos - 1`);
+        # a short slice means a truncated frame, left to the plain reader to report.
+        skip = "".join(_indent(_SKIP[code], 4) for _name, code in fields)
+        reader_src = (
+            "def read(data, pos, depth):\n"
+            "    end = pos\n" + skip + "    key = data[pos - 1 : end]\n"
+            "    hit = _MEMO.get(key)\n"
+            "    if hit is not None and len(key) == end - pos + 1:\n"
+            "        return hit, end\n" + body + f"    value = cls({args})\n"
+            "    if len(_MEMO) >= MEMO_SIZE:\n"
+            "        _MEMO.clear()\n"
+            "    if pos == end:\n"
+            "        _MEMO[key] = value\n"
+            "    return value, pos\n"
+        )
+    else:
+        reader_src = "def read(data, pos, depth):\n" + body + f"    return cls({args}), pos\n"
     write_lines = [_WRITE[code].format(n=name) for name, code in fields] or ["pass"]
-    writer_src = "def write(out, o):\n" + "".join(f"    {line}\n" for line in write_lines)
+    writer_src = "def write(out, o):\n" + "".join(_indent(line, 4) for line in write_lines)
     namespace: dict[str, Any] = {
         "cls": cls,
         "_b": _b,
+        "_H": _H,
+        "_MEMO": _MEMO,
+        "MEMO_SIZE": MEMO_SIZE,
         "_i": _i,
         "_q": _q,
         "_pi": _pi,
