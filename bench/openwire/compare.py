@@ -4,16 +4,19 @@ Starts one private ZoneMQ per `--code name=DIR` checkout (OpenWire on an ephemer
 port, its own data directory, `store.fsync = "always"`), optionally adds an already
 running ActiveMQ (`--activemq PORT:PID`, e.g. the shared 61626 instance), and runs
 bench/openwire/JmsBench.java against each target in turn, round after round
-(A B C A B C ...), so that the machine's load falls on all of them alike. Each line
-is one JMS run: target, scenario, msg/s, and the broker's CPU (utime + stime from
-/proc) per message. A summary per target and scenario (medians) and the load average
-come last. The ZoneMQ brokers it started are stopped by their pids.
+(A B C A B C ...), so that the machine's load falls on all of them alike. Each line is
+one JMS run:
+target, scenario, msg/s, the broker's CPU (utime + stime from /proc) per message and as
+a share of the run's wall time, and the client JVM's CPU seconds. A summary per target
+and scenario (medians) and the load average come last. The ZoneMQ brokers it started
+are stopped by their pids.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -84,6 +87,7 @@ def compile_bench(out: str) -> str:
 def run_one(cp: str, port: int, pid: int, scenario: str, n: int, size: int, queue: str) -> dict:
     producers, consumers, mode = SCENARIOS[scenario]
     cpu0 = proc_cpu_seconds(pid) or 0.0
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     argv = [str(producers), str(consumers), str(n), str(size), mode]
     res = subprocess.run(
@@ -94,11 +98,16 @@ def run_one(cp: str, port: int, pid: int, scenario: str, n: int, size: int, queu
     )
     wall = time.monotonic() - t0
     cpu = (proc_cpu_seconds(pid) or 0.0) - cpu0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client = ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime
     fields = dict(kv.split("=", 1) for kv in res.stdout.split() if "=" in kv)
     return {
         "rate": int(fields.get("rate", 0)),
         "complete": fields.get("complete") == "true",
         "cpu_us": 1e6 * cpu / n,
+        # The JVM's whole run (start-up included): whether the client was the limit.
+        "client_cpu_s": client,
+        "broker_cpu_pct": 100 * cpu / wall,
         "wall": wall,
         "stderr": res.stderr.strip()[-300:],
     }
@@ -140,7 +149,9 @@ def main() -> None:
                     results.setdefault((name, scenario), []).append(out)
                     print(
                         f"round {r} {scenario:4} {name:10} rate={out['rate']:7d} "
-                        f"cpu_us={out['cpu_us']:7.1f} complete={out['complete']} "
+                        f"cpu_us={out['cpu_us']:7.1f} broker_cpu%={out['broker_cpu_pct']:5.1f} "
+                        f"client_cpu_s={out['client_cpu_s']:5.2f} wall={out['wall']:5.2f} "
+                        f"complete={out['complete']} "
                         f"load={os.getloadavg()[0]:.2f}",
                         flush=True,
                     )
