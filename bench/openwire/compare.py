@@ -3,13 +3,12 @@
 Starts one private ZoneMQ per `--code name=DIR` checkout (OpenWire on an ephemeral
 port, its own data directory, `store.fsync = "always"`), optionally adds an already
 running ActiveMQ (`--activemq PORT:PID`, e.g. the shared 61626 instance), and runs
-bench/openwire/JmsBench.java against each target in turn, round after round
-(A B C A B C ...), so that the machine's load falls on all of them alike. Each line is
-one JMS run:
-target, scenario, msg/s, the broker's CPU (utime + stime from /proc) per message and as
-a share of the run's wall time, and the client JVM's CPU seconds. A summary per target
-and scenario (medians) and the load average come last. The ZoneMQ brokers it started
-are stopped by their pids.
+bench/openwire/JmsBench.java against each target in turn, round after round (A B C A B
+C ...), so that the machine's load falls on all of them alike. Each line is one JMS
+run: target, scenario, msg/s, the broker's CPU (utime + stime from /proc) per message
+and as a share of the run's wall time, and the client JVM's CPU seconds. A summary per
+target and scenario (medians) and the load average come last. The ZoneMQ brokers it
+started are stopped by their pids.
 """
 
 from __future__ import annotations
