@@ -696,12 +696,9 @@ class OpenWireConnection(PushConnection):
         out = mapping.openwire_message(msg)
         mid = out.message_id
         assert mid is not None
-        out.message_id = c.MessageId(
-            text_view=mid.text_view,
-            producer_id=mid.producer_id,
-            producer_sequence_id=mid.producer_sequence_id,
-            broker_sequence_id=num,
-        )
+        # A MessageId of its own (mapping.message_id_of builds one per call): the number
+        # the client's ack echoes back.
+        mid.broker_sequence_id = num
         if msg.persistent and sub.source.durable:
             self._hold = True  # its delivery record first (broker.push: the durability rule)
         data = fast.encode(

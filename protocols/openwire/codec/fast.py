@@ -124,7 +124,14 @@ _READ = {
     "L": "v{i} = _q(data, pos)[0]; pos += 8",
     "S": _OPTIONAL.format(call="_string(data, pos)"),
     "Y": _OPTIONAL.format(call="_bytes(data, pos)"),
-    "N": _OPTIONAL.format(call="_nested(data, pos, depth)"),
+    "N": "if data[pos]:\n"
+    "    r = READERS.get(data[pos + 1]) if depth < MAX_NESTING else None\n"
+    "    if r is None:\n"
+    "        _nested(data, pos, depth)  # raises: too deep, or an unknown type\n"
+    "    v{i}, pos = r(data, pos + 2, depth + 1)\n"
+    "else:\n"
+    "    v{i} = None\n"
+    "    pos += 1",
     "A": _OPTIONAL.format(call="_array(data, pos, depth)"),
     "T": "v{i}, pos = _throwable(data, pos)",
     "M": "v{i}, pos = _magic(data, pos)",
@@ -148,7 +155,7 @@ _SKIP = {
 # the connection build new ones). Bounded: emptied when full.
 MEMO_SIZE = 4096
 _MEMO: dict[bytes, Any] = {}
-_ENCODED: dict[Any, bytes] = {}
+_ENCODED: dict[int, tuple[Any, bytes]] = {}
 MEMOIZED = frozenset(
     kind
     for kind, cls in TYPES.items()
@@ -183,16 +190,20 @@ def _write_nested(out: bytearray, value: Structure | None) -> None:
         return
     kind = value.TYPE
     if kind in MEMOIZED:
-        # An id or destination: its bytes are kept (by value) as the reader keeps it.
-        raw = _ENCODED.get(value)
-        if raw is None:
-            buf = bytearray((1, kind))
-            WRITERS[kind](buf, value)
-            raw = bytes(buf)
-            if len(_ENCODED) >= MEMO_SIZE:
-                _ENCODED.clear()
-            _ENCODED[value] = raw
-        out += raw
+        # An id or destination: its bytes are kept, by identity (hashing a dataclass by
+        # value costs more than writing it); the same objects come back, since the
+        # readers and the mapping keep theirs. The entry holds the object, so its id is
+        # not reused while it is cached.
+        hit = _ENCODED.get(id(value))
+        if hit is not None and hit[0] is value:
+            out += hit[1]
+            return
+        buf = bytearray((1, kind))
+        WRITERS[kind](buf, value)
+        if len(_ENCODED) >= MEMO_SIZE:
+            _ENCODED.clear()
+        _ENCODED[id(value)] = (value, bytes(buf))
+        out += buf
         return
     out.append(1)
     out.append(kind)
@@ -241,9 +252,46 @@ def _indent(line: str, n: int) -> str:
     return "".join(" " * n + part + "\n" for part in line.split("\n"))
 
 
+# Fixed-size kinds as struct codes: a run of them is one unpack (or pack), not one per
+# field. A byte is written as its low eight bits, as the interpreter does.
+_FIXED = {"Z": "?", "B": "b", "I": "i", "L": "q"}
+_FIXED_OUT = {"Z": "?", "B": "B", "I": "i", "L": "q"}
+_FIXED_ARG = {"Z": "o.{n}", "B": "o.{n} & 0xFF", "I": "o.{n}", "L": "o.{n}"}
+
+
+def _runs(fields: tuple[tuple[str, str], ...]) -> list[list[int]]:
+    """Field indexes grouped: each run of two or more fixed-size fields together."""
+    runs: list[list[int]] = []
+    for i, (_name, code) in enumerate(fields):
+        if code in _FIXED and runs and fields[runs[-1][-1]][1] in _FIXED:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return runs
+
+
 def _generate(cls: type[Structure]) -> tuple[Reader, Writer]:
     fields = cls.FIELDS
-    read_lines = [_READ[code].format(i=i) for i, (_name, code) in enumerate(fields)]
+    structs: dict[str, Any] = {}
+    read_lines = []
+    write_lines = []
+    for run in _runs(fields):
+        if len(run) == 1:
+            name, code = fields[run[0]]
+            read_lines.append(_READ[code].format(i=run[0]))
+            write_lines.append(_WRITE[code].format(n=name))
+            continue
+        codes = [fields[i][1] for i in run]
+        fmt_in = ">" + "".join(_FIXED[k] for k in codes)
+        fmt_out = ">" + "".join(_FIXED_OUT[k] for k in codes)
+        unpack = f"_u{len(structs)}"
+        structs[unpack] = struct.Struct(fmt_in).unpack_from
+        pack = f"_p{len(structs)}"
+        structs[pack] = struct.Struct(fmt_out).pack
+        names = ", ".join(f"v{i}" for i in run)
+        read_lines.append(f"{names} = {unpack}(data, pos); pos += {struct.calcsize(fmt_in)}")
+        pack_args = ", ".join(_FIXED_ARG[fields[i][1]].format(n=fields[i][0]) for i in run)
+        write_lines.append(f"out += {pack}({pack_args})")
     args = ", ".join(f"v{i}" for i in range(len(fields)))
     body = "".join(_indent(line, 4) for line in read_lines)
     if cls.TYPE in MEMOIZED:
@@ -264,9 +312,13 @@ def _generate(cls: type[Structure]) -> tuple[Reader, Writer]:
         )
     else:
         reader_src = "def read(data, pos, depth):\n" + body + f"    return cls({args}), pos\n"
-    write_lines = [_WRITE[code].format(n=name) for name, code in fields] or ["pass"]
-    writer_src = "def write(out, o):\n" + "".join(_indent(line, 4) for line in write_lines)
+    writer_src = "def write(out, o):\n" + "".join(
+        _indent(line, 4) for line in write_lines or ["pass"]
+    )
     namespace: dict[str, Any] = {
+        **structs,
+        "READERS": READERS,
+        "MAX_NESTING": MAX_NESTING,
         "cls": cls,
         "_b": _b,
         "_H": _H,
@@ -292,8 +344,9 @@ def _generate(cls: type[Structure]) -> tuple[Reader, Writer]:
         "_write_props": _write_props,
     }
     # The sources are built above from the field table alone, never from input.
-    exec(reader_src, namespace)
-    exec(writer_src, namespace)
+    # Named after the type, so that a profile tells the readers apart.
+    exec(compile(reader_src, f"<openwire read {cls.__name__}>", "exec"), namespace)
+    exec(compile(writer_src, f"<openwire write {cls.__name__}>", "exec"), namespace)
     return namespace["read"], namespace["write"]
 
 
