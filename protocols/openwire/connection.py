@@ -837,6 +837,12 @@ class OpenWireConnection(PushConnection):
     ) -> None:
         if not taken:
             return
+        # The smaller prefetch first, without a dispatch of its own: each ack (or
+        # expiry) below dispatches with it (Subscription.ack does), and a lower limit
+        # can free nothing by itself.
+        consumer.extension = max(0, consumer.extension - len(taken))
+        if consumer.sub is not None and not consumer.pull:
+            consumer.sub.prefetch = max(1, consumer.prefetch + consumer.extension)
         for n, msg_id in taken:
             if kind == c.ACK_EXPIRED and tx is None:
                 msg = sub.take_back(msg_id)
@@ -847,8 +853,6 @@ class OpenWireConnection(PushConnection):
                 sub.ack(msg_id, tx=tx)
                 if tx is not None:
                     self._tx_acks.setdefault(txid, []).append((consumer, n, msg_id))
-        consumer.extension = max(0, consumer.extension - len(taken))
-        consumer.credit()
 
     # -- transactions ---------------------------------------------------------------------
 

@@ -3,6 +3,7 @@ OpenWireFormat writes decode, and re-encode to the same bytes."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import subprocess
 
@@ -178,6 +179,26 @@ def test_generated_codec_is_the_interpreters_twin(value: c.Structure) -> None:
     data = fast.encode(value)
     assert data == loose.encode(value)
     assert fast.decode(data[4:]) == loose.decode(data[4:]) == value
+
+
+@given(
+    st.lists(st.binary(min_size=1, max_size=30), min_size=1, max_size=5),
+    st.lists(st.integers(0, 200), max_size=6),
+)
+def test_frame_reader_cuts_the_same_frames_however_the_bytes_arrive(
+    bodies: list[bytes], cuts: list[int]
+) -> None:
+    stream = b"".join(len(b).to_bytes(4, "big") + b for b in bodies)
+    points = sorted({min(p, len(stream)) for p in cuts} | {0, len(stream)})
+    reader = loose.FrameReader(100)
+    got: list[bytes] = []
+    for start, end in itertools.pairwise(points):
+        chunk = stream[start:end]
+        # Bytes as the event loop hands them, and a bytearray (the buffered path).
+        got += reader.feed(chunk if start % 2 else bytearray(chunk))
+    assert got == bodies
+    assert all(type(b) is bytes for b in got)
+    assert reader.buffered == 0
 
 
 @given(st.binary(max_size=60))

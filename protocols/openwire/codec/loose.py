@@ -186,6 +186,8 @@ class FrameReader:
     def feed(self, data: bytes) -> list[bytes]:
         """The complete frame bodies `data` finishes, in order."""
         buf = self._buf
+        if not buf and type(data) is bytes:
+            return self._feed_bytes(data)
         buf += data
         out: list[bytes] = []
         pos = 0
@@ -202,6 +204,26 @@ class FrameReader:
             pos += 4 + size
         if pos:
             del buf[:pos]
+        return out
+
+    def _feed_bytes(self, data: bytes) -> list[bytes]:
+        """`feed` with nothing buffered, the usual case: frames are cut from the bytes
+        that arrived (one copy each, not two) and only a partial frame is kept."""
+        out: list[bytes] = []
+        pos = 0
+        n = len(data)
+        while n - pos >= 4:
+            size = _i.unpack_from(data, pos)[0]
+            if size < 1 or size > self.max_frame_size:
+                raise CodecError(
+                    f"frame size {size} outside 1..{self.max_frame_size} (MaxFrameSize)"
+                )
+            if n - pos - 4 < size:
+                break
+            out.append(data[pos + 4 : pos + 4 + size])
+            pos += 4 + size
+        if pos < n:
+            self._buf += data[pos:]
         return out
 
     @property
