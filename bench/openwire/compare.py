@@ -1,14 +1,14 @@
 """OpenWire A/B with the real JMS client: `python -m bench.openwire.compare`.
 
 Starts one private ZoneMQ per `--code name=DIR` checkout (OpenWire on an ephemeral
-port, its own data directory, `store.fsync = "always"`), optionally adds an already
-running ActiveMQ (`--activemq PORT:PID`, e.g. the shared 61626 instance), and runs
-bench/openwire/JmsBench.java against each target in turn, round after round (A B C A B
-C ...), so that the machine's load falls on all of them alike. Each line is one JMS
-run: target, scenario, msg/s, the broker's CPU (utime + stime from /proc) per message
-and as a share of the run's wall time, and the client JVM's CPU seconds. A summary per
-target and scenario (medians) and the load average come last. The ZoneMQ brokers it
-started are stopped by their pids.
+port, its own data directory, `store.fsync = "always"` unless `--fsync` says
+otherwise), optionally adds an already running ActiveMQ (`--activemq PORT:PID`, e.g.
+the shared 61626 instance), and runs bench/openwire/JmsBench.java against each target
+in turn, round after round (A B C A B C ...), so that the machine's load falls on all
+of them alike. Each line is one JMS run: target, scenario, msg/s, the broker's CPU
+(utime + stime from /proc) per message and as a share of the run's wall time, and the
+client JVM's CPU seconds. A summary per target and scenario (medians) and the load
+average come last. The ZoneMQ brokers it started are stopped by their pids.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def _wait_port(port: int, timeout: float = 20.0) -> None:
     raise SystemExit(f"no broker on port {port}")
 
 
-def start_zonemq(code: str, workdir: str) -> tuple[subprocess.Popen[bytes], int]:
+def start_zonemq(code: str, workdir: str, fsync: str) -> tuple[subprocess.Popen[bytes], int]:
     port = _free_port()
     env = dict(os.environ)
     env.update(
@@ -69,7 +69,7 @@ def start_zonemq(code: str, workdir: str) -> tuple[subprocess.Popen[bytes], int]
     )
     cmd = [sys.executable, "-m", "broker", "run", "--bind", "127.0.0.1", "--stomp-port", "0"]
     cmd += ["--amqp-port", "0", "--sqs-port", "0", "--console-port", "0"]
-    cmd += ["--data-dir", workdir, "--log-level", "warning", "--fsync", "always"]
+    cmd += ["--data-dir", workdir, "--log-level", "warning", "--fsync", fsync]
     log = open(os.path.join(workdir, "broker.log"), "wb")  # noqa: SIM115 - the child's
     proc = subprocess.Popen(cmd, cwd=code, env=env, stdout=log, stderr=subprocess.STDOUT)
     _wait_port(port)
@@ -121,6 +121,9 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=20000, help="messages, non-persistent runs")
     ap.add_argument("--np", type=int, default=4000, help="messages, persistent runs")
     ap.add_argument("-s", "--size", type=int, default=256)
+    ap.add_argument(
+        "--fsync", default="always", help="ZoneMQ's store.fsync (never: the code's CPU alone)"
+    )
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="owbench-")
     cp = compile_bench(os.path.join(tmp, "classes"))
@@ -131,7 +134,7 @@ def main() -> None:
             name, _, code = spec.partition("=")
             workdir = os.path.join(tmp, name)
             os.makedirs(workdir)
-            proc, port = start_zonemq(os.path.abspath(code), workdir)
+            proc, port = start_zonemq(os.path.abspath(code), workdir, args.fsync)
             procs.append(proc)
             targets.append((name, port, proc.pid))
         if args.activemq:
