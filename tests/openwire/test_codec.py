@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from protocols.openwire.codec import commands as c
 from protocols.openwire.codec import fast, loose, primitives, utf
+from protocols.openwire.codec.cache import Cache
 from protocols.openwire.codec.reader import CodecError
 from protocols.openwire.mapping import text_of
 from tests.openwire.conftest import Jms, classpath
@@ -199,6 +200,77 @@ def test_frame_reader_cuts_the_same_frames_however_the_bytes_arrive(
     assert got == bodies
     assert all(type(b) is bytes for b in got)
     assert reader.buffered == 0
+
+
+@given(st.one_of(_messages, _acks, st.builds(c.MessageDispatch, message=_messages)))
+def test_with_the_marshalling_cache_too(value: c.Structure) -> None:
+    data = fast.encode(value, cached=True)
+    assert data == loose.encode(value, cached=True)
+    body = data[4:]
+    assert fast.decode(body, Cache(16, 1 << 16)) == loose.decode(body, Cache(16, 1 << 16)) == value
+
+
+def test_frames_activemq_marshals_with_its_cache_decode_as_without_it(jms: Jms) -> None:
+    """One connection's frames, its later ones naming ids the earlier ones cached."""
+    out = subprocess.run(
+        ["java", "-cp", classpath(jms.classes), "MarshalCached"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.split()
+    plain = [bytes.fromhex(h)[4:] for k, h in zip(out[::2], out[1::2], strict=True) if k == "plain"]
+    cached = [
+        bytes.fromhex(h)[4:] for k, h in zip(out[::2], out[1::2], strict=True) if k == "cached"
+    ]
+    assert len(plain) == len(cached) == 11
+    assert sum(map(len, cached)) < sum(map(len, plain))
+    fast_cache, loose_cache = Cache(1024, 1 << 16), Cache(1024, 1 << 16)
+    for p, k in zip(plain, cached, strict=True):
+        expected = fast.decode(p)
+        assert fast.decode(k, fast_cache) == loose.decode(k, loose_cache) == expected
+
+
+def test_the_connection_writes_every_frame_in_the_negotiated_format() -> None:
+    """With the cache on, a cached field changes shape: a frame written with plain
+    fast.encode after WireFormatInfo would be misread by the client."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "protocols" / "openwire"
+    for path in root.glob("*.py"):
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if ("fast.encode(" in line or "loose.encode(" in line) and "self._cached" not in line:
+                assert "before any cache is negotiated" in line, f"{path.name}:{n}: {line}"
+
+
+def _cached_session_info(index: int, new: bool, name: str = "ID:c") -> bytes:
+    """A SessionInfo whose session id goes through the cache at `index`."""
+    out = bytearray(b"\x04\x00\x00\x00\x01\x00")
+    out += bytes([1 if new else 0]) + index.to_bytes(2, "big", signed=True)
+    if new:
+        raw = name.encode()
+        out += b"\x01\x79\x01" + len(raw).to_bytes(2, "big") + raw + (1).to_bytes(8, "big")
+    return bytes(out)
+
+
+@pytest.mark.parametrize("codec", [fast, loose])
+def test_marshalling_cache_is_bounded(codec: object) -> None:
+    decode = codec.decode  # type: ignore[attr-defined]
+    cache = Cache(4, 64)
+    first = decode(_cached_session_info(3, True), cache)
+    assert decode(_cached_session_info(3, False), cache) == first
+    assert decode(_cached_session_info(-1, True, "ID:d"), cache).session_id.connection_id == "ID:d"
+    assert cache.entries[3] == first.session_id and cache.bytes < 64
+    with pytest.raises(CodecError, match="index"):
+        decode(_cached_session_info(4, False), cache)
+    with pytest.raises(CodecError, match="index"):
+        decode(_cached_session_info(7, True), cache)
+    with pytest.raises(CodecError, match="over 64 bytes"):
+        decode(_cached_session_info(0, True, "x" * 80), cache)
+    # Replacing an entry gives its bytes back.
+    for _ in range(10):
+        decode(_cached_session_info(2, True, "y" * 20), cache)
+    assert cache.bytes < 64
 
 
 @given(st.binary(max_size=60))

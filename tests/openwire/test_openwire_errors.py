@@ -60,7 +60,8 @@ def test_broker_offers_loose_encoding_version_12(ow_broker: BrokerThread) -> Non
     raw = RawOpenWire(ow_broker.broker.port("openwire"))
     props = raw.info.properties or {}  # type: ignore[attr-defined]
     assert raw.info.version == 12  # type: ignore[attr-defined]
-    assert props["TightEncodingEnabled"] is False and props["CacheEnabled"] is False
+    assert props["TightEncodingEnabled"] is False and props["CacheEnabled"] is True
+    assert props["CacheSize"] == ("int", 1024)
     assert props["MaxFrameSize"] == 104857600
 
 

@@ -9,9 +9,11 @@ knows it already. The generated functions are plain Python (no compiler needed);
 tests/openwire/test_codec.py proves them byte-identical with the interpreter, and with
 ActiveMQ's own marshalling.
 
-A reader is ``read(data, pos, depth) -> (structure, pos)``; running off the end of
-`data` raises IndexError or struct.error (or a short slice, checked), which `decode`
-turns into CodecError. A writer is ``write(out, structure)``.
+A reader is ``read(data, pos, depth, cache) -> (structure, pos)``; running off the end
+of `data` raises IndexError or struct.error (or a short slice, checked), which `decode`
+turns into CodecError. A writer is ``write(out, structure)``. Each comes twice: without
+the marshalling cache (READERS, WRITERS) and with it (CACHED_*: a "C" field in the
+cache's format, cache.py).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from protocols.openwire.codec import primitives, utf
+from protocols.openwire.codec.cache import NEW_NOT_CACHED, Cache
 from protocols.openwire.codec.commands import MAGIC, TYPES, Command, Structure
 from protocols.openwire.codec.reader import CodecError
 
@@ -36,10 +39,13 @@ _ph = struct.Struct(">h").pack
 _pi = struct.Struct(">i").pack
 _pq = struct.Struct(">q").pack
 
-Reader = Callable[[bytes, int, int], tuple[Any, int]]
+Reader = Callable[[bytes, int, int, Any], tuple[Any, int]]
 Writer = Callable[[bytearray, Any], None]
 READERS: dict[int, Reader] = {}
 WRITERS: dict[int, Writer] = {}
+# The same with the marshalling cache negotiated (cache.py).
+CACHED_READERS: dict[int, Reader] = {}
+CACHED_WRITERS: dict[int, Writer] = {}
 
 
 def _short(what: str) -> CodecError:
@@ -68,18 +74,18 @@ def _bytes(data: bytes, pos: int) -> tuple[bytes | None, int]:
     return raw, start + n
 
 
-def _nested(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
+def _nested(data: bytes, pos: int, depth: int, cache: Cache | None = None) -> tuple[Any, int]:
     if not data[pos]:
         return None, pos + 1
     if depth >= MAX_NESTING:
         raise CodecError("structures nested too deep")
-    reader = READERS.get(data[pos + 1])
+    reader = (READERS if cache is None else CACHED_READERS).get(data[pos + 1])
     if reader is None:
         raise CodecError(f"unknown data type {data[pos + 1]}")
-    return reader(data, pos + 2, depth + 1)
+    return reader(data, pos + 2, depth + 1, cache)
 
 
-def _array(data: bytes, pos: int, depth: int) -> tuple[list[Any] | None, int]:
+def _array(data: bytes, pos: int, depth: int, cache: Cache | None) -> tuple[list[Any] | None, int]:
     if not data[pos]:
         return None, pos + 1
     count = _h(data, pos + 1)[0]
@@ -88,7 +94,7 @@ def _array(data: bytes, pos: int, depth: int) -> tuple[list[Any] | None, int]:
     pos += 3
     out = []
     for _ in range(count):
-        value, pos = _nested(data, pos, depth)
+        value, pos = _nested(data, pos, depth, cache)
         out.append(value)
     return out, pos
 
@@ -124,15 +130,16 @@ _READ = {
     "L": "v{i} = _q(data, pos)[0]; pos += 8",
     "S": _OPTIONAL.format(call="_string(data, pos)"),
     "Y": _OPTIONAL.format(call="_bytes(data, pos)"),
+    # RD: the plain readers, or with the marshalling cache on the cached ones.
     "N": "if data[pos]:\n"
-    "    r = READERS.get(data[pos + 1]) if depth < MAX_NESTING else None\n"
+    "    r = RD.get(data[pos + 1]) if depth < MAX_NESTING else None\n"
     "    if r is None:\n"
-    "        _nested(data, pos, depth)  # raises: too deep, or an unknown type\n"
-    "    v{i}, pos = r(data, pos + 2, depth + 1)\n"
+    "        _nested(data, pos, depth, cache)  # raises: too deep, or an unknown type\n"
+    "    v{i}, pos = r(data, pos + 2, depth + 1, cache)\n"
     "else:\n"
     "    v{i} = None\n"
     "    pos += 1",
-    "A": _OPTIONAL.format(call="_array(data, pos, depth)"),
+    "A": _OPTIONAL.format(call="_array(data, pos, depth, cache)"),
     "T": "v{i}, pos = _throwable(data, pos)",
     "M": "v{i}, pos = _magic(data, pos)",
     "P": "v{i}, pos = _props(data, pos)",
@@ -220,6 +227,29 @@ def _write_array(out: bytearray, value: list[Any] | None) -> None:
         _write_nested(out, item)
 
 
+def _write_nested_cached(out: bytearray, value: Structure | None) -> None:
+    if value is None:
+        out.append(0)
+        return
+    kind = value.TYPE
+    if kind in MEMOIZED:
+        _write_nested(out, value)  # no cached field inside an id or a destination
+        return
+    out.append(1)
+    out.append(kind)
+    CACHED_WRITERS[kind](out, value)
+
+
+def _write_array_cached(out: bytearray, value: list[Any] | None) -> None:
+    if value is None:
+        out.append(0)
+        return
+    out.append(1)
+    out += _ph(len(value))
+    for item in value:
+        _write_nested_cached(out, item)
+
+
 def _write_throwable(out: bytearray, value: tuple[str, str | None] | None) -> None:
     if value is None:
         out.append(0)
@@ -270,14 +300,33 @@ def _runs(fields: tuple[tuple[str, str], ...]) -> list[list[int]]:
     return runs
 
 
-def _generate(cls: type[Structure]) -> tuple[Reader, Writer]:
-    fields = cls.FIELDS
+# A cached field with the cache on (cache.py): new or not, the index, then (if new)
+# the nested structure as "N" reads it, stored at the index.
+_CACHED_READ = (
+    "new = data[pos]\n"
+    "idx = _h(data, pos + 1)[0]\n"
+    "pos += 3\n"
+    "if new:\n"
+    "    start = pos\n" + _indent(_READ["N"], 4) + "    cache.put(idx, v{i}, pos - start)\n"
+    "else:\n"
+    "    v{i} = cache.get(idx)"
+)
+
+
+def _generate(cls: type[Structure], cached: bool) -> tuple[Reader, Writer]:
+    """The reader and writer of `cls`, with the marshalling cache on or off (off: a
+    cached field is a nested one)."""
+    fields = tuple((n, "N" if k == "C" and not cached else k) for n, k in cls.FIELDS)
     structs: dict[str, Any] = {}
     read_lines = []
     write_lines = []
     for run in _runs(fields):
         if len(run) == 1:
             name, code = fields[run[0]]
+            if code == "C":
+                read_lines.append(_CACHED_READ.format(i=run[0]))
+                write_lines.append("out += NEW_NOT_CACHED\n" + _WRITE["N"].format(n=name))
+                continue
             read_lines.append(_READ[code].format(i=run[0]))
             write_lines.append(_WRITE[code].format(n=name))
             continue
@@ -299,7 +348,7 @@ def _generate(cls: type[Structure]) -> tuple[Reader, Writer]:
         # a short slice means a truncated frame, left to the plain reader to report.
         skip = "".join(_indent(_SKIP[code], 4) for _name, code in fields)
         reader_src = (
-            "def read(data, pos, depth):\n"
+            "def read(data, pos, depth, cache=None):\n"
             "    end = pos\n" + skip + "    key = data[pos - 1 : end]\n"
             "    hit = _MEMO.get(key)\n"
             "    if hit is not None and len(key) == end - pos + 1:\n"
@@ -311,13 +360,17 @@ def _generate(cls: type[Structure]) -> tuple[Reader, Writer]:
             "    return value, pos\n"
         )
     else:
-        reader_src = "def read(data, pos, depth):\n" + body + f"    return cls({args}), pos\n"
+        reader_src = (
+            "def read(data, pos, depth, cache=None):\n" + body + f"    return cls({args}), pos\n"
+        )
     writer_src = "def write(out, o):\n" + "".join(
         _indent(line, 4) for line in write_lines or ["pass"]
     )
     namespace: dict[str, Any] = {
         **structs,
-        "READERS": READERS,
+        "RD": CACHED_READERS if cached else READERS,
+        "NEW_NOT_CACHED": NEW_NOT_CACHED,
+        "_h": _h,
         "MAX_NESTING": MAX_NESTING,
         "cls": cls,
         "_b": _b,
@@ -338,32 +391,39 @@ def _generate(cls: type[Structure]) -> tuple[Reader, Writer]:
         "_props": _props,
         "_write_string": _write_string,
         "_write_bytes": _write_bytes,
-        "_write_nested": _write_nested,
-        "_write_array": _write_array,
+        "_write_nested": _write_nested_cached if cached else _write_nested,
+        "_write_array": _write_array_cached if cached else _write_array,
         "_write_throwable": _write_throwable,
         "_write_props": _write_props,
     }
     # The sources are built above from the field table alone, never from input.
     # Named after the type, so that a profile tells the readers apart.
-    exec(compile(reader_src, f"<openwire read {cls.__name__}>", "exec"), namespace)
-    exec(compile(writer_src, f"<openwire write {cls.__name__}>", "exec"), namespace)
+    mode = "cached " if cached else ""
+    exec(compile(reader_src, f"<openwire {mode}read {cls.__name__}>", "exec"), namespace)
+    exec(compile(writer_src, f"<openwire {mode}write {cls.__name__}>", "exec"), namespace)
     return namespace["read"], namespace["write"]
 
 
 for _kind, _cls in TYPES.items():
-    READERS[_kind], WRITERS[_kind] = _generate(_cls)
+    READERS[_kind], WRITERS[_kind] = _generate(_cls, cached=False)
+    if any(code in "CNA" for _name, code in _cls.FIELDS):
+        CACHED_READERS[_kind], CACHED_WRITERS[_kind] = _generate(_cls, cached=True)
+    else:
+        # Nothing nested: the cache changes nothing (an id's memo included).
+        CACHED_READERS[_kind], CACHED_WRITERS[_kind] = READERS[_kind], WRITERS[_kind]
 
 
-def decode(body: bytes) -> Any:
-    """One frame's body (after its size prefix): the type byte and the structure."""
+def decode(body: bytes, cache: Cache | None = None) -> Any:
+    """One frame's body (after its size prefix): the type byte and the structure; with
+    the marshalling cache negotiated, `cache` is the connection's (cache.py)."""
     try:
         kind = body[0]
         if kind == 0:
             return None
-        reader = READERS.get(kind)
+        reader = (READERS if cache is None else CACHED_READERS).get(kind)
         if reader is None:
             raise CodecError(f"unknown data type {kind}")
-        value, pos = reader(body, 1, 0)
+        value, pos = reader(body, 1, 0, cache)
     except (IndexError, struct.error):
         raise CodecError("frame truncated") from None
     if pos != len(body):
@@ -371,12 +431,13 @@ def decode(body: bytes) -> Any:
     return value
 
 
-def encode(value: Structure) -> bytes:
-    """A whole frame: size prefix, type byte, fields."""
+def encode(value: Structure, cached: bool = False) -> bytes:
+    """A whole frame: size prefix, type byte, fields; `cached`: the marshalling cache is
+    on (each cached field goes as new, not cached: cache.py)."""
     out = bytearray(b"\x00\x00\x00\x00")
     kind = value.TYPE
     out.append(kind)
-    WRITERS[kind](out, value)
+    (CACHED_WRITERS if cached else WRITERS)[kind](out, value)
     size = len(out) - 4
     out[0:4] = _pi(size)
     return bytes(out)
