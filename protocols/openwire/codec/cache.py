@@ -29,9 +29,10 @@ NEW_NOT_CACHED = b"\x01\xff\xff"
 class Cache:
     """One connection's unmarshal cache: index → structure, bounded in count and bytes."""
 
-    __slots__ = ("bytes", "entries", "max_bytes", "sizes")
+    __slots__ = ("bytes", "entries", "max_bytes", "size", "sizes")
 
     def __init__(self, size: int, max_bytes: int) -> None:
+        self.size = size
         self.entries: list[Any] = [None] * size
         self.sizes = [0] * size
         self.bytes = 0

@@ -308,8 +308,10 @@ _CACHED_READ = (
     "pos += 3\n"
     "if new:\n"
     "    start = pos\n" + _indent(_READ["N"], 4) + "    cache.put(idx, v{i}, pos - start)\n"
+    "elif 0 <= idx < cache.size:\n"
+    "    v{i} = cache.entries[idx]\n"
     "else:\n"
-    "    v{i} = cache.get(idx)"
+    "    v{i} = cache.get(idx)  # raises: outside the cache"
 )
 
 
