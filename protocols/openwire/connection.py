@@ -563,7 +563,7 @@ class OpenWireConnection(PushConnection):
         first = address[0] if type(address) is tuple else address
         msg = mapping.message_from(m, first, self.id, limit=limit)  # type: ignore[arg-type]
         core = self.core
-        if msg.properties and _SCHEDULED & msg.properties.keys():
+        if msg.properties and not _SCHEDULED.isdisjoint(msg.properties):
             schedule = self._schedule_of(msg)
             if schedule is not None:
                 if type(address) is tuple:
