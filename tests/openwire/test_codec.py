@@ -8,7 +8,7 @@ import math
 import subprocess
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocols.openwire.codec import commands as c
@@ -175,6 +175,7 @@ _acks = st.builds(
 )
 
 
+@settings(deadline=None)  # equivalence, not speed: a loaded machine is slow
 @given(st.one_of(_messages, _acks, st.builds(c.MessageDispatch, message=_messages)))
 def test_generated_codec_is_the_interpreters_twin(value: c.Structure) -> None:
     data = fast.encode(value)
@@ -182,6 +183,7 @@ def test_generated_codec_is_the_interpreters_twin(value: c.Structure) -> None:
     assert fast.decode(data[4:]) == loose.decode(data[4:]) == value
 
 
+@settings(deadline=None)  # equivalence, not speed: a loaded machine is slow
 @given(
     st.lists(st.binary(min_size=1, max_size=30), min_size=1, max_size=5),
     st.lists(st.integers(0, 200), max_size=6),
@@ -202,6 +204,7 @@ def test_frame_reader_cuts_the_same_frames_however_the_bytes_arrive(
     assert reader.buffered == 0
 
 
+@settings(deadline=None)  # equivalence, not speed: a loaded machine is slow
 @given(st.one_of(_messages, _acks, st.builds(c.MessageDispatch, message=_messages)))
 def test_with_the_marshalling_cache_too(value: c.Structure) -> None:
     data = fast.encode(value, cached=True)
@@ -282,6 +285,17 @@ def test_generated_decoder_fails_where_the_interpreter_does(body: bytes) -> None
             fast.decode(body)
         return
     assert fast.decode(body) == expected
+
+
+@given(st.binary(max_size=80))
+def test_with_the_cache_too_the_decoders_fail_alike(body: bytes) -> None:
+    try:
+        expected = loose.decode(body, Cache(8, 1 << 10))
+    except CodecError:
+        with pytest.raises(CodecError):
+            fast.decode(body, Cache(8, 1 << 10))
+        return
+    assert fast.decode(body, Cache(8, 1 << 10)) == expected
 
 
 def test_bad_compressed_bodies_are_codec_errors() -> None:
