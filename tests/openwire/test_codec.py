@@ -246,6 +246,18 @@ def test_the_connection_writes_every_frame_in_the_negotiated_format() -> None:
                 assert "before any cache is negotiated" in line, f"{path.name}:{n}: {line}"
 
 
+def test_the_id_memos_keep_only_small_structures() -> None:
+    """Memory stays bounded whatever ids clients send: a 10 kB id decodes and encodes
+    right, twice, and is kept in no memo."""
+    big = c.ProducerId(connection_id="ID:" + "x" * 10000, value=1, session_id=2)
+    msg = c.BytesMessage(producer_id=big, destination=c.Queue("q" * 5000), content=b"x")
+    for _ in range(2):
+        data = fast.encode(msg)
+        assert data == loose.encode(msg) and fast.decode(data[4:]) == msg
+    assert all(len(key) <= fast.MEMO_BYTES for key in fast._MEMO)
+    assert all(len(raw) <= fast.MEMO_BYTES for _obj, raw in fast._ENCODED.values())
+
+
 def _cached_session_info(index: int, new: bool, name: str = "ID:c") -> bytes:
     """A SessionInfo whose session id goes through the cache at `index`."""
     out = bytearray(b"\x04\x00\x00\x00\x01\x00")

@@ -159,8 +159,11 @@ _SKIP = {
 # producer, consumer and queue): their decoded structures are kept by their encoded
 # bytes, type byte included, so a repeat is a slice and a dict lookup instead of a
 # string decode and a dataclass built. They are values nobody mutates (the mapping and
-# the connection build new ones). Bounded: emptied when full.
+# the connection build new ones). Bounded: emptied when full, and only structures of at
+# most MEMO_BYTES encoded are kept (real ids are well under it), so the memos hold at
+# most a few MB whatever clients send.
 MEMO_SIZE = 4096
+MEMO_BYTES = 256
 _MEMO: dict[bytes, Any] = {}
 _ENCODED: dict[int, tuple[Any, bytes]] = {}
 MEMOIZED = frozenset(
@@ -207,9 +210,10 @@ def _write_nested(out: bytearray, value: Structure | None) -> None:
             return
         buf = bytearray((1, kind))
         WRITERS[kind](buf, value)
-        if len(_ENCODED) >= MEMO_SIZE:
-            _ENCODED.clear()
-        _ENCODED[id(value)] = (value, bytes(buf))
+        if len(buf) <= MEMO_BYTES:
+            if len(_ENCODED) >= MEMO_SIZE:
+                _ENCODED.clear()
+            _ENCODED[id(value)] = (value, bytes(buf))
         out += buf
         return
     out.append(1)
@@ -357,7 +361,7 @@ def _generate(cls: type[Structure], cached: bool) -> tuple[Reader, Writer]:
             "        return hit, end\n" + body + f"    value = cls({args})\n"
             "    if len(_MEMO) >= MEMO_SIZE:\n"
             "        _MEMO.clear()\n"
-            "    if pos == end:\n"
+            "    if pos == end and len(key) <= MEMO_BYTES:\n"
             "        _MEMO[key] = value\n"
             "    return value, pos\n"
         )
@@ -379,6 +383,7 @@ def _generate(cls: type[Structure], cached: bool) -> tuple[Reader, Writer]:
         "_H": _H,
         "_MEMO": _MEMO,
         "MEMO_SIZE": MEMO_SIZE,
+        "MEMO_BYTES": MEMO_BYTES,
         "_i": _i,
         "_q": _q,
         "_pi": _pi,
