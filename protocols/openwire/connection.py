@@ -2,8 +2,10 @@
 with ActiveMQ's semantics, on broker.push.PushConnection (shared with STOMP and AMQP).
 
 Mapping onto the core (messages and destinations: mapping.py):
-- WireFormatInfo: ours goes out first (version 12, loose encoding, no marshalling cache,
-  no stack traces, size prefix kept: a client uses an option only when both offer it);
+- WireFormatInfo: ours goes out first (version 12, loose encoding, the marshalling cache,
+  no stack traces, size prefix kept: a client uses an option only when both offer it;
+  the cache, measured in bench/openwire/tight_cost.py, is what pays in Python, tight
+  encoding does not);
   the client's sets the inactivity monitor (the lower MaxInactivityDuration: a
   KeepAliveInfo when we have written nothing for half of it, the connection dropped
   when nothing was read for all of it). BrokerInfo follows.
@@ -71,6 +73,7 @@ from broker.push import READ_PRODUCER, PushConnection
 from protocols.openwire import mapping
 from protocols.openwire.codec import commands as c
 from protocols.openwire.codec import fast, loose
+from protocols.openwire.codec.cache import DEFAULT_SIZE, Cache
 from protocols.openwire.codec.reader import CodecError
 from protocols.openwire.resend import Resends
 
@@ -80,6 +83,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("zonemq.openwire")
 
 VERSION = 12
+# The marshalling cache we offer (ActiveMQ's client offers 1024 too), and the bytes of
+# cached structures one connection may hold (codec/cache.py).
+CACHE_SIZE = 1024
+CACHE_BYTES = 1 << 20
 JMS_EXCEPTION = "javax.jms.JMSException"
 SECURITY = "java.lang.SecurityException"
 INVALID_CLIENT_ID = "javax.jms.InvalidClientIDException"
@@ -155,6 +162,10 @@ class OpenWireConnection(PushConnection):
         self._tx_acks: dict[Any, list[tuple[OwConsumer, int, str]]] = {}
         self._dests: dict[c.Destination, Address | tuple[Address, ...]] = {}
         self._dispatch_num = 0
+        # The marshalling cache, once both WireFormatInfos offered it: what the client's
+        # frames cached (codec/cache.py), and whether ours carry the cache's format.
+        self._cache: Cache | None = None
+        self._cached = False
         self._last_read = 0.0
         self._timers: list[asyncio.TimerHandle] = []
         self._inactivity = 0.0
@@ -201,17 +212,17 @@ class OpenWireConnection(PushConnection):
             version=VERSION,
             properties={
                 "TightEncodingEnabled": False,
-                "CacheEnabled": False,
+                "CacheEnabled": True,
                 "SizePrefixDisabled": False,
                 "StackTraceEnabled": False,
                 "TcpNoDelayEnabled": True,
                 "MaxInactivityDuration": s.max_inactivity_duration,
                 "MaxInactivityDurationInitalDelay": s.max_inactivity_initial_delay,
                 "MaxFrameSize": s.max_frame_size,
-                "CacheSize": ("int", 0),
+                "CacheSize": ("int", CACHE_SIZE),
             },
         )
-        self._send(fast.encode(ours))
+        self._send(fast.encode(ours))  # before any cache is negotiated
         if s.connect_timeout > 0:
             self._timers.append(self.loop.call_later(s.connect_timeout, self._connect_timeout))
 
@@ -229,7 +240,7 @@ class OpenWireConnection(PushConnection):
             if self.closing:
                 return
             try:
-                cmd = fast.decode(body)
+                cmd = fast.decode(body, self._cache)
             except CodecError as exc:
                 self._fatal(str(exc))
                 return
@@ -291,6 +302,11 @@ class OpenWireConnection(PushConnection):
 
     # -- answers --------------------------------------------------------------------------
 
+    def _encode(self, cmd: c.Structure) -> bytes:
+        """A frame in the negotiated format: every frame after WireFormatInfo is written
+        here, since with the marshalling cache on each cached field changes shape."""
+        return fast.encode(cmd, self._cached)
+
     def _answer(self, cmd: Any, data: bytes, done: Awaitable[None] | None = None) -> None:
         """Write `data` (the answer to `cmd`) once `done` and every earlier answer are."""
         if done is None and not self._owed:
@@ -322,19 +338,19 @@ class OpenWireConnection(PushConnection):
 
     def _respond(self, cmd: Any, done: Awaitable[None] | None = None) -> None:
         if getattr(cmd, "response_required", False):
-            self._answer(cmd, fast.encode(c.Response(correlation_id=cmd.command_id)), done)
+            self._answer(cmd, self._encode(c.Response(correlation_id=cmd.command_id)), done)
 
     def _refuse(self, cmd: Any, exc: Refused) -> None:
         if getattr(cmd, "response_required", False):
             er = c.ExceptionResponse(
                 correlation_id=cmd.command_id, exception=(exc.java_class, exc.message)
             )
-            self._answer(cmd, fast.encode(er))
+            self._answer(cmd, self._encode(er))
         elif not exc.fatal:
             # Nobody waits for an answer (an asynchronous send): ActiveMQ reports it to
             # the client's exception listener as a ConnectionError.
             self._answer(
-                cmd, fast.encode(c.ConnectionError(exception=(exc.java_class, exc.message)))
+                cmd, self._encode(c.ConnectionError(exception=(exc.java_class, exc.message)))
             )
         if exc.fatal:
             self._close()
@@ -355,6 +371,13 @@ class OpenWireConnection(PushConnection):
             return
         props = info.properties or {}
         self.wire_ok = True
+        if props.get("CacheEnabled") is True:
+            # As the client's OpenWireFormat.renegotiateWireFormat sizes its own.
+            theirs = props.get("CacheSize", 0)
+            theirs = theirs[1] if type(theirs) is tuple else theirs
+            size = min(CACHE_SIZE, theirs) if isinstance(theirs, int) and theirs >= 0 else 0
+            self._cache = Cache(size or DEFAULT_SIZE, CACHE_BYTES)
+            self._cached = True
         theirs = props.get("MaxInactivityDuration", 0)
         ours = self.settings.max_inactivity_duration
         duration = min(ours, theirs) if ours > 0 and isinstance(theirs, int) and theirs > 0 else 0
@@ -365,7 +388,7 @@ class OpenWireConnection(PushConnection):
             self._timers.append(self.loop.call_later(delay + self._inactivity, self._check_read))
         broker = self.listener.broker_name
         self._send(
-            fast.encode(
+            self._encode(
                 c.BrokerInfo(
                     broker_id=c.BrokerId(value=f"ID:{broker}-{self.listener.started_ms}"),
                     broker_name=broker,
@@ -382,7 +405,7 @@ class OpenWireConnection(PushConnection):
             return
         interval = self._inactivity / 2
         if self.loop.time() - self._last_write >= interval * 0.9 and not self._out:
-            self._send(fast.encode(c.KeepAliveInfo()))
+            self._send(self._encode(c.KeepAliveInfo()))
         self._timers.append(self.loop.call_later(interval, self._keep_alive))
 
     def _check_read(self) -> None:
@@ -459,7 +482,7 @@ class OpenWireConnection(PushConnection):
 
     def _on_keep_alive(self, info: c.KeepAliveInfo) -> None:
         if info.response_required:
-            self._send(fast.encode(c.KeepAliveInfo()))
+            self._send(self._encode(c.KeepAliveInfo()))
 
     def _respond_only(self, cmd: Any) -> None:
         # ConnectionControl, FlushCommand, ControlCommand: nothing to
@@ -540,7 +563,7 @@ class OpenWireConnection(PushConnection):
         first = address[0] if type(address) is tuple else address
         msg = mapping.message_from(m, first, self.id, limit=limit)  # type: ignore[arg-type]
         core = self.core
-        if msg.properties and _SCHEDULED & msg.properties.keys():
+        if msg.properties and not _SCHEDULED.isdisjoint(msg.properties):
             schedule = self._schedule_of(msg)
             if schedule is not None:
                 if type(address) is tuple:
@@ -561,7 +584,7 @@ class OpenWireConnection(PushConnection):
         if info is not None and info.window_size > 0:
             # The client's producer window (async sends): it may send this much more.
             size = len(m.content or b"") + len(m.properties or b"")
-            self._send(fast.encode(c.ProducerAck(producer_id=m.producer_id, size=size)))
+            self._send(self._encode(c.ProducerAck(producer_id=m.producer_id, size=size)))
         if tx is None:
             if m.persistent and mid is not None and mid.producer_id is not None:
                 resends.sent[mid.producer_id] = mid.producer_sequence_id
@@ -576,7 +599,7 @@ class OpenWireConnection(PushConnection):
         info = self.producers.get(m.producer_id) if m.producer_id is not None else None
         if info is not None and info.window_size > 0:
             size = len(m.content or b"") + len(m.properties or b"")
-            self._send(fast.encode(c.ProducerAck(producer_id=m.producer_id, size=size)))
+            self._send(self._encode(c.ProducerAck(producer_id=m.producer_id, size=size)))
 
     @staticmethod
     def _schedule_of(msg: Message) -> Schedule | None:
@@ -677,7 +700,7 @@ class OpenWireConnection(PushConnection):
                 continue
             out = mapping.openwire_message(msg)
             self._send(
-                fast.encode(
+                self._encode(
                     c.MessageDispatch(
                         consumer_id=cid,
                         destination=dest,
@@ -686,7 +709,7 @@ class OpenWireConnection(PushConnection):
                     )
                 )
             )
-        self._send(fast.encode(c.MessageDispatch(consumer_id=cid, destination=dest)))
+        self._send(self._encode(c.MessageDispatch(consumer_id=cid, destination=dest)))
 
     def deliver(self, sub: Subscription, msg: Message) -> None:
         consumer: OwConsumer = sub.tag  # type: ignore[assignment]
@@ -696,15 +719,12 @@ class OpenWireConnection(PushConnection):
         out = mapping.openwire_message(msg)
         mid = out.message_id
         assert mid is not None
-        out.message_id = c.MessageId(
-            text_view=mid.text_view,
-            producer_id=mid.producer_id,
-            producer_sequence_id=mid.producer_sequence_id,
-            broker_sequence_id=num,
-        )
+        # A MessageId of its own (mapping.message_id_of builds one per call): the number
+        # the client's ack echoes back.
+        mid.broker_sequence_id = num
         if msg.persistent and sub.source.durable:
             self._hold = True  # its delivery record first (broker.push: the durability rule)
-        data = fast.encode(
+        data = self._encode(
             c.MessageDispatch(
                 consumer_id=consumer.info.consumer_id,
                 destination=out.destination,
@@ -765,7 +785,7 @@ class OpenWireConnection(PushConnection):
     def _empty_dispatch(self, consumer: OwConsumer) -> None:
         info = consumer.info
         self._send(
-            fast.encode(
+            self._encode(
                 c.MessageDispatch(consumer_id=info.consumer_id, destination=info.destination)
             )
         )
@@ -840,6 +860,12 @@ class OpenWireConnection(PushConnection):
     ) -> None:
         if not taken:
             return
+        # The smaller prefetch first, without a dispatch of its own: each ack (or
+        # expiry) below dispatches with it (Subscription.ack does), and a lower limit
+        # can free nothing by itself.
+        consumer.extension = max(0, consumer.extension - len(taken))
+        if consumer.sub is not None and not consumer.pull:
+            consumer.sub.prefetch = max(1, consumer.prefetch + consumer.extension)
         for n, msg_id in taken:
             if kind == c.ACK_EXPIRED and tx is None:
                 msg = sub.take_back(msg_id)
@@ -850,8 +876,6 @@ class OpenWireConnection(PushConnection):
                 sub.ack(msg_id, tx=tx)
                 if tx is not None:
                     self._tx_acks.setdefault(txid, []).append((consumer, n, msg_id))
-        consumer.extension = max(0, consumer.extension - len(taken))
-        consumer.credit()
 
     # -- transactions ---------------------------------------------------------------------
 
@@ -961,7 +985,7 @@ class OpenWireConnection(PushConnection):
     def close_by_admin(self) -> None:
         if not self.closing:
             self._send(
-                fast.encode(
+                self._encode(
                     c.ConnectionError(
                         exception=(JMS_EXCEPTION, "Connection closed by an administrator"),
                         connection_id=self.connection_id,

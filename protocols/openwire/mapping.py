@@ -89,8 +89,24 @@ def address_of(dest: c.Destination) -> Address | tuple[Address, ...]:
     return tuple(parts)
 
 
+# Every dispatch names its destination and its producer: the same few structures, kept
+# (bounded: emptied when full, and only for names of at most _MEMO_NAME characters)
+# rather than built per message. Nobody mutates them.
+_MEMO_SIZE = 4096
+_MEMO_NAME = 256
+_DESTINATIONS: dict[Address, c.Destination] = {}
+_PRODUCERS: dict[str, c.ProducerId] = {}
+
+
 def destination_of(address: Address) -> c.Destination:
-    return _CLASSES[address.kind](physical_name=address.name)
+    dest = _DESTINATIONS.get(address)
+    if dest is None:
+        dest = _CLASSES[address.kind](physical_name=address.name)
+        if len(address.name) <= _MEMO_NAME:
+            if len(_DESTINATIONS) >= _MEMO_SIZE:
+                _DESTINATIONS.clear()
+            _DESTINATIONS[address] = dest
+    return dest
 
 
 def _inflate(data: bytes, limit: int) -> bytes:
@@ -209,12 +225,19 @@ def message_id_of(msg: Message) -> c.MessageId:
     # <connection id>:<session>:<producer>:<sequence>, the connection id itself
     # holding colons.
     producer, _, seq = text.rpartition(":")
+    pid = _PRODUCERS.get(producer)
+    if pid is not None and seq.isdigit():
+        return c.MessageId(text_view=text, producer_id=pid, producer_sequence_id=int(seq))
     session, _, producer_num = producer.rpartition(":")
     connection, _, session_num = session.rpartition(":")
     if seq.isdigit() and producer_num.isdigit() and session_num.isdigit() and connection:
         pid = c.ProducerId(
             connection_id=connection, session_id=int(session_num), value=int(producer_num)
         )
+        if len(producer) <= _MEMO_NAME:
+            if len(_PRODUCERS) >= _MEMO_SIZE:
+                _PRODUCERS.clear()
+            _PRODUCERS[producer] = pid
         return c.MessageId(text_view=text, producer_id=pid, producer_sequence_id=int(seq))
     # The core's ids are <prefix>-<n>: n numbers them within one broker start.
     prefix, _, n = text.rpartition("-")

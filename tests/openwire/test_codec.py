@@ -3,15 +3,17 @@ OpenWireFormat writes decode, and re-encode to the same bytes."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import subprocess
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocols.openwire.codec import commands as c
 from protocols.openwire.codec import fast, loose, primitives, utf
+from protocols.openwire.codec.cache import Cache
 from protocols.openwire.codec.reader import CodecError
 from protocols.openwire.mapping import text_of
 from tests.openwire.conftest import Jms, classpath
@@ -173,11 +175,117 @@ _acks = st.builds(
 )
 
 
+@settings(deadline=None)  # equivalence, not speed: a loaded machine is slow
 @given(st.one_of(_messages, _acks, st.builds(c.MessageDispatch, message=_messages)))
 def test_generated_codec_is_the_interpreters_twin(value: c.Structure) -> None:
     data = fast.encode(value)
     assert data == loose.encode(value)
     assert fast.decode(data[4:]) == loose.decode(data[4:]) == value
+
+
+@settings(deadline=None)  # equivalence, not speed: a loaded machine is slow
+@given(
+    st.lists(st.binary(min_size=1, max_size=30), min_size=1, max_size=5),
+    st.lists(st.integers(0, 200), max_size=6),
+)
+def test_frame_reader_cuts_the_same_frames_however_the_bytes_arrive(
+    bodies: list[bytes], cuts: list[int]
+) -> None:
+    stream = b"".join(len(b).to_bytes(4, "big") + b for b in bodies)
+    points = sorted({min(p, len(stream)) for p in cuts} | {0, len(stream)})
+    reader = loose.FrameReader(100)
+    got: list[bytes] = []
+    for start, end in itertools.pairwise(points):
+        chunk = stream[start:end]
+        # Bytes as the event loop hands them, and a bytearray (the buffered path).
+        got += reader.feed(chunk if start % 2 else bytearray(chunk))
+    assert got == bodies
+    assert all(type(b) is bytes for b in got)
+    assert reader.buffered == 0
+
+
+@settings(deadline=None)  # equivalence, not speed: a loaded machine is slow
+@given(st.one_of(_messages, _acks, st.builds(c.MessageDispatch, message=_messages)))
+def test_with_the_marshalling_cache_too(value: c.Structure) -> None:
+    data = fast.encode(value, cached=True)
+    assert data == loose.encode(value, cached=True)
+    body = data[4:]
+    assert fast.decode(body, Cache(16, 1 << 16)) == loose.decode(body, Cache(16, 1 << 16)) == value
+
+
+def test_frames_activemq_marshals_with_its_cache_decode_as_without_it(jms: Jms) -> None:
+    """One connection's frames, its later ones naming ids the earlier ones cached."""
+    out = subprocess.run(
+        ["java", "-cp", classpath(jms.classes), "MarshalCached"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.split()
+    plain = [bytes.fromhex(h)[4:] for k, h in zip(out[::2], out[1::2], strict=True) if k == "plain"]
+    cached = [
+        bytes.fromhex(h)[4:] for k, h in zip(out[::2], out[1::2], strict=True) if k == "cached"
+    ]
+    assert len(plain) == len(cached) == 11
+    assert sum(map(len, cached)) < sum(map(len, plain))
+    fast_cache, loose_cache = Cache(1024, 1 << 16), Cache(1024, 1 << 16)
+    for p, k in zip(plain, cached, strict=True):
+        expected = fast.decode(p)
+        assert fast.decode(k, fast_cache) == loose.decode(k, loose_cache) == expected
+
+
+def test_the_connection_writes_every_frame_in_the_negotiated_format() -> None:
+    """With the cache on, a cached field changes shape: a frame written with plain
+    fast.encode after WireFormatInfo would be misread by the client."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "protocols" / "openwire"
+    for path in root.glob("*.py"):
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if ("fast.encode(" in line or "loose.encode(" in line) and "self._cached" not in line:
+                assert "before any cache is negotiated" in line, f"{path.name}:{n}: {line}"
+
+
+def test_the_id_memos_keep_only_small_structures() -> None:
+    """Memory stays bounded whatever ids clients send: a 10 kB id decodes and encodes
+    right, twice, and is kept in no memo."""
+    big = c.ProducerId(connection_id="ID:" + "x" * 10000, value=1, session_id=2)
+    msg = c.BytesMessage(producer_id=big, destination=c.Queue("q" * 5000), content=b"x")
+    for _ in range(2):
+        data = fast.encode(msg)
+        assert data == loose.encode(msg) and fast.decode(data[4:]) == msg
+    assert all(len(key) <= fast.MEMO_BYTES for key in fast._MEMO)
+    assert all(len(raw) <= fast.MEMO_BYTES for _obj, raw in fast._ENCODED.values())
+
+
+def _cached_session_info(index: int, new: bool, name: str = "ID:c") -> bytes:
+    """A SessionInfo whose session id goes through the cache at `index`."""
+    out = bytearray(b"\x04\x00\x00\x00\x01\x00")
+    out += bytes([1 if new else 0]) + index.to_bytes(2, "big", signed=True)
+    if new:
+        raw = name.encode()
+        out += b"\x01\x79\x01" + len(raw).to_bytes(2, "big") + raw + (1).to_bytes(8, "big")
+    return bytes(out)
+
+
+@pytest.mark.parametrize("codec", [fast, loose])
+def test_marshalling_cache_is_bounded(codec: object) -> None:
+    decode = codec.decode  # type: ignore[attr-defined]
+    cache = Cache(4, 64)
+    first = decode(_cached_session_info(3, True), cache)
+    assert decode(_cached_session_info(3, False), cache) == first
+    assert decode(_cached_session_info(-1, True, "ID:d"), cache).session_id.connection_id == "ID:d"
+    assert cache.entries[3] == first.session_id and cache.bytes < 64
+    with pytest.raises(CodecError, match="index"):
+        decode(_cached_session_info(4, False), cache)
+    with pytest.raises(CodecError, match="index"):
+        decode(_cached_session_info(7, True), cache)
+    with pytest.raises(CodecError, match="over 64 bytes"):
+        decode(_cached_session_info(0, True, "x" * 80), cache)
+    # Replacing an entry gives its bytes back.
+    for _ in range(10):
+        decode(_cached_session_info(2, True, "y" * 20), cache)
+    assert cache.bytes < 64
 
 
 @given(st.binary(max_size=60))
@@ -189,6 +297,17 @@ def test_generated_decoder_fails_where_the_interpreter_does(body: bytes) -> None
             fast.decode(body)
         return
     assert fast.decode(body) == expected
+
+
+@given(st.binary(max_size=80))
+def test_with_the_cache_too_the_decoders_fail_alike(body: bytes) -> None:
+    try:
+        expected = loose.decode(body, Cache(8, 1 << 10))
+    except CodecError:
+        with pytest.raises(CodecError):
+            fast.decode(body, Cache(8, 1 << 10))
+        return
+    assert fast.decode(body, Cache(8, 1 << 10)) == expected
 
 
 def test_bad_compressed_bodies_are_codec_errors() -> None:

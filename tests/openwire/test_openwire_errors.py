@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from protocols.openwire.codec import commands as c
 from protocols.openwire.codec import loose
+from protocols.openwire.codec.cache import Cache
 from tests.conftest import WAIT, BrokerThread, Client, RawClient
 from tests.daemon.test_crash import Brokers, brokers  # noqa: F401 (the fixture)
 from tests.openwire.conftest import Jms, classpath, url
@@ -26,6 +27,8 @@ class RawOpenWire:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
         self.reader = loose.FrameReader(1 << 20)
         self.pending: list[bytes] = []
+        # Set once a WireFormatInfo offering the marshalling cache has gone out.
+        self.cache: Cache | None = None
         first = self.command()
         assert isinstance(first, c.WireFormatInfo), first
         self.info = first
@@ -36,7 +39,7 @@ class RawOpenWire:
             if not chunk:
                 raise ConnectionError("closed")
             self.pending.extend(self.reader.feed(chunk))
-        return loose.decode(self.pending.pop(0))
+        return loose.decode(self.pending.pop(0), self.cache)
 
     def closed(self) -> bool:
         self.sock.settimeout(WAIT)
@@ -60,7 +63,8 @@ def test_broker_offers_loose_encoding_version_12(ow_broker: BrokerThread) -> Non
     raw = RawOpenWire(ow_broker.broker.port("openwire"))
     props = raw.info.properties or {}  # type: ignore[attr-defined]
     assert raw.info.version == 12  # type: ignore[attr-defined]
-    assert props["TightEncodingEnabled"] is False and props["CacheEnabled"] is False
+    assert props["TightEncodingEnabled"] is False and props["CacheEnabled"] is True
+    assert props["CacheSize"] == ("int", 1024)
     assert props["MaxFrameSize"] == 104857600
 
 
@@ -93,6 +97,60 @@ def test_bad_input_closes_that_connection_and_loses_nothing(
     assert raw.closed()
     # Everyone else is fine and the stored message is still there.
     out = jms.run(url(ow_broker), "receive", "ow.bad", "1")
+    assert values(out, "got") == ["m0"]
+
+
+def _session_info(index: int, name: str) -> bytes:
+    """A SessionInfo frame (the marshalling cache on) whose session id is new at `index`."""
+    raw = name.encode()
+    body = b"\x04\x00\x00\x00\x01\x00" + b"\x01" + struct.pack(">h", index)
+    body += b"\x01\x79\x01" + struct.pack(">H", len(raw)) + raw + struct.pack(">q", 1)
+    return struct.pack(">i", len(body)) + body
+
+
+def test_bad_marshalling_cache_references_close_that_connection(
+    jms: Jms, ow_broker: BrokerThread
+) -> None:
+    jms.run(url(ow_broker), "send", "ow.badcache", "1")
+    port = ow_broker.broker.port("openwire")
+    offer = {"MaxInactivityDuration": 0, "CacheEnabled": True, "CacheSize": ("int", 64)}
+    # A ConnectionInfo whose connection id refers to cache index `index`: 63 is inside
+    # the negotiated cache (64 entries; nothing stored there, so no id: answered), 64
+    # is outside it.
+    template = loose.encode(c.ConnectionInfo(command_id=1, response_required=True), cached=True)
+    assert template[10:14] == b"\x01\xff\xff\x00"  # new, not cached, absent
+    for index, accepted in ((63, True), (64, False)):
+        raw = RawOpenWire(port)
+        raw.sock.sendall(loose.encode(c.WireFormatInfo(properties=offer)))
+        raw.cache = Cache(64, 1 << 20)
+        body = template[4:10] + b"\x00" + struct.pack(">h", index) + template[14:]
+        raw.sock.sendall(struct.pack(">i", len(body)) + body)
+        if accepted:
+            assert isinstance(raw.command(), c.BrokerInfo)
+            assert isinstance(raw.command(), c.Response)
+        else:
+            assert raw.closed()
+    # Cached structures past the connection's byte budget (1 MiB), after a login: ten
+    # 60 kB session ids are held (a KeepAliveInfo is still answered), twenty are not.
+    raw = RawOpenWire(port)
+    raw.sock.sendall(loose.encode(c.WireFormatInfo(properties=offer)))
+    info = c.ConnectionInfo(connection_id=c.ConnectionId("ID:cache"), command_id=1)
+    raw.sock.sendall(loose.encode(info, cached=True))
+    raw.cache = Cache(64, 1 << 20)
+    for index in range(10):
+        raw.sock.sendall(_session_info(index, "x" * 60000))
+    raw.sock.sendall(loose.encode(c.KeepAliveInfo(response_required=True), cached=True))
+    assert isinstance(raw.command(), c.BrokerInfo)
+    assert isinstance(raw.command(), c.KeepAliveInfo)
+    for index in range(10, 20):
+        try:
+            raw.sock.sendall(_session_info(index, "x" * 60000))
+        except OSError:
+            break
+    assert raw.closed()
+    # A client that uses the cache properly is served (the JMS client does) and the
+    # stored message is still there.
+    out = jms.run(url(ow_broker), "receive", "ow.badcache", "1")
     assert values(out, "got") == ["m0"]
 
 

@@ -6,8 +6,10 @@ and its fields in wire order (what ActiveMQ 5.17's v12 marshallers read and writ
 
   Z boolean   B byte   I int   L long   S string (a presence flag, then writeUTF)
   Y byte[] / ByteSequence (a presence flag, an int length, the bytes)
-  N a nested structure (a presence flag, its type byte, its fields); with the
-    marshalling cache off (ZoneMQ never offers it) a "cached" field is the same
+  N a nested structure (a presence flag, its type byte, its fields)
+  C a nested structure ActiveMQ's marshallers pass through the marshalling cache (ids,
+    destinations): with the cache off the same as N; on, a flag (new or not), a short
+    index, and when new the nested structure (codec/cache.py)
   A an array of nested structures (a presence flag, a short count, each nested)
   T a Throwable (a presence flag, class name, message; with stack traces enabled,
     which ZoneMQ never offers, frames and a cause would follow)
@@ -91,7 +93,7 @@ class MessageId(Structure):
     TYPE = 110
     FIELDS = (
         ("text_view", "S"),
-        ("producer_id", "N"),
+        ("producer_id", "C"),
         ("producer_sequence_id", "L"),
         ("broker_sequence_id", "L"),
     )
@@ -114,7 +116,7 @@ class MessageId(Structure):
 @dataclass(slots=True, unsafe_hash=True)
 class LocalTransactionId(Structure):
     TYPE = 111
-    FIELDS = (("value", "L"), ("connection_id", "N"))
+    FIELDS = (("value", "L"), ("connection_id", "C"))
     value: int = 0
     connection_id: ConnectionId | None = None
 
@@ -179,7 +181,7 @@ class BrokerInfo(Command):
     TYPE = 2
     FIELDS = (
         *_BASE,
-        ("broker_id", "N"),
+        ("broker_id", "C"),
         ("broker_url", "S"),
         ("peer_broker_infos", "A"),
         ("broker_name", "S"),
@@ -211,7 +213,7 @@ class ConnectionInfo(Command):
     TYPE = 3
     FIELDS = (
         *_BASE,
-        ("connection_id", "N"),
+        ("connection_id", "C"),
         ("client_id", "S"),
         ("password", "S"),
         ("user_name", "S"),
@@ -239,7 +241,7 @@ class ConnectionInfo(Command):
 @dataclass(slots=True)
 class SessionInfo(Command):
     TYPE = 4
-    FIELDS = (*_BASE, ("session_id", "N"))
+    FIELDS = (*_BASE, ("session_id", "C"))
     session_id: SessionId | None = None
 
 
@@ -248,9 +250,9 @@ class ConsumerInfo(Command):
     TYPE = 5
     FIELDS = (
         *_BASE,
-        ("consumer_id", "N"),
+        ("consumer_id", "C"),
         ("browser", "Z"),
-        ("destination", "N"),
+        ("destination", "C"),
         ("prefetch_size", "I"),
         ("maximum_pending_message_limit", "I"),
         ("dispatch_async", "Z"),
@@ -294,8 +296,8 @@ class ProducerInfo(Command):
     TYPE = 6
     FIELDS = (
         *_BASE,
-        ("producer_id", "N"),
-        ("destination", "N"),
+        ("producer_id", "C"),
+        ("destination", "C"),
         ("broker_path", "A"),
         ("dispatch_async", "Z"),
         ("window_size", "I"),
@@ -321,7 +323,7 @@ TX_END = 7
 @dataclass(slots=True)
 class TransactionInfo(Command):
     TYPE = 7
-    FIELDS = (*_BASE, ("connection_id", "N"), ("transaction_id", "N"), ("type", "B"))
+    FIELDS = (*_BASE, ("connection_id", "C"), ("transaction_id", "C"), ("type", "B"))
     connection_id: ConnectionId | None = None
     transaction_id: LocalTransactionId | XATransactionId | None = None
     type: int = 0
@@ -337,8 +339,8 @@ class DestinationInfo(Command):
     TYPE = 8
     FIELDS = (
         *_BASE,
-        ("connection_id", "N"),
-        ("destination", "N"),
+        ("connection_id", "C"),
+        ("destination", "C"),
         ("operation_type", "B"),
         ("timeout", "L"),
         ("broker_path", "A"),
@@ -353,7 +355,7 @@ class DestinationInfo(Command):
 @dataclass(slots=True)
 class RemoveSubscriptionInfo(Command):
     TYPE = 9
-    FIELDS = (*_BASE, ("connection_id", "N"), ("subscription_name", "S"), ("client_id", "S"))
+    FIELDS = (*_BASE, ("connection_id", "C"), ("subscription_name", "S"), ("client_id", "S"))
     connection_id: ConnectionId | None = None
     subscription_name: str | None = None
     client_id: str | None = None
@@ -374,7 +376,7 @@ class ShutdownInfo(Command):
 @dataclass(slots=True)
 class RemoveInfo(Command):
     TYPE = 12
-    FIELDS = (*_BASE, ("object_id", "N"), ("last_delivered_sequence_id", "L"))
+    FIELDS = (*_BASE, ("object_id", "C"), ("last_delivered_sequence_id", "L"))
     object_id: Any = None
     last_delivered_sequence_id: int = 0
 
@@ -461,8 +463,8 @@ class MessagePull(Command):
     TYPE = 20
     FIELDS = (
         *_BASE,
-        ("consumer_id", "N"),
-        ("destination", "N"),
+        ("consumer_id", "C"),
+        ("destination", "C"),
         ("timeout", "L"),
         ("correlation_id", "S"),
         ("message_id", "N"),
@@ -483,12 +485,12 @@ class Message(Command):
     TYPE = 23
     FIELDS = (
         *_BASE,
-        ("producer_id", "N"),
-        ("destination", "N"),
-        ("transaction_id", "N"),
-        ("original_destination", "N"),
+        ("producer_id", "C"),
+        ("destination", "C"),
+        ("transaction_id", "C"),
+        ("original_destination", "C"),
         ("message_id", "N"),
-        ("original_transaction_id", "N"),
+        ("original_transaction_id", "C"),
         ("group_id", "S"),
         ("group_sequence", "I"),
         ("correlation_id", "S"),
@@ -501,7 +503,7 @@ class Message(Command):
         ("content", "Y"),
         ("properties", "Y"),
         ("data_structure", "N"),
-        ("target_consumer_id", "N"),
+        ("target_consumer_id", "C"),
         ("compressed", "Z"),
         ("redelivery_counter", "I"),
         ("broker_path", "A"),
@@ -576,8 +578,8 @@ class MessageDispatch(Command):
     TYPE = 21
     FIELDS = (
         *_BASE,
-        ("consumer_id", "N"),
-        ("destination", "N"),
+        ("consumer_id", "C"),
+        ("destination", "C"),
         ("message", "N"),
         ("redelivery_counter", "I"),
     )
@@ -602,9 +604,9 @@ class MessageAck(Command):
     TYPE = 22
     FIELDS = (
         *_BASE,
-        ("destination", "N"),
-        ("transaction_id", "N"),
-        ("consumer_id", "N"),
+        ("destination", "C"),
+        ("transaction_id", "C"),
+        ("consumer_id", "C"),
         ("ack_type", "B"),
         ("first_message_id", "N"),
         ("last_message_id", "N"),
@@ -664,8 +666,8 @@ class MessageDispatchNotification(Command):
     TYPE = 90
     FIELDS = (
         *_BASE,
-        ("consumer_id", "N"),
-        ("destination", "N"),
+        ("consumer_id", "C"),
+        ("destination", "C"),
         ("delivery_sequence_id", "L"),
         ("message_id", "N"),
     )

@@ -2,8 +2,9 @@
 
 A frame is a 4-byte big-endian size (unless SizePrefixDisabled was negotiated, which
 ZoneMQ never accepts), the type byte, then the fields of `commands.FIELDS` in order.
-ZoneMQ offers neither tight encoding nor the marshalling cache in its WireFormatInfo,
-and a client uses a feature only when both sides offer it, so this is the whole wire.
+ZoneMQ does not offer tight encoding in its WireFormatInfo, and a client uses a feature
+only when both sides offer it, so this is the whole wire; the marshalling cache, when
+negotiated, changes only the fields marked "C" (cache.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import struct
 from typing import Any
 
 from protocols.openwire.codec import primitives, utf
+from protocols.openwire.codec.cache import NEW_NOT_CACHED, Cache
 from protocols.openwire.codec.commands import MAGIC, TYPES, Structure
 from protocols.openwire.codec.reader import CodecError, Reader
 
@@ -31,13 +33,26 @@ def _read_string(r: Reader) -> str | None:
     return utf.decode(r.take(r.u16()))
 
 
-def _read_nested(r: Reader, depth: int) -> Any:
+def _read_nested(r: Reader, depth: int, cache: Cache | None) -> Any:
     if not r.flag():
         return None
-    return read_structure(r, r.i8() & 0xFF, depth + 1)
+    return read_structure(r, r.i8() & 0xFF, depth + 1, cache)
 
 
-def read_structure(r: Reader, kind: int, depth: int = 0) -> Any:
+def _read_cached(r: Reader, depth: int, cache: Cache | None) -> Any:
+    if cache is None:
+        return _read_nested(r, depth, cache)
+    new = r.flag()
+    index = r.i16()
+    if not new:
+        return cache.get(index)
+    start = r.pos
+    value = _read_nested(r, depth, cache)
+    cache.put(index, value, r.pos - start)
+    return value
+
+
+def read_structure(r: Reader, kind: int, depth: int = 0, cache: Cache | None = None) -> Any:
     """The fields of a structure of type `kind` at the reader's position."""
     cls = TYPES.get(kind)
     if cls is None:
@@ -51,7 +66,9 @@ def read_structure(r: Reader, kind: int, depth: int = 0) -> Any:
         elif code == "Z":
             values[name] = r.flag()
         elif code == "N":
-            values[name] = _read_nested(r, depth)
+            values[name] = _read_nested(r, depth, cache)
+        elif code == "C":
+            values[name] = _read_cached(r, depth, cache)
         elif code == "I":
             values[name] = r.i32()
         elif code == "L":
@@ -65,7 +82,7 @@ def read_structure(r: Reader, kind: int, depth: int = 0) -> Any:
                 count = r.i16()
                 if count < 0:
                     raise CodecError("negative array length")
-                values[name] = [_read_nested(r, depth) for _ in range(count)]
+                values[name] = [_read_nested(r, depth, cache) for _ in range(count)]
             else:
                 values[name] = None
         elif code == "T":
@@ -81,13 +98,14 @@ def read_structure(r: Reader, kind: int, depth: int = 0) -> Any:
     return cls(**values)
 
 
-def decode(body: bytes) -> Any:
-    """One frame's body (after its size prefix): the type byte and the structure."""
+def decode(body: bytes, cache: Cache | None = None) -> Any:
+    """One frame's body (after its size prefix): the type byte and the structure; with
+    the marshalling cache negotiated, `cache` is the connection's."""
     r = Reader(body)
     kind = r.i8() & 0xFF
     if kind == 0:
         return None
-    value = read_structure(r, kind)
+    value = read_structure(r, kind, 0, cache)
     if r.remaining:
         raise CodecError(f"{r.remaining} bytes after a {type(value).__name__}")
     return value
@@ -105,17 +123,18 @@ def _write_string(out: bytearray, value: str | None) -> None:
     out += data
 
 
-def _write_nested(out: bytearray, value: Structure | None) -> None:
+def _write_nested(out: bytearray, value: Structure | None, cached: bool) -> None:
     if value is None:
         out.append(0)
         return
     out.append(1)
     out.append(value.TYPE)
-    write_structure(out, value)
+    write_structure(out, value, cached)
 
 
-def write_structure(out: bytearray, value: Structure) -> None:
-    """Appends `value`'s fields (not its type byte)."""
+def write_structure(out: bytearray, value: Structure, cached: bool = False) -> None:
+    """Appends `value`'s fields (not its type byte); `cached`: the marshalling cache is
+    on, and a cached field goes as new at index -1 (cache.py)."""
     for name, code in value.FIELDS:
         v = getattr(value, name)
         if code == "S":
@@ -123,7 +142,11 @@ def write_structure(out: bytearray, value: Structure) -> None:
         elif code == "Z":
             out.append(1 if v else 0)
         elif code == "N":
-            _write_nested(out, v)
+            _write_nested(out, v, cached)
+        elif code == "C":
+            if cached:
+                out += NEW_NOT_CACHED
+            _write_nested(out, v, cached)
         elif code == "I":
             out += _i.pack(v)
         elif code == "L":
@@ -144,7 +167,7 @@ def write_structure(out: bytearray, value: Structure) -> None:
                 out.append(1)
                 out += _h.pack(len(v))
                 for item in v:
-                    _write_nested(out, item)
+                    _write_nested(out, item, cached)
         elif code == "T":
             if v is None:
                 out.append(0)
@@ -166,11 +189,11 @@ def write_structure(out: bytearray, value: Structure) -> None:
             raise AssertionError(code)
 
 
-def encode(value: Structure) -> bytes:
-    """A whole frame: size prefix, type byte, fields."""
+def encode(value: Structure, cached: bool = False) -> bytes:
+    """A whole frame: size prefix, type byte, fields (`cached`: see write_structure)."""
     out = bytearray(b"\x00\x00\x00\x00")
     out.append(value.TYPE)
-    write_structure(out, value)
+    write_structure(out, value, cached)
     _i.pack_into(out, 0, len(out) - 4)
     return bytes(out)
 
@@ -186,6 +209,8 @@ class FrameReader:
     def feed(self, data: bytes) -> list[bytes]:
         """The complete frame bodies `data` finishes, in order."""
         buf = self._buf
+        if not buf and type(data) is bytes:
+            return self._feed_bytes(data)
         buf += data
         out: list[bytes] = []
         pos = 0
@@ -202,6 +227,26 @@ class FrameReader:
             pos += 4 + size
         if pos:
             del buf[:pos]
+        return out
+
+    def _feed_bytes(self, data: bytes) -> list[bytes]:
+        """`feed` with nothing buffered, the usual case: frames are cut from the bytes
+        that arrived (one copy each, not two) and only a partial frame is kept."""
+        out: list[bytes] = []
+        pos = 0
+        n = len(data)
+        while n - pos >= 4:
+            size = _i.unpack_from(data, pos)[0]
+            if size < 1 or size > self.max_frame_size:
+                raise CodecError(
+                    f"frame size {size} outside 1..{self.max_frame_size} (MaxFrameSize)"
+                )
+            if n - pos - 4 < size:
+                break
+            out.append(data[pos + 4 : pos + 4 + size])
+            pos += 4 + size
+        if pos < n:
+            self._buf += data[pos:]
         return out
 
     @property
