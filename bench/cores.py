@@ -1,0 +1,602 @@
+"""What using a second core would cost per message (issue 15): CPU time, not throughput.
+
+    PYTHONPATH=<checkout> python -m bench.cores [--frames 4096] [--repeats 7] [--json]
+
+The machine is shared, so msg/s on two cores cannot be measured honestly; what the core's
+thread (or process) pays per message can, in CPU time (`time.thread_time`: waiting for a
+CPU or for the GIL does not count), min over repeats. Every case uses the real
+`protocols.stomp.codec.FrameParser` and `protocols.stomp.mapping` on client-shaped
+frames (`bench.stompshape.client_templates`: four header sets, 256 B bodies, one frame
+per read; ACKs as stomp.py sends them). Sections, each row in µs per frame:
+
+- ``inline``: what the core pays today: parse a SEND / an ACK fed one per read, 64 SENDs
+  in one read (the batched shape), SEND → Message, the MESSAGE head encode;
+- ``thread``: frames parsed by another thread and handed over through a
+  `queue.SimpleQueue` or a `collections.deque` plus one `loop.call_soon_threadsafe` per
+  batch of 1/16/64 (uvloop, the core's loop): the core thread's CPU per frame; then the
+  GIL: the core thread's CPU and wall time per frame of real work (SEND → Message →
+  MESSAGE head) alone, next to a thread parsing in Python, and next to a thread doing
+  GIL-released C work (hashlib on 64 KiB blocks: the stand-in for a nogil parser), with
+  the hand-over latency the core sees;
+- ``process``: frames parsed in a worker process: the core process's cost to decode the
+  handed-over representation (marshal, pickle, a flat NUL-separated layout) against
+  parsing STOMP itself, the socketpair read per frame with a real writer process, and
+  the eventfd wake-up a shared-memory ring needs per batch; outbound, what handing a
+  delivery to a writer costs against encoding its MESSAGE head;
+- ``forward``: several processes owning destinations (SO_REUSEPORT, issue 15's (b)):
+  the landing process's extra cost to forward a SEND it does not own (find the
+  destination, send the raw frame over a socketpair in batches) and the owner's to
+  receive it, with the fraction forwarded for N processes and random landing.
+
+Every representation is checked on the way: what the core decodes must equal what
+FrameParser parsed (a mismatch raises), so the figures are for hand-overs that work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import hashlib
+import json
+import marshal
+import multiprocessing
+import os
+import pickle
+import queue
+import socket
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import uvloop
+
+from bench.stompshape import client_templates
+from protocols.stomp.codec import Frame, FrameParser
+from protocols.stomp.mapping import encode_message_head, message_from_send, parse_destination
+
+CONN = "ID:bench-1-1"
+BATCHES = (1, 16, 64)
+
+
+def client_frames(n: int) -> tuple[list[bytes], list[bytes]]:
+    """`n` client-shaped SEND frames and `n` ACK frames, as bytes on the wire."""
+    templates = client_templates("/queue/orders", 256, persistent=False, receipt=False)
+    sends = [
+        templates[i % len(templates)] % {b"g": i, b"k": i % 7, b"t": time.time_ns()}
+        for i in range(n)
+    ]
+    acks = [b"ACK\nid:ID:zonemq-1764870000000-1:%d\n\n\x00" % i for i in range(n)]
+    return sends, acks
+
+
+def parse_all(wire: list[bytes]) -> list[Frame]:
+    """Every frame of `wire`, parsed by a 1.2 FrameParser (one feed per frame)."""
+    parser = FrameParser()
+    parser.version = "1.2"
+    out: list[Frame] = []
+    for data in wire:
+        out.extend(parser.feed(data))
+    if len(out) != len(wire):
+        raise AssertionError(f"parsed {len(out)} frames from {len(wire)}")
+    return out
+
+
+def _best(fn: Callable[[], int], repeats: int) -> float:
+    """Min over `repeats` of thread CPU µs per item (`fn` returns how many it did)."""
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.thread_time_ns()
+        n = fn()
+        best = min(best, (time.thread_time_ns() - t0) / 1000 / n)
+    return best
+
+
+# -- inline: what the core does today ---------------------------------------------------
+
+
+def inline_costs(sends: list[bytes], acks: list[bytes], repeats: int) -> dict[str, float]:
+    """µs per frame of the core's own parse, SEND → Message and MESSAGE head encode."""
+    frames = parse_all(sends)
+    dest = parse_destination(frames[0].headers["destination"], CONN)
+    batch64 = [b"".join(sends[i : i + 64]) for i in range(0, len(sends), 64)]
+
+    def parse_sends() -> int:
+        parser = FrameParser()
+        parser.version = "1.2"
+        feed = parser.feed
+        for data in sends:
+            feed(data)
+        return len(sends)
+
+    def parse_acks() -> int:
+        parser = FrameParser()
+        parser.version = "1.2"
+        feed = parser.feed
+        for data in acks:
+            feed(data)
+        return len(acks)
+
+    def parse_batched() -> int:
+        parser = FrameParser()
+        parser.version = "1.2"
+        n = 0
+        for data in batch64:
+            n += len(parser.feed(data))
+        return n
+
+    def to_message() -> int:
+        for f in frames:
+            message_from_send(f.headers, f.body, dest, CONN, None)
+        return len(frames)
+
+    msgs = [message_from_send(f.headers, f.body, dest, CONN, None) for f in frames]
+    for i, m in enumerate(msgs):
+        m.id = f"ID:zonemq-1764870000000-1:{i}"
+
+    def encode() -> int:
+        for m in msgs:
+            encode_message_head(m, CONN, "1.2")
+        return len(msgs)
+
+    return {
+        "parse SEND (one per read)": _best(parse_sends, repeats),
+        "parse ACK (one per read)": _best(parse_acks, repeats),
+        "parse SEND (64 per read)": _best(parse_batched, repeats),
+        "SEND → Message": _best(to_message, repeats),
+        "MESSAGE head encode": _best(encode, repeats),
+    }
+
+
+# -- thread: parsed elsewhere, handed to the loop's thread --------------------------------
+
+
+def _handoff_run(
+    items: list[Any],
+    batch: int,
+    kind: str,
+    work: Callable[[Any], None] | None,
+    producer: Callable[[list[Any]], list[Any]] | None,
+) -> tuple[float, float, list[float]]:
+    """One run on a fresh uvloop loop in this thread: a second thread hands `items` over
+    in batches; `producer` (in that thread) turns each batch into what is handed over
+    (e.g. parses it). Returns (core thread CPU µs/item, wall µs/item, latencies µs)."""
+    loop = uvloop.new_event_loop()
+    done = loop.create_future()
+    got = 0
+    total = len(items)
+    latencies: list[float] = []
+    sq: queue.SimpleQueue[tuple[int, list[Any]]] = queue.SimpleQueue()
+    dq: collections.deque[tuple[int, list[Any]]] = collections.deque()
+    # Whether a wake-up is already on its way: the consumer clears it before draining,
+    # so a batch put after the drain began always has a wake-up of its own.
+    armed = threading.Event()
+
+    def drain() -> None:
+        nonlocal got
+        armed.clear()
+        while True:
+            try:
+                sent, chunk = sq.get_nowait() if kind == "simplequeue" else dq.popleft()
+            except (queue.Empty, IndexError):
+                break
+            latencies.append((time.perf_counter_ns() - sent) / 1000)
+            if work is not None:
+                for item in chunk:
+                    work(item)
+            got += len(chunk)
+        if got >= total and not done.done():
+            done.set_result(None)
+
+    def feeder() -> None:
+        put = sq.put if kind == "simplequeue" else dq.append
+        for i in range(0, total, batch):
+            chunk = items[i : i + batch]
+            if producer is not None:
+                chunk = producer(chunk)
+            put((time.perf_counter_ns(), chunk))
+            if not armed.is_set():
+                armed.set()
+                loop.call_soon_threadsafe(drain)
+
+    async def main() -> tuple[float, float]:
+        t0 = time.thread_time_ns()
+        w0 = time.perf_counter_ns()
+        th = threading.Thread(target=feeder)
+        th.start()
+        await done
+        cpu = (time.thread_time_ns() - t0) / 1000 / total
+        wall = (time.perf_counter_ns() - w0) / 1000 / total
+        th.join()
+        return cpu, wall
+
+    try:
+        cpu, wall = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    return cpu, wall, latencies
+
+
+def _pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def thread_costs(sends: list[bytes], repeats: int) -> dict[str, Any]:
+    """The core thread's cost of receiving frames another thread parsed, and the GIL."""
+    frames = parse_all(sends)
+    dest = parse_destination(frames[0].headers["destination"], CONN)
+    out: dict[str, Any] = {}
+    for kind in ("simplequeue", "deque"):
+        for batch in BATCHES:
+            best = min(
+                _handoff_run(frames, batch, kind, None, None)[0] for _ in range(repeats)
+            )
+            out[f"hand-over, {kind}, batch {batch}"] = best
+
+    # Real work on the core thread per frame: what follows the parse today.
+    def core_work(f: Frame) -> None:
+        m = message_from_send(f.headers, f.body, dest, CONN, None)
+        m.id = "ID:zonemq-1764870000000-1:1"
+        encode_message_head(m, CONN, "1.2")
+
+    def parse_batch(chunk: list[bytes]) -> list[Frame]:
+        parser = FrameParser()
+        parser.version = "1.2"
+        return parser.feed(b"".join(chunk))
+
+    stop = threading.Event()
+
+    def c_work() -> None:
+        block = b"\x5a" * 65536
+        while not stop.is_set():
+            hashlib.sha256(block).digest()  # releases the GIL for blocks over 2 KiB
+
+    def core_alone() -> int:
+        for f in frames:
+            core_work(f)
+        return len(frames)
+
+    alone_cpu = _best(core_alone, repeats)
+    # With its wall time: the same loop, timed by the clock.
+    w0 = time.perf_counter_ns()
+    core_alone()
+    alone_wall = (time.perf_counter_ns() - w0) / 1000 / len(frames)
+    out["core work alone (SEND → Message → head): cpu"] = alone_cpu
+    out["core work alone: wall"] = alone_wall
+
+    runs = [_handoff_run(sends, 16, "simplequeue", core_work, parse_batch) for _ in range(repeats)]
+    cpu, wall, lat = min(runs, key=lambda r: r[0])
+    out["core work, frames parsed by a Python thread (batch 16): core cpu"] = cpu
+    out["core work, frames parsed by a Python thread (batch 16): wall"] = wall
+    out["  hand-over latency p50 (µs)"] = statistics.median(lat)
+    out["  hand-over latency p99 (µs)"] = _pct(lat, 0.99)
+
+    th = threading.Thread(target=c_work)
+    th.start()
+    try:
+        nogil_cpu = _best(core_alone, repeats)
+        w0 = time.perf_counter_ns()
+        core_alone()
+        nogil_wall = (time.perf_counter_ns() - w0) / 1000 / len(frames)
+    finally:
+        stop.set()
+        th.join()
+    out["core work next to a GIL-released C thread: cpu"] = nogil_cpu
+    out["core work next to a GIL-released C thread: wall"] = nogil_wall
+    return out
+
+
+# -- process: parsed in a worker process ---------------------------------------------------
+
+
+def flat_encode(frame: Frame) -> bytes:
+    """One frame as the flat layout: command, names and values NUL-separated, then NUL NUL
+    and the body (STOMP forbids nothing in values, so a real layout would carry lengths;
+    these frames have no NUL in headers, which `flat_decode`'s check would catch)."""
+    parts = [frame.command]
+    for k, v in frame.headers.items():
+        parts.append(k)
+        parts.append(v)
+    return "\x00".join(parts).encode() + b"\x00\x00" + frame.body
+
+
+def flat_decode(data: bytes) -> Frame:
+    """The inverse of `flat_encode`."""
+    head, _, body = data.partition(b"\x00\x00")
+    fields = head.decode().split("\x00")
+    it = iter(fields)
+    command = next(it)
+    return Frame(command, dict(zip(it, it, strict=True)), body)
+
+
+def _check(decoded: list[Frame], frames: list[Frame], what: str) -> None:
+    if decoded != frames:
+        raise AssertionError(f"{what}: decoded frames differ from FrameParser's")
+
+
+def _as_tuples(frames: list[Frame]) -> list[tuple[str, dict[str, str], bytes]]:
+    return [(f.command, f.headers, f.body) for f in frames]
+
+
+def _writer(sock: socket.socket, payloads: list[bytes], rounds: int) -> None:
+    """The worker process of the socketpair case: writes `payloads` `rounds` times."""
+    for _ in range(rounds):
+        for p in payloads:
+            sock.sendall(p)
+    sock.close()
+
+
+def process_costs(sends: list[bytes], repeats: int) -> dict[str, float]:
+    """Core-process µs per frame to take in frames a worker process parsed."""
+    frames = parse_all(sends)
+    n = len(frames)
+    out: dict[str, float] = {}
+    for batch in BATCHES:
+        chunks = [frames[i : i + batch] for i in range(0, n, batch)]
+        wire = [b"".join(sends[i : i + batch]) for i in range(0, n, batch)]
+        marshalled = [marshal.dumps(_as_tuples(c)) for c in chunks]
+        pickled = [pickle.dumps(_as_tuples(c), protocol=5) for c in chunks]
+        # Flat: per frame a 4-byte length, then the frame's flat encoding.
+        flat = [
+            b"".join(len(e).to_bytes(4, "little") + e for e in map(flat_encode, c))
+            for c in chunks
+        ]
+
+        def parse_stomp(wire: list[bytes] = wire) -> int:
+            parser = FrameParser()
+            parser.version = "1.2"
+            k = 0
+            for data in wire:
+                k += len(parser.feed(data))
+            return k
+
+        def from_tuples(blobs: list[bytes], loads: Callable[[bytes], Any]) -> list[Frame]:
+            res: list[Frame] = []
+            for blob in blobs:
+                res.extend(Frame(c, h, b) for c, h, b in loads(blob))
+            return res
+
+        def from_flat(blobs: list[bytes] = flat) -> list[Frame]:
+            res: list[Frame] = []
+            for blob in blobs:
+                view = memoryview(blob)
+                pos = 0
+                end = len(blob)
+                while pos < end:
+                    size = int.from_bytes(view[pos : pos + 4], "little")
+                    res.append(flat_decode(bytes(view[pos + 4 : pos + 4 + size])))
+                    pos += 4 + size
+            return res
+
+        _check(from_tuples(marshalled, marshal.loads), frames, "marshal")
+        _check(from_tuples(pickled, pickle.loads), frames, "pickle")
+        _check(from_flat(), frames, "flat")
+        out[f"parse STOMP itself, {batch} per read"] = _best(parse_stomp, repeats)
+        out[f"marshal.loads → Frame, batch {batch}"] = _best(
+            lambda m=marshalled: len(from_tuples(m, marshal.loads)), repeats
+        )
+        out[f"pickle.loads → Frame, batch {batch}"] = _best(
+            lambda p=pickled: len(from_tuples(p, pickle.loads)), repeats
+        )
+        out[f"flat layout → Frame, batch {batch}"] = _best(lambda: len(from_flat()), repeats)
+        out[f"socketpair read (writer process), batch {batch}"] = _socketpair_read(
+            marshalled, batch, repeats
+        )
+    out["eventfd wake-up (write + read) per batch"] = _eventfd_pair(repeats)
+    out.update(_outbound(frames, repeats))
+    return out
+
+
+def _socketpair_read(payloads: list[bytes], batch: int, repeats: int) -> float:
+    """Core-side CPU µs per frame to read `payloads` (length-prefixed, as a hand-over
+    would frame them) that a separate process writes into a socketpair."""
+    framed = [len(p).to_bytes(4, "little") + p for p in payloads]
+    total = sum(map(len, framed))
+    frames_per_round = len(payloads) * batch
+    ctx = multiprocessing.get_context("spawn")
+    best = float("inf")
+    a, b = socket.socketpair()
+    proc = ctx.Process(target=_writer, args=(b, framed, repeats), daemon=True)
+    proc.start()
+    b.close()
+    try:
+        buf = bytearray(1 << 20)
+        view = memoryview(buf)
+        for _ in range(repeats):
+            t0 = time.thread_time_ns()
+            left = total
+            pending = bytearray()
+            got = 0
+            while left:
+                k = a.recv_into(view, min(len(buf), left))
+                if not k:
+                    raise ConnectionError("writer process went away")
+                left -= k
+                # Cut the length-prefixed blobs as a real reader must.
+                pending += view[:k]
+                pos = 0
+                while len(pending) - pos >= 4:
+                    size = int.from_bytes(pending[pos : pos + 4], "little")
+                    if len(pending) - pos - 4 < size:
+                        break
+                    bytes(pending[pos + 4 : pos + 4 + size])
+                    pos += 4 + size
+                    got += 1
+                del pending[:pos]
+            if got != len(payloads):
+                raise AssertionError(f"read {got} of {len(payloads)} blobs")
+            best = min(best, (time.thread_time_ns() - t0) / 1000 / frames_per_round)
+    finally:
+        a.close()
+        proc.join(10)
+    return best
+
+
+def _eventfd_pair(repeats: int) -> float:
+    """µs of one eventfd write + read: the per-batch wake-up of a shared-memory ring
+    (an upper bound for the core's side, which pays only the read and the loop's poll)."""
+    fd = os.eventfd(0, os.EFD_NONBLOCK)
+    try:
+
+        def pairs() -> int:
+            for _ in range(2000):
+                os.eventfd_write(fd, 1)
+                os.eventfd_read(fd)
+            return 2000
+
+        return _best(pairs, repeats)
+    finally:
+        os.close(fd)
+
+
+def _outbound(frames: list[Frame], repeats: int) -> dict[str, float]:
+    """Handing a delivery to a writer (thread or process) against encoding it here."""
+    dest = parse_destination(frames[0].headers["destination"], CONN)
+    msgs = [message_from_send(f.headers, f.body, dest, CONN, None) for f in frames]
+    for i, m in enumerate(msgs):
+        m.id = f"ID:zonemq-1764870000000-1:{i}"
+
+    def encode() -> int:
+        for m in msgs:
+            encode_message_head(m, CONN, "1.2")
+        return len(msgs)
+
+    def delivery(m: Any) -> tuple[Any, ...]:
+        # What a writer needs to encode the MESSAGE: every field the head shows.
+        return (
+            "sub-0",
+            m.id,
+            m.destination.kind,
+            m.destination.name,
+            m.timestamp,
+            m.expiration,
+            m.priority,
+            m.persistent,
+            m.redelivered,
+            m.correlation_id,
+            m.content_type,
+            m.type,
+            m.properties,
+            m.body,
+        )
+
+    def marshal_out() -> int:
+        dumps = marshal.dumps
+        for m in msgs:
+            dumps(delivery(m))
+        return len(msgs)
+
+    def marshal_out_64() -> int:
+        dumps = marshal.dumps
+        for i in range(0, len(msgs), 64):
+            dumps([delivery(m) for m in msgs[i : i + 64]])
+        return len(msgs)
+
+    return {
+        "outbound: MESSAGE head encode here": _best(encode, repeats),
+        "outbound: delivery tuple → marshal.dumps, one each": _best(marshal_out, repeats),
+        "outbound: delivery tuples → marshal.dumps, 64 per blob": _best(marshal_out_64, repeats),
+    }
+
+
+# -- forward: destinations owned by several processes --------------------------------------
+
+
+def _drain(sock: socket.socket) -> None:
+    """The owner process of the forward case: reads until EOF."""
+    while sock.recv(1 << 20):
+        pass
+
+
+def forward_costs(sends: list[bytes], repeats: int) -> dict[str, float]:
+    """µs per forwarded SEND at the landing process (destination lookup, batched send of
+    the raw frame to the owner) and at the owner (the read; it parses as it would anyway)."""
+    n = len(sends)
+    out: dict[str, float] = {}
+
+    def find_dest() -> int:
+        for data in sends:
+            i = data.find(b"\ndestination:")
+            j = data.find(b"\n", i + 13)
+            if data[i + 13 : j] != b"/queue/orders":
+                raise AssertionError("destination not found")
+        return n
+
+    out["landing: find the destination (bytes.find, no parse)"] = _best(find_dest, repeats)
+    ctx = multiprocessing.get_context("spawn")
+    for batch in BATCHES:
+        blobs = [b"".join(sends[i : i + batch]) for i in range(0, n, batch)]
+        a, b = socket.socketpair()
+        proc = ctx.Process(target=_drain, args=(b,), daemon=True)
+        proc.start()
+        b.close()
+        try:
+
+            def send_all(blobs: list[bytes] = blobs, a: socket.socket = a) -> int:
+                for blob in blobs:
+                    a.sendall(blob)
+                return n
+
+            out[f"landing: send to the owner, batch {batch}"] = _best(send_all, repeats)
+        finally:
+            a.close()
+            proc.join(10)
+        out[f"owner: read from the landing process, batch {batch}"] = _socketpair_read(
+            blobs, batch, repeats
+        )
+    return out
+
+
+def forwarded_fraction(processes: int) -> float:
+    """Share of frames that cross processes when connections land on a random process
+    and the destination is owned by one of `processes` (uniform)."""
+    return (processes - 1) / processes
+
+
+# -- the command line --------------------------------------------------------------------
+
+
+def run(frames: int, repeats: int) -> dict[str, Any]:
+    """Every section's figures (µs per frame unless the name says otherwise)."""
+    sends, acks = client_frames(frames)
+    return {
+        "python": sys.version.split()[0],
+        "loadavg": list(os.getloadavg()),
+        "frames": frames,
+        "repeats": repeats,
+        "inline": inline_costs(sends, acks, repeats),
+        "thread": thread_costs(sends, repeats),
+        "process": process_costs(sends, repeats),
+        "forward": forward_costs(sends, repeats),
+        "forwarded_fraction": {str(k): forwarded_fraction(k) for k in (2, 3, 4)},
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m bench.cores`: print the figures (a table, or one JSON object)."""
+    ap = argparse.ArgumentParser(prog="python -m bench.cores", description=__doc__.split("\n")[0])
+    ap.add_argument("--frames", type=int, default=4096, help="frames per case (default 4096)")
+    ap.add_argument("--repeats", type=int, default=7, help="runs per case, min taken (7)")
+    ap.add_argument("--json", action="store_true", help="one JSON object instead of tables")
+    args = ap.parse_args(argv)
+    if args.frames < 64 or args.repeats < 1:
+        ap.error("--frames must be at least 64 and --repeats at least 1")
+    res = run(args.frames, args.repeats)
+    if args.json:
+        print(json.dumps(res))
+        return
+    print(f"python {res['python']}, load average {res['loadavg'][0]:.2f}, "
+          f"{res['frames']} frames, min of {res['repeats']}; µs per frame (thread CPU)")
+    for section in ("inline", "thread", "process", "forward"):
+        print(f"\n{section}")
+        for name, value in res[section].items():
+            print(f"  {name:<66} {value:8.2f}")
+    print("\nforwarded fraction (random landing):", res["forwarded_fraction"])
+
+
+if __name__ == "__main__":
+    main()
