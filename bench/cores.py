@@ -160,10 +160,15 @@ def _handoff_run(
     kind: str,
     work: Callable[[Any], None] | None,
     producer: Callable[[list[Any]], list[Any]] | None,
-) -> tuple[float, float, list[float]]:
+    *,
+    paced: bool = False,
+) -> tuple[float, float, float, list[float]]:
     """One run on a fresh uvloop loop in this thread: a second thread hands `items` over
     in batches; `producer` (in that thread) turns each batch into what is handed over
-    (e.g. parses it). Returns (core thread CPU µs/item, wall µs/item, latencies µs)."""
+    (e.g. parses it). `paced`: the next batch waits until the core has taken the last,
+    so every batch costs a wake-up of an idle loop (a quiet broker) instead of queueing
+    behind a busy one. Returns (core thread CPU µs/item, wall µs/item, process CPU
+    µs/item, hand-over latencies µs: put to the core taking the batch)."""
     loop = uvloop.new_event_loop()
     done = loop.create_future()
     got = 0
@@ -174,6 +179,7 @@ def _handoff_run(
     # Whether a wake-up is already on its way: the consumer clears it before draining,
     # so a batch put after the drain began always has a wake-up of its own.
     armed = threading.Event()
+    taken = threading.Event()
 
     def drain() -> None:
         nonlocal got
@@ -188,6 +194,7 @@ def _handoff_run(
                 for item in chunk:
                     work(item)
             got += len(chunk)
+            taken.set()
         if got >= total and not done.done():
             done.set_result(None)
 
@@ -197,13 +204,17 @@ def _handoff_run(
             chunk = items[i : i + batch]
             if producer is not None:
                 chunk = producer(chunk)
+            taken.clear()
             put((time.perf_counter_ns(), chunk))
             if not armed.is_set():
                 armed.set()
                 loop.call_soon_threadsafe(drain)
+            if paced and not taken.wait(10):
+                raise TimeoutError("the core thread did not take a batch in 10 s")
 
-    async def main() -> tuple[float, float]:
+    async def main() -> tuple[float, float, float]:
         t0 = time.thread_time_ns()
+        p0 = time.process_time_ns()
         w0 = time.perf_counter_ns()
         th = threading.Thread(target=feeder)
         th.start()
@@ -211,13 +222,58 @@ def _handoff_run(
         cpu = (time.thread_time_ns() - t0) / 1000 / total
         wall = (time.perf_counter_ns() - w0) / 1000 / total
         th.join()
-        return cpu, wall
+        proc = (time.process_time_ns() - p0) / 1000 / total
+        return cpu, wall, proc
 
     try:
-        cpu, wall = loop.run_until_complete(main())
+        cpu, wall, proc = loop.run_until_complete(main())
     finally:
         loop.close()
-    return cpu, wall, latencies
+    return cpu, wall, proc, latencies
+
+
+def _paced_socket_run(wire: list[bytes]) -> float:
+    """Today's path at the same pace: a thread writes one frame at a time into a socket
+    the core's loop reads (no parse), waiting until it was read. Core thread CPU µs per
+    frame: the baseline a paced hand-over's wake-up compares with (both pay the same
+    Event signalling of this harness)."""
+    loop = uvloop.new_event_loop()
+    a, b = socket.socketpair()
+    taken = threading.Event()
+    total = sum(map(len, wire))
+    done = loop.create_future()
+
+    class _Reader(asyncio.Protocol):
+        n = 0
+
+        def data_received(self, data: bytes) -> None:
+            self.n += len(data)
+            taken.set()
+            if self.n >= total and not done.done():
+                done.set_result(None)
+
+    def writer() -> None:
+        for frame in wire:
+            taken.clear()
+            b.sendall(frame)
+            if not taken.wait(10):
+                raise TimeoutError("the core thread did not read a frame in 10 s")
+
+    async def main() -> float:
+        await loop.connect_accepted_socket(_Reader, sock=a)
+        t0 = time.thread_time_ns()
+        th = threading.Thread(target=writer)
+        th.start()
+        await done
+        cpu = (time.thread_time_ns() - t0) / 1000 / len(wire)
+        th.join()
+        return cpu
+
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        b.close()
+        loop.close()
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -225,17 +281,52 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+class _Busy:
+    """A thread kept busy until stopped: parsing STOMP in Python (holds the GIL) or
+    hashing 64 KiB blocks (hashlib releases the GIL: the stand-in for a nogil parser)."""
+
+    def __init__(self, kind: str, sends: list[bytes]) -> None:
+        self._stop = threading.Event()
+        target = self._parse if kind == "python" else self._hash
+        self._thread = threading.Thread(target=target, args=(sends,), daemon=True)
+
+    def _parse(self, sends: list[bytes]) -> None:
+        while not self._stop.is_set():
+            parse_all(sends[:64])
+
+    def _hash(self, sends: list[bytes]) -> None:
+        block = b"\x5a" * 65536
+        while not self._stop.is_set():
+            hashlib.sha256(block).digest()
+
+    def __enter__(self) -> _Busy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def thread_costs(sends: list[bytes], repeats: int) -> dict[str, Any]:
     """The core thread's cost of receiving frames another thread parsed, and the GIL."""
     frames = parse_all(sends)
     dest = parse_destination(frames[0].headers["destination"], CONN)
     out: dict[str, Any] = {}
+    few = frames[: max(256, len(frames) // 8)]
     for kind in ("simplequeue", "deque"):
+        # Paced: one wake-up of an idle loop per batch (fewer frames: each waits).
+        out[f"hand-over, {kind}, batch 1, paced (a wake-up each)"] = min(
+            _handoff_run(few, 1, kind, None, None, paced=True)[0] for _ in range(repeats)
+        )
+        if kind == "simplequeue":
+            out["today: socket read, one frame at a time, paced"] = min(
+                _paced_socket_run(sends[: len(few)]) for _ in range(repeats)
+            )
         for batch in BATCHES:
-            best = min(
+            out[f"hand-over, {kind}, batch {batch}, unpaced"] = min(
                 _handoff_run(frames, batch, kind, None, None)[0] for _ in range(repeats)
             )
-            out[f"hand-over, {kind}, batch {batch}"] = best
 
     # Real work on the core thread per frame: what follows the parse today.
     def core_work(f: Frame) -> None:
@@ -248,45 +339,43 @@ def thread_costs(sends: list[bytes], repeats: int) -> dict[str, Any]:
         parser.version = "1.2"
         return parser.feed(b"".join(chunk))
 
-    stop = threading.Event()
-
-    def c_work() -> None:
-        block = b"\x5a" * 65536
-        while not stop.is_set():
-            hashlib.sha256(block).digest()  # releases the GIL for blocks over 2 KiB
+    def inline_all() -> int:
+        # Today: the core thread parses and then works, 16 frames per read.
+        parser = FrameParser()
+        parser.version = "1.2"
+        for i in range(0, len(sends), 16):
+            for f in parser.feed(b"".join(sends[i : i + 16])):
+                core_work(f)
+        return len(sends)
 
     def core_alone() -> int:
         for f in frames:
             core_work(f)
         return len(frames)
 
-    alone_cpu = _best(core_alone, repeats)
-    # With its wall time: the same loop, timed by the clock.
-    w0 = time.perf_counter_ns()
-    core_alone()
-    alone_wall = (time.perf_counter_ns() - w0) / 1000 / len(frames)
-    out["core work alone (SEND → Message → head): cpu"] = alone_cpu
-    out["core work alone: wall"] = alone_wall
-
+    out["core work alone (SEND → Message → head): cpu"] = _best(core_alone, repeats)
+    out["parse + core work inline, 16 per read: cpu (= wall on an idle CPU)"] = _best(
+        inline_all, repeats
+    )
     runs = [_handoff_run(sends, 16, "simplequeue", core_work, parse_batch) for _ in range(repeats)]
-    cpu, wall, lat = min(runs, key=lambda r: r[0])
-    out["core work, frames parsed by a Python thread (batch 16): core cpu"] = cpu
-    out["core work, frames parsed by a Python thread (batch 16): wall"] = wall
-    out["  hand-over latency p50 (µs)"] = statistics.median(lat)
-    out["  hand-over latency p99 (µs)"] = _pct(lat, 0.99)
-
-    th = threading.Thread(target=c_work)
-    th.start()
-    try:
-        nogil_cpu = _best(core_alone, repeats)
-        w0 = time.perf_counter_ns()
-        core_alone()
-        nogil_wall = (time.perf_counter_ns() - w0) / 1000 / len(frames)
-    finally:
-        stop.set()
-        th.join()
-    out["core work next to a GIL-released C thread: cpu"] = nogil_cpu
-    out["core work next to a GIL-released C thread: wall"] = nogil_wall
+    cpu, wall, proc, _ = min(runs, key=lambda r: r[0])
+    out["core work, a Python thread parses (batch 16): core thread cpu"] = cpu
+    out["  the same run: process cpu (both threads)"] = proc
+    out["  the same run: wall"] = wall
+    for busy in ("python", "c"):
+        with _Busy(busy, sends):
+            out[f"core work next to a busy {busy} thread: cpu"] = _best(core_alone, repeats)
+    # Latency of a quiet core's wake-up (paced, batch 1) with nothing else running, next
+    # to a thread parsing in Python (the GIL: the loop waits for the switch interval),
+    # next to a thread in GIL-released C.
+    _, _, _, lat = _handoff_run(few, 1, "simplequeue", None, None, paced=True)
+    out["wake-up latency, quiet: p50 (µs)"] = statistics.median(lat)
+    out["wake-up latency, quiet: p99 (µs)"] = _pct(lat, 0.99)
+    for busy in ("python", "c"):
+        with _Busy(busy, sends):
+            _, _, _, lat = _handoff_run(few, 1, "simplequeue", None, None, paced=True)
+        out[f"wake-up latency, busy {busy} thread: p50 (µs)"] = statistics.median(lat)
+        out[f"wake-up latency, busy {busy} thread: p99 (µs)"] = _pct(lat, 0.99)
     return out
 
 
@@ -330,7 +419,7 @@ def _writer(sock: socket.socket, payloads: list[bytes], rounds: int) -> None:
     sock.close()
 
 
-def process_costs(sends: list[bytes], repeats: int) -> dict[str, float]:
+def process_costs(sends: list[bytes], acks: list[bytes], repeats: int) -> dict[str, float]:
     """Core-process µs per frame to take in frames a worker process parsed."""
     frames = parse_all(sends)
     n = len(frames)
@@ -342,8 +431,7 @@ def process_costs(sends: list[bytes], repeats: int) -> dict[str, float]:
         pickled = [pickle.dumps(_as_tuples(c), protocol=5) for c in chunks]
         # Flat: per frame a 4-byte length, then the frame's flat encoding.
         flat = [
-            b"".join(len(e).to_bytes(4, "little") + e for e in map(flat_encode, c))
-            for c in chunks
+            b"".join(len(e).to_bytes(4, "little") + e for e in map(flat_encode, c)) for c in chunks
         ]
 
         def parse_stomp(wire: list[bytes] = wire) -> int:
@@ -386,8 +474,37 @@ def process_costs(sends: list[bytes], repeats: int) -> dict[str, float]:
         out[f"socketpair read (writer process), batch {batch}"] = _socketpair_read(
             marshalled, batch, repeats
         )
+    out.update(_ack_costs(acks, repeats))
     out["eventfd wake-up (write + read) per batch"] = _eventfd_pair(repeats)
     out.update(_outbound(frames, repeats))
+    return out
+
+
+def _ack_costs(acks: list[bytes], repeats: int) -> dict[str, float]:
+    """An ACK (the other inbound frame of every client-acked message): parse vs marshal."""
+    frames = parse_all(acks)
+    out: dict[str, float] = {}
+    for batch in (1, 16):
+        wire = [b"".join(acks[i : i + batch]) for i in range(0, len(acks), batch)]
+        blobs = [
+            marshal.dumps(_as_tuples(frames[i : i + batch])) for i in range(0, len(frames), batch)
+        ]
+        decoded = [Frame(c, h, b) for blob in blobs for c, h, b in marshal.loads(blob)]
+        _check(decoded, frames, "marshal (ACK)")
+
+        def parse(wire: list[bytes] = wire) -> int:
+            parser = FrameParser()
+            parser.version = "1.2"
+            return sum(len(parser.feed(data)) for data in wire)
+
+        def loads(blobs: list[bytes] = blobs) -> int:
+            k = 0
+            for blob in blobs:
+                k += len([Frame(c, h, b) for c, h, b in marshal.loads(blob)])
+            return k
+
+        out[f"ACK: parse STOMP itself, {batch} per read"] = _best(parse, repeats)
+        out[f"ACK: marshal.loads → Frame, batch {batch}"] = _best(loads, repeats)
     return out
 
 
@@ -496,7 +613,27 @@ def _outbound(frames: list[Frame], repeats: int) -> dict[str, float]:
             dumps([delivery(m) for m in msgs[i : i + 64]])
         return len(msgs)
 
+    blobs64 = [
+        marshal.dumps([delivery(m) for m in msgs[i : i + 64]]) for i in range(0, len(msgs), 64)
+    ]
+    chunks16 = [_as_tuples(frames[i : i + 16]) for i in range(0, len(frames), 16)]
+
+    def worker_in() -> int:
+        # The worker's extra step per inbound frame: its parsed frames marshalled.
+        for c in chunks16:
+            marshal.dumps(c)
+        return len(frames)
+
+    def worker_out() -> int:
+        # The worker's extra step per delivery: the tuple back (it then encodes the head).
+        k = 0
+        for blob in blobs64:
+            k += len(marshal.loads(blob))
+        return k
+
     return {
+        "worker side: parsed SENDs → marshal.dumps, batch 16": _best(worker_in, repeats),
+        "worker side: delivery tuples ← marshal.loads, batch 64": _best(worker_out, repeats),
         "outbound: MESSAGE head encode here": _best(encode, repeats),
         "outbound: delivery tuple → marshal.dumps, one each": _best(marshal_out, repeats),
         "outbound: delivery tuples → marshal.dumps, 64 per blob": _best(marshal_out_64, repeats),
@@ -570,7 +707,7 @@ def run(frames: int, repeats: int) -> dict[str, Any]:
         "repeats": repeats,
         "inline": inline_costs(sends, acks, repeats),
         "thread": thread_costs(sends, repeats),
-        "process": process_costs(sends, repeats),
+        "process": process_costs(sends, acks, repeats),
         "forward": forward_costs(sends, repeats),
         "forwarded_fraction": {str(k): forwarded_fraction(k) for k in (2, 3, 4)},
     }
@@ -589,8 +726,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         print(json.dumps(res))
         return
-    print(f"python {res['python']}, load average {res['loadavg'][0]:.2f}, "
-          f"{res['frames']} frames, min of {res['repeats']}; µs per frame (thread CPU)")
+    print(
+        f"python {res['python']}, load average {res['loadavg'][0]:.2f}, "
+        f"{res['frames']} frames, min of {res['repeats']}; µs per frame (thread CPU)"
+    )
     for section in ("inline", "thread", "process", "forward"):
         print(f"\n{section}")
         for name, value in res[section].items():
