@@ -313,7 +313,7 @@ def thread_costs(sends: list[bytes], repeats: int) -> dict[str, Any]:
     frames = parse_all(sends)
     dest = parse_destination(frames[0].headers["destination"], CONN)
     out: dict[str, Any] = {}
-    few = frames[: max(256, len(frames) // 8)]
+    few = frames[: max(64, len(frames) // 8)]
     for kind in ("simplequeue", "deque"):
         # Paced: one wake-up of an idle loop per batch (fewer frames: each waits).
         out[f"hand-over, {kind}, batch 1, paced (a wake-up each)"] = min(
@@ -411,8 +411,9 @@ def _as_tuples(frames: list[Frame]) -> list[tuple[str, dict[str, str], bytes]]:
     return [(f.command, f.headers, f.body) for f in frames]
 
 
-def _writer(sock: socket.socket, payloads: list[bytes], rounds: int) -> None:
+def _writer(sock: socket.socket, other: socket.socket, payloads: list[bytes], rounds: int) -> None:
     """The worker process of the socketpair case: writes `payloads` `rounds` times."""
+    other.close()  # the parent's end, inherited by the fork
     for _ in range(rounds):
         for p in payloads:
             sock.sendall(p)
@@ -514,10 +515,10 @@ def _socketpair_read(payloads: list[bytes], batch: int, repeats: int) -> float:
     framed = [len(p).to_bytes(4, "little") + p for p in payloads]
     total = sum(map(len, framed))
     frames_per_round = len(payloads) * batch
-    ctx = multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("fork")
     best = float("inf")
     a, b = socket.socketpair()
-    proc = ctx.Process(target=_writer, args=(b, framed, repeats), daemon=True)
+    proc = ctx.Process(target=_writer, args=(b, a, framed, repeats), daemon=True)
     proc.start()
     b.close()
     try:
@@ -550,6 +551,8 @@ def _socketpair_read(payloads: list[bytes], batch: int, repeats: int) -> float:
     finally:
         a.close()
         proc.join(10)
+        if proc.exitcode != 0:
+            raise RuntimeError(f"the helper process ended with {proc.exitcode}")
     return best
 
 
@@ -643,8 +646,9 @@ def _outbound(frames: list[Frame], repeats: int) -> dict[str, float]:
 # -- forward: destinations owned by several processes --------------------------------------
 
 
-def _drain(sock: socket.socket) -> None:
+def _drain(sock: socket.socket, other: socket.socket) -> None:
     """The owner process of the forward case: reads until EOF."""
+    other.close()  # the parent's end, inherited by the fork: EOF needs it closed
     while sock.recv(1 << 20):
         pass
 
@@ -664,11 +668,11 @@ def forward_costs(sends: list[bytes], repeats: int) -> dict[str, float]:
         return n
 
     out["landing: find the destination (bytes.find, no parse)"] = _best(find_dest, repeats)
-    ctx = multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("fork")
     for batch in BATCHES:
         blobs = [b"".join(sends[i : i + batch]) for i in range(0, n, batch)]
         a, b = socket.socketpair()
-        proc = ctx.Process(target=_drain, args=(b,), daemon=True)
+        proc = ctx.Process(target=_drain, args=(b, a), daemon=True)
         proc.start()
         b.close()
         try:
@@ -682,6 +686,10 @@ def forward_costs(sends: list[bytes], repeats: int) -> dict[str, float]:
         finally:
             a.close()
             proc.join(10)
+            if proc.exitcode != 0:
+                raise RuntimeError(f"the helper process ended with {proc.exitcode}")
+        if proc.exitcode != 0:
+            raise RuntimeError(f"the helper process ended with {proc.exitcode}")
         out[f"owner: read from the landing process, batch {batch}"] = _socketpair_read(
             blobs, batch, repeats
         )
