@@ -26,7 +26,15 @@ per read; ACKs as stomp.py sends them). Sections, each row in µs per frame:
 - ``forward``: several processes owning destinations (SO_REUSEPORT, issue 15's (b)):
   the landing process's extra cost to forward a SEND it does not own (find the
   destination, send the raw frame over a socketpair in batches) and the owner's to
-  receive it, with the fraction forwarded for N processes and random landing.
+  receive it, with the fraction forwarded for N processes and random landing;
+- ``pipeline``: the end-to-end check of the worker-process option: four producer
+  processes (one sendall per SEND) and one auto-ack consumer process through a real
+  `broker.core.Core`, either ``inline`` (one process reads, parses, sends, encodes and
+  writes, as today) or ``worker`` (a forked worker owns the client sockets, parses,
+  batches marshalled frames per loop turn to the core over a socketpair, and encodes
+  and writes the delivery tuples the core batches back); alternating runs, medians of
+  the core's thread CPU and the worker process's CPU per message. No CONNECT, no acks,
+  no receipts: the STOMP connection's semantics are not in it, only the costs.
 
 Every representation is checked on the way: what the core decodes must equal what
 FrameParser parsed (a mismatch raises), so the figures are for hand-overs that work.
@@ -702,13 +710,395 @@ def forwarded_fraction(processes: int) -> float:
     return (processes - 1) / processes
 
 
+# -- pipeline: the whole inbound + outbound path, one process or core + worker ----------
+
+Q = "/queue/orders"
+
+
+def _producer(port: int, wire: list[bytes]) -> None:
+    """A producer process: one sendall per SEND, as stomp.py writes them."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for frame in wire:
+            sock.sendall(frame)
+        sock.shutdown(socket.SHUT_WR)
+        sock.recv(1)  # the broker closes once it has read everything
+
+
+def _consumer(port: int, total: int) -> None:
+    """The consumer process: SUBSCRIBE, count MESSAGE frames (their NULs), then close."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"SUBSCRIBE\nid:0\ndestination:" + Q.encode() + b"\nack:auto\n\n\x00")
+        seen = 0
+        while seen < total:
+            data = sock.recv(1 << 20)
+            if not data:
+                raise ConnectionError("the broker closed the consumer's connection")
+            seen += data.count(b"\x00")
+
+
+class _CoreSide:
+    """The core's side of both pipeline modes: a real `Core`, SEND → Message → send, and
+    deliveries handed to `out` (the connection's encode-and-write, or the worker's)."""
+
+    def __init__(self, total: int, done: asyncio.Future[None]) -> None:
+        from broker.core import AUTO, Core
+
+        self.core = Core()
+        self.auto = AUTO
+        self.dest = parse_destination(Q, CONN)
+        self.total = total
+        self.delivered = 0
+        self.done = done
+
+    def on_frame(self, conn: Any, frame: Frame) -> None:
+        if frame.command == "SEND":
+            self.core.send(
+                self.dest, message_from_send(frame.headers, frame.body, self.dest, CONN, None)
+            )
+        elif frame.command == "SUBSCRIBE":
+            self.core.subscribe(self.dest, conn, ack_mode=self.auto)
+
+    def count(self) -> None:
+        self.delivered += 1
+        if self.delivered >= self.total and not self.done.done():
+            self.done.set_result(None)
+
+
+class _InlineConn(asyncio.Protocol):
+    """Today's shape: this connection reads, parses, calls the core and encodes."""
+
+    def __init__(self, side: _CoreSide) -> None:
+        self.side = side
+        self.parser = FrameParser()
+        self.parser.version = "1.2"
+        self.out: list[bytes] = []
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        for frame in self.parser.feed(data):
+            self.side.on_frame(self, frame)
+
+    def eof_received(self) -> bool | None:
+        return None  # close: the producer waits for it
+
+    def deliver(self, sub: Any, msg: Any) -> None:
+        head = encode_message_head(msg, CONN, "1.2")
+        if not self.out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self.out += (b"MESSAGE\nsubscription:0\n", head, b"\n", msg.body, b"\x00")
+        self.side.count()
+
+    def _flush(self) -> None:
+        assert self.transport is not None
+        self.transport.writelines(self.out)
+        self.out = []
+
+    def slow(self, sub: Any) -> None:
+        raise AssertionError("never slow")
+
+
+def _blobs(buf: bytearray) -> list[bytes]:
+    """Cut the complete length-prefixed blobs off the front of `buf`."""
+    out = []
+    pos = 0
+    n = len(buf)
+    while n - pos >= 4:
+        size = int.from_bytes(buf[pos : pos + 4], "little")
+        if n - pos - 4 < size:
+            break
+        out.append(bytes(buf[pos + 4 : pos + 4 + size]))
+        pos += 4 + size
+    del buf[:pos]
+    return out
+
+
+def _framed(obj: Any) -> bytes:
+    blob = marshal.dumps(obj)
+    return len(blob).to_bytes(4, "little") + blob
+
+
+class _RemoteConsumer:
+    """The core's stand-in for a connection the worker owns: deliveries become tuples
+    batched per loop turn to the worker."""
+
+    def __init__(self, link: _CoreLink, conn_no: int) -> None:
+        self.link = link
+        self.conn_no = conn_no
+
+    def deliver(self, sub: Any, msg: Any) -> None:
+        d = msg.destination
+        self.link.send_out(
+            (
+                self.conn_no,
+                msg.id,
+                d.kind,
+                d.name,
+                msg.timestamp,
+                msg.expiration,
+                msg.priority,
+                msg.persistent,
+                msg.redelivered,
+                msg.text,
+                msg.correlation_id,
+                msg.content_type,
+                msg.type,
+                msg.properties,
+                msg.body,
+            )
+        )
+        self.link.side.count()
+
+    def slow(self, sub: Any) -> None:
+        raise AssertionError("never slow")
+
+
+class _CoreLink(asyncio.Protocol):
+    """The core's end of the worker's socketpair: batches of (conn, command, headers,
+    body) in, batches of deliveries out."""
+
+    def __init__(self, side: _CoreSide) -> None:
+        self.side = side
+        self.buf = bytearray()
+        self.conns: dict[int, _RemoteConsumer] = {}
+        self.out: list[tuple[Any, ...]] = []
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        for blob in _blobs(self.buf):
+            for conn_no, command, headers, body in marshal.loads(blob):
+                conn = self.conns.get(conn_no)
+                if conn is None:
+                    conn = self.conns[conn_no] = _RemoteConsumer(self, conn_no)
+                self.side.on_frame(conn, Frame(command, headers, body))
+
+    def send_out(self, item: tuple[Any, ...]) -> None:
+        if not self.out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self.out.append(item)
+
+    def _flush(self) -> None:
+        assert self.transport is not None
+        self.transport.write(_framed(self.out))
+        self.out = []
+
+
+def _worker_main(link: socket.socket, other: socket.socket, report: Any, port_out: Any) -> None:
+    """The worker process: owns the client sockets, parses, batches frames to the core
+    per loop turn, encodes and writes the deliveries the core sends back."""
+    other.close()
+    from broker.core import Address, Message
+
+    loop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+    conns: dict[int, _WorkerConn] = {}
+    pending: list[tuple[Any, ...]] = []
+    state: dict[str, Any] = {"cpu0": None}
+
+    class _WorkerConn(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.no = len(conns) + 1
+            conns[self.no] = self
+            self.parser = FrameParser()
+            self.parser.version = "1.2"
+            self.out: list[bytes] = []
+            self.transport: asyncio.Transport | None = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport  # type: ignore[assignment]
+            if state["cpu0"] is None:
+                state["cpu0"] = time.process_time_ns()
+
+        def data_received(self, data: bytes) -> None:
+            if not pending:
+                loop.call_soon(flush_in)
+            no = self.no
+            pending.extend((no, f.command, f.headers, f.body) for f in self.parser.feed(data))
+
+        def eof_received(self) -> bool | None:
+            return None
+
+        def write(self, parts: list[bytes]) -> None:
+            if not self.out:
+                loop.call_soon(self._flush)
+            self.out += parts
+
+        def _flush(self) -> None:
+            assert self.transport is not None
+            self.transport.writelines(self.out)
+            self.out = []
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if state["consumer"] is self:
+                link_proto.transport.close()
+
+    def flush_in() -> None:
+        if pending:
+            link_proto.transport.write(_framed(pending))
+            pending.clear()
+
+    class _WorkerLink(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.buf = bytearray()
+            self.transport: asyncio.Transport | None = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport  # type: ignore[assignment]
+
+        def data_received(self, data: bytes) -> None:
+            self.buf += data
+            for blob in _blobs(self.buf):
+                for item in marshal.loads(blob):
+                    (no, mid, kind, name, ts, exp, prio, pers, redel, text) = item[:10]
+                    msg = Message(
+                        item[14],
+                        destination=Address(kind, name),
+                        properties=item[13],
+                        persistent=pers,
+                        priority=prio,
+                        timestamp=ts,
+                        expiration=exp,
+                        text=text,
+                        correlation_id=item[10],
+                        content_type=item[11],
+                        type=item[12],
+                    )
+                    msg.id = mid
+                    msg.redelivered = redel
+                    conn = conns[no]
+                    state["consumer"] = conn
+                    head = encode_message_head(msg, CONN, "1.2")
+                    conn.write([b"MESSAGE\nsubscription:0\n", head, b"\n", msg.body, b"\x00"])
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            loop.stop()
+
+    state["consumer"] = None
+    link_proto = _WorkerLink()
+
+    async def start() -> None:
+        server = await loop.create_server(_WorkerConn, "127.0.0.1", 0)
+        port_out.send(server.sockets[0].getsockname()[1])
+        await loop.connect_accepted_socket(lambda: link_proto, sock=link)
+
+    loop.run_until_complete(start())
+    loop.run_forever()
+    cpu0 = state["cpu0"] or time.process_time_ns()
+    report.send((time.process_time_ns() - cpu0) / 1000)
+
+
+def pipeline_run(mode: str, sends: list[bytes], producers: int) -> dict[str, float]:
+    """One run of `mode` ("inline" or "worker"): `producers` processes send `sends`
+    between them, one consumer takes them all. CPU µs per message: the core's thread,
+    and in worker mode the worker process too."""
+    total = len(sends) - len(sends) % producers
+    share = total // producers
+    ctx = multiprocessing.get_context("fork")
+    loop = uvloop.new_event_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    side = _CoreSide(total, done)
+    helpers = []
+    worker = None
+    report_r, report_w = ctx.Pipe(duplex=False)
+    port_r, port_w = ctx.Pipe(duplex=False)
+    a, b = socket.socketpair()
+    port = 0
+    try:
+        if mode == "worker":
+            worker = ctx.Process(target=_worker_main, args=(b, a, report_w, port_w), daemon=True)
+            worker.start()
+            b.close()
+            port = port_r.recv()
+        else:
+            a.close()
+            b.close()
+
+        async def main() -> float:
+            nonlocal port
+            if mode == "worker":
+                await loop.connect_accepted_socket(lambda: _CoreLink(side), sock=a)
+            else:
+                server = await loop.create_server(lambda: _InlineConn(side), "127.0.0.1", 0)
+                port = server.sockets[0].getsockname()[1]
+            t0 = time.thread_time_ns()
+            helpers.append(ctx.Process(target=_consumer, args=(port, total), daemon=True))
+            for i in range(producers):
+                chunk = sends[i * share : (i + 1) * share]
+                helpers.append(ctx.Process(target=_producer, args=(port, chunk), daemon=True))
+            gone = loop.create_future()
+
+            def ended(h: Any) -> None:
+                # A client process that failed fails the run at once; the consumer's
+                # exit ends it (it has read every delivery).
+                loop.remove_reader(h.sentinel)
+                h.join()
+                if h.exitcode != 0 and not done.done():
+                    done.set_exception(RuntimeError(f"a client process ended with {h.exitcode}"))
+                if h is helpers[0] and not gone.done():
+                    gone.set_result(None)
+
+            for h in helpers:
+                h.start()
+                loop.add_reader(h.sentinel, ended, h)
+            await asyncio.wait_for(done, 300)
+            await asyncio.wait_for(gone, 300)
+            return (time.thread_time_ns() - t0) / 1000 / total
+
+        core_cpu = loop.run_until_complete(main())
+        if mode == "worker":
+            a.close()  # the worker stops when its link closes
+            worker_cpu = report_r.recv() / total if report_r.poll(30) else float("nan")
+        else:
+            worker_cpu = 0.0
+        for h in helpers:
+            h.join(30)
+            if h.exitcode != 0:
+                raise RuntimeError(f"a client process ended with {h.exitcode}")
+    finally:
+        loop.close()
+        a.close()
+        if worker is not None:
+            worker.join(30)
+    return {"core": core_cpu, "worker": worker_cpu, "total": core_cpu + worker_cpu}
+
+
+def pipeline_costs(frames: int, runs: int) -> dict[str, float]:
+    """Alternating inline / worker runs (A B A B ...): medians of CPU µs per message."""
+    sends, _ = client_frames(frames)
+    got: dict[str, list[dict[str, float]]] = {"inline": [], "worker": []}
+    for _ in range(runs):
+        for mode in ("inline", "worker"):
+            got[mode].append(pipeline_run(mode, sends, 4))
+    out: dict[str, float] = {}
+    for mode, rows in got.items():
+        for key in ("core", "worker", "total"):
+            if mode == "inline" and key == "worker":
+                continue
+            out[f"{mode}: {key} cpu per message"] = statistics.median(r[key] for r in rows)
+    out["worker / inline: core cpu"] = (
+        out["worker: core cpu per message"] / out["inline: core cpu per message"]
+    )
+    out["worker / inline: total cpu"] = (
+        out["worker: total cpu per message"] / out["inline: total cpu per message"]
+    )
+    return out
+
+
 # -- the command line --------------------------------------------------------------------
 
 
-def run(frames: int, repeats: int) -> dict[str, Any]:
+def run(frames: int, repeats: int, pipeline_frames: int, pipeline_runs: int) -> dict[str, Any]:
     """Every section's figures (µs per frame unless the name says otherwise)."""
     sends, acks = client_frames(frames)
     return {
+        "pipeline_frames": pipeline_frames,
         "python": sys.version.split()[0],
         "loadavg": list(os.getloadavg()),
         "frames": frames,
@@ -718,6 +1108,7 @@ def run(frames: int, repeats: int) -> dict[str, Any]:
         "process": process_costs(sends, acks, repeats),
         "forward": forward_costs(sends, repeats),
         "forwarded_fraction": {str(k): forwarded_fraction(k) for k in (2, 3, 4)},
+        "pipeline": pipeline_costs(pipeline_frames, pipeline_runs),
     }
 
 
@@ -726,11 +1117,19 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.cores", description=__doc__.split("\n")[0])
     ap.add_argument("--frames", type=int, default=4096, help="frames per case (default 4096)")
     ap.add_argument("--repeats", type=int, default=7, help="runs per case, min taken (7)")
+    ap.add_argument(
+        "--pipeline-frames", type=int, default=20000, help="messages per pipeline run (20000)"
+    )
+    ap.add_argument(
+        "--pipeline-runs", type=int, default=3, help="inline/worker pipeline pairs, A B A B (3)"
+    )
     ap.add_argument("--json", action="store_true", help="one JSON object instead of tables")
     args = ap.parse_args(argv)
     if args.frames < 64 or args.repeats < 1:
         ap.error("--frames must be at least 64 and --repeats at least 1")
-    res = run(args.frames, args.repeats)
+    if args.pipeline_frames < 4 or args.pipeline_runs < 1:
+        ap.error("--pipeline-frames must be at least 4 and --pipeline-runs at least 1")
+    res = run(args.frames, args.repeats, args.pipeline_frames, args.pipeline_runs)
     if args.json:
         print(json.dumps(res))
         return
@@ -738,7 +1137,7 @@ def main(argv: list[str] | None = None) -> None:
         f"python {res['python']}, load average {res['loadavg'][0]:.2f}, "
         f"{res['frames']} frames, min of {res['repeats']}; µs per frame (thread CPU)"
     )
-    for section in ("inline", "thread", "process", "forward"):
+    for section in ("inline", "thread", "process", "forward", "pipeline"):
         print(f"\n{section}")
         for name, value in res[section].items():
             print(f"  {name:<66} {value:8.2f}")

@@ -18,7 +18,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_bench_cores_runs_and_reports_every_section() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "bench.cores", "--frames", "128", "--repeats", "1", "--json"],
+        [
+            *(sys.executable, "-m", "bench.cores", "--frames", "128", "--repeats", "1"),
+            *("--pipeline-frames", "400", "--pipeline-runs", "1", "--json"),
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -27,7 +30,7 @@ def test_bench_cores_runs_and_reports_every_section() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     res = json.loads(result.stdout)
     assert res["frames"] == 128
-    for section in ("inline", "thread", "process", "forward"):
+    for section in ("inline", "thread", "process", "forward", "pipeline"):
         assert res[section], section
         for name, value in res[section].items():
             assert math.isfinite(value) and value > 0, (section, name, value)
@@ -36,6 +39,9 @@ def test_bench_cores_runs_and_reports_every_section() -> None:
     assert "core work, a Python thread parses (batch 16): core thread cpu" in res["thread"]
     assert "marshal.loads → Frame, batch 16" in res["process"]
     assert "landing: send to the owner, batch 16" in res["forward"]
+    # Both pipeline modes ran end to end (the consumer read every message).
+    assert res["pipeline_frames"] == 400
+    assert res["pipeline"]["worker: worker cpu per message"] > 0
     assert res["forwarded_fraction"] == {"2": 0.5, "3": 2 / 3, "4": 0.75}
 
 
