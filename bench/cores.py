@@ -29,11 +29,13 @@ per read; ACKs as stomp.py sends them). Sections, each row in µs per frame:
   receive it, with the fraction forwarded for N processes and random landing;
 - ``pipeline``: the end-to-end check of the worker-process option: four producer
   processes (one sendall per SEND) and one auto-ack consumer process through a real
-  `broker.core.Core`, either ``inline`` (one process reads, parses, sends, encodes and
-  writes, as today) or ``worker`` (a forked worker owns the client sockets, parses,
+  `broker.core.Core`, ``inline`` (one process reads, parses, sends, encodes and
+  writes, as today), ``worker`` (a forked worker owns the client sockets, parses,
   batches marshalled frames per loop turn to the core over a socketpair, and encodes
-  and writes the delivery tuples the core batches back); alternating runs, medians of
-  the core's thread CPU and the worker process's CPU per message. No CONNECT, no acks,
+  and writes the delivery tuples the core batches back) or ``reader`` (the worker only
+  reads and parses, the producers' sockets; the core encodes and writes, the
+  consumer's); alternating runs, medians of the core's thread CPU and the worker
+  process's CPU per message. No CONNECT, no acks,
   no receipts: the STOMP connection's semantics are not in it, only the costs.
 
 Every representation is checked on the way: what the core decodes must equal what
@@ -995,9 +997,12 @@ def _worker_main(link: socket.socket, other: socket.socket, report: Any, port_ou
 
 
 def pipeline_run(mode: str, sends: list[bytes], producers: int) -> dict[str, float]:
-    """One run of `mode` ("inline" or "worker"): `producers` processes send `sends`
-    between them, one consumer takes them all. CPU µs per message: the core's thread,
-    and in worker mode the worker process too."""
+    """One run of `mode`: `producers` processes send `sends` between them, one consumer
+    takes them all. "inline": everything in this process, as today; "worker": the
+    worker process owns every client socket (parse in, encode out); "reader": the worker
+    reads and parses the producers' sockets, the core encodes and writes to the
+    consumer's itself (a real broker would share each socket: the worker reading it, the
+    core writing it). CPU µs per message: the core's thread and the worker process."""
     total = len(sends) - len(sends) % producers
     share = total // producers
     ctx = multiprocessing.get_context("fork")
@@ -1011,7 +1016,7 @@ def pipeline_run(mode: str, sends: list[bytes], producers: int) -> dict[str, flo
     a, b = socket.socketpair()
     port = 0
     try:
-        if mode == "worker":
+        if mode != "inline":
             worker = ctx.Process(target=_worker_main, args=(b, a, report_w, port_w), daemon=True)
             worker.start()
             b.close()
@@ -1021,17 +1026,21 @@ def pipeline_run(mode: str, sends: list[bytes], producers: int) -> dict[str, flo
             b.close()
 
         async def main() -> float:
-            nonlocal port
-            if mode == "worker":
-                await loop.connect_accepted_socket(lambda: _CoreLink(side), sock=a)
-            else:
+            consumer_port = port
+            link = _CoreLink(side)
+            if mode != "inline":
+                await loop.connect_accepted_socket(lambda: link, sock=a)
+            if mode != "worker":
                 server = await loop.create_server(lambda: _InlineConn(side), "127.0.0.1", 0)
-                port = server.sockets[0].getsockname()[1]
+                consumer_port = server.sockets[0].getsockname()[1]
+            producer_port = port or consumer_port
             t0 = time.thread_time_ns()
-            helpers.append(ctx.Process(target=_consumer, args=(port, total), daemon=True))
+            helpers.append(ctx.Process(target=_consumer, args=(consumer_port, total), daemon=True))
             for i in range(producers):
                 chunk = sends[i * share : (i + 1) * share]
-                helpers.append(ctx.Process(target=_producer, args=(port, chunk), daemon=True))
+                helpers.append(
+                    ctx.Process(target=_producer, args=(producer_port, chunk), daemon=True)
+                )
             gone = loop.create_future()
 
             def ended(h: Any) -> None:
@@ -1049,11 +1058,15 @@ def pipeline_run(mode: str, sends: list[bytes], producers: int) -> dict[str, flo
                 loop.add_reader(h.sentinel, ended, h)
             await asyncio.wait_for(done, 300)
             await asyncio.wait_for(gone, 300)
-            return (time.thread_time_ns() - t0) / 1000 / total
+            cpu = (time.thread_time_ns() - t0) / 1000 / total
+            if link.transport is not None:
+                # The worker stops (and reports its CPU) when its link closes.
+                link.transport.close()
+                await asyncio.sleep(0)
+            return cpu
 
         core_cpu = loop.run_until_complete(main())
-        if mode == "worker":
-            a.close()  # the worker stops when its link closes
+        if mode != "inline":
             worker_cpu = report_r.recv() / total if report_r.poll(30) else float("nan")
         else:
             worker_cpu = 0.0
@@ -1070,11 +1083,13 @@ def pipeline_run(mode: str, sends: list[bytes], producers: int) -> dict[str, flo
 
 
 def pipeline_costs(frames: int, runs: int) -> dict[str, float]:
-    """Alternating inline / worker runs (A B A B ...): medians of CPU µs per message."""
+    """Alternating inline / worker / reader runs (A B C A B C ...): medians of CPU µs per
+    message, and the ratios (the last one: msg/s one core process and one worker could
+    reach on two idle cores, against inline's on one, from CPU per message alone)."""
     sends, _ = client_frames(frames)
-    got: dict[str, list[dict[str, float]]] = {"inline": [], "worker": []}
+    got: dict[str, list[dict[str, float]]] = {"inline": [], "worker": [], "reader": []}
     for _ in range(runs):
-        for mode in ("inline", "worker"):
+        for mode in got:
             got[mode].append(pipeline_run(mode, sends, 4))
     out: dict[str, float] = {}
     for mode, rows in got.items():
@@ -1082,12 +1097,14 @@ def pipeline_costs(frames: int, runs: int) -> dict[str, float]:
             if mode == "inline" and key == "worker":
                 continue
             out[f"{mode}: {key} cpu per message"] = statistics.median(r[key] for r in rows)
-    out["worker / inline: core cpu"] = (
-        out["worker: core cpu per message"] / out["inline: core cpu per message"]
-    )
-    out["worker / inline: total cpu"] = (
-        out["worker: total cpu per message"] / out["inline: total cpu per message"]
-    )
+    base = out["inline: core cpu per message"]
+    for mode in ("worker", "reader"):
+        core = out[f"{mode}: core cpu per message"]
+        busiest = max(core, out[f"{mode}: worker cpu per message"])
+        out[f"{mode} / inline: core cpu"] = core / base
+        out[f"{mode} / inline: total cpu"] = out[f"{mode}: total cpu per message"] / base
+        # What two idle cores could give at best: the busier process sets the pace.
+        out[f"{mode}: msg/s bound on 2 idle cores / inline's"] = base / busiest
     return out
 
 
