@@ -1097,14 +1097,24 @@ def pipeline_costs(frames: int, runs: int) -> dict[str, float]:
             if mode == "inline" and key == "worker":
                 continue
             out[f"{mode}: {key} cpu per message"] = statistics.median(r[key] for r in rows)
-    base = out["inline: core cpu per message"]
+    inline = got["inline"]
+    out["inline: core cpu per message, spread (max / min)"] = max(r["core"] for r in inline) / min(
+        r["core"] for r in inline
+    )
     for mode in ("worker", "reader"):
-        core = out[f"{mode}: core cpu per message"]
-        busiest = max(core, out[f"{mode}: worker cpu per message"])
-        out[f"{mode} / inline: core cpu"] = core / base
-        out[f"{mode} / inline: total cpu"] = out[f"{mode}: total cpu per message"] / base
+        rows = got[mode]
+        # Ratios within each round (its runs were next to each other), then the median:
+        # the machine's load drifts between rounds more than within one.
+        out[f"{mode} / inline: core cpu"] = statistics.median(
+            r["core"] / i["core"] for r, i in zip(rows, inline, strict=True)
+        )
+        out[f"{mode} / inline: total cpu"] = statistics.median(
+            r["total"] / i["core"] for r, i in zip(rows, inline, strict=True)
+        )
         # What two idle cores could give at best: the busier process sets the pace.
-        out[f"{mode}: msg/s bound on 2 idle cores / inline's"] = base / busiest
+        out[f"{mode}: msg/s bound on 2 idle cores / inline's"] = statistics.median(
+            i["core"] / max(r["core"], r["worker"]) for r, i in zip(rows, inline, strict=True)
+        )
     return out
 
 
