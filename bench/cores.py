@@ -35,8 +35,9 @@ per read; ACKs as stomp.py sends them). Sections, each row in µs per frame:
   and writes the delivery tuples the core batches back) or ``reader`` (the worker only
   reads and parses, the producers' sockets; the core encodes and writes, the
   consumer's); alternating runs, medians of the core's thread CPU and the worker
-  process's CPU per message. No CONNECT, no acks,
-  no receipts: the STOMP connection's semantics are not in it, only the costs.
+  process's CPU per message; the same 4→4 with client-individual consumers (an ACK per
+  message in its own write), inline and worker. No CONNECT, no receipts, no
+  transactions: the STOMP connection's semantics are not in it, only the costs.
 
 Every representation is checked on the way: what the core decodes must equal what
 FrameParser parsed (a mismatch raises), so the figures are for hand-overs that work.
@@ -727,44 +728,77 @@ def _producer(port: int, wire: list[bytes]) -> None:
         sock.recv(1)  # the broker closes once it has read everything
 
 
-def _consumer(port: int, total: int) -> None:
-    """The consumer process: SUBSCRIBE, count MESSAGE frames (their NULs), then close."""
+def _consumer(port: int, ack: bool) -> None:
+    """A consumer process: SUBSCRIBE, read MESSAGEs (with `ack`: client-individual, an
+    ACK per message in its own write, as stomp.py applications send them) until the
+    broker closes the connection, which it does once every message is delivered (or
+    acked)."""
+    from bench.stompclient import FrameReader, header
+
+    mode = b"client-individual" if ack else b"auto"
     with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(b"SUBSCRIBE\nid:0\ndestination:" + Q.encode() + b"\nack:auto\n\n\x00")
-        seen = 0
-        while seen < total:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(b"SUBSCRIBE\nid:0\ndestination:" + Q.encode() + b"\nack:" + mode + b"\n\n\x00")
+        reader = FrameReader()
+        while True:
             data = sock.recv(1 << 20)
             if not data:
-                raise ConnectionError("the broker closed the consumer's connection")
-            seen += data.count(b"\x00")
+                return
+            if ack:
+                for _, head, _ in reader.feed(data):
+                    mid = header(head, b"message-id")
+                    if mid is None:
+                        raise AssertionError("a MESSAGE without message-id")
+                    sock.sendall(b"ACK\nid:" + mid + b"\n\n\x00")
 
 
 class _CoreSide:
     """The core's side of both pipeline modes: a real `Core`, SEND → Message → send, and
     deliveries handed to `out` (the connection's encode-and-write, or the worker's)."""
 
-    def __init__(self, total: int, done: asyncio.Future[None]) -> None:
-        from broker.core import AUTO, Core
+    def __init__(self, total: int, done: asyncio.Future[None], ack: bool) -> None:
+        from broker.core import AUTO, INDIVIDUAL, Core
 
         self.core = Core()
-        self.auto = AUTO
+        self.ack_mode = INDIVIDUAL if ack else AUTO
+        self.ack = ack
         self.dest = parse_destination(Q, CONN)
         self.total = total
         self.delivered = 0
+        self.acked = 0
         self.done = done
+        self.consumers: list[Any] = []
 
     def on_frame(self, conn: Any, frame: Frame) -> None:
         if frame.command == "SEND":
             self.core.send(
                 self.dest, message_from_send(frame.headers, frame.body, self.dest, CONN, None)
             )
+        elif frame.command == "ACK":
+            if not conn.sub.ack(frame.headers["id"]):
+                raise AssertionError(f"ACK of a message not in flight: {frame.headers['id']}")
+            self.acked += 1
+            if self.acked >= self.total:
+                self._finish()
         elif frame.command == "SUBSCRIBE":
-            self.core.subscribe(self.dest, conn, ack_mode=self.auto)
+            # No prefetch: the core's default, as a SUBSCRIBE without activemq.prefetchSize.
+            conn.sub = self.core.subscribe(self.dest, conn, ack_mode=self.ack_mode)
+            self.consumers.append(conn)
+            if self.done.done():
+                # Started after the others had taken every message (a loaded machine).
+                conn.close_later()
 
     def count(self) -> None:
         self.delivered += 1
-        if self.delivered >= self.total and not self.done.done():
-            self.done.set_result(None)
+        if self.delivered >= self.total and not self.ack:
+            self._finish()
+
+    def _finish(self) -> None:
+        if self.done.done():
+            return
+        for conn in self.consumers:
+            conn.close_later()
+        self.done.set_result(None)
 
 
 class _InlineConn(asyncio.Protocol):
@@ -776,6 +810,7 @@ class _InlineConn(asyncio.Protocol):
         self.parser.version = "1.2"
         self.out: list[bytes] = []
         self.transport: asyncio.Transport | None = None
+        self.sub: Any = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -783,6 +818,11 @@ class _InlineConn(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         for frame in self.parser.feed(data):
             self.side.on_frame(self, frame)
+
+    def close_later(self) -> None:
+        # After this turn's flush (callbacks run in order), which close() then drains.
+        assert self.transport is not None
+        asyncio.get_running_loop().call_soon(self.transport.close)
 
     def eof_received(self) -> bool | None:
         return None  # close: the producer waits for it
@@ -830,6 +870,11 @@ class _RemoteConsumer:
     def __init__(self, link: _CoreLink, conn_no: int) -> None:
         self.link = link
         self.conn_no = conn_no
+        self.sub: Any = None
+
+    def close_later(self) -> None:
+        # In order after this connection's deliveries: the worker closes it once written.
+        self.link.send_out((self.conn_no, None))
 
     def deliver(self, sub: Any, msg: Any) -> None:
         d = msg.destination
@@ -937,10 +982,6 @@ def _worker_main(link: socket.socket, other: socket.socket, report: Any, port_ou
             self.transport.writelines(self.out)
             self.out = []
 
-        def connection_lost(self, exc: Exception | None) -> None:
-            if state["consumer"] is self:
-                link_proto.transport.close()
-
     def flush_in() -> None:
         if pending:
             link_proto.transport.write(_framed(pending))
@@ -958,6 +999,12 @@ def _worker_main(link: socket.socket, other: socket.socket, report: Any, port_ou
             self.buf += data
             for blob in _blobs(self.buf):
                 for item in marshal.loads(blob):
+                    if item[1] is None:
+                        # Close, after the writes already scheduled (callbacks in order).
+                        transport = conns[item[0]].transport
+                        assert transport is not None
+                        loop.call_soon(transport.close)
+                        continue
                     (no, mid, kind, name, ts, exp, prio, pers, redel, text) = item[:10]
                     msg = Message(
                         item[14],
@@ -975,14 +1022,12 @@ def _worker_main(link: socket.socket, other: socket.socket, report: Any, port_ou
                     msg.id = mid
                     msg.redelivered = redel
                     conn = conns[no]
-                    state["consumer"] = conn
                     head = encode_message_head(msg, CONN, "1.2")
                     conn.write([b"MESSAGE\nsubscription:0\n", head, b"\n", msg.body, b"\x00"])
 
         def connection_lost(self, exc: Exception | None) -> None:
             loop.stop()
 
-    state["consumer"] = None
     link_proto = _WorkerLink()
 
     async def start() -> None:
@@ -996,19 +1041,23 @@ def _worker_main(link: socket.socket, other: socket.socket, report: Any, port_ou
     report.send((time.process_time_ns() - cpu0) / 1000)
 
 
-def pipeline_run(mode: str, sends: list[bytes], producers: int) -> dict[str, float]:
-    """One run of `mode`: `producers` processes send `sends` between them, one consumer
-    takes them all. "inline": everything in this process, as today; "worker": the
-    worker process owns every client socket (parse in, encode out); "reader": the worker
-    reads and parses the producers' sockets, the core encodes and writes to the
-    consumer's itself (a real broker would share each socket: the worker reading it, the
-    core writing it). CPU µs per message: the core's thread and the worker process."""
+def pipeline_run(
+    mode: str, sends: list[bytes], producers: int, consumers: int = 1, ack: bool = False
+) -> dict[str, float]:
+    """One run of `mode`: `producers` processes send `sends` between them, `consumers`
+    processes (auto ack, or with `ack` client-individual) take them all. "inline":
+    everything in this process, as today; "worker": the worker process owns every
+    client socket (parse in, encode out); "reader": the worker reads and parses the
+    producers' sockets, the core encodes and writes to the consumers' itself (a real
+    broker would share each socket: the worker reading it, the core writing it; so not
+    with `ack`, whose ACKs the core would parse). CPU µs per message: the core's thread
+    and the worker process."""
     total = len(sends) - len(sends) % producers
     share = total // producers
     ctx = multiprocessing.get_context("fork")
     loop = uvloop.new_event_loop()
     done: asyncio.Future[None] = loop.create_future()
-    side = _CoreSide(total, done)
+    side = _CoreSide(total, done, ack)
     helpers = []
     worker = None
     report_r, report_w = ctx.Pipe(duplex=False)
@@ -1035,7 +1084,10 @@ def pipeline_run(mode: str, sends: list[bytes], producers: int) -> dict[str, flo
                 consumer_port = server.sockets[0].getsockname()[1]
             producer_port = port or consumer_port
             t0 = time.thread_time_ns()
-            helpers.append(ctx.Process(target=_consumer, args=(consumer_port, total), daemon=True))
+            for _ in range(consumers):
+                helpers.append(
+                    ctx.Process(target=_consumer, args=(consumer_port, ack), daemon=True)
+                )
             for i in range(producers):
                 chunk = sends[i * share : (i + 1) * share]
                 helpers.append(
@@ -1044,13 +1096,15 @@ def pipeline_run(mode: str, sends: list[bytes], producers: int) -> dict[str, flo
             gone = loop.create_future()
 
             def ended(h: Any) -> None:
-                # A client process that failed fails the run at once; the consumer's
-                # exit ends it (it has read every delivery).
+                # A client process that failed fails the run at once; the consumers'
+                # exits end it (they have read every delivery: the broker closes them
+                # once everything is delivered, or acked).
                 loop.remove_reader(h.sentinel)
                 h.join()
                 if h.exitcode != 0 and not done.done():
                     done.set_exception(RuntimeError(f"a client process ended with {h.exitcode}"))
-                if h is helpers[0] and not gone.done():
+                all_gone = all(c.exitcode is not None for c in helpers[:consumers])
+                if all_gone and not gone.done():
                     gone.set_result(None)
 
             for h in helpers:
@@ -1083,38 +1137,50 @@ def pipeline_run(mode: str, sends: list[bytes], producers: int) -> dict[str, flo
 
 
 def pipeline_costs(frames: int, runs: int) -> dict[str, float]:
-    """Alternating inline / worker / reader runs (A B C A B C ...): medians of CPU µs per
-    message, and the ratios (the last one: msg/s one core process and one worker could
-    reach on two idle cores, against inline's on one, from CPU per message alone)."""
+    """Rounds of adjacent runs, 4→1 auto ack (inline, worker, reader) and 4→4
+    client-individual (inline, worker): medians of CPU µs per message and of the ratios
+    within each round (the last: msg/s one core process and one worker could reach on
+    two idle cores against inline's on one, from CPU per message alone)."""
     sends, _ = client_frames(frames)
-    got: dict[str, list[dict[str, float]]] = {"inline": [], "worker": [], "reader": []}
+    cases = {
+        "inline": ("inline", 1, False),
+        "worker": ("worker", 1, False),
+        "reader": ("reader", 1, False),
+        "4→4 client-individual inline": ("inline", 4, True),
+        "4→4 client-individual worker": ("worker", 4, True),
+    }
+    got: dict[str, list[dict[str, float]]] = {name: [] for name in cases}
     for _ in range(runs):
-        for mode in got:
-            got[mode].append(pipeline_run(mode, sends, 4))
+        for name, (mode, consumers, ack) in cases.items():
+            got[name].append(pipeline_run(mode, sends, 4, consumers, ack))
     out: dict[str, float] = {}
-    for mode, rows in got.items():
+    for name, rows in got.items():
         for key in ("core", "worker", "total"):
-            if mode == "inline" and key == "worker":
+            if cases[name][0] == "inline" and key != "core":
                 continue
-            out[f"{mode}: {key} cpu per message"] = statistics.median(r[key] for r in rows)
-    inline = got["inline"]
-    out["inline: core cpu per message, spread (max / min)"] = max(r["core"] for r in inline) / min(
-        r["core"] for r in inline
-    )
-    for mode in ("worker", "reader"):
-        rows = got[mode]
-        # Ratios within each round (its runs were next to each other), then the median:
-        # the machine's load drifts between rounds more than within one.
-        out[f"{mode} / inline: core cpu"] = statistics.median(
-            r["core"] / i["core"] for r, i in zip(rows, inline, strict=True)
-        )
-        out[f"{mode} / inline: total cpu"] = statistics.median(
-            r["total"] / i["core"] for r, i in zip(rows, inline, strict=True)
-        )
-        # What two idle cores could give at best: the busier process sets the pace.
-        out[f"{mode}: msg/s bound on 2 idle cores / inline's"] = statistics.median(
-            i["core"] / max(r["core"], r["worker"]) for r, i in zip(rows, inline, strict=True)
-        )
+            out[f"{name}: {key} cpu per message"] = statistics.median(r[key] for r in rows)
+    for base_name, names in (
+        ("inline", ("worker", "reader")),
+        ("4→4 client-individual inline", ("4→4 client-individual worker",)),
+    ):
+        base = got[base_name]
+        out[f"{base_name}: core cpu per message, spread (max / min)"] = max(
+            r["core"] for r in base
+        ) / min(r["core"] for r in base)
+        for name in names:
+            pairs = list(zip(got[name], base, strict=True))
+            # Ratios within each round (its runs were next to each other), then the
+            # median: the machine's load drifts between rounds more than within one.
+            out[f"{name} / inline: core cpu"] = statistics.median(
+                r["core"] / i["core"] for r, i in pairs
+            )
+            out[f"{name} / inline: total cpu"] = statistics.median(
+                r["total"] / i["core"] for r, i in pairs
+            )
+            # What two idle cores could give at best: the busier process sets the pace.
+            out[f"{name}: msg/s bound on 2 idle cores / inline's"] = statistics.median(
+                i["core"] / max(r["core"], r["worker"]) for r, i in pairs
+            )
     return out
 
 

@@ -43,6 +43,7 @@ def test_bench_cores_runs_and_reports_every_section() -> None:
     assert res["pipeline_frames"] == 400
     assert res["pipeline"]["worker: worker cpu per message"] > 0
     assert res["pipeline"]["reader: worker cpu per message"] > 0
+    assert res["pipeline"]["4→4 client-individual worker: worker cpu per message"] > 0
     assert res["forwarded_fraction"] == {"2": 0.5, "3": 2 / 3, "4": 0.75}
 
 
