@@ -229,7 +229,8 @@ def _handoff_run(
         w0 = time.perf_counter_ns()
         th = threading.Thread(target=feeder)
         th.start()
-        await done
+        # Bounded: a feeder thread that failed cannot report it here.
+        await asyncio.wait_for(done, 120)
         cpu = (time.thread_time_ns() - t0) / 1000 / total
         wall = (time.perf_counter_ns() - w0) / 1000 / total
         th.join()
@@ -275,7 +276,8 @@ def _paced_socket_run(wire: list[bytes]) -> float:
         t0 = time.thread_time_ns()
         th = threading.Thread(target=writer)
         th.start()
-        await done
+        # Bounded: a feeder thread that failed cannot report it here.
+        await asyncio.wait_for(done, 120)
         cpu = (time.thread_time_ns() - t0) / 1000 / len(wire)
         th.join()
         return cpu
