@@ -397,7 +397,7 @@ class Core:
             for sub in list(t.subs):
                 sub.close()
             self.retired["enqueued"] += t.enqueued
-        self.advisories.destination(address)
+        self.advisories.destination(address, added=False)
 
     def retire(self, q: MessageQueue) -> None:
         """Keep the counters of a queue that goes, so that totals never go down."""
@@ -801,7 +801,7 @@ class Core:
         else:
             source.add_consumer(sub)
             topic.subs.append(sub)
-        self.advisories.consumer(address, added=True)
+        self.advisories.consumer(address, added=True, sub=sub)
         if is_advisory(address):
             self.advisories.replay(sub)
         return sub
@@ -832,7 +832,7 @@ class Core:
         elif isinstance(topic, TopicSet) or isinstance(sub, QueueGroup):
             self.router.unsubscribed(sub)  # a wildcard or composite subscription
         if type(sub) is Subscription and not isinstance(topic, TopicSet):
-            self.advisories.consumer(sub.address, added=False)
+            self.advisories.consumer(sub.address, added=False, sub=sub)
 
     # -- outcomes (called by subscriptions and transactions) ------------------------------
 
