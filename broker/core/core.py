@@ -799,6 +799,8 @@ class Core:
         if topic is None:
             self.add_consumer(source, sub)
         else:
+            if policy.advisory_for_slow_consumers:
+                source.arm_slow(sub.prefetch)
             source.add_consumer(sub)
             topic.subs.append(sub)
         self.advisories.consumer(address, added=True, sub=sub)
@@ -912,10 +914,16 @@ class Core:
         return self.policies.for_name(address.name, queue=address.is_queue)
 
     def over_limit(self, source: MessageQueue) -> None:
-        """A topic subscriber fell `limit` messages behind: apply the slow-consumer policy."""
-        if self._policy(source).advisory_for_slow_consumers:
+        """A topic subscriber fell `limit` messages behind: the slow-consumer advisory
+        (once, when armed) and past the pending limit the slow-consumer policy."""
+        if source.slow_at and not source.slow and source.count > source.slow_at:
+            # Once per slow spell, as ActiveMQ; the sweep re-arms it once it caught up.
+            source.slow = True
+            source.limit = source.pending_limit
             for sub in source.consumers:
                 self.advisories.slow_consumer(source.address, sub)
+            if not source.limit or source.count <= source.limit:
+                return
         if self.limits.slow_consumer_policy == "disconnect":
             for sub in list(source.consumers):
                 sub.consumer.slow(sub)
@@ -1014,7 +1022,10 @@ class Core:
             q.dispatch()
         for t in list(self.topics.values()):
             for sub in list(t.subs):
-                sub.source.sweep_expired(now)
+                source = sub.source
+                source.sweep_expired(now)
+                if source.slow and source.count == 0:
+                    source.arm_slow(sub.prefetch)  # caught up: may be advised again
         if self.policies.any_gc:
             self._collect_inactive(now)
         for d in list(self.durables.subs.values()):

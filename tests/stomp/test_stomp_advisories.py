@@ -206,29 +206,36 @@ def test_producer_advisories_from_amqp_senders(broker, connect) -> None:
 
 
 def test_slow_consumer_advisory_only_where_the_policy_asks(broker_factory, connect) -> None:
-    policy = [
-        {
-            "pattern": "ticks",
-            "kind": "topic",
-            "topic_pending_limit": 2,
-            "advisory_for_slow_consumers": True,
-        }
-    ]
+    """As ActiveMQ's TopicSubscription: advised once when more than its prefetch waits
+    beyond the prefetch (not at the pending limit), never for a prefetch of 1."""
+    policy = [{"pattern": "ticks", "kind": "topic", "advisory_for_slow_consumers": True}]
     b = broker_factory(**{"destinations.policies": policy})
     watch = connect(port=b.stomp_port)
     subscribe(watch, ADV + "SlowConsumer.Topic.ticks", "w")
     subscribe(watch, ADV + "SlowConsumer.Topic.other", "o")
     slow = connect(port=b.stomp_port)
-    subscribe(slow, "/topic/ticks", "s", ack="client-individual", **{"activemq.prefetchSize": "1"})
-    subscribe(slow, "/topic/other", "o", ack="client-individual", **{"activemq.prefetchSize": "1"})
+    subscribe(slow, "/topic/ticks", "s", ack="client", **{"activemq.prefetchSize": "3"})
+    subscribe(slow, "/topic/other", "o", ack="client", **{"activemq.prefetchSize": "3"})
+    one = connect(port=b.stomp_port)
+    subscribe(one, "/topic/ticks", "1", ack="client", **{"activemq.prefetchSize": "1"})
     p = connect(port=b.stomp_port)
-    for i in range(4):
+    for i in range(6):  # 3 dispatched, 3 pending: not yet
         p.send("/topic/ticks", f"t{i}")
         p.send("/topic/other", f"o{i}")
     p.sync()
+    assert quiet(watch, 0.2)
+    p.send("/topic/ticks", "t6")  # the fourth pending
+    p.sync()
     frame = watch.listener.next()
     assert is_advisory(frame, "SlowConsumer.Topic.ticks")
-    assert frame.headers["consumerId"]
+    name, consumer = info(frame)
+    assert name == "ConsumerInfo" and consumer["prefetchSize"] == 3
+    cid = consumer["consumerId"]
+    assert frame.headers["consumerId"] == f"{cid['connectionId']}:-1:{cid['value']}"
+    for i in range(50):  # still slow: not advised again
+        p.send("/topic/ticks", f"more{i}")
+    p.sync()
+    assert quiet(watch, 0.2)
 
 
 def test_advisory_support_off_publishes_nothing(broker_factory, connect) -> None:
