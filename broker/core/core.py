@@ -59,6 +59,8 @@ class CoreLimits:
     expired_to_dlq: bool = True
     dead_letter_non_persistent: bool = False
     expiry_check_interval: float = 30.0
+    # ActiveMQ's schedulePeriodForDestinationPurge (s): 0, its default, collects nothing.
+    inactive_purge_period: float = 0.0
     queue_memory_limit: int = 64 * 1024 * 1024
     # ActiveMQ's producerFlowControl, the default of the policy of that name.
     producer_flow_control: bool = True
@@ -199,6 +201,15 @@ class Core:
         self.retired = {"enqueued": 0, "dispatched": 0, "acked": 0, "dlq": 0, "redelivered": 0}
         if call_later is not None and self.limits.expiry_check_interval > 0:
             self._expiry_timer = call_later(self.limits.expiry_check_interval, self._sweep)
+        # Garbage collection of inactive destinations: its own period, as ActiveMQ's
+        # purge task, and only when some policy asks for it.
+        self._purge_timer: Any = None
+        if (
+            call_later is not None
+            and self.limits.inactive_purge_period > 0
+            and self.policies.any_gc
+        ):
+            self._purge_timer = call_later(self.limits.inactive_purge_period, self._purge)
         # Scheduled messages (broker/core/scheduler.py): one heap, one timer.
         self._scheduler_on = self.limits.scheduler_support
         self.scheduler = Scheduler(
@@ -232,6 +243,9 @@ class Core:
         if self._expiry_timer is not None:
             self._expiry_timer.cancel()
             self._expiry_timer = None
+        if self._purge_timer is not None:
+            self._purge_timer.cancel()
+            self._purge_timer = None
         if self._store_timer is not None:
             self._store_timer.cancel()
             self._store_timer = None
@@ -989,7 +1003,9 @@ class Core:
     def _collect_inactive(self, now: int) -> None:
         """Delete destinations their policy lets go (gc_inactive_destinations) that have
         had no consumers, no messages and no sends for inactive_timeout_before_gc, as
-        ActiveMQ's gcInactiveDestinations. Never temporary destinations (their owner
+        ActiveMQ's gcInactiveDestinations: the first look that finds one inactive starts
+        its clock, a later one past the timeout deletes it (ActiveMQ's markForGC/canGC;
+        compared live, bench.compare_configured). Never temporary destinations (their owner
         deletes them) nor queues with their own limit (SQS queues exist until deleted)."""
         seen = self._inactive
         candidates: list[tuple[Address, int, Policy]] = []
@@ -1015,6 +1031,11 @@ class Core:
                 keep[address] = before
         self._inactive = keep
 
+    def _purge(self) -> None:
+        self._collect_inactive(self.now_ms())
+        if self._call_later is not None:
+            self._purge_timer = self._call_later(self.limits.inactive_purge_period, self._purge)
+
     def _sweep(self) -> None:
         now = self.now_ms()
         for q in list(self.queues.values()):
@@ -1026,8 +1047,6 @@ class Core:
                 source.sweep_expired(now)
                 if source.slow and source.count == 0:
                     source.arm_slow(sub.prefetch)  # caught up: may be advised again
-        if self.policies.any_gc:
-            self._collect_inactive(now)
         for d in list(self.durables.subs.values()):
             d.queue.sweep_expired(now)
             d.queue.dispatch()
