@@ -249,13 +249,15 @@ class MessageQueue:
             self.core.over_limit(self)
 
     def arm_slow(self, prefetch: int) -> None:
-        """Advise (Core.over_limit) once more than `prefetch` messages wait beyond the
-        subscriber's prefetch, as ActiveMQ's TopicSubscription ("twice its prefetch
-        limit pending"; never for a prefetch of 1)."""
+        """Advise (Core.over_limit) once a message comes while more than `prefetch` wait
+        beyond the subscriber's prefetch, as ActiveMQ's TopicSubscription.add ("twice
+        its prefetch limit pending", tested before the new one is added: so when
+        prefetch + 2 wait; never for a prefetch of 1)."""
         self.slow = False
         if prefetch > 1:
-            self.slow_at = prefetch
-            self.limit = min(prefetch, self.pending_limit) if self.pending_limit else prefetch
+            at = prefetch + 1
+            self.slow_at = at
+            self.limit = min(at, self.pending_limit) if self.pending_limit else at
 
     def push_front(self, msgs: list[Message] | list[Message | tuple[int, int]]) -> None:
         """Return messages ahead of newer ones, keeping their relative order (a recovered

@@ -206,8 +206,9 @@ def test_producer_advisories_from_amqp_senders(broker, connect) -> None:
 
 
 def test_slow_consumer_advisory_only_where_the_policy_asks(broker_factory, connect) -> None:
-    """As ActiveMQ's TopicSubscription: advised once when more than its prefetch waits
-    beyond the prefetch (not at the pending limit), never for a prefetch of 1."""
+    """As ActiveMQ's TopicSubscription: advised once when a message comes while more
+    than its prefetch wait beyond the prefetch (not at the pending limit), never for a
+    prefetch of 1."""
     policy = [{"pattern": "ticks", "kind": "topic", "advisory_for_slow_consumers": True}]
     b = broker_factory(**{"destinations.policies": policy})
     watch = connect(port=b.stomp_port)
@@ -219,12 +220,12 @@ def test_slow_consumer_advisory_only_where_the_policy_asks(broker_factory, conne
     one = connect(port=b.stomp_port)
     subscribe(one, "/topic/ticks", "1", ack="client", **{"activemq.prefetchSize": "1"})
     p = connect(port=b.stomp_port)
-    for i in range(6):  # 3 dispatched, 3 pending: not yet
+    for i in range(7):  # 3 dispatched, 4 pending: not yet
         p.send("/topic/ticks", f"t{i}")
         p.send("/topic/other", f"o{i}")
     p.sync()
     assert quiet(watch, 0.2)
-    p.send("/topic/ticks", "t6")  # the fourth pending
+    p.send("/topic/ticks", "t7")  # comes while 4 (more than the prefetch) wait
     p.sync()
     frame = watch.listener.next()
     assert is_advisory(frame, "SlowConsumer.Topic.ticks")
