@@ -373,8 +373,18 @@ def _message_json(address: Address, msg: Message) -> dict[str, Any]:
             "destination": destination_json(address),
             "expiration": msg.expiration,
             "timestamp": msg.timestamp,
+            "arrival": 0,
+            "brokerInTime": msg.timestamp,
+            "brokerOutTime": 0,
             "persistent": msg.persistent,
             "priority": msg.priority,
+            "groupSequence": 0,
+            "compressed": False,
             "redeliveryCounter": msg.delivery_count,
+            "size": msg.size,
+            "readOnlyProperties": True,
+            "readOnlyBody": False,
+            "droppable": False,
+            "jmsXGroupFirstForConsumer": False,
         }
     }
