@@ -404,13 +404,6 @@ GROUPS = [
         [("gc queue left empty, no period", lambda a, r: _gc(a, r, "queue", "empty", (2, 4)))],
     ),
     Group(
-        "gc inactive, 6 s, no purge period",
-        '<policyEntry queue=">" gcInactiveDestinations="true" inactiveTimoutBeforeGC="6000"/>',
-        "",
-        {"destinations.policies": [{**GC_POLICY[0], "inactive_timeout_before_gc": 6.0}]},
-        [("gc queue left empty, 6 s, no period", lambda a, r: _gc(a, r, "queue", "empty", (6, 8)))],
-    ),
-    Group(
         "schedulerSupport",
         "",
         'schedulerSupport="true"',
