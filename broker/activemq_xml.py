@@ -107,7 +107,22 @@ class Translation:
             self.note(f"a second <broker> ({extra.get('brokerName', '')}) not translated")
 
     def broker_element(self, el: ET.Element) -> None:
-        a = self.attrs(el, "broker", ("brokerName", "advisorySupport", "schedulerSupport"))
+        a = self.attrs(
+            el,
+            "broker",
+            (
+                "brokerName",
+                "advisorySupport",
+                "schedulerSupport",
+                "schedulePeriodForDestinationPurge",
+            ),
+        )
+        period = a.get("schedulePeriodForDestinationPurge")
+        if (
+            period is not None
+            and (n := self.number(period, "broker@schedulePeriodForDestinationPurge")) is not None
+        ):
+            self.destinations["inactive_purge_period"] = n / 1000  # ms -> s
         if "brokerName" in a:
             self.broker["name"] = a["brokerName"]
         for attr, key in (

@@ -258,7 +258,7 @@ class PolicyOverrides:
     topic_pending_limit: int | None = None
     # Delete a destination with no consumers, no messages and no sends for
     # inactive_timeout_before_gc seconds (ActiveMQ's gcInactiveDestinations, off by
-    # default; checked every destinations.expiry_check_interval).
+    # default; checked every destinations.inactive_purge_period, never when it is 0).
     gc_inactive_destinations: bool | None = None
     inactive_timeout_before_gc: float | None = None
     # An ActiveMQ.Advisory.SlowConsumer.Topic.<name> message when a topic subscriber
@@ -302,6 +302,10 @@ class DestinationSettings:
     expired_to_dlq: bool = True
     dead_letter_non_persistent: bool = False
     expiry_check_interval: float = 30.0
+    # Seconds between looks for inactive destinations a policy lets go
+    # (gc_inactive_destinations): ActiveMQ's schedulePeriodForDestinationPurge, 0 by
+    # default, and then, as in ActiveMQ, none is ever collected.
+    inactive_purge_period: float = 0.0
     # Bytes of messages (bodies, headers, a per-message overhead) a queue holds before
     # producers are made to wait.
     queue_memory_limit: int = 67108864
@@ -707,6 +711,11 @@ def _validate(s: Settings) -> None:
     ):
         if flat[key] < 1:
             raise ConfigError(f"{key}: must be at least 1, got {flat[key]}")
+    if s.destinations.inactive_purge_period < 0:
+        raise ConfigError(
+            "destinations.inactive_purge_period: must be 0 (never) or more, got "
+            f"{s.destinations.inactive_purge_period}"
+        )
     if s.store.segment_size < 65536:
         raise ConfigError(f"store.segment_size: must be at least 65536, got {s.store.segment_size}")
     stomp = s.listeners.stomp

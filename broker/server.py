@@ -69,6 +69,7 @@ def core_limits(settings: Settings) -> CoreLimits:
         expired_to_dlq=d.expired_to_dlq,
         dead_letter_non_persistent=d.dead_letter_non_persistent,
         expiry_check_interval=d.expiry_check_interval,
+        inactive_purge_period=d.inactive_purge_period,
         queue_memory_limit=d.queue_memory_limit,
         producer_flow_control=d.producer_flow_control,
         overflow_memory_limit=d.overflow_memory_limit,

@@ -19,12 +19,14 @@ What is published, and to which topic (ActiveMQ's names):
   pending limit, only where the destination's policy sets `advisory_for_slow_consumers`
   (ActiveMQ's advisoryForSlowConsumers, off by default).
 
-Every advisory is a non-persistent message of type `Advisory` with the properties
-`originBrokerName`, `originBrokerId` and `originBrokerURL`. ActiveMQ puts the event's
-details (a ConsumerInfo, a ConnectionInfo...) in an OpenWire data structure that its STOMP
-transport leaves out of the frame (the body is empty unless a JSON/XML transformation is
-asked for); ZoneMQ has no OpenWire structures yet, so its advisories are those headers and
-an empty body. A subscriber to a Connection, Consumer, Producer or destination advisory
+Every advisory is a non-persistent message of type `Advisory`, priority 0, with the
+properties `originBrokerName`, `originBrokerId` and `originBrokerURL`. ActiveMQ puts the
+event's details (a ConnectionInfo, ConsumerInfo, DestinationInfo, RemoveInfo, the expired
+message...) in an OpenWire data structure that its STOMP transport renders as JSON
+(XStream's, the default `jms-advisory-json` transformation, named in a `transformation`
+header); ZoneMQ's advisories carry that JSON as their text body, with the fields ZoneMQ
+has (compared live with ActiveMQ 5.17.2, bench.compare_configured), and the
+`transformation` property. A subscriber to a Connection, Consumer, Producer or destination advisory
 topic first gets one advisory per connection, consumer, producer or destination that
 already exists (ActiveMQ's replay), to it alone.
 
@@ -34,6 +36,8 @@ message path is advised except expiry and dead-lettering, which are rare by natu
 
 from __future__ import annotations
 
+import itertools
+import json
 from typing import TYPE_CHECKING, Any
 
 from broker.core.message import QUEUE, TEMP_QUEUE, TEMP_TOPIC, TOPIC, Address, Message
@@ -53,6 +57,23 @@ _KIND_TOPICS = {
 # The "Queue" / "Topic" part of per-destination advisory names (temporary ones are
 # named as their permanent kind, as ActiveMQ's getDestinationTypeAsString).
 _KIND_WORD = {QUEUE: "Queue", TEMP_QUEUE: "Queue", TOPIC: "Topic", TEMP_TOPIC: "Topic"}
+
+
+# XStream's class names of ActiveMQ's destinations, as its JSON shows them.
+_CLASS = {
+    QUEUE: "ActiveMQQueue",
+    TOPIC: "ActiveMQTopic",
+    TEMP_QUEUE: "ActiveMQTempQueue",
+    TEMP_TOPIC: "ActiveMQTempTopic",
+}
+TRANSFORMATION = "jms-advisory-json"
+# DestinationInfo's operationType.
+ADD, REMOVE = 0, 1
+
+
+def destination_json(address: Address) -> dict[str, Any]:
+    """An ActiveMQDestination as XStream writes it (its empty options map is "null")."""
+    return {"@class": _CLASS[address.kind], "string": address.name, "null": ""}
 
 
 def is_advisory(address: Address) -> bool:
@@ -79,8 +100,10 @@ class Advisories:
             "originBrokerId": f"ID:{broker_name}",
             "originBrokerURL": "",
         }
-        # Live connections (for the Connection topic's replay): id -> properties.
+        # Live connections (for the Connection topic's replay): id -> ConnectionInfo.
         self.connections: dict[object, dict[str, Any]] = {}
+        # The OpenWire-style id each connection is given in advisories (ConnectionId).
+        self._ids = itertools.count(1)
         # Producers bound to a destination: id -> (address, owning connection).
         self.producers: dict[object, tuple[Address, object]] = {}
 
@@ -92,23 +115,91 @@ class Advisories:
     # -- events -----------------------------------------------------------------------
 
     def connection(self, conn_id: object, *, added: bool, **info: Any) -> None:
-        """A client connection logged in (`added`) or ended; `info` is kept for replay
-        and is not published (it is OpenWire's ConnectionInfo, not a header). An ended
-        connection's producers go with it."""
+        """A client connection logged in (`added`) or ended; `info` (client_id, user)
+        goes into the ConnectionInfo body, kept for replay. An ended connection's
+        producers go with it."""
         if not self.enabled:
             return
         if added:
-            self.connections[conn_id] = info
-            self._publish(CONNECTION, {})
+            cid = f"ID:{self._props['originBrokerName']}-{next(self._ids)}"
+            body: dict[str, Any] = {
+                "commandId": 0,
+                "responseRequired": True,
+                "connectionId": {"value": cid},
+                # ActiveMQ gives a connection without a client-id its connection id.
+                "clientId": info.get("client_id") or cid,
+            }
+            peer = getattr(conn_id, "peer", None)
+            if isinstance(peer, str) and peer:
+                body["clientIp"] = peer.rpartition(":")[0] or peer
+            if info.get("user"):
+                body["userName"] = info["user"]
+            body.update(
+                password="",
+                brokerMasterConnector=False,
+                manageable=False,
+                clientMaster=True,
+                faultTolerant=False,
+                failoverReconnect=False,
+            )
+            self.connections[conn_id] = body
+            self._publish(CONNECTION, {}, {"ConnectionInfo": body})
             return
         for producer_id in [p for p, (_, owner) in self.producers.items() if owner == conn_id]:
             self.producer(producer_id, None, added=False)
-        if self.connections.pop(conn_id, None) is not None:
-            self._publish(CONNECTION, {})
+        gone = self.connections.pop(conn_id, None)
+        if gone is not None:
+            object_id = {"@class": "ConnectionId", "value": gone["connectionId"]["value"]}
+            self._publish(CONNECTION, {}, _remove_info(object_id, response=True))
 
-    def consumer(self, address: Address, *, added: bool) -> None:
-        if self.enabled and not is_advisory(address):
-            self._publish(consumer_topic(address), {"consumerCount": self._consumers(address)})
+    def connection_id(self, conn: object) -> str:
+        """The ConnectionId a connection's advisories give (the broker's for none)."""
+        info = self.connections.get(conn)
+        return info["connectionId"]["value"] if info else self._props["originBrokerId"]
+
+    def consumer_info(self, sub: Subscription) -> dict[str, Any]:
+        """Subscription `sub` as ActiveMQ's ConsumerInfo (the fields ZoneMQ has)."""
+        body: dict[str, Any] = {
+            "commandId": 0,
+            "responseRequired": False,
+            "consumerId": self._consumer_id(sub),
+            "destination": destination_json(sub.address),
+            "prefetchSize": sub.prefetch,
+            "maximumPendingMessageLimit": 0,
+            "browser": False,
+            "dispatchAsync": True,
+        }
+        selector = sub.selector
+        if selector is not None:
+            # ActiveMQ's STOMP transport marks its selectors so (string conversion).
+            prefix = "convert_string_expressions:" if selector.convert_strings else ""
+            body["selector"] = prefix + selector.text
+        body.update(
+            noLocal=sub.no_local,
+            exclusive=sub.exclusive,
+            retroactive=False,
+            priority=sub.priority,
+            optimizedAcknowledge=False,
+            noRangeAcks=False,
+        )
+        return {"ConsumerInfo": body}
+
+    def _consumer_id(self, sub: Subscription) -> dict[str, Any]:
+        return {"connectionId": self.connection_id(sub.consumer), "sessionId": -1, "value": sub.num}
+
+    def consumer(self, address: Address, *, added: bool, sub: Subscription | None = None) -> None:
+        """A consumer `sub` of `address` came (`added`) or went."""
+        if not self.enabled or is_advisory(address):
+            return
+        name = consumer_topic(address)
+        if not self.core.has_subscribers(Address(TOPIC, name)):
+            return
+        body: dict[str, Any] = {}
+        if sub is not None and added:
+            body = self.consumer_info(sub)
+        elif sub is not None:
+            body = _remove_info({"@class": "ConsumerId", **self._consumer_id(sub)})
+        self._publish(name, {"consumerCount": self._consumers(address)}, body)
 
     def producer(
         self, producer_id: object, address: Address | None, *, added: bool, owner: object = None
@@ -126,29 +217,46 @@ class Advisories:
             entry = self.producers.pop(producer_id, None)
             if entry is None:
                 return
-            address = entry[0]
+            address, owner = entry
         count = sum(1 for a, _ in self.producers.values() if a == address)
-        self._publish(producer_topic(address), {"producerCount": count})
+        producer = {"connectionId": self.connection_id(owner), "sessionId": -1, "value": 1}
+        if added:
+            body: dict[str, Any] = {
+                "ProducerInfo": {
+                    "commandId": 0,
+                    "responseRequired": False,
+                    "producerId": producer,
+                    "destination": destination_json(address),
+                    "dispatchAsync": False,
+                    "windowSize": 0,
+                }
+            }
+        else:
+            body = _remove_info({"@class": "ProducerId", **producer})
+        self._publish(producer_topic(address), {"producerCount": count}, body)
 
-    def destination(self, address: Address) -> None:
-        """A destination was created or deleted."""
+    def destination(self, address: Address, *, added: bool = True) -> None:
+        """A destination was created (`added`) or deleted."""
         if not is_advisory(address):
-            self._publish(_KIND_TOPICS[address.kind], {})
+            self._publish(_KIND_TOPICS[address.kind], {}, _destination_info(address, added))
 
     def expired(self, address: Address, msg: Message) -> None:
         if not is_advisory(address):
             name = f"{PREFIX}Expired.{_KIND_WORD[address.kind]}.{address.name}"
-            self._publish(name, {"orignalMessageId": msg.id})
+            self._publish(name, {"orignalMessageId": msg.id}, _message_json(address, msg))
 
     def dead_lettered(self, address: Address, msg: Message) -> None:
         if not is_advisory(address):
             name = f"{PREFIX}MessageDLQd.{_KIND_WORD[address.kind]}.{address.name}"
-            self._publish(name, {})
+            self._publish(name, {}, _message_json(address, msg))
 
     def slow_consumer(self, address: Address, sub: Subscription) -> None:
         if not is_advisory(address):
             name = f"{PREFIX}SlowConsumer.{_KIND_WORD[address.kind]}.{address.name}"
-            self._publish(name, {"consumerId": str(sub.num)})
+            cid = self._consumer_id(sub)
+            # ActiveMQ's ConsumerId text: connection:session:value.
+            text = f"{cid['connectionId']}:{cid['sessionId']}:{cid['value']}"
+            self._publish(name, {"consumerId": text}, self.consumer_info(sub))
 
     # -- replay to a new advisory subscriber ---------------------------------------------
 
@@ -159,15 +267,15 @@ class Advisories:
         name = sub.address.name
         core = self.core
         if name == CONNECTION:
-            for _ in self.connections:
-                self._deliver(sub, {})
+            for info in list(self.connections.values()):
+                self._deliver(sub, {}, {"ConnectionInfo": info})
             return
         for kind, topic in _KIND_TOPICS.items():
             if name == topic:
                 names = core.queues if kind in (QUEUE, TEMP_QUEUE) else core.topics
                 for address in list(names):
                     if address.kind == kind and not is_advisory(address):
-                        self._deliver(sub, {})
+                        self._deliver(sub, {}, _destination_info(address, True))
                 return
         for address, q in list(core.queues.items()) + list(core.topics.items()):
             if is_advisory(address):
@@ -175,12 +283,24 @@ class Advisories:
             if name == consumer_topic(address):
                 subs = q.consumers if address.is_queue else q.subs
                 count = len(subs)
-                for _ in subs:
-                    self._deliver(sub, {"consumerCount": count})
+                for consumer in list(subs):
+                    self._deliver(sub, {"consumerCount": count}, self.consumer_info(consumer))
                 return
-        producers = [a for a, _ in self.producers.values() if producer_topic(a) == name]
-        for _ in producers:
-            self._deliver(sub, {"producerCount": len(producers)})
+        producers = [(a, o) for a, o in self.producers.values() if producer_topic(a) == name]
+        for address, owner in producers:
+            info = {
+                "commandId": 0,
+                "responseRequired": False,
+                "producerId": {
+                    "connectionId": self.connection_id(owner),
+                    "sessionId": -1,
+                    "value": 1,
+                },
+                "destination": destination_json(address),
+                "dispatchAsync": False,
+                "windowSize": 0,
+            }
+            self._deliver(sub, {"producerCount": len(producers)}, {"ProducerInfo": info})
 
     # -- publishing ------------------------------------------------------------------------
 
@@ -192,21 +312,79 @@ class Advisories:
         t = core.topics.get(address)
         return len(t.subs) if t is not None else 0
 
-    def _message(self, props: dict[str, Any]) -> Message:
-        return Message(b"", properties={**self._props, **props}, text=True, type="Advisory")
+    def _message(self, props: dict[str, Any], body: dict[str, Any]) -> Message:
+        return Message(
+            json.dumps(body, separators=(",", ":")).encode() if body else b"",
+            properties={**self._props, "transformation": TRANSFORMATION, **props},
+            text=True,
+            type="Advisory",
+            priority=0,  # ActiveMQ's advisories leave it unset: 0
+        )
 
-    def _publish(self, name: str, props: dict[str, Any]) -> None:
+    def _publish(self, name: str, props: dict[str, Any], body: dict[str, Any]) -> None:
         if not self.enabled:
             return
         address = Address(TOPIC, name)
         if not self.core.has_subscribers(address):
             return
-        self.core.send(address, self._message(props))
+        self.core.send(address, self._message(props, body))
 
-    def _deliver(self, sub: Subscription, props: dict[str, Any]) -> None:
-        msg = self._message(props)
+    def _deliver(self, sub: Subscription, props: dict[str, Any], body: dict[str, Any]) -> None:
+        msg = self._message(props, body)
         core = self.core
         msg.id = core.next_id()
         msg.timestamp = core.now_ms()
         msg.destination = sub.address
         sub.source.put(msg)
+
+
+def _remove_info(object_id: dict[str, Any], *, response: bool = False) -> dict[str, Any]:
+    return {
+        "RemoveInfo": {
+            "commandId": 0,
+            "responseRequired": response,
+            "objectId": object_id,
+            "lastDeliveredSequenceId": -2,
+        }
+    }
+
+
+def _destination_info(address: Address, added: bool) -> dict[str, Any]:
+    return {
+        "DestinationInfo": {
+            "commandId": 0,
+            "responseRequired": False,
+            "destination": destination_json(address),
+            "operationType": ADD if added else REMOVE,
+            "timeout": 0,
+        }
+    }
+
+
+def _message_json(address: Address, msg: Message) -> dict[str, Any]:
+    """The advised message (Expired, MessageDLQd) as ActiveMQ's JSON shows it, with the
+    fields ZoneMQ has; its body is left out, as ActiveMQ's includeBodyForAdvisory=false."""
+    kind = "ActiveMQTextMessage" if msg.text else "ActiveMQBytesMessage"
+    return {
+        kind: {
+            "commandId": 0,
+            "responseRequired": False,
+            "messageId": {"value": msg.id},
+            "destination": destination_json(address),
+            "expiration": msg.expiration,
+            "timestamp": msg.timestamp,
+            "arrival": 0,
+            "brokerInTime": msg.timestamp,
+            "brokerOutTime": 0,
+            "persistent": msg.persistent,
+            "priority": msg.priority,
+            "groupSequence": 0,
+            "compressed": False,
+            "redeliveryCounter": msg.delivery_count,
+            "size": msg.size,
+            "readOnlyProperties": True,
+            "readOnlyBody": False,
+            "droppable": False,
+            "jmsXGroupFirstForConsumer": False,
+        }
+    }

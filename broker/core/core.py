@@ -59,6 +59,8 @@ class CoreLimits:
     expired_to_dlq: bool = True
     dead_letter_non_persistent: bool = False
     expiry_check_interval: float = 30.0
+    # ActiveMQ's schedulePeriodForDestinationPurge (s): 0, its default, collects nothing.
+    inactive_purge_period: float = 0.0
     queue_memory_limit: int = 64 * 1024 * 1024
     # ActiveMQ's producerFlowControl, the default of the policy of that name.
     producer_flow_control: bool = True
@@ -199,6 +201,15 @@ class Core:
         self.retired = {"enqueued": 0, "dispatched": 0, "acked": 0, "dlq": 0, "redelivered": 0}
         if call_later is not None and self.limits.expiry_check_interval > 0:
             self._expiry_timer = call_later(self.limits.expiry_check_interval, self._sweep)
+        # Garbage collection of inactive destinations: its own period, as ActiveMQ's
+        # purge task, and only when some policy asks for it.
+        self._purge_timer: Any = None
+        if (
+            call_later is not None
+            and self.limits.inactive_purge_period > 0
+            and self.policies.any_gc
+        ):
+            self._purge_timer = call_later(self.limits.inactive_purge_period, self._purge)
         # Scheduled messages (broker/core/scheduler.py): one heap, one timer.
         self._scheduler_on = self.limits.scheduler_support
         self.scheduler = Scheduler(
@@ -232,6 +243,9 @@ class Core:
         if self._expiry_timer is not None:
             self._expiry_timer.cancel()
             self._expiry_timer = None
+        if self._purge_timer is not None:
+            self._purge_timer.cancel()
+            self._purge_timer = None
         if self._store_timer is not None:
             self._store_timer.cancel()
             self._store_timer = None
@@ -397,7 +411,7 @@ class Core:
             for sub in list(t.subs):
                 sub.close()
             self.retired["enqueued"] += t.enqueued
-        self.advisories.destination(address)
+        self.advisories.destination(address, added=False)
 
     def retire(self, q: MessageQueue) -> None:
         """Keep the counters of a queue that goes, so that totals never go down."""
@@ -799,9 +813,11 @@ class Core:
         if topic is None:
             self.add_consumer(source, sub)
         else:
+            if policy.advisory_for_slow_consumers:
+                source.arm_slow(sub.prefetch)
             source.add_consumer(sub)
             topic.subs.append(sub)
-        self.advisories.consumer(address, added=True)
+        self.advisories.consumer(address, added=True, sub=sub)
         if is_advisory(address):
             self.advisories.replay(sub)
         return sub
@@ -832,7 +848,7 @@ class Core:
         elif isinstance(topic, TopicSet) or isinstance(sub, QueueGroup):
             self.router.unsubscribed(sub)  # a wildcard or composite subscription
         if type(sub) is Subscription and not isinstance(topic, TopicSet):
-            self.advisories.consumer(sub.address, added=False)
+            self.advisories.consumer(sub.address, added=False, sub=sub)
 
     # -- outcomes (called by subscriptions and transactions) ------------------------------
 
@@ -912,10 +928,16 @@ class Core:
         return self.policies.for_name(address.name, queue=address.is_queue)
 
     def over_limit(self, source: MessageQueue) -> None:
-        """A topic subscriber fell `limit` messages behind: apply the slow-consumer policy."""
-        if self._policy(source).advisory_for_slow_consumers:
+        """A topic subscriber fell `limit` messages behind: the slow-consumer advisory
+        (once, when armed) and past the pending limit the slow-consumer policy."""
+        if source.slow_at and not source.slow and source.count > source.slow_at:
+            # Once per slow spell, as ActiveMQ; the sweep re-arms it once it caught up.
+            source.slow = True
+            source.limit = source.pending_limit
             for sub in source.consumers:
                 self.advisories.slow_consumer(source.address, sub)
+            if not source.limit or source.count <= source.limit:
+                return
         if self.limits.slow_consumer_policy == "disconnect":
             for sub in list(source.consumers):
                 sub.consumer.slow(sub)
@@ -981,7 +1003,9 @@ class Core:
     def _collect_inactive(self, now: int) -> None:
         """Delete destinations their policy lets go (gc_inactive_destinations) that have
         had no consumers, no messages and no sends for inactive_timeout_before_gc, as
-        ActiveMQ's gcInactiveDestinations. Never temporary destinations (their owner
+        ActiveMQ's gcInactiveDestinations: the first look that finds one inactive starts
+        its clock, a later one past the timeout deletes it (ActiveMQ's markForGC/canGC;
+        compared live, bench.compare_configured). Never temporary destinations (their owner
         deletes them) nor queues with their own limit (SQS queues exist until deleted)."""
         seen = self._inactive
         candidates: list[tuple[Address, int, Policy]] = []
@@ -1007,6 +1031,11 @@ class Core:
                 keep[address] = before
         self._inactive = keep
 
+    def _purge(self) -> None:
+        self._collect_inactive(self.now_ms())
+        if self._call_later is not None:
+            self._purge_timer = self._call_later(self.limits.inactive_purge_period, self._purge)
+
     def _sweep(self) -> None:
         now = self.now_ms()
         for q in list(self.queues.values()):
@@ -1014,9 +1043,10 @@ class Core:
             q.dispatch()
         for t in list(self.topics.values()):
             for sub in list(t.subs):
-                sub.source.sweep_expired(now)
-        if self.policies.any_gc:
-            self._collect_inactive(now)
+                source = sub.source
+                source.sweep_expired(now)
+                if source.slow and source.count == 0:
+                    source.arm_slow(sub.prefetch)  # caught up: may be advised again
         for d in list(self.durables.subs.values()):
             d.queue.sweep_expired(now)
             d.queue.dispatch()

@@ -104,6 +104,7 @@ class MessageQueue:
         "owner",
         "owners",
         "page_stubs",
+        "pending_limit",
         "picky",
         "prioritized",
         "ranked",
@@ -114,6 +115,8 @@ class MessageQueue:
         "seq_back",
         "seq_front",
         "settled",
+        "slow",
+        "slow_at",
         "top",
     )
 
@@ -140,7 +143,13 @@ class MessageQueue:
         self.consumers: list[Subscription] = []
         self._rr = 0
         # Topic subscriptions: messages kept beyond credit before the slow-consumer policy.
+        # `limit` is the count past which _push calls Core.over_limit: the pending limit,
+        # or, while a slow-consumer advisory is armed (`arm_slow`), the lower `slow_at`,
+        # so the per-message test stays one comparison.
         self.limit = limit
+        self.pending_limit = limit
+        self.slow_at = 0
+        self.slow = False
         self.memory_limit = memory_limit
         # The policy's producer_flow_control (Core._new_queue sets it): False, and past
         # its memory limit the queue joins `core.overflowing` instead of pausing producers.
@@ -238,6 +247,17 @@ class MessageQueue:
         self.count += 1
         if self.limit and self.count > self.limit:
             self.core.over_limit(self)
+
+    def arm_slow(self, prefetch: int) -> None:
+        """Advise (Core.over_limit) once a message comes while more than `prefetch` wait
+        beyond the subscriber's prefetch, as ActiveMQ's TopicSubscription.add ("twice
+        its prefetch limit pending", tested before the new one is added: so when
+        prefetch + 2 wait; never for a prefetch of 1)."""
+        self.slow = False
+        if prefetch > 1:
+            at = prefetch + 1
+            self.slow_at = at
+            self.limit = min(at, self.pending_limit) if self.pending_limit else at
 
     def push_front(self, msgs: list[Message] | list[Message | tuple[int, int]]) -> None:
         """Return messages ahead of newer ones, keeping their relative order (a recovered

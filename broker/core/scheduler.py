@@ -14,7 +14,9 @@ ActiveMQ 5.17's (SchedulerBroker, JobSchedulerImpl):
 - CRON with REPEAT: at every time the entry falls due a series starts, REPEAT + 1
   deliveries DELAY (or PERIOD) after it and PERIOD apart; the cron job itself delivers
   nothing;
-- each delivery carries `scheduledJobId` and none of the AMQ_SCHEDULED_* properties;
+- each delivery carries `scheduledJobId` (the message's id, as ActiveMQ's job ids)
+  and none of the AMQ_SCHEDULED_* properties (the held message keeps them: BROWSE
+  shows them);
   it keeps the message id unless the job repeats or has a cron entry (then every
   delivery gets a new one); a message with a time to live gets its timestamp and
   expiration moved to the delivery (the TTL counts from then);
@@ -29,7 +31,8 @@ Management (`manage`, ActiveMQ's SchedulerBroker): with scheduler support on, a 
 sent to a destination whose name starts with ActiveMQ.Scheduler.Management (any case,
 queue or topic) is never delivered; its AMQ_SCHEDULER_ACTION says what to do. BROWSE
 (with a reply-to) sends each job's message there, non-persistent, with a new id, type
-"Advisory", `scheduledJobId` and its `originalDestination`; REMOVE removes the job
+"Advisory", `scheduledJobId`, its `originalDestination` and its AMQ_SCHEDULED_*
+properties (compared live with ActiveMQ 5.17.2, bench.compare_configured); REMOVE removes the job
 named by `scheduledJobId`; REMOVEALL removes every job. BROWSE and REMOVEALL with both
 ACTION_START_TIME and ACTION_END_TIME take only the jobs next due within them
 (inclusive). A removal of a journaled job is journaled (its "done" record).
@@ -267,14 +270,17 @@ class Scheduler:
     def add(self, address: Address, msg: Message, schedule: Schedule) -> Job:
         """Hold `msg` (its id and timestamp set) for `address` as `schedule` says."""
         now = self.core.now_ms()
-        for key in SCHEDULE_KEYS:
-            msg.properties.pop(key, None)
+        # The AMQ_SCHEDULED_* properties stay on the held message (BROWSE shows them,
+        # as ActiveMQ's); `_deliver` takes them off each delivery.
         due = schedule.cron.next_after(now) if schedule.cron is not None else now
         if schedule.cron is None:
             # ActiveMQ: the delay if there is one, else the period (cron: see `_fire`).
             due += schedule.delay if schedule.delay > 0 else schedule.period
+        # ActiveMQ's job id is the message's id (its scheduledJobId equals the
+        # message-id of a first delivery); a fresh one should that be taken.
+        job_id = msg.id if msg.id and msg.id not in self.jobs else self.core.next_id()
         job = Job(
-            self.core.next_id(),
+            job_id,
             address,
             msg,
             due=due,
@@ -397,7 +403,10 @@ class Scheduler:
         msg = job.msg if last else job.msg.copy()
         if job.fresh_ids:
             msg.id = self.core.next_id()
-        msg.properties[JOB_ID] = job.id
+        props = msg.properties
+        for key in SCHEDULE_KEYS:
+            props.pop(key, None)
+        props[JOB_ID] = job.id
         if msg.expiration > 0 and msg.timestamp > 0:
             # ActiveMQ: the time to live counts from the delivery, never shortened.
             expiration = now + msg.expiration - msg.timestamp

@@ -125,7 +125,7 @@ GC = replace(BASE, gc_inactive_destinations=True, inactive_timeout_before_gc=5.0
 
 
 def gc_core(make_core: MakeCore) -> Core:
-    return make_core(expiry_check_interval=1.0, policies=(("gc.>", GC),))
+    return make_core(inactive_purge_period=1.0, policies=(("gc.>", GC),))
 
 
 def test_inactive_destinations_are_collected_after_the_timeout(

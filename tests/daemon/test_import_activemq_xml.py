@@ -23,7 +23,8 @@ DEBIAN = Path("/etc/activemq/instances-available/main/activemq.xml")
 RICH = """<beans xmlns="http://www.springframework.org/schema/beans">
   <bean class="org.springframework.beans.factory.config.PropertyPlaceholderConfigurer"/>
   <broker xmlns="http://activemq.apache.org/schema/core" brokerName="amq1"
-          schedulerSupport="true" useJmx="false">
+          schedulerSupport="true" useJmx="false"
+          schedulePeriodForDestinationPurge="10000">
     <destinationPolicy>
       <policyMap>
         <policyEntries>
@@ -163,7 +164,11 @@ def test_rich_activemq_xml_translates_what_zonemq_has(tmp_path: Path) -> None:
     assert toml["listeners"]["stomp"] == stomp_listener
     assert toml["listeners"]["amqp"] == {"enabled": True, "port": 5672, "max_message_size": 1048576}
     policies = toml["destinations"].pop("policies")
-    assert toml["destinations"] == {"store_full_policy": "fail", "store_limit": 2 * 1024**3}
+    assert toml["destinations"] == {
+        "inactive_purge_period": 10.0,  # schedulePeriodForDestinationPurge, ms -> s
+        "store_full_policy": "fail",
+        "store_limit": 2 * 1024**3,
+    }
     assert policies == [
         {
             "pattern": "orders.>",

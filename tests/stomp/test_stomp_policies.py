@@ -4,6 +4,7 @@ configuration errors a bad `[[destinations.policies]]` entry gives."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -56,7 +57,7 @@ def test_policy_prefetch_spreads_messages_over_consumers(broker_factory, connect
 def test_inactive_queue_is_garbage_collected(broker_factory, connect) -> None:
     b = broker_factory(
         **{
-            "destinations.expiry_check_interval": 0.05,
+            "destinations.inactive_purge_period": 0.05,
             "destinations.policies": [
                 {
                     "pattern": "tmp.>",
@@ -79,6 +80,31 @@ def test_inactive_queue_is_garbage_collected(broker_factory, connect) -> None:
     # A queue holding a message, or not matched by the policy, stays.
     assert b.stats("tmp.full").depth == 1
     assert b.stats("kept") is not None
+
+
+def test_without_a_purge_period_nothing_is_collected(broker_factory, connect) -> None:
+    """ActiveMQ 5.17.2 (live, bench.compare_configured): gcInactiveDestinations without
+    schedulePeriodForDestinationPurge (0 by default) never removes a destination."""
+    b = broker_factory(
+        **{
+            "destinations.expiry_check_interval": 0.05,  # sweeps run; they do not collect
+            "destinations.policies": [
+                {
+                    "pattern": ">",
+                    "gc_inactive_destinations": True,
+                    "inactive_timeout_before_gc": 0.1,
+                }
+            ],
+        }
+    )
+    c = connect(port=b.stomp_port)
+    subscribe(c, "/queue/tmp.session", "s")
+    c.send("/queue/tmp.session", "hello")
+    assert c.listener.next().body == "hello"
+    c.unsubscribe("s")
+    c.sync()
+    time.sleep(0.6)  # absence over time: many sweeps and timeouts pass
+    assert b.stats("tmp.session") is not None
 
 
 @pytest.mark.parametrize(

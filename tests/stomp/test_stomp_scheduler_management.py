@@ -1,9 +1,11 @@
 """ActiveMQ.Scheduler.Management over STOMP: browsing and removing scheduled jobs.
 
-Built from ActiveMQ 5.17's SchedulerBroker (read, not run live this time): a message to
+Built from ActiveMQ 5.17's SchedulerBroker and compared live with ActiveMQ 5.17.2
+(bench.compare_configured, a private instance with schedulerSupport="true"): a message to
 a destination whose name starts with ActiveMQ.Scheduler.Management is never delivered;
 AMQ_SCHEDULER_ACTION BROWSE sends every job's message to the reply-to (non-persistent,
-a new message id, type Advisory, scheduledJobId, the original destination), REMOVE
+a new message id, type Advisory, scheduledJobId — the message's own id —, the original
+destination, its AMQ_SCHEDULED_* headers), REMOVE
 removes the job named by scheduledJobId, REMOVEALL every job; ACTION_START_TIME and
 ACTION_END_TIME together restrict BROWSE and REMOVEALL to the jobs next due within them.
 """
@@ -65,6 +67,8 @@ def test_browse_remove_and_removeall(connect: Callable[..., Client]) -> None:
     assert first["type"] == "Advisory" and "persistent" not in first
     assert first["original-destination"] == "/queue/mgmt.target"
     assert first["n"] == "0" and len({j["scheduledJobId"] for j in jobs}) == 3
+    # As ActiveMQ's: the job's message as sent, its schedule headers included.
+    assert [j["AMQ_SCHEDULED_DELAY"] for j in jobs] == ["60000", "120000", "180000"]
     assert len({j["message-id"] for j in jobs}) == 3
     # REMOVE one by its id.
     c.conn.send(
@@ -124,3 +128,19 @@ def test_without_scheduler_support_it_is_an_ordinary_topic(
     subscribe(c, MANAGE, "m")
     c.conn.send(MANAGE, "hello", headers={"AMQ_SCHEDULER_ACTION": "BROWSE"})
     assert c.listener.messages.get(timeout=WAIT).body == "hello"
+
+
+def test_a_job_id_is_its_message_id_and_deliveries_lose_the_schedule(
+    connect: Callable[..., Client],
+) -> None:
+    """ActiveMQ 5.17.2 (live): a delayed message is delivered with scheduledJobId equal to
+    its message-id and without AMQ_SCHEDULED_DELAY; BROWSE showed the same job id."""
+    c = connect()
+    subscribe(c, "/queue/mgmt.reply", "r")
+    c.conn.send("/queue/mgmt.target", "soon", headers={"AMQ_SCHEDULED_DELAY": "1500"})
+    c.sync()
+    (job,) = browse(c)
+    subscribe(c, "/queue/mgmt.target", "t")
+    got = c.listener.next()
+    assert got.body == "soon" and "AMQ_SCHEDULED_DELAY" not in got.headers
+    assert got.headers["scheduledJobId"] == got.headers["message-id"] == job["scheduledJobId"]
