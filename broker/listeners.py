@@ -154,7 +154,7 @@ async def serve_tcp(
     return listener
 
 
-async def serve_http(ctx: ListenerContext, runner: web.AppRunner) -> dict[str, tuple[str, int]]:
+async def serve_http(ctx: ListenerContext, runner: web.BaseRunner) -> dict[str, tuple[str, int]]:
     """Bind one aiohttp site per endpoint of this listener on the broker's bind address
     (HTTPS with the TLS context); their addresses by label, in endpoint order."""
     addresses: dict[str, tuple[str, int]] = {}

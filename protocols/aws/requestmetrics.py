@@ -56,7 +56,9 @@ class RequestMetrics:
         )
         self._children: dict[tuple[str, str, str], Histogram] = {}
 
-    def observe(self, request: web.Request, response: web.Response | None, seconds: float) -> None:
+    def observe(
+        self, request: web.BaseRequest, response: web.Response | None, seconds: float
+    ) -> None:
         """Count `request`, answered with `response` (None: it raised) after `seconds`."""
         service, action = request.get(ACTION, _UNKNOWN)
         key = (service, action, outcome(response))

@@ -26,6 +26,7 @@ from protocols.aws import attributes as attrs
 from protocols.aws import fifo
 from protocols.aws.errors import SqsError, from_core, int_param, invalid, missing, no_queue
 from protocols.aws.flow import SendGate
+from protocols.aws.ids import message_id
 from protocols.aws.md5 import md5_of_attributes, md5_of_body
 from protocols.aws.moves import MoveTasks
 from protocols.aws.queue_actions import QueueActions
@@ -223,7 +224,7 @@ class SqsService(Resolver):
         if key is not None:
             props[DEDUP_ID] = key[1]
         msg = Message(body.encode(), properties=props, persistent=True, text=True, group_id=group)
-        msg.id = str(uuid.uuid4())
+        msg.id = message_id()
         result: dict[str, Any] = {"MD5OfMessageBody": md5_of_body(body)}
         if user:
             result["MD5OfMessageAttributes"] = md5_of_attributes(user)

@@ -6,6 +6,7 @@ request line not at all (DEBUG)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 
@@ -86,3 +87,85 @@ def test_client_gone_mid_body_is_no_error(
     assert broker.stats("gone").depth == 1
     noisy = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert noisy == [], [r.getMessage() for r in noisy]
+
+
+def _send_head(body: bytes, expect: str) -> bytes:
+    return (
+        b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: AmazonSQS.SendMessage\r\n"
+        b"Content-Type: application/x-amz-json-1.0\r\nExpect: " + expect.encode() + b"\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+    )
+
+
+def _read_response(sock: socket.socket) -> tuple[bytes, bytes]:
+    """One response's status line and body (Content-Length framed)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, data
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    length = next(
+        int(v) for k, _, v in (h.partition(b": ") for h in lines) if k.lower() == b"content-length"
+    )
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        assert chunk
+        rest += chunk
+    return lines[0], rest[:length]
+
+
+def test_expect_100_continue_then_the_body(broker: BrokerThread) -> None:
+    """The SQS port runs on aiohttp's low-level server: the ``100 Continue`` an
+    Application's router sent is ours now. It comes before any of the body is sent, the
+    request is then answered, and the connection is kept alive for the next one."""
+    sqs = client(broker)
+    url = sqs.create_queue(QueueName="expect")["QueueUrl"]
+    body = json.dumps({"QueueUrl": url, "MessageBody": "continued"}).encode()
+    with socket.create_connection(("127.0.0.1", broker.broker.port("aws")), timeout=5) as s:
+        for _ in range(2):
+            s.sendall(_send_head(body, "100-continue"))
+            assert s.recv(64) == b"HTTP/1.1 100 Continue\r\n\r\n"
+            s.sendall(body)
+            status, answer = _read_response(s)
+            assert status == b"HTTP/1.1 200 OK", answer
+            assert json.loads(answer)["MD5OfMessageBody"]
+    got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+    assert [m["Body"] for m in got["Messages"]] == ["continued", "continued"]
+
+
+def test_unknown_expectation_is_417_and_nothing_is_sent(broker: BrokerThread) -> None:
+    """Any other ``Expect`` is 417 before the handler runs (as the Application's router
+    answered): the message is not sent, and aiohttp reads past its body, so the same
+    connection takes the next request."""
+    sqs = client(broker)
+    url = sqs.create_queue(QueueName="expect417")["QueueUrl"]
+    body = json.dumps({"QueueUrl": url, "MessageBody": "never"}).encode()
+    with socket.create_connection(("127.0.0.1", broker.broker.port("aws")), timeout=5) as s:
+        s.sendall(_send_head(body, "something-else") + body)
+        status, answer = _read_response(s)
+        assert status == b"HTTP/1.1 417 Expectation Failed", answer
+        assert b"Unknown Expect: something-else" in answer
+        ok = json.dumps({"QueueUrl": url, "MessageBody": "after"}).encode()
+        s.sendall(_send_head(ok, "100-continue"))
+        assert s.recv(64) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        s.sendall(ok)
+        assert _read_response(s)[0] == b"HTTP/1.1 200 OK"
+    got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+    assert [m["Body"] for m in got["Messages"]] == ["after"]
+
+
+def test_request_target_that_is_no_path_is_404(broker: BrokerThread) -> None:
+    """``OPTIONS *`` (and any target not starting with ``/``) is not an SQS request:
+    404, as the Application's catch-all route answered; the connection stays usable."""
+    with socket.create_connection(("127.0.0.1", broker.broker.port("aws")), timeout=5) as s:
+        s.sendall(b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, _ = _read_response(s)
+        assert status == b"HTTP/1.1 404 Not Found"
+        s.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: AmazonSQS.ListQueues\r\n"
+            b"Content-Type: application/x-amz-json-1.0\r\nContent-Length: 2\r\n\r\n{}"
+        )
+        status, answer = _read_response(s)
+        assert status == b"HTTP/1.1 200 OK" and json.loads(answer) == {}

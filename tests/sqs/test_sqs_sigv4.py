@@ -17,7 +17,10 @@ from botocore.auth import SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from protocols.aws import sigv4
 from tests.conftest import BrokerThread
 from tests.sqs.support import client, error_code, raw_post, signed
 
@@ -219,3 +222,99 @@ def test_boto3_still_works_and_no_users_means_no_checks(broker_factory: Any) -> 
     status, answer = raw_post(port(b), body, headers)
     assert status == 403
     assert "Credential should be scoped to a valid region, not 'mars-1'" in answer["message"]
+
+
+@pytest.mark.parametrize(
+    "amz_date",
+    [
+        "20261301T000000Z",  # month 13
+        "20260230T120000Z",  # 30 February
+        "20260101T240000Z",  # hour 24
+        "20260101T000060Z",  # second 60 (strptime's pattern takes it, datetime not)
+        "2026-01-01T00:00:00Z",
+        "20260101T000000",
+    ],
+)
+def test_x_amz_date_that_is_no_date_is_refused(secured: Any, amz_date: str) -> None:
+    """X-Amz-Date is read by a regex in the common case (sigv4._parse_date); whatever
+    strptime refused is still refused, as IncompleteSignature naming the value."""
+    b, sqs, alice, _ = secured
+    body, headers = signed(port(b), "SendMessage", {"QueueUrl": alice, "MessageBody": "d"})
+    headers["X-Amz-Date"] = amz_date
+    status, answer = raw_post(port(b), body, headers)
+    assert status == 400, answer
+    assert answer["__type"].endswith("#IncompleteSignature")
+    assert answer["message"] == f"Date must be in ISO-8601 'basic format'. Got '{amz_date}'."
+    assert depth(sqs, alice) == 0
+
+
+def test_cached_signing_keys_follow_secret_and_scope(broker_factory: Any) -> None:
+    """Two users and two regions through one broker: each request is checked with its
+    own derived key (the cache is keyed by secret and scope), and a key signed with the
+    other user's secret is refused."""
+    b = broker_factory(**{"auth.users": {"AKIDGOOD": "s3cret", "AKIDTWO": "other"}})
+    urls = {}
+    for region in ("us-east-1", "eu-west-1"):
+        body, headers = signed(port(b), "CreateQueue", {"QueueName": "k"}, region=region)
+        status, answer = raw_post(port(b), body, headers)
+        assert status == 200, answer
+        urls[region] = answer["QueueUrl"]
+    for _round in range(2):  # the second round is answered from the cache
+        for region, url in urls.items():
+            for key, secret in (("AKIDGOOD", "s3cret"), ("AKIDTWO", "other")):
+                body, headers = signed(
+                    port(b), "SendMessage", {"QueueUrl": url, "MessageBody": "x"},
+                    key=key, secret=secret, region=region,
+                )  # fmt: skip
+                assert raw_post(port(b), body, headers)[0] == 200
+            body, headers = signed(
+                port(b), "SendMessage", {"QueueUrl": url, "MessageBody": "x"},
+                key="AKIDTWO", secret="s3cret", region=region,
+            )  # fmt: skip
+            status, answer = raw_post(port(b), body, headers)
+            assert status == 403 and answer["__type"].endswith("#SignatureDoesNotMatch")
+
+
+_DATE_CHARS = st.sampled_from("0123456789T Z-:٢")
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.one_of(
+        st.text(_DATE_CHARS, min_size=14, max_size=18),
+        st.builds(
+            "{:04d}{:02d}{:02d}T{:02d}{:02d}{:02d}Z".format,
+            st.integers(0, 9999), st.integers(0, 99), st.integers(0, 99),
+            st.integers(0, 99), st.integers(0, 99), st.integers(0, 99),
+        ),
+    )
+)  # fmt: skip
+def test_parse_date_agrees_with_strptime(text: str) -> None:
+    """The regex path of sigv4._parse_date accepts exactly what strptime accepts, with
+    the same value."""
+    try:
+        expected: datetime | None = datetime.strptime(text, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        expected = None
+    try:
+        got: datetime | None = sigv4._parse_date(text)
+    except ValueError:
+        got = None
+    assert got == expected
+
+
+def test_signing_key_cache_is_bounded_and_exact() -> None:
+    import hmac
+
+    def derive(secret: str, scope: str) -> bytes:
+        k = ("AWS4" + secret).encode()
+        for part in scope.split("/"):
+            k = hmac.new(k, part.encode(), hashlib.sha256).digest()
+        return k
+
+    for day in range(1, 29):
+        for region in ("us-east-1", "eu-west-1", "ap-south-1", "sa-east-1"):
+            for secret in ("a", "b", "c"):
+                scope = f"202602{day:02d}/{region}/sqs/aws4_request"
+                assert sigv4.signing_key(secret, scope) == derive(secret, scope)
+                assert len(sigv4._SIGNING_KEYS) <= sigv4._SIGNING_KEYS_MAX
