@@ -116,8 +116,9 @@ def message_from_send(
         raise BadHeader(f"Invalid expires header: {expiration}")
     reply = headers.get("reply-to")
     properties: dict[str, str | int | float | bool | bytes] = {}
-    # Most SENDs carry only frame-level headers: one C-level set difference finds that.
-    if headers.keys() - FRAME_HEADERS:
+    # Most SENDs carry only frame-level headers: issuperset walks the 2-8 headers present,
+    # where `headers.keys() - FRAME_HEADERS` built a set walking all 17 frame headers.
+    if not FRAME_HEADERS.issuperset(headers):
         properties = {k: v for k, v in headers.items() if k not in FRAME_HEADERS}
         seq = properties.get("JMSXGroupSeq")
         if seq is not None:
