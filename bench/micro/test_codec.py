@@ -123,6 +123,8 @@ def connection() -> Iterator[StompConnection]:
         loop=loop,
         broker_name="bench",
         started_ms=1,
+        # Without users nothing is authorized (what StompConnection reads of the auth).
+        auth=SimpleNamespace(authorizing=False),
     )
     conn = StompConnection(listener)  # type: ignore[arg-type]
     conn.version = "1.2"
@@ -137,7 +139,8 @@ def test_deliver_message(benchmark, connection: StompConnection, cached: bool) -
     a topic message, `first-subscriber` every queue message."""
     ssub = StompSub("1", "1.2")
     ssub.ack_prefix = b"ack:1-"
-    sub = SimpleNamespace(tag=ssub)
+    # client-individual (not auto) on a queue that is not durable: no delivery record.
+    sub = SimpleNamespace(tag=ssub, auto=False, source=SimpleNamespace(durable=False))
     msg = _message()
     out = connection._out
 
