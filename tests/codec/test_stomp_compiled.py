@@ -397,3 +397,34 @@ def test_build_without_a_compiler_installs_pure_python(tmp_path: Path) -> None:
     ).stdout.split("\n")
     assert out[0].startswith("python python"), out
     assert "not importable" in out[1], out
+
+
+@pytest.mark.parametrize(
+    ("env", "line"),
+    [
+        ({}, r"STOMP codec and mapping: compiled \(Cython\)"),
+        (
+            {"ZONEMQ_NO_EXTENSIONS": "1"},
+            r"STOMP codec: python, mapping: python \(pure Python: ZONEMQ_NO_EXTENSIONS is set\)",
+        ),
+    ],
+    ids=["compiled", "disabled"],
+)
+def test_the_broker_logs_which_codec_it_runs(
+    tmp_path: Path, env: dict[str, str], line: str
+) -> None:
+    from tests.conftest import ChildBroker
+
+    child = ChildBroker(
+        [sys.executable, "-m", "broker", "run", "--data-dir", str(tmp_path / "data")],
+        tmp_path,
+        **env,
+    )
+    try:
+        child.wait_for(line, timeout=60)
+        child.wait_for(r"listener stomp: 127\.0\.0\.1:\d+", timeout=60)
+    finally:
+        child.proc.terminate()
+        child.proc.wait(30)
+    # One line per process, however many listeners.
+    assert "".join(child.seen).count("STOMP codec") == 1
