@@ -45,6 +45,8 @@ The code is `_codec.py`; setup.py also compiles that same file with Cython (type
 ``StompError`` raised by ``FrameParser`` is always this module's ``StompError``.
 """
 
+from typing import TYPE_CHECKING
+
 from protocols.stomp import _ext
 
 _impl, _compiled = _ext.load("protocols.stomp._codec_c", "protocols.stomp._codec")
@@ -56,12 +58,23 @@ CLIENT_COMMANDS: frozenset[str] = _impl.CLIENT_COMMANDS
 SERVER_COMMANDS: frozenset[str] = _impl.SERVER_COMMANDS
 HEARTBEAT: bytes = _impl.HEARTBEAT
 MAX_COMMAND_LINE: int = _impl.MAX_COMMAND_LINE
-Frame = _impl.Frame
-FrameParser = _impl.FrameParser
-StompError = _impl.StompError
-encode_frame = _impl.encode_frame
-escape_header = _impl.escape_header
-escaper = _impl.escaper
+if TYPE_CHECKING:
+    # Type checkers read the pure module; both have the same names and signatures.
+    from protocols.stomp._codec import (
+        Frame,
+        FrameParser,
+        StompError,
+        encode_frame,
+        escape_header,
+        escaper,
+    )
+else:
+    Frame = _impl.Frame
+    FrameParser = _impl.FrameParser
+    StompError = _impl.StompError
+    encode_frame = _impl.encode_frame
+    escape_header = _impl.escape_header
+    escaper = _impl.escaper
 
 __all__ = [
     "CLIENT_COMMANDS",

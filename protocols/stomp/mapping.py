@@ -35,6 +35,8 @@ The code is `_mapping.py`; as for the codec, setup.py compiles the same file int
 `_mapping_c` and this module exports one of the two (``IMPLEMENTATION``).
 """
 
+from typing import TYPE_CHECKING
+
 from protocols.stomp import _ext
 
 _impl, _compiled = _ext.load("protocols.stomp._mapping_c", "protocols.stomp._mapping")
@@ -42,16 +44,31 @@ _impl, _compiled = _ext.load("protocols.stomp._mapping_c", "protocols.stomp._map
 #: "compiled" (Cython) or "python": which implementation the names below are.
 IMPLEMENTATION: str = "compiled" if _compiled else "python"
 
-BadHeader = _impl.BadHeader
-FRAME_HEADERS = _impl.FRAME_HEADERS
-encode_headers = _impl.encode_headers
-encode_message_head = _impl.encode_message_head
-format_destination = _impl.format_destination
-message_from_send = _impl.message_from_send
-message_headers = _impl.message_headers
-needs_private_encoding = _impl.needs_private_encoding
-parse_composite = _impl.parse_composite
-parse_destination = _impl.parse_destination
+if TYPE_CHECKING:
+    # Type checkers read the pure module; both have the same names and signatures.
+    from protocols.stomp._mapping import (
+        FRAME_HEADERS,
+        BadHeader,
+        encode_headers,
+        encode_message_head,
+        format_destination,
+        message_from_send,
+        message_headers,
+        needs_private_encoding,
+        parse_composite,
+        parse_destination,
+    )
+else:
+    BadHeader = _impl.BadHeader
+    FRAME_HEADERS = _impl.FRAME_HEADERS
+    encode_headers = _impl.encode_headers
+    encode_message_head = _impl.encode_message_head
+    format_destination = _impl.format_destination
+    message_from_send = _impl.message_from_send
+    message_headers = _impl.message_headers
+    needs_private_encoding = _impl.needs_private_encoding
+    parse_composite = _impl.parse_composite
+    parse_destination = _impl.parse_destination
 
 __all__ = [
     "FRAME_HEADERS",
