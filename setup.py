@@ -9,8 +9,10 @@ next to the sources.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
+from pathlib import Path
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -54,6 +56,21 @@ class OptionalBuildExt(build_ext):
             super().build_extension(ext)
         except Exception as exc:
             self._fallback(exc)
+            return
+        # Which source this was compiled from: protocols/stomp/_ext.py refuses the
+        # extension once that .py differs (a checkout edited after `pip install -e`).
+        digest = hashlib.sha256(Path(SOURCES[ext.name]).read_bytes()).hexdigest()
+        Path(f"{self.get_ext_fullpath(ext.name)}.sha256").write_text(digest + "\n")
+
+    def copy_extensions_to_source(self) -> None:
+        """--inplace (and editable installs): the digest goes along with each extension."""
+        super().copy_extensions_to_source()
+        build_py = self.get_finalized_command("build_py")
+        for ext in self.extensions:
+            inplace_file, regular_file = self._get_inplace_equivalent(build_py, ext)
+            record = Path(f"{regular_file}.sha256")
+            if record.exists():
+                Path(f"{inplace_file}.sha256").write_bytes(record.read_bytes())
 
     @staticmethod
     def _fallback(exc: BaseException) -> None:

@@ -9,7 +9,9 @@ but "0") forces the pure modules, as aiohttp's AIOHTTP_NO_EXTENSIONS does.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.util
 import os
 from types import ModuleType
 
@@ -30,8 +32,35 @@ def load(compiled: str, pure: str) -> tuple[ModuleType, bool]:
         reason = "ZONEMQ_NO_EXTENSIONS is set"
     else:
         try:
-            return importlib.import_module(compiled), True
+            module = importlib.import_module(compiled)
         except ImportError as exc:
             # Not built (no compiler at install time) or built for another interpreter.
             reason = f"{compiled} not importable: {exc}"
+        else:
+            stale = _stale(module, pure)
+            if stale is None:
+                return module, True
+            reason = stale
     return importlib.import_module(pure), False
+
+
+def source_digest(path: str) -> str:
+    """The digest setup.py records next to an extension for the source it compiled."""
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def _stale(module: ModuleType, pure: str) -> str | None:
+    """Why `module` must not be used: it was compiled from another version of `pure`'s
+    source (edited since the build, e.g. in a checkout). None: the same source, or no
+    record of it (an extension built by other means)."""
+    record = f"{module.__file__}.sha256"
+    spec = importlib.util.find_spec(pure)
+    if spec is None or spec.origin is None or not os.path.exists(record):
+        return None
+    with open(record) as f:
+        built = f.read().strip()
+    if built == source_digest(spec.origin):
+        return None
+    name = os.path.basename(spec.origin)
+    return f"{module.__name__} was built from another {name}: rebuild it"

@@ -428,3 +428,37 @@ def test_the_broker_logs_which_codec_it_runs(
         child.proc.wait(30)
     # One line per process, however many listeners.
     assert "".join(child.seen).count("STOMP codec") == 1
+
+
+def test_an_extension_built_from_another_source_is_not_used(tmp_path: Path) -> None:
+    """Edit _codec.py after the build (a checkout after `pip install -e`): the stale
+    extension is refused by the digest setup.py wrote next to it, and the log says why."""
+    stomp_dir = ROOT / "protocols" / "stomp"
+    records = list(stomp_dir.glob("_codec_c*.so.sha256"))
+    if not records:
+        pytest.skip("the extension was built without setup.py's digest")
+    copy = tmp_path / "protocols" / "stomp"
+    shutil.copytree(stomp_dir, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "protocols" / "__init__.py", tmp_path / "protocols" / "__init__.py")
+    env = {k: v for k, v in os.environ.items() if k != "ZONEMQ_NO_EXTENSIONS"}
+    env["PYTHONPATH"] = f"{tmp_path}:{ROOT}"
+
+    def show() -> list[str]:
+        return subprocess.run(
+            [sys.executable, "-c", SHOW],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split("\n")
+
+    assert show()[1] == "STOMP codec and mapping: compiled (Cython)"
+    with open(copy / "_codec.py", "a") as f:
+        f.write("\n# edited after the build\n")
+    out = show()
+    assert out[0].startswith("python compiled protocols.stomp._codec "), out
+    assert out[1] == (
+        "STOMP codec: python, mapping: compiled (pure Python: protocols.stomp._codec_c"
+        " was built from another _codec.py: rebuild it)"
+    )
