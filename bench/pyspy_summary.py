@@ -18,17 +18,19 @@ from collections import Counter
 
 _FRAME = re.compile(r"(.*?) \((.*?)(?::(\d+))?\)$")
 
+# The pure-Python modules are _codec.py and _mapping.py (codec.py and mapping.py only
+# choose between them and their compiled copies, which py-spy sees only with --native).
 # (group, path fragment, function-name fragment or ""): the first match wins; a frame
 # is put in the group of its own code, not of its callers.
 GROUPS: tuple[tuple[str, str, str], ...] = (
-    ("STOMP parse (codec)", "protocols/stomp/codec.py", "FrameParser"),
-    ("STOMP parse (codec)", "protocols/stomp/codec.py", "_unescape"),
-    ("STOMP parse (codec)", "protocols/stomp/codec.py", "Frame."),
-    ("STOMP encode (codec, mapping)", "protocols/stomp/codec.py", ""),
-    ("STOMP encode (codec, mapping)", "protocols/stomp/mapping.py", "encode"),
-    ("STOMP encode (codec, mapping)", "protocols/stomp/mapping.py", "message_headers"),
-    ("STOMP encode (codec, mapping)", "protocols/stomp/mapping.py", "needs_private"),
-    ("STOMP SEND -> core Message (mapping)", "protocols/stomp/mapping.py", ""),
+    ("STOMP parse (codec)", "protocols/stomp/_codec", "FrameParser"),
+    ("STOMP parse (codec)", "protocols/stomp/_codec", "_unescape"),
+    ("STOMP parse (codec)", "protocols/stomp/_codec", "Frame."),
+    ("STOMP encode (codec, mapping)", "protocols/stomp/_codec", ""),
+    ("STOMP encode (codec, mapping)", "protocols/stomp/_mapping", "encode"),
+    ("STOMP encode (codec, mapping)", "protocols/stomp/_mapping", "message_headers"),
+    ("STOMP encode (codec, mapping)", "protocols/stomp/_mapping", "needs_private"),
+    ("STOMP SEND -> core Message (mapping)", "protocols/stomp/_mapping", ""),
     ("STOMP connection: ACK frames", "protocols/stomp/connection.py", "ack"),
     ("STOMP connection: deliver (MESSAGE)", "protocols/stomp/connection.py", "deliver"),
     ("STOMP connection: SEND frames", "protocols/stomp/connection.py", "_on_send"),

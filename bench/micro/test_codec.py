@@ -15,7 +15,7 @@ from broker.config import StompSettings
 from broker.core import QUEUE, Address, Core, Message
 from protocols.stomp.codec import FrameParser, encode_frame
 from protocols.stomp.connection import StompConnection, StompSub
-from protocols.stomp.mapping import encode_message_head
+from protocols.stomp.mapping import encode_message_head, message_from_send
 
 BODY = b"x" * 256
 
@@ -40,6 +40,39 @@ def test_parse_64k_chunk(benchmark, content_length: bool) -> None:
     benchmark.extra_info["frames_per_call"] = n
 
 
+# What a stomp.py producer and consumer send: one frame per write (bench/stompshape.py).
+CLIENT_SEND = (
+    b"SEND\ndestination:/queue/bench\ncorrelation-id:c-1795792962279-17\n"
+    b"content-type:text/plain\norder-kind:retail\nregion:eu-west\nreceipt:17\n"
+    b"content-length:256\n\n" + BODY + b"\x00"
+)
+CLIENT_ACK = b"ACK\nid:1-ID\\czonemq-1795792962279-123456\n\n\x00"
+
+
+@pytest.mark.parametrize("frame", [CLIENT_SEND, CLIENT_ACK], ids=["send", "ack"])
+def test_parse_one_frame_per_feed(benchmark, frame: bytes) -> None:
+    """The client shape: each feed holds one whole frame."""
+    parser = FrameParser()
+    parser.version = "1.2"
+    (got,) = benchmark(parser.feed, frame)
+    assert parser.buffered() == 0 and got.command in ("SEND", "ACK")
+
+
+def test_message_from_send(benchmark) -> None:
+    """SEND headers onto a core Message (with properties, as the client shape has)."""
+    (frame,) = FrameParser().feed(CLIENT_SEND)
+    dest = Address(QUEUE, "bench")
+    msg = benchmark(message_from_send, frame.headers, frame.body, dest, "ID:conn-1", None)
+    assert msg.properties == {"order-kind": "retail", "region": "eu-west"}
+
+
+def test_message_from_send_frame_headers_only(benchmark) -> None:
+    """The batched shape's SEND: frame-level headers only, no properties."""
+    headers = {"destination": "/queue/bench", "persistent": "true", "content-length": "256"}
+    msg = benchmark(message_from_send, headers, BODY, Address(QUEUE, "b"), "ID:conn-1", None)
+    assert msg.properties == {}
+
+
 def test_encode_frame_message(benchmark) -> None:
     headers = [
         ("subscription", "1"),
@@ -61,6 +94,16 @@ def _message() -> Message:
     return msg
 
 
+def test_message_head_encode_with_properties(benchmark) -> None:
+    """encode_message_head of the client shape's message (properties, correlation-id,
+    content-type): the general path, no cached template."""
+    (frame,) = FrameParser().feed(CLIENT_SEND)
+    msg = message_from_send(frame.headers, frame.body, Address(QUEUE, "bench"), "ID:c", None)
+    msg.id = "ID:zonemq-1795792962279-123456"
+    msg.timestamp = 1795792962279
+    assert b"region:eu-west" in benchmark(encode_message_head, msg, "ID:conn-1", "1.2")
+
+
 def test_message_headers_encode(benchmark) -> None:
     """The per-message part of StompConnection.deliver when `msg.wire` is not cached."""
     msg = _message()
@@ -80,6 +123,8 @@ def connection() -> Iterator[StompConnection]:
         loop=loop,
         broker_name="bench",
         started_ms=1,
+        # Without users nothing is authorized (what StompConnection reads of the auth).
+        auth=SimpleNamespace(authorizing=False),
     )
     conn = StompConnection(listener)  # type: ignore[arg-type]
     conn.version = "1.2"
@@ -94,7 +139,8 @@ def test_deliver_message(benchmark, connection: StompConnection, cached: bool) -
     a topic message, `first-subscriber` every queue message."""
     ssub = StompSub("1", "1.2")
     ssub.ack_prefix = b"ack:1-"
-    sub = SimpleNamespace(tag=ssub)
+    # client-individual (not auto) on a queue that is not durable: no delivery record.
+    sub = SimpleNamespace(tag=ssub, auto=False, source=SimpleNamespace(durable=False))
     msg = _message()
     out = connection._out
 

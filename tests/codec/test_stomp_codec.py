@@ -1,7 +1,14 @@
-"""Tests for the sans-IO STOMP codec in protocols.stomp.codec."""
+"""Tests for the sans-IO STOMP codec in protocols.stomp.codec.
 
+Every test runs twice, against the pure-Python module and the compiled one (the `impl`
+fixture rebinds this module's codec names); test_stomp_compiled.py compares the two
+directly on random input.
+"""
+
+import importlib
 import itertools
 import re
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -19,6 +26,22 @@ from protocols.stomp.codec import (
 )
 
 ALL_COMMANDS = CLIENT_COMMANDS | SERVER_COMMANDS
+
+_CODEC_NAMES = ("Frame", "FrameParser", "StompError", "encode_frame", "escape_header")
+
+
+@pytest.fixture(scope="module", params=["python", "compiled"], autouse=True)
+def impl(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run the module's tests against one implementation of the codec."""
+    name = "protocols.stomp._codec" if request.param == "python" else "protocols.stomp._codec_c"
+    try:
+        module = importlib.import_module(name)
+    except ImportError:
+        pytest.skip("the compiled codec is not built here (no C compiler at install time)")
+    with pytest.MonkeyPatch.context() as patch:
+        for attr in _CODEC_NAMES:
+            patch.setitem(globals(), attr, getattr(module, attr))
+        yield request.param
 
 
 def feed_all(p: FrameParser, data: bytes) -> list[Frame]:
@@ -809,3 +832,10 @@ def test_unknown_command_still_bounded_while_its_header_block_arrives() -> None:
     p = parser(max_headers=2)
     with pytest.raises(StompError, match="Too many headers"):
         p.feed(b"HELLO\na:1\nb:2\nc:3\n")
+
+
+def test_the_implementation_under_test_is_the_one_named(impl: str) -> None:
+    module = {"python": "protocols.stomp._codec", "compiled": "protocols.stomp._codec_c"}[impl]
+    for name in _CODEC_NAMES:
+        assert globals()[name].__module__ == module
+    assert (type(FrameParser.feed).__name__ == "function") == (impl == "python")
