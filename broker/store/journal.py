@@ -209,7 +209,13 @@ class Journal:
             size = SEGMENT_HEADER_SIZE
             self._segments[result.head_id] = Segment(result.head_id, path, size, size)
         self._head = self._segments[result.head_id]
-        self._writer = SegmentWriter(self._directory, self._fsync, self._head.id, self._metrics)
+        self._writer = SegmentWriter(
+            self._directory,
+            self._fsync,
+            self._head.id,
+            self._metrics,
+            segment_size=self._segment_size,
+        )
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zonemq-journal")
         self._state = _OPEN
         self._set_segments_gauge()
