@@ -11,8 +11,8 @@ appended so far is written (and fsynced, with policy "always"); `close()` flushe
 Invariants:
 - group commit: records appended during one event-loop turn go out as one batch, i.e.
   one pwrite per segment touched and, with "always", one fdatasync, run on a single I/O
-  thread so the loop never blocks on the disk. While a batch is in flight, appends
-  collect into the next one, so batches grow with concurrency;
+  thread (iothread.py) so the loop never blocks on the disk. While a batch is in flight,
+  appends collect into the next one, so batches grow with concurrency;
 - a commit future completes only after the batch holding every record appended before
   it is written (and synced per the policy); a failed write, sync or delete fails those
   futures and every later call (JournalFailed), and is never retried (a retried fsync
@@ -51,7 +51,6 @@ import logging
 import os
 import zlib
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 
@@ -72,6 +71,7 @@ from broker.store.format import (
     describe_damage,
 )
 from broker.store.gating import Gate, observed, settle
+from broker.store.iothread import IoThread
 from broker.store.metrics import JournalMetrics
 from broker.store.recovery import recover
 from broker.store.segment import (
@@ -168,7 +168,7 @@ class Journal:
         self._interval_timer: asyncio.TimerHandle | None = None
         self._compacting = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._io: ThreadPoolExecutor | None = None
+        self._io: IoThread | None = None
         self._writer: SegmentWriter | None = None
         self._batches = 0
         self._observer: Callable[[int, int, list[bytes]], None] | None = None
@@ -209,8 +209,14 @@ class Journal:
             size = SEGMENT_HEADER_SIZE
             self._segments[result.head_id] = Segment(result.head_id, path, size, size)
         self._head = self._segments[result.head_id]
-        self._writer = SegmentWriter(self._directory, self._fsync, self._head.id, self._metrics)
-        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zonemq-journal")
+        self._writer = SegmentWriter(
+            self._directory,
+            self._fsync,
+            self._head.id,
+            self._metrics,
+            segment_size=self._segment_size,
+        )
+        self._io = IoThread("zonemq-journal")
         self._state = _OPEN
         self._set_segments_gauge()
         self._collect()  # segments whose records were all released during replay
@@ -321,13 +327,13 @@ class Journal:
             for group in batch.groups:
                 if group.chunks:  # a sealed head's new segment may have none yet
                     self._observer(group.segment, group.start, group.chunks)
-        assert self._writer is not None
-        fut = self._get_loop().run_in_executor(self._io, self._writer.write, batch.groups)
-        fut.add_done_callback(functools.partial(self._written, batch))
+        assert self._writer is not None and self._io is not None
+        done = functools.partial(self._written, batch)
+        self._io.submit(self._get_loop(), done, self._writer.write, batch.groups)
 
-    def _written(self, batch: _Batch, fut: asyncio.Future[None]) -> None:
+    def _written(self, batch: _Batch, _result: object, exc: BaseException | None) -> None:
+        # Runs in the first loop turn after the I/O thread's fdatasync returned.
         self._inflight = None
-        exc = _exception(fut)
         if exc is not None:
             self._fail(exc)
         if self._state is _FAILED:
@@ -451,7 +457,8 @@ class Journal:
             seg.compacting = True
         try:
             paths = [seg.path for seg in victims]
-            blobs = await self._get_loop().run_in_executor(self._io, _read_files, paths)
+            assert self._io is not None
+            blobs = await self._io.run(self._get_loop(), _read_files, paths)
             if self._state is not _OPEN:
                 self._refuse()
             # No await from here on (see the docstring).
@@ -589,14 +596,14 @@ class Journal:
         io = self._io
         finish = self._writer.abandon if self._state is _FAILED else self._writer.close
         try:
-            await self._get_loop().run_in_executor(io, finish)
+            await io.run(self._get_loop(), finish)
         except OSError as exc:
             self._fail(exc)
             raise self._error() from exc
         finally:
             for seg in self._segments.values():
                 _close_reader(seg)
-            io.shutdown(wait=True)  # idle by now: the close job was the last one
+            io.stop()  # idle by now: the close job was the last one
             self._io = None
             if self._state is not _FAILED:
                 self._state = _CLOSED
@@ -658,23 +665,16 @@ class Journal:
             except RuntimeError:
                 fn(*args)  # open() consumed outside any loop: blocking is harmless there
                 return
-        fut = self._loop.run_in_executor(self._io, fn, *args)
-        fut.add_done_callback(self._io_done)
+        assert self._io is not None
+        self._io.submit(self._loop, self._io_done, fn, *args)
 
-    def _io_done(self, fut: asyncio.Future[Any]) -> None:
-        exc = _exception(fut)
+    def _io_done(self, _result: object, exc: BaseException | None) -> None:
         if exc is not None:
             self._fail(exc)
 
     def _set_segments_gauge(self) -> None:
         if self._metrics is not None:
             self._metrics.segments.set(len(self._segments))
-
-
-def _exception(fut: asyncio.Future[Any]) -> BaseException | None:
-    if fut.cancelled():
-        return JournalError("journal I/O job was cancelled")
-    return fut.exception()
 
 
 def _close_reader(seg: Segment) -> None:

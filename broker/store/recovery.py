@@ -11,6 +11,10 @@ What counts as what (the decision the rest of the journal relies on):
   rewrites the damaged file; it is deleted like any other segment once nothing in it
   or before it is live.
 
+The head is preallocated (segment.py), so after a crash or a SIGKILL the last segment
+usually ends in zero bytes: that tail is the end of the log and is truncated without a
+warning (a torn record before it still gets one). A clean close trims the file itself.
+
 Earlier segments cannot have torn tails because the writer syncs a segment before it
 creates the next one; that is what makes "damage before the last segment" corruption.
 A known limit: a power cut can persist a later page of the final write but not an
@@ -44,6 +48,7 @@ from broker.store.format import (
     describe_damage,
     parse_segment_name,
     scan_records,
+    zero_tail,
 )
 from broker.store.segment import (
     Segment,
@@ -150,6 +155,11 @@ def _replay_segment(
         if isinstance(item, Damage):
             reason = describe_damage(view, item.offset)
             if last and item.resume is None:
+                seg.size = seg.written = item.offset
+                if zero_tail(view, item.offset):
+                    # The preallocated rest of the head (a crash or a kill left it; a
+                    # clean close trims it): the end of the log, not damage.
+                    return
                 # Nothing valid after it: the tail of an interrupted write.
                 log.warning(
                     "%s: torn tail at offset %d (%s); truncating %d bytes",
@@ -158,7 +168,6 @@ def _replay_segment(
                     reason,
                     len(view) - item.offset,
                 )
-                seg.size = seg.written = item.offset
                 return
             if not skip_corrupt:
                 raise JournalCorrupt(seg.path, item.offset, reason)

@@ -40,7 +40,14 @@ from broker.cluster.wire import (
     encode_welcome,
 )
 from broker.store import Journal
-from broker.store.format import RECORD_HEADER, TYPE_CRC
+from broker.store.format import (
+    RECORD_HEADER,
+    SEGMENT_HEADER_SIZE,
+    TYPE_CRC,
+    Damage,
+    scan_records,
+    zero_tail,
+)
 
 T = 10.0  # seconds before a wait counts as a hang
 SEGMENT = 16 * 1024  # small, so streams cross segment boundaries
@@ -58,7 +65,20 @@ def make_records(n: int, seed: int) -> list[tuple[int, bytes]]:
 
 
 def frames(directory: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(directory.glob("*.zjournal"))}
+    """Each segment file's bytes, without the zeros the active's journal preallocates
+    past the last record of its open head (the mirror writes only what it is sent); a
+    tail that is not all zeros (a torn record) stays, and fails the comparison."""
+    out = {}
+    for p in sorted(directory.glob("*.zjournal")):
+        data = p.read_bytes()
+        view = memoryview(data)
+        for item in scan_records(view, SEGMENT_HEADER_SIZE):
+            if isinstance(item, Damage):
+                if zero_tail(view, item.offset):
+                    data = data[: item.offset]
+                break
+        out[p.name] = data
+    return out
 
 
 @dataclass

@@ -564,6 +564,102 @@ async def test_sigkill_never_loses_an_acknowledged_record(
     await journal.commit()
 
 
+# -- preallocation ----------------------------------------------------------------------------
+
+
+async def test_head_is_preallocated_while_open_and_trimmed_when_sealed_or_closed(
+    opened: OpenJournal, tmp_path: Path
+) -> None:
+    journal, _ = opened(segment_size=4096)
+    refs = await fill(journal, 10)
+    head = segment_files(tmp_path / "j")[-1]
+    end = refs[-1].offset + refs[-1].frame_size
+    # Zeros run on past the records (up to the segment size), so fdatasync of later
+    # records finds the file's size unchanged.
+    assert head.stat().st_size == 4096 > end
+    assert head.read_bytes()[end:] == bytes(4096 - end)
+    await fill(journal, 400, start=10)  # rolls several segments
+    *sealed, head = journal.segments()
+    assert len(sealed) >= 2
+    for seg in sealed:
+        assert seg.path.stat().st_size == seg.size == seg.written  # trimmed before the roll
+    assert head.path.stat().st_size > head.size
+    await journal.close()
+    assert head.path.stat().st_size == head.size
+    # Reopened, the head grows into preallocated space again, and replay sees every record.
+    journal, records = opened(segment_size=4096)
+    assert [r.payload for r in records] == [payload(i) for i in range(410)]
+    await fill(journal, 1, start=410)
+    assert journal.segments()[-1].path.stat().st_size > journal.segments()[-1].size
+
+
+async def test_zero_tail_is_the_end_of_the_log_without_a_warning(
+    opened: OpenJournal, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    refs, path = await make_log(opened, tmp_path / "base", 6)
+    good = path.read_bytes()
+    last = refs[-1]
+    end = last.offset + last.frame_size
+    tail = bytes(4 * 1024 * 1024)  # more zeros than one preallocation step
+    cases = {
+        "zeros": (good + tail, 6, 0, end),  # a kill: every record, no warning
+        "torn": (good[: end - 3] + tail, 5, 1, last.offset),  # a torn last record
+    }
+    for name, (data, kept, warned, size) in cases.items():
+        directory = tmp_path / name
+        directory.mkdir()
+        (directory / path.name).write_bytes(data)
+        caplog.clear()
+        started = time.monotonic()
+        journal, records = opened(directory)
+        # find_record skips the zeros at C speed (a Python walk of 4 MiB takes seconds);
+        # a generous bound for a loaded machine, not a benchmark.
+        assert time.monotonic() - started < 2.0, name
+        assert [r.payload for r in records] == [payload(i) for i in range(kept)], name
+        assert len(warnings_of(caplog)) == warned, (name, warnings_of(caplog))
+        assert (directory / path.name).stat().st_size == size, name
+        ref = journal.append(9, b"after")
+        await journal.commit()
+        assert ref.offset == size
+        await journal.close()
+        _, records = opened(directory)
+        assert [r.payload for r in records][-1] == b"after"
+
+
+async def test_sigkill_leaves_a_zero_tail_only_on_the_head(
+    opened: OpenJournal, tmp_path: Path
+) -> None:
+    directory = tmp_path / "j"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CRASH_CHILD, str(directory)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    acked: set[int] = set()
+    try:
+        while len(acked) < 400:  # several 16 KiB segments
+            line = proc.stdout.readline()
+            assert line.endswith(b"\n"), f"child died: {proc.communicate()[1]!r}"
+            acked.add(int(line))
+    finally:
+        proc.send_signal(signal.SIGKILL)
+    rest, _ = proc.communicate(timeout=10)
+    acked.update(int(line) for line in rest.split(b"\n")[:-1])
+    files = segment_files(directory)
+    assert len(files) >= 3
+    head = files[-1].read_bytes()
+    assert len(head) == 16384 and head.endswith(bytes(64))  # the kill left the zeros
+    for sealed in files[:-1]:
+        assert not sealed.read_bytes().endswith(bytes(16)), sealed  # trimmed at the roll
+    journal, records = opened(directory, segment_size=16384)
+    stored = [int(r.payload.rstrip(b".")) for r in records]
+    assert acked <= set(stored), sorted(acked - set(stored))[:10]
+    *_, last = journal.segments()
+    assert files[-1].stat().st_size == last.size < 16384  # recovery trimmed the zeros
+
+
 LOCK_CHILD = """
 import sys
 from broker.store import DataDirLock, DataDirLocked
