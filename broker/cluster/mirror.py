@@ -35,6 +35,7 @@ from broker.store.format import (
     Damage,
     decode_segment_header,
     scan_records,
+    zero_tail,
 )
 from broker.store.recovery import list_segment_ids
 from broker.store.segment import (
@@ -83,7 +84,10 @@ def scan_end(directory: Path) -> Position:
         offset, _rtype, length = item
         end = offset + 9 + length
     if end < len(data):
-        log.warning("%s: torn tail at %d; truncating %d bytes", path, end, len(data) - end)
+        # A former active's head segment ends in its preallocated zeros: the end of its
+        # log, not damage (the store's recovery says the same of them).
+        if not zero_tail(memoryview(data), end):
+            log.warning("%s: torn tail at %d; truncating %d bytes", path, end, len(data) - end)
         fd = os.open(path, os.O_WRONLY)
         try:
             os.ftruncate(fd, end)

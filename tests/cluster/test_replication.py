@@ -499,3 +499,25 @@ async def test_position_past_the_journal_is_refused_clearly(pair: tuple[Active, 
     assert isinstance(event, Error) and "past this journal's end" in event.reason
     writer.close()
     assert [s.node for s in active.source.standbys] == ["b"]  # the real standby is served
+
+
+@pytest.mark.parametrize("tail", [b"\0" * 4096, b"\0" * 100 + b"\x07" * 3], ids=["zeros", "torn"])
+async def test_scan_end_truncates_a_tail_and_warns_only_of_damage(
+    tmp_path: Path, tail: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A node that was an active and was SIGKILLed keeps its head segment's preallocated
+    zeros; rejoining as a standby, its mirror cuts them off as the end of the log without
+    the torn-tail warning, which stays for bytes that are not all zeros."""
+    directory = tmp_path / "journal"
+    journal, _ = open_journal(directory)
+    await append(journal, make_records(20, seed=9))
+    await journal.close()
+    head = sorted(directory.glob("*.zjournal"))[-1]
+    clean = head.read_bytes()
+    head.write_bytes(clean + tail)
+    with caplog.at_level("WARNING", logger="zonemq.cluster"):
+        position = scan_end(directory)
+    assert head.read_bytes() == clean
+    assert position.offset == len(clean)
+    warned = [r for r in caplog.records if "torn tail" in r.getMessage()]
+    assert bool(warned) == (tail.strip(b"\0") != b"")
