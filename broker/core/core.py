@@ -365,7 +365,7 @@ class Core:
             self.topics[address] = Topic(address, owner=owner)
         else:
             raise CoreError(INVALID, f"{address} is not a temporary destination")
-        self.advisories.destination(address)
+        self.advisories.destination(address, owner=owner)
 
     def delete_owned(self, owner: object) -> None:
         """Delete the temporary destinations of `owner`, closing their subscriptions."""
@@ -380,6 +380,7 @@ class Core:
             q = self.queues.pop(address, None)
             if q is None:
                 return
+            owner = q.owner
             for sub in list(q.consumers):
                 sub.close()  # a wildcard group's member leaves its group
             q.purge()
@@ -391,13 +392,14 @@ class Core:
             t = self.topics.pop(address, None)
             if t is None:
                 return
+            owner = t.owner
             if address.kind == TOPIC:
                 self.router.topic_deleted(t)  # wildcard subscribers stay on their others
             self.durables.unbind(t)
             for sub in list(t.subs):
                 sub.close()
             self.retired["enqueued"] += t.enqueued
-        self.advisories.destination(address)
+        self.advisories.destination(address, added=False, owner=owner)
 
     def retire(self, q: MessageQueue) -> None:
         """Keep the counters of a queue that goes, so that totals never go down."""
@@ -559,11 +561,16 @@ class Core:
         self.advisories.connection(conn_id, added=False)
 
     def producer_added(
-        self, producer_id: object, address: Address | None, owner: object = None
+        self,
+        producer_id: object,
+        address: Address | None,
+        owner: object = None,
+        detail: object = None,
     ) -> None:
         """A producer of connection `owner` bound to `address` (None: anonymous, never
-        advised) appeared; it goes with `disconnected(owner)` if not removed before."""
-        self.advisories.producer(producer_id, address, added=True, owner=owner)
+        advised) appeared; it goes with `disconnected(owner)` if not removed before.
+        `detail`: the protocol's own structure for it, for its advisories."""
+        self.advisories.producer(producer_id, address, added=True, owner=owner, detail=detail)
 
     def producer_removed(self, producer_id: object) -> None:
         self.advisories.producer(producer_id, None, added=False)
@@ -763,9 +770,13 @@ class Core:
                     return router.subscribe_queues(
                         parts, consumer, ack_mode, prefetch, tag, paused, selector
                     )
-                return router.subscribe_topics(
+                sub = router.subscribe_topics(
                     parts, consumer, ack_mode, prefetch, no_local, origin, tag, paused, selector
                 )
+                if any(is_advisory(p) for p in parts):
+                    # The JMS client's ActiveMQ.Advisory.TempQueue,ActiveMQ.Advisory.TempTopic.
+                    self.advisories.replay(sub, parts)
+                return sub
             address = parts[0]
         topic: Topic | None
         if address.is_queue:
@@ -801,7 +812,7 @@ class Core:
         else:
             source.add_consumer(sub)
             topic.subs.append(sub)
-        self.advisories.consumer(address, added=True)
+        self.advisories.consumer(address, added=True, sub=sub)
         if is_advisory(address):
             self.advisories.replay(sub)
         return sub
@@ -832,7 +843,7 @@ class Core:
         elif isinstance(topic, TopicSet) or isinstance(sub, QueueGroup):
             self.router.unsubscribed(sub)  # a wildcard or composite subscription
         if type(sub) is Subscription and not isinstance(topic, TopicSet):
-            self.advisories.consumer(sub.address, added=False)
+            self.advisories.consumer(sub.address, added=False, sub=sub)
 
     # -- outcomes (called by subscriptions and transactions) ------------------------------
 

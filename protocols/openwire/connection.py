@@ -65,10 +65,11 @@ from broker.core import (
     is_wildcard,
     schedule_of,
 )
+from broker.core.advisory import AdvisoryMessage
 from broker.core.errors import WriteRefused
 from broker.core.transaction import Transaction
 from broker.push import READ_PRODUCER, PushConnection
-from protocols.openwire import mapping
+from protocols.openwire import advisories, mapping
 from protocols.openwire.codec import commands as c
 from protocols.openwire.codec import fast, loose
 from protocols.openwire.codec.reader import CodecError
@@ -121,6 +122,11 @@ class OwConsumer:
         # Prefetch 0: messages only on MessagePull; a pull waiting with a timeout.
         self.pull = info.prefetch_size == 0
         self.pull_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def advisory_info(self) -> c.ConsumerInfo:
+        """What ActiveMQ.Advisory.Consumer.* carries for it (broker/core/advisory.py)."""
+        return self.info
 
     def credit(self) -> None:
         sub = self.sub
@@ -430,7 +436,7 @@ class OpenWireConnection(PushConnection):
         self.resends.reconnected = info.failover_reconnect
         self.connected = True
         self.frames.max_frame_size = self.settings.max_frame_size
-        self.core.connected(self, client_id=client_id, user=self.user)
+        self.core.connected(self, client_id=client_id, user=self.user, detail=info)
         self._respond(info)
 
     def _take_over(self, cid: c.ConnectionId) -> None:
@@ -522,7 +528,7 @@ class OpenWireConnection(PushConnection):
             address = a if type(a) is Address else None
         if info.producer_id is not None:
             self.producers[info.producer_id] = info
-            self.core.producer_added(info.producer_id, address, owner=self)
+            self.core.producer_added(info.producer_id, address, owner=self, detail=info)
         self._respond(info)
 
     def _on_message(self, m: c.Message) -> None:
@@ -694,6 +700,8 @@ class OpenWireConnection(PushConnection):
         num = self._dispatch_num
         consumer.order[num] = msg.id
         out = mapping.openwire_message(msg)
+        if type(msg) is AdvisoryMessage:
+            out = advisories.advisory_message(msg, out)
         mid = out.message_id
         assert mid is not None
         out.message_id = c.MessageId(
