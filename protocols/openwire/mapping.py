@@ -34,11 +34,13 @@ import zlib
 from typing import Any
 
 from broker.core import QUEUE, TEMP_QUEUE, TEMP_TOPIC, TOPIC, Address, Message
+from protocols.openwire import bodies
 from protocols.openwire.codec import commands as c
 from protocols.openwire.codec import primitives, utf
 from protocols.openwire.codec.reader import CodecError
 
 ORIGINAL_ID = "JMS_AMQP_MessageId"
+SERIALIZED = "application/x-java-serialized-object"
 GROUP_SEQ = "JMSXGroupSeq"
 
 _KINDS: dict[type[c.Destination], str] = {
@@ -66,6 +68,8 @@ _KIND_CODES: dict[type[c.Message], int] = {
     c.StreamMessage: 4,
 }
 _KIND_CLASSES = {code: cls for cls, code in _KIND_CODES.items()}
+# JMS_AMQP_ORIGINAL_ENCODING values whose body becomes a Map or Stream message.
+_CONVERTED = (bodies.ENC_MAP, bodies.ENC_SEQUENCE, bodies.ENC_LIST)
 
 
 def address_of(dest: c.Destination) -> Address | tuple[Address, ...]:
@@ -153,10 +157,14 @@ def message_from(m: c.Message, address: Address, origin: object, *, limit: int) 
         body = bytes_of(m.content, m.compressed, limit)
         is_text = False
     else:
-        # Map, Stream, Object and a bodyless Message keep their marshalled content (as
-        # the client wrote it, inflated) and their kind, for OpenWire consumers.
+        # Object and a bodyless Message keep their marshalled content (as the client
+        # wrote it, inflated) and their kind, for OpenWire consumers; Map and Stream
+        # bodies are kept as AMQP's map and list (bodies.py).
         body = (_inflate(m.content, limit) if m.compressed else m.content) if m.content else b""
         is_text = False
+        if t is c.MapMessage or t is c.StreamMessage:
+            conv = bodies.map_to_amqp if t is c.MapMessage else bodies.stream_to_amqp
+            body = conv(body)
     props: dict[str, Any] = {}
     if m.properties:
         decoded = primitives.decode_map(m.properties)
@@ -165,9 +173,18 @@ def message_from(m: c.Message, address: Address, origin: object, *, limit: int) 
                 if type(value) in (dict, list):
                     raise CodecError(f"property {key!r} is a {type(value).__name__}")
                 props[key] = value
-    kind = _KIND_CODES.get(t)
-    if kind is not None:
-        props[BODY_KIND] = ("byte", kind)
+    content_type = None
+    if t is c.MapMessage:
+        props[bodies.ENCODING] = bodies.ENC_MAP
+    elif t is c.StreamMessage:
+        props[bodies.ENCODING] = bodies.ENC_SEQUENCE
+    else:
+        kind = _KIND_CODES.get(t)
+        if kind is not None:
+            props[BODY_KIND] = ("byte", kind)
+            if t is c.ObjectMessage:
+                # As ActiveMQ's AMQP transformer marks a serialized object.
+                content_type = SERIALIZED
     if m.message_id is not None:
         text = m.message_id.text()
         # As Java's MessageId.toString: an id is always shown with its "ID:".
@@ -196,6 +213,7 @@ def message_from(m: c.Message, address: Address, origin: object, *, limit: int) 
         group_id=m.group_id,
         type=m.type,
         origin=origin,
+        content_type=content_type,
     )
 
 
@@ -230,8 +248,12 @@ def openwire_message(msg: Message) -> c.Message:
     props: dict[str, Any] = {}
     group_seq = 0
     kind_class: type[c.Message] | None = None
+    encoding = None
     for key, value in msg.properties.items():
         if key == ORIGINAL_ID:
+            continue
+        if key == bodies.ENCODING and value in _CONVERTED:
+            encoding = value
             continue
         if key == BODY_KIND:
             kind_class = _KIND_CLASSES.get(value[1] if type(value) is tuple else value)
@@ -242,8 +264,15 @@ def openwire_message(msg: Message) -> c.Message:
                 group_seq = value
             continue
         props[key] = value
-    if kind_class is not None:
-        out: c.Message = kind_class(content=msg.body or None)
+    if encoding is not None:
+        if encoding == bodies.ENC_MAP:
+            out: c.Message = c.MapMessage(content=bodies.amqp_to_map(msg.body))
+        else:
+            out = c.StreamMessage(content=bodies.amqp_to_stream(msg.body))
+    elif kind_class is not None:
+        out = kind_class(content=msg.body or None)
+    elif msg.content_type == SERIALIZED and not msg.text:
+        out = c.ObjectMessage(content=msg.body or None)
     elif msg.text:
         data = utf.encode(msg.body.decode("utf-8", "replace"))
         out = c.TextMessage(content=len(data).to_bytes(4, "big") + data)
