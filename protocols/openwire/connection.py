@@ -69,7 +69,7 @@ from broker.core.advisory import AdvisoryMessage
 from broker.core.errors import WriteRefused
 from broker.core.transaction import Transaction
 from broker.push import READ_PRODUCER, PushConnection
-from protocols.openwire import advisories, mapping
+from protocols.openwire import advisories, mapping, xa
 from protocols.openwire.codec import commands as c
 from protocols.openwire.codec import fast, loose
 from protocols.openwire.codec.reader import CodecError
@@ -865,9 +865,13 @@ class OpenWireConnection(PushConnection):
 
     def _on_transaction(self, info: c.TransactionInfo) -> None:
         txid = info.transaction_id
-        if isinstance(txid, c.XATransactionId):
-            raise Refused(XA, "XA transactions are not supported by ZoneMQ")
         kind = info.type
+        if isinstance(txid, c.XATransactionId) or kind == c.TX_RECOVER:
+            answer = xa.answer(info)  # refused: protocols/openwire/xa.py
+            if isinstance(answer, tuple):
+                raise Refused(*answer)
+            self._answer(info, fast.encode(answer))
+            return
         if kind == c.TX_BEGIN:
             if txid in self.txs:
                 raise Refused(JMS_EXCEPTION, f"Transaction '{txid}' already started.")
@@ -893,7 +897,7 @@ class OpenWireConnection(PushConnection):
         elif kind == c.TX_END:
             self._respond(info)
         else:
-            raise Refused(XA, "XA transactions are not supported by ZoneMQ")
+            raise Refused(XA, xa.NOT_SUPPORTED)
 
     # -- removal --------------------------------------------------------------------------
 
