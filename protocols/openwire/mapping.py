@@ -3,13 +3,23 @@
 ActiveMQTextMessage        ↔ a text message (text=True; the body is the text in UTF-8,
                              as a STOMP frame without content-length carries it)
 ActiveMQBytesMessage       ↔ a bytes message (STOMP content-length, AMQP data section)
-Map, Stream, Object, and ActiveMQMessage without a body
+Map and Stream messages    ↔ their AMQP encoding (a map, a list) with property
+                             JMS_AMQP_ORIGINAL_ENCODING 7 / 3, the AMQP mapping's form
+                             (bodies.py), so AMQP consumers get a map amqp-value or an
+                             amqp-sequence as ActiveMQ's AMQP transport gives them, and
+                             an AMQP map / list (7, 3 or 8) comes to JMS as a Map /
+                             Stream message; STOMP consumers get that encoding
+                             (ActiveMQ's STOMP sends them no body)
+Object, and ActiveMQMessage without a body
                            ↔ their marshalled content as the body, and property
-                             JMS_OPENWIRE_MSG_TYPE (2, 4, 1, 0: AMQP's
-                             x-opt-jms-msg-type codes), so an OpenWire consumer gets the
-                             same kind back; STOMP and AMQP consumers get the content as
-                             bytes (ActiveMQ's STOMP sends them no body, its AMQP a map
-                             or list section: not done here)
+                             JMS_OPENWIRE_MSG_TYPE (1, 0: AMQP's x-opt-jms-msg-type
+                             codes), so an OpenWire consumer gets the same kind back; an
+                             ObjectMessage has content type
+                             application/x-java-serialized-object (ActiveMQ's mark for
+                             AMQP), and a bytes message with that content type comes
+                             to JMS as an ObjectMessage. A Map or Stream message stored
+                             by an earlier version (JMS_OPENWIRE_MSG_TYPE 2 / 4, its
+                             marshalled content) still goes out as what it was.
 compressed (useCompression)  inflated on the way in, bounded by the frame size limit
 destination ↔ queue://, topic://, temp-queue://, temp-topic:// by the structure's
               type; a physical name with commas is a composite (each part may say
@@ -264,11 +274,18 @@ def openwire_message(msg: Message) -> c.Message:
                 group_seq = value
             continue
         props[key] = value
+    out: c.Message
     if encoding is not None:
-        if encoding == bodies.ENC_MAP:
-            out: c.Message = c.MapMessage(content=bodies.amqp_to_map(msg.body))
-        else:
-            out = c.StreamMessage(content=bodies.amqp_to_stream(msg.body))
+        try:
+            if encoding == bodies.ENC_MAP:
+                out = c.MapMessage(content=bodies.amqp_to_map(msg.body))
+            else:
+                out = c.StreamMessage(content=bodies.amqp_to_stream(msg.body))
+        except CodecError:
+            # A body JMS cannot hold (nested past primitives.MAX_DEPTH): its AMQP
+            # encoding as bytes, the property saying what it is.
+            props[bodies.ENCODING] = encoding
+            out = c.BytesMessage(content=msg.body)
     elif kind_class is not None:
         out = kind_class(content=msg.body or None)
     elif msg.content_type == SERIALIZED and not msg.text:
