@@ -52,6 +52,7 @@ from broker.core.message import QUEUE, TEMP_QUEUE, TEMP_TOPIC, TOPIC, Address, M
 if TYPE_CHECKING:
     from broker.core.core import Core
     from broker.core.queue import Subscription
+    from broker.core.selector import Selector
 
 PREFIX = "ActiveMQ.Advisory."
 CONNECTION = PREFIX + "Connection"
@@ -132,6 +133,14 @@ def _id_of(conn: object) -> str | None:
     return None if ident is None else str(ident)
 
 
+def _selector_text(selector: Selector) -> str:
+    """A selector as ActiveMQ's ConsumerInfo gives it: one that compares strings with
+    numbers (STOMP's) with its STOMP transport's prefix."""
+    if selector.convert_strings:
+        return "convert_string_expressions:" + selector.text
+    return selector.text
+
+
 def consumer_event(sub: Subscription, *, added: bool) -> Event:
     """The Event of consumer `sub` coming or going."""
     selector = sub.selector
@@ -143,7 +152,7 @@ def consumer_event(sub: Subscription, *, added: bool) -> Event:
         _id_of(sub.consumer),
         getattr(sub.tag, "advisory_info", None),
         (
-            selector.text if selector is not None else None,
+            _selector_text(selector) if selector is not None else None,
             sub.prefetch,
             sub.no_local,
             sub.exclusive,

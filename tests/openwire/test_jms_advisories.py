@@ -10,9 +10,12 @@ the same lines there."""
 from __future__ import annotations
 
 import itertools
+import subprocess
+
+import stomp
 
 from tests.conftest import BrokerThread
-from tests.openwire.conftest import Jms, url
+from tests.openwire.conftest import Jms, classpath, url
 
 _ids = itertools.count(1)
 
@@ -100,4 +103,37 @@ def test_destination_source_lists_queues_topics_and_temporary_queues(
         ("queues", "[P.ds.a, P.ds.b]"),
         ("topics", "[P.ds.t]"),
         ("temp-queues", "true"),
+    ]
+
+
+def test_a_stomp_consumer_as_the_jms_client_sees_it(jms: Jms, ow_broker: BrokerThread) -> None:
+    """ActiveMQ 5.17.2 printed these two lines for the same STOMP subscription (its STOMP
+    transport marks a STOMP selector convert_string_expressions:, and so does ZoneMQ)."""
+    p = f"owadv{next(_ids)}"
+    java = subprocess.Popen(
+        ["java", "-cp", classpath(jms.classes), "Advisories", url(ow_broker), "watch", p, "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert java.stdout is not None and java.stdout.readline().strip() == "ready=1"
+        conn = stomp.Connection12([("127.0.0.1", ow_broker.stomp_port)])
+        conn.connect(wait=True)
+        headers = {"selector": "n > 1", "activemq.prefetchSize": "7"}
+        conn.subscribe(f"/queue/{p}.s", id=1, ack="client", headers=headers)
+        # The unsubscribe's receipt: the subscription was made before it went.
+        conn.unsubscribe(1, headers={"receipt": "r1"})
+        conn.disconnect()
+        out, _ = java.communicate(timeout=60)
+    finally:
+        if java.poll() is None:
+            java.kill()
+            java.wait()
+    assert java.returncode == 0
+    lines = [x.replace(p, "P") for x in out.splitlines()]
+    assert lines == [
+        "adv=ConsumerInfo|queue://P.s|prefetch:7|selector:convert_string_expressions:n > 1"
+        "|same-id:false|consumerCount:1" + SUFFIX,
+        "adv=RemoveInfo|ConsumerId|same-id:false|consumerCount:0" + SUFFIX,
     ]

@@ -227,6 +227,23 @@ public class Advisories {
         c.close();
     }
 
+    // Another protocol's consumer as a JMS client sees it: watch the consumer advisories
+    // of queue <p>.s until n have come (the test subscribes over STOMP after "ready").
+    static void watch(String p, int n) throws Exception {
+        ActiveMQConnection c = connect(null);
+        Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        MessageConsumer w = s.createConsumer(s.createTopic("ActiveMQ.Advisory.Consumer.Queue." + p + ".s"));
+        out("ready", 1);
+        System.out.flush();
+        Map<String, String> ids = new HashMap<>();
+        for (int i = 0; i < n; i++) {
+            ActiveMQMessage m = (ActiveMQMessage) w.receive(10000);
+            if (m == null) { out("missing", i); break; }
+            out("adv", describe(m, ids));
+        }
+        c.close();
+    }
+
     public static void main(String[] args) throws Exception {
         url = args[0];
         String scenario = args[1];
@@ -234,6 +251,7 @@ public class Advisories {
         if (scenario.equals("events")) events(p);
         else if (scenario.equals("temp")) temp(p);
         else if (scenario.equals("destinations")) destinations(p);
+        else if (scenario.equals("watch")) watch(p, Integer.parseInt(args[3]));
         else throw new IllegalArgumentException(scenario);
     }
 }
