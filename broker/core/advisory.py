@@ -38,8 +38,10 @@ a part of a composite, as the JMS client's ActiveMQ.Advisory.TempQueue,
 ActiveMQ.Advisory.TempTopic) first gets one advisory per connection, consumer, producer
 or destination that already exists (ActiveMQ's replay), to it alone.
 
-Cost: nothing is built unless the advisory topic has a subscriber; no event on the
-message path is advised except expiry and dead-lettering, which are rare by nature.
+Cost: no message is built unless the advisory topic has a subscriber (a consumer's or a
+destination's Event neither); a connection's and a bound producer's Event is kept while
+it lives, for the replay (one small object each). No event on the message path is
+advised except expiry and dead-lettering, which are rare by nature.
 """
 
 from __future__ import annotations
@@ -191,13 +193,12 @@ class Advisories:
         if not self.enabled:
             return
         if added:
+            # Kept for the replay, so built even with nobody listening (once per login).
+            detail = info.get("detail")
+            if detail is None:
+                detail = {"client_id": info.get("client_id"), "user": info.get("user")}
             event = Event(
-                CONNECTION_EVENT,
-                True,
-                ident=_id_of(conn_id),
-                owner=_id_of(conn_id),
-                detail=info.get("detail"),
-                consumer=None,
+                CONNECTION_EVENT, True, ident=_id_of(conn_id), owner=_id_of(conn_id), detail=detail
             )
             self.connections[conn_id] = event
             self._publish(CONNECTION, {}, event)
@@ -212,7 +213,7 @@ class Advisories:
             self._publish(CONNECTION, {}, gone)
 
     def consumer(self, address: Address, *, added: bool, sub: Subscription | None = None) -> None:
-        if self.enabled and not is_advisory(address):
+        if self.enabled and not is_advisory(address) and self._wanted(consumer_topic(address)):
             event = (
                 consumer_event(sub, added=added)
                 if sub is not None
@@ -255,7 +256,7 @@ class Advisories:
     def destination(self, address: Address, *, added: bool = True, owner: object = None) -> None:
         """A destination was created (`added`) or deleted; `owner`: a temporary one's
         connection."""
-        if not is_advisory(address):
+        if not is_advisory(address) and self._wanted(_KIND_TOPICS[address.kind]):
             event = Event(DESTINATION_EVENT, added, address, owner=_id_of(owner))
             self._publish(_KIND_TOPICS[address.kind], {}, event)
 
@@ -331,6 +332,10 @@ class Advisories:
 
     def _message(self, props: dict[str, Any], event: Event) -> AdvisoryMessage:
         return AdvisoryMessage(event, {**self._props, **props})
+
+    def _wanted(self, name: str) -> bool:
+        """Whether advisory topic `name` has a subscriber (else nothing is built)."""
+        return self.enabled and self.core.has_subscribers(Address(TOPIC, name))
 
     def _publish(self, name: str, props: dict[str, Any], event: Event) -> None:
         if not self.enabled:
