@@ -61,7 +61,8 @@ public class Advisories {
         } else if (ds instanceof DestinationInfo) {
             DestinationInfo di = (DestinationInfo) ds;
             b.append("|").append(di.getOperationType() == DestinationInfo.ADD_OPERATION_TYPE ? "add" : "remove")
-             .append("|").append(name(di.getDestination()).replace(String.valueOf(ids.get("temp")), "<temp>"));
+             .append("|").append(name(di.getDestination()).replace(String.valueOf(ids.get("temp")), "<temp>")
+                 .replace(String.valueOf(ids.get("ttemp")), "<ttemp>"));
         } else if (ds instanceof ActiveMQMessage) {
             ActiveMQMessage am = (ActiveMQMessage) ds;
             b.append("|").append(name(am.getDestination())).append("|id:")
@@ -87,7 +88,8 @@ public class Advisories {
             return ((RemoveInfo) ds).getObjectId().toString().equals(ids.get("connection"));
         if (ds instanceof DestinationInfo) {
             ActiveMQDestination d = ((DestinationInfo) ds).getDestination();
-            return d.getPhysicalName().startsWith(p) || d.getPhysicalName().equals(ids.get("temp"));
+            return d.getPhysicalName().startsWith(p) || d.getPhysicalName().equals(ids.get("temp"))
+                || d.getPhysicalName().equals(ids.get("ttemp"));
         }
         return true;
     }
@@ -96,7 +98,8 @@ public class Advisories {
         String q = p + ".q";
         String[] topics = {
             "Consumer.Queue." + q, "Producer.Queue." + q, "Connection", "Queue", "TempQueue",
-            "Expired.Queue." + q, "MessageDLQd.Queue." + q,
+            "Expired.Queue." + q, "MessageDLQd.Queue." + q, "Topic", "TempTopic",
+            "Consumer.Topic." + p + ".t",
         };
         ActiveMQConnection watcher = connect(null);
         Session ws = watcher.createSession(false, Session.AUTO_ACKNOWLEDGE);
@@ -130,6 +133,11 @@ public class Advisories {
         TemporaryQueue tq = s.createTemporaryQueue();
         ids.put("temp", tq.getQueueName());
         tq.delete();
+        // A topic made by its first consumer, and a temporary topic.
+        s.createConsumer(s.createTopic(p + ".t")).close();
+        TemporaryTopic tt = s.createTemporaryTopic();
+        ids.put("ttemp", tt.getTopicName());
+        tt.delete();
         c.close();
         // A message dead-lettered: redelivery policy 0, one rollback.
         ActiveMQConnection d = connect(null);
@@ -148,8 +156,9 @@ public class Advisories {
         ActiveMQMessage m;
         while ((m = got.poll(1500, TimeUnit.MILLISECONDS)) != null) {
             String topic = ((Topic) m.getJMSDestination()).getTopicName().substring("ActiveMQ.Advisory.".length());
+            // Per-destination topics by kind: Consumer.Queue, Expired.Queue...
             if (topic.startsWith("Consumer.") || topic.startsWith("Producer.") || topic.startsWith("Expired.")
-                || topic.startsWith("MessageDLQd.")) topic = topic.substring(0, topic.indexOf('.'));
+                || topic.startsWith("MessageDLQd.")) topic = topic.substring(0, topic.indexOf('.', topic.indexOf('.') + 1));
             if (ours(m, p, ids)) out("adv", topic + "|" + describe(m, ids));
         }
         watcher.close();
