@@ -154,7 +154,8 @@ public class Advisories {
         tx.commit();
         d.close();
         ActiveMQMessage m;
-        while ((m = got.poll(1500, TimeUnit.MILLISECONDS)) != null) {
+        // Advisories come asynchronously: until none for 3 s (a loaded machine is slow).
+        while ((m = got.poll(3000, TimeUnit.MILLISECONDS)) != null) {
             String topic = ((Topic) m.getJMSDestination()).getTopicName().substring("ActiveMQ.Advisory.".length());
             // Per-destination topics by kind: Consumer.Queue, Expired.Queue...
             if (topic.startsWith("Consumer.") || topic.startsWith("Producer.") || topic.startsWith("Expired.")
