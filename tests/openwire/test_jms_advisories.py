@@ -10,11 +10,13 @@ the same lines there."""
 from __future__ import annotations
 
 import itertools
+import json
 import subprocess
+from typing import Any
 
 import stomp
 
-from tests.conftest import BrokerThread
+from tests.conftest import BrokerThread, Client, Collector, subscribe
 from tests.openwire.conftest import Jms, classpath, url
 
 _ids = itertools.count(1)
@@ -142,3 +144,102 @@ def test_a_stomp_consumer_as_the_jms_client_sees_it(jms: Jms, ow_broker: BrokerT
         "|same-id:false|consumerCount:1" + SUFFIX,
         "adv=RemoveInfo|ConsumerId|same-id:false|consumerCount:0" + SUFFIX,
     ]
+
+
+def _stomp(b: BrokerThread) -> Client:
+    conn = stomp.Connection12([("127.0.0.1", b.stomp_port)])
+    listener = Collector()
+    conn.set_listener("collector", listener)
+    conn.connect(wait=True)
+    return Client(conn, listener, "1.2")
+
+
+def _json(frame: stomp.utils.Frame) -> tuple[str, dict[str, Any]]:
+    assert frame.headers["transformation"] == "jms-advisory-json"
+    ((name, fields),) = json.loads(frame.body).items()
+    return name, fields
+
+
+def _id_text(ids: dict[str, Any]) -> str:
+    return f"{ids['connectionId']}:{ids['sessionId']}:{ids['value']}"
+
+
+def test_a_stomp_consumer_has_the_same_ids_over_openwire_and_in_the_json(
+    jms: Jms, ow_broker: BrokerThread
+) -> None:
+    """The ConsumerId a JMS client reads from a STOMP consumer's advisories is the one
+    the JSON body a STOMP watcher gets shows (session -1, as ActiveMQ's STOMP transport)."""
+    p = f"owadv{next(_ids)}"
+    watch = _stomp(ow_broker)
+    java = subprocess.Popen(
+        ["java", "-cp", classpath(jms.classes), "Advisories", url(ow_broker), "watch-ids", p, "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        subscribe(watch, f"/topic/ActiveMQ.Advisory.Consumer.Queue.{p}.s", "w")
+        assert java.stdout is not None and java.stdout.readline().strip() == "ready=1"
+        c = _stomp(ow_broker)
+        subscribe(c, f"/queue/{p}.s", "1")
+        c.unsubscribe("1", headers={"receipt": "r1"})
+        assert c.listener.receipt() == "r1"
+        c.disconnect()
+        out, _ = java.communicate(timeout=60)
+    finally:
+        if java.poll() is None:
+            java.kill()
+            java.wait()
+        watch.close()
+    assert java.returncode == 0
+    added, removed = watch.listener.take(2)
+    name, consumer = _json(added)
+    assert name == "ConsumerInfo"
+    text = _id_text(consumer["consumerId"])
+    assert consumer["consumerId"]["sessionId"] == -1
+    name, gone = _json(removed)
+    assert name == "RemoveInfo" and _id_text(gone["objectId"]) == text
+    assert out.splitlines() == [f"added={text}", f"removed={text}"]
+
+
+def test_a_jms_consumer_has_its_own_ids_in_the_json(jms: Jms, ow_broker: BrokerThread) -> None:
+    """A STOMP watcher's JSON shows a JMS client's own ConnectionId and ConsumerId."""
+    p = f"owadv{next(_ids)}"
+    watch = _stomp(ow_broker)
+    subscribe(watch, "/topic/ActiveMQ.Advisory.Connection", "c")
+    subscribe(watch, f"/topic/ActiveMQ.Advisory.Consumer.Queue.{p}.o", "w")
+    assert _json(watch.listener.next())[0] == "ConnectionInfo"  # the watcher's own: replayed
+    java = subprocess.Popen(
+        ["java", "-cp", classpath(jms.classes), "Advisories", url(ow_broker), "own", p],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert java.stdout is not None and java.stdin is not None
+        connection = java.stdout.readline().strip().removeprefix("connection=")
+        consumer = java.stdout.readline().strip().removeprefix("consumer=")
+        frames = watch.listener.take(2)  # its connection and its consumer, in that order
+        java.stdin.write("close\n")
+        java.stdin.flush()
+        out, _ = java.communicate(timeout=60)
+        frames += watch.listener.take(2)  # its consumer and its connection gone
+    finally:
+        if java.poll() is None:
+            java.kill()
+            java.wait()
+        watch.close()
+    assert java.returncode == 0 and out.strip() == "closed=1"
+    by_topic = {f.headers["destination"].rsplit("/", 1)[1]: [] for f in frames}
+    for f in frames:
+        by_topic[f.headers["destination"].rsplit("/", 1)[1]].append(_json(f))
+    conn_events = by_topic["ActiveMQ.Advisory.Connection"]
+    cons_events = by_topic[f"ActiveMQ.Advisory.Consumer.Queue.{p}.o"]
+    assert [n for n, _ in conn_events] == ["ConnectionInfo", "RemoveInfo"]
+    assert conn_events[0][1]["connectionId"] == {"value": connection}
+    assert conn_events[1][1]["objectId"] == {"@class": "ConnectionId", "value": connection}
+    assert [n for n, _ in cons_events] == ["ConsumerInfo", "RemoveInfo"]
+    assert _id_text(cons_events[0][1]["consumerId"]) == consumer
+    assert _id_text(cons_events[1][1]["objectId"]) == consumer
+    assert consumer.startswith(connection + ":")

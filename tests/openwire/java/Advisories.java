@@ -254,6 +254,42 @@ public class Advisories {
         c.close();
     }
 
+    // The ids a JMS client knows: watch the consumer advisories of <p>.s until n have
+    // come, printing each one's ConsumerId as the client reads it (the test consumes
+    // over STOMP after "ready" and compares with the JSON body STOMP gets).
+    static void watchIds(String p, int n) throws Exception {
+        ActiveMQConnection c = connect(null);
+        Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        MessageConsumer w = s.createConsumer(s.createTopic("ActiveMQ.Advisory.Consumer.Queue." + p + ".s"));
+        out("ready", 1);
+        System.out.flush();
+        for (int i = 0; i < n; i++) {
+            ActiveMQMessage m = (ActiveMQMessage) w.receive(10000);
+            if (m == null) { out("missing", i); break; }
+            DataStructure ds = m.getDataStructure();
+            if (ds instanceof ConsumerInfo) out("added", ((ConsumerInfo) ds).getConsumerId());
+            else if (ds instanceof RemoveInfo) out("removed", ((RemoveInfo) ds).getObjectId());
+            else out("other", ds);
+        }
+        c.close();
+    }
+
+    // A JMS consumer of <p>.o for STOMP watchers: prints its ConnectionId and ConsumerId,
+    // then closes both once a line comes on stdin.
+    static void own(String p) throws Exception {
+        ActiveMQConnection c = connect(null);
+        Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        org.apache.activemq.ActiveMQMessageConsumer mc =
+            (org.apache.activemq.ActiveMQMessageConsumer) s.createConsumer(s.createQueue(p + ".o"));
+        out("connection", c.getConnectionInfo().getConnectionId());
+        out("consumer", mc.getConsumerId());
+        System.out.flush();
+        new java.io.BufferedReader(new java.io.InputStreamReader(System.in)).readLine();
+        mc.close();
+        c.close();
+        out("closed", 1);
+    }
+
     public static void main(String[] args) throws Exception {
         url = args[0];
         String scenario = args[1];
@@ -262,6 +298,8 @@ public class Advisories {
         else if (scenario.equals("temp")) temp(p);
         else if (scenario.equals("destinations")) destinations(p);
         else if (scenario.equals("watch")) watch(p, Integer.parseInt(args[3]));
+        else if (scenario.equals("watch-ids")) watchIds(p, Integer.parseInt(args[3]));
+        else if (scenario.equals("own")) own(p);
         else throw new IllegalArgumentException(scenario);
     }
 }
