@@ -218,11 +218,15 @@ public class Advisories {
         ds.start();
         TemporaryQueue tq = s.createTemporaryQueue();
         s.createProducer(s.createQueue(p + ".ds.b")).send(s.createTextMessage("x"));
-        // Wait until the last one made is known.
+        // Wait until the last one made is known. Only those made after the listener was
+        // set are printed: getDestinationSource() starts its subscriptions before the
+        // listener is set, so whether the replay of ds.a and ds.t reaches the listener is
+        // a race, in ActiveMQ 5.17.2 too (seen there once as an extra add:topic line);
+        // ds.a and ds.t are checked in the lists below.
         String e;
         Set<String> seen = new TreeSet<>();
         while ((e = events.poll(5000, TimeUnit.MILLISECONDS)) != null) {
-            if (e.contains(p + ".ds.") || e.contains(tq.getQueueName())) seen.add(e.replace(tq.getQueueName(), "<tq>"));
+            if (e.contains(p + ".ds.b") || e.contains(tq.getQueueName())) seen.add(e.replace(tq.getQueueName(), "<tq>"));
             if (e.equals("add:queue://" + p + ".ds.b")) break;
         }
         for (String x : seen) out("event", x);
