@@ -542,15 +542,17 @@ def _producer_json(event: Event) -> dict[str, Any]:
 
 def _destination_json(event: Event) -> dict[str, Any]:
     assert event.address is not None
-    return {
-        "DestinationInfo": {
-            "commandId": 0,
-            "responseRequired": False,
-            "destination": destination_json(event.address),
-            "operationType": ADD if event.added else REMOVE,
-            "timeout": 0,
-        }
-    }
+    body: dict[str, Any] = {"commandId": 0, "responseRequired": False}
+    if event.owner is not None:
+        # A temporary destination's connection, as OpenWire's DestinationInfo shows it
+        # (ZoneMQ knows no creating connection of other destinations).
+        body["connectionId"] = {"value": event.owner}
+    body.update(
+        destination=destination_json(event.address),
+        operationType=ADD if event.added else REMOVE,
+        timeout=0,
+    )
+    return {"DestinationInfo": body}
 
 
 def _message_json(event: Event) -> dict[str, Any]:
