@@ -21,16 +21,39 @@ What is published, and to which topic (ActiveMQ's names):
 
 Every advisory is a non-persistent message of type `Advisory`, priority 0, with the
 properties `originBrokerName`, `originBrokerId` and `originBrokerURL`. ActiveMQ puts the
-event's details (a ConnectionInfo, ConsumerInfo, DestinationInfo, RemoveInfo, the expired
-message...) in an OpenWire data structure that its STOMP transport renders as JSON
-(XStream's, the default `jms-advisory-json` transformation, named in a `transformation`
-header); ZoneMQ's advisories carry that JSON as their text body, with the fields ZoneMQ
-has (compared live with ActiveMQ 5.17.2, bench.compare_configured), and the
-`transformation` property. A subscriber to a Connection, Consumer, Producer or destination advisory
-topic first gets one advisory per connection, consumer, producer or destination that
-already exists (ActiveMQ's replay), to it alone.
+event's details in an OpenWire data structure (a ConnectionInfo, ConsumerInfo,
+ProducerInfo, DestinationInfo, RemoveInfo, the expired or dead-lettered message without
+its body). Here an advisory is an `AdvisoryMessage`: a Message that also carries its
+`Event`, a protocol-neutral account of what happened (which kind of thing, added or
+removed, its destination, its ids, the owning connection's id, and the protocol's own
+structure for it when the protocol gave one: OpenWire passes its ConsumerInfo,
+ProducerInfo and ConnectionInfo). Two renderings of the one Event:
 
-Cost: nothing is built unless the advisory topic has a subscriber; no event on the
+- the message's text body is the structure as the JSON ActiveMQ's STOMP transport
+  renders it (XStream's, its `jms-advisory-json` transformation, named in a
+  `transformation` property), with the fields ZoneMQ has (compared live with ActiveMQ
+  5.17.2, bench.compare_configured): what STOMP and AMQP consumers get. It is built here,
+  from the Event alone, when the message is built;
+- the OpenWire listener turns the Event into ActiveMQ's structure itself, as the
+  ActiveMQMessage's dataStructure, without that body and property
+  (protocols/openwire/advisories.py).
+
+Both show the same ids: a connection's ConnectionId is the one its protocol gave
+(`connection_id`: OpenWire's client-chosen one) or else the connection's own `id`; a
+consumer's or producer's id is (connection, session, value), the protocol's own when its
+tag has an `advisory_id` (OpenWire) or else (its connection's id, -1, its number), as
+ActiveMQ's STOMP transport numbers them in session -1. A consumer's Event is read from its
+Subscription (and its tag's `advisory_info` / `advisory_id`, when the protocol's tag has
+them) at the time of the event: it holds no connection.
+
+A subscriber to a Connection, Consumer, Producer or destination advisory topic (also as
+a part of a composite, as the JMS client's ActiveMQ.Advisory.TempQueue,
+ActiveMQ.Advisory.TempTopic) first gets one advisory per connection, consumer, producer
+or destination that already exists (ActiveMQ's replay), to it alone.
+
+Cost: no message (and no JSON) is built unless the advisory topic has a subscriber (a
+consumer's or a destination's Event neither); a connection's and a bound producer's
+Event is kept while it lives, for the replay (one small object each). No event on the
 message path is advised except expiry and dead-lettering, which are rare by nature.
 """
 
@@ -38,6 +61,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from broker.core.message import QUEUE, TEMP_QUEUE, TEMP_TOPIC, TOPIC, Address, Message
@@ -45,6 +69,7 @@ from broker.core.message import QUEUE, TEMP_QUEUE, TEMP_TOPIC, TOPIC, Address, M
 if TYPE_CHECKING:
     from broker.core.core import Core
     from broker.core.queue import Subscription
+    from broker.core.selector import Selector
 
 PREFIX = "ActiveMQ.Advisory."
 CONNECTION = PREFIX + "Connection"
@@ -57,7 +82,8 @@ _KIND_TOPICS = {
 # The "Queue" / "Topic" part of per-destination advisory names (temporary ones are
 # named as their permanent kind, as ActiveMQ's getDestinationTypeAsString).
 _KIND_WORD = {QUEUE: "Queue", TEMP_QUEUE: "Queue", TOPIC: "Topic", TEMP_TOPIC: "Topic"}
-
+# The producer's own message id, where the OpenWire and AMQP mappings keep it.
+_PRODUCER_ID = "JMS_AMQP_MessageId"
 
 # XStream's class names of ActiveMQ's destinations, as its JSON shows them.
 _CLASS = {
@@ -69,11 +95,68 @@ _CLASS = {
 TRANSFORMATION = "jms-advisory-json"
 # DestinationInfo's operationType.
 ADD, REMOVE = 0, 1
+# The session ActiveMQ's STOMP transport gives its consumers and producers.
+NO_SESSION = -1
+
+# Event.kind
+CONNECTION_EVENT = "connection"
+CONSUMER_EVENT = "consumer"
+PRODUCER_EVENT = "producer"
+DESTINATION_EVENT = "destination"
+MESSAGE_EVENT = "message"
+
+# A consumer's or producer's id: (connection id, session id, value).
+Ids = tuple[str, int, int]
 
 
-def destination_json(address: Address) -> dict[str, Any]:
-    """An ActiveMQDestination as XStream writes it (its empty options map is "null")."""
-    return {"@class": _CLASS[address.kind], "string": address.name, "null": ""}
+@dataclass(slots=True, frozen=True)
+class Event:
+    """What an advisory reports, in no protocol's terms (see the module docstring).
+
+    `ident` is the thing's own id: a consumer's subscription number, a producer's id as
+    its protocol gave it, a connection's id, a message's id. `owner` is the
+    ConnectionId (text) of the connection it belongs to (a connection's own, for a
+    connection), `detail` the protocol's own structure for it (or, for an expired or
+    dead-lettered message, the Message), `consumer` a consumer's settings: (selector
+    text, prefetch, no-local, exclusive, priority), `ids` a consumer's or producer's
+    (connection, session, value), `client` a connection's (client id, user, ip)."""
+
+    kind: str
+    added: bool
+    address: Address | None = None
+    ident: object = None
+    owner: str | None = None
+    detail: object = None
+    consumer: tuple[str | None, int, bool, bool, int] | None = None
+    ids: Ids | None = None
+    client: tuple[str | None, str | None, str | None] | None = None
+
+
+class AdvisoryMessage(Message):
+    """An advisory: a Message (its body the Event as ActiveMQ's advisory JSON) and the
+    Event it reports (copies keep the Event)."""
+
+    __slots__ = ("event",)
+
+    def __init__(self, event: Event, properties: dict[str, Any]) -> None:
+        body = event_json(event)
+        super().__init__(
+            json.dumps(body, separators=(",", ":")).encode() if body else b"",
+            properties={**properties, "transformation": TRANSFORMATION},
+            text=True,
+            type="Advisory",
+            priority=0,  # ActiveMQ's advisories leave it unset: 0
+        )
+        self.event = event
+
+    def copy(self) -> AdvisoryMessage:
+        m = AdvisoryMessage.__new__(AdvisoryMessage)
+        for name in Message.__slots__:
+            setattr(m, name, getattr(self, name))
+        m.properties = dict(self.properties)
+        m.wire = None
+        m.event = self.event
+        return m
 
 
 def is_advisory(address: Address) -> bool:
@@ -89,6 +172,51 @@ def producer_topic(address: Address) -> str:
     return f"{PREFIX}Producer.{_KIND_WORD[address.kind]}.{address.name}"
 
 
+def _id_of(conn: object) -> str | None:
+    """A connection's id as text (every protocol's connection has an `id`)."""
+    ident = getattr(conn, "id", None)
+    return None if ident is None else str(ident)
+
+
+def _selector_text(selector: Selector) -> str:
+    """A selector as ActiveMQ's ConsumerInfo gives it: one that compares strings with
+    numbers (STOMP's) with its STOMP transport's prefix."""
+    if selector.convert_strings:
+        return "convert_string_expressions:" + selector.text
+    return selector.text
+
+
+def consumer_event(sub: Subscription, *, added: bool, owner: str | None = None) -> Event:
+    """The Event of consumer `sub` (of the connection whose ConnectionId is `owner`)
+    coming or going."""
+    selector = sub.selector
+    tag = sub.tag
+    ids = getattr(tag, "advisory_id", None)
+    if ids is None:
+        ids = (owner or "", NO_SESSION, sub.num)
+    return Event(
+        CONSUMER_EVENT,
+        added,
+        sub.address,
+        sub.num,
+        owner,
+        getattr(tag, "advisory_info", None),
+        (
+            _selector_text(selector) if selector is not None else None,
+            sub.prefetch,
+            sub.no_local,
+            sub.exclusive,
+            sub.priority,
+        ),
+        ids,
+    )
+
+
+def ids_text(ids: Ids) -> str:
+    """A ConsumerId's or ProducerId's text, as ActiveMQ's: connection:session:value."""
+    return f"{ids[0]}:{ids[1]}:{ids[2]}"
+
+
 class Advisories:
     """Publishes the core's advisory messages; the core calls one method per event."""
 
@@ -100,182 +228,164 @@ class Advisories:
             "originBrokerId": f"ID:{broker_name}",
             "originBrokerURL": "",
         }
-        # Live connections (for the Connection topic's replay): id -> ConnectionInfo.
-        self.connections: dict[object, dict[str, Any]] = {}
-        # The OpenWire-style id each connection is given in advisories (ConnectionId).
-        self._ids = itertools.count(1)
-        # Producers bound to a destination: id -> (address, owning connection).
-        self.producers: dict[object, tuple[Address, object]] = {}
+        # Live connections (for the Connection topic's replay): id -> their Event.
+        self.connections: dict[object, Event] = {}
+        # Producers bound to a destination: id -> (address, owning connection, Event).
+        self.producers: dict[object, tuple[Address, object, Event]] = {}
+        # The value of a producer id its protocol did not give.
+        self._producer_nums = itertools.count(1)
 
     def set_broker_url(self, url: str) -> None:
         """The address advisories give as `originBrokerURL` (the broker sets its first
-        client listener's once bound, as ActiveMQ gives its connector's)."""
+        listener's)."""
         self._props["originBrokerURL"] = url
+
+    def connection_id(self, conn: object) -> str:
+        """The ConnectionId advisories give connection `conn` (see the module
+        docstring; the broker's id for none)."""
+        event = self.connections.get(conn)
+        if event is not None and event.owner is not None:
+            return event.owner
+        return _id_of(conn) or self._props["originBrokerId"]
 
     # -- events -----------------------------------------------------------------------
 
     def connection(self, conn_id: object, *, added: bool, **info: Any) -> None:
-        """A client connection logged in (`added`) or ended; `info` (client_id, user)
-        goes into the ConnectionInfo body, kept for replay. An ended connection's
-        producers go with it."""
+        """A client connection logged in (`added`) or ended; `info` gives `client_id`,
+        `user`, and may give `connection_id` (the protocol's ConnectionId, text) and
+        `detail`, the protocol's own structure for it (OpenWire's ConnectionInfo), kept
+        for replay. An ended connection's producers go with it."""
         if not self.enabled:
             return
         if added:
-            cid = f"ID:{self._props['originBrokerName']}-{next(self._ids)}"
-            body: dict[str, Any] = {
-                "commandId": 0,
-                "responseRequired": True,
-                "connectionId": {"value": cid},
-                # ActiveMQ gives a connection without a client-id its connection id.
-                "clientId": info.get("client_id") or cid,
-            }
+            # Kept for the replay, so built even with nobody listening (once per login).
             peer = getattr(conn_id, "peer", None)
-            if isinstance(peer, str) and peer:
-                body["clientIp"] = peer.rpartition(":")[0] or peer
-            if info.get("user"):
-                body["userName"] = info["user"]
-            body.update(
-                password="",
-                brokerMasterConnector=False,
-                manageable=False,
-                clientMaster=True,
-                faultTolerant=False,
-                failoverReconnect=False,
+            ip = (peer.rpartition(":")[0] or peer) if isinstance(peer, str) and peer else None
+            event = Event(
+                CONNECTION_EVENT,
+                True,
+                ident=_id_of(conn_id),
+                owner=info.get("connection_id") or _id_of(conn_id),
+                detail=info.get("detail"),
+                client=(info.get("client_id"), info.get("user"), ip),
             )
-            self.connections[conn_id] = body
-            self._publish(CONNECTION, {}, {"ConnectionInfo": body})
+            self.connections[conn_id] = event
+            self._publish(CONNECTION, {}, event)
             return
-        for producer_id in [p for p, (_, owner) in self.producers.items() if owner == conn_id]:
+        for producer_id in [p for p, (_, owner, _e) in self.producers.items() if owner == conn_id]:
             self.producer(producer_id, None, added=False)
-        gone = self.connections.pop(conn_id, None)
-        if gone is not None:
-            object_id = {"@class": "ConnectionId", "value": gone["connectionId"]["value"]}
-            self._publish(CONNECTION, {}, _remove_info(object_id, response=True))
-
-    def connection_id(self, conn: object) -> str:
-        """The ConnectionId a connection's advisories give (the broker's for none)."""
-        info = self.connections.get(conn)
-        return info["connectionId"]["value"] if info else self._props["originBrokerId"]
-
-    def consumer_info(self, sub: Subscription) -> dict[str, Any]:
-        """Subscription `sub` as ActiveMQ's ConsumerInfo (the fields ZoneMQ has)."""
-        body: dict[str, Any] = {
-            "commandId": 0,
-            "responseRequired": False,
-            "consumerId": self._consumer_id(sub),
-            "destination": destination_json(sub.address),
-            "prefetchSize": sub.prefetch,
-            "maximumPendingMessageLimit": 0,
-            "browser": False,
-            "dispatchAsync": True,
-        }
-        selector = sub.selector
-        if selector is not None:
-            # ActiveMQ's STOMP transport marks its selectors so (string conversion).
-            prefix = "convert_string_expressions:" if selector.convert_strings else ""
-            body["selector"] = prefix + selector.text
-        body.update(
-            noLocal=sub.no_local,
-            exclusive=sub.exclusive,
-            retroactive=False,
-            priority=sub.priority,
-            optimizedAcknowledge=False,
-            noRangeAcks=False,
-        )
-        return {"ConsumerInfo": body}
-
-    def _consumer_id(self, sub: Subscription) -> dict[str, Any]:
-        return {"connectionId": self.connection_id(sub.consumer), "sessionId": -1, "value": sub.num}
+        event = self.connections.pop(conn_id, None)
+        if event is not None:
+            gone = Event(
+                CONNECTION_EVENT,
+                False,
+                ident=event.ident,
+                owner=event.owner,
+                detail=event.detail,
+                client=event.client,
+            )
+            self._publish(CONNECTION, {}, gone)
 
     def consumer(self, address: Address, *, added: bool, sub: Subscription | None = None) -> None:
         """A consumer `sub` of `address` came (`added`) or went."""
-        if not self.enabled or is_advisory(address):
-            return
-        name = consumer_topic(address)
-        if not self.core.has_subscribers(Address(TOPIC, name)):
-            return
-        body: dict[str, Any] = {}
-        if sub is not None and added:
-            body = self.consumer_info(sub)
-        elif sub is not None:
-            body = _remove_info({"@class": "ConsumerId", **self._consumer_id(sub)})
-        self._publish(name, {"consumerCount": self._consumers(address)}, body)
+        if self.enabled and not is_advisory(address) and self._wanted(consumer_topic(address)):
+            event = (
+                consumer_event(sub, added=added, owner=self.connection_id(sub.consumer))
+                if sub is not None
+                else Event(CONSUMER_EVENT, added, address)
+            )
+            self._publish(
+                consumer_topic(address), {"consumerCount": self._consumers(address)}, event
+            )
 
     def producer(
-        self, producer_id: object, address: Address | None, *, added: bool, owner: object = None
+        self,
+        producer_id: object,
+        address: Address | None,
+        *,
+        added: bool,
+        owner: object = None,
+        detail: object = None,
+        ids: Ids | None = None,
     ) -> None:
         """A producer of connection `owner` came (bound to `address`) or went; only one
         bound to a destination is advised (`address` None: anonymous; on removal the
-        address is looked up)."""
+        address is looked up). `detail`: the protocol's structure (OpenWire's
+        ProducerInfo), `ids` its ProducerId as (connection, session, value)."""
         if not self.enabled:
             return
         if added:
             if address is None or is_advisory(address):
                 return
-            self.producers[producer_id] = (address, owner)
+            conn = self.connection_id(owner)
+            if ids is None:
+                ids = (conn, NO_SESSION, next(self._producer_nums))
+            event = Event(PRODUCER_EVENT, True, address, producer_id, conn, detail, ids=ids)
+            self.producers[producer_id] = (address, owner, event)
         else:
             entry = self.producers.pop(producer_id, None)
             if entry is None:
                 return
-            address, owner = entry
-        count = sum(1 for a, _ in self.producers.values() if a == address)
-        producer = {"connectionId": self.connection_id(owner), "sessionId": -1, "value": 1}
-        if added:
-            body: dict[str, Any] = {
-                "ProducerInfo": {
-                    "commandId": 0,
-                    "responseRequired": False,
-                    "producerId": producer,
-                    "destination": destination_json(address),
-                    "dispatchAsync": False,
-                    "windowSize": 0,
-                }
-            }
-        else:
-            body = _remove_info({"@class": "ProducerId", **producer})
-        self._publish(producer_topic(address), {"producerCount": count}, body)
+            address = entry[0]
+            e = entry[2]
+            event = Event(PRODUCER_EVENT, False, address, producer_id, e.owner, e.detail, ids=e.ids)
+        count = sum(1 for a, _, _e in self.producers.values() if a == address)
+        self._publish(producer_topic(address), {"producerCount": count}, event)
 
-    def destination(self, address: Address, *, added: bool = True) -> None:
-        """A destination was created (`added`) or deleted."""
-        if not is_advisory(address):
-            self._publish(_KIND_TOPICS[address.kind], {}, _destination_info(address, added))
+    def destination(self, address: Address, *, added: bool = True, owner: object = None) -> None:
+        """A destination was created (`added`) or deleted; `owner`: a temporary one's
+        connection."""
+        if not is_advisory(address) and self._wanted(_KIND_TOPICS[address.kind]):
+            conn = self.connection_id(owner) if owner is not None else None
+            event = Event(DESTINATION_EVENT, added, address, owner=conn)
+            self._publish(_KIND_TOPICS[address.kind], {}, event)
 
     def expired(self, address: Address, msg: Message) -> None:
         if not is_advisory(address):
             name = f"{PREFIX}Expired.{_KIND_WORD[address.kind]}.{address.name}"
-            self._publish(name, {"orignalMessageId": msg.id}, _message_json(address, msg))
+            event = Event(MESSAGE_EVENT, True, address, msg.id, detail=msg)
+            self._publish(name, {"orignalMessageId": message_id(msg)}, event)
 
     def dead_lettered(self, address: Address, msg: Message) -> None:
         if not is_advisory(address):
             name = f"{PREFIX}MessageDLQd.{_KIND_WORD[address.kind]}.{address.name}"
-            self._publish(name, {}, _message_json(address, msg))
+            self._publish(name, {}, Event(MESSAGE_EVENT, True, address, msg.id, detail=msg))
 
     def slow_consumer(self, address: Address, sub: Subscription) -> None:
         if not is_advisory(address):
             name = f"{PREFIX}SlowConsumer.{_KIND_WORD[address.kind]}.{address.name}"
-            cid = self._consumer_id(sub)
-            # ActiveMQ's ConsumerId text: connection:session:value.
-            text = f"{cid['connectionId']}:{cid['sessionId']}:{cid['value']}"
-            self._publish(name, {"consumerId": text}, self.consumer_info(sub))
+            if not self._wanted(name):
+                return
+            event = consumer_event(sub, added=True, owner=self.connection_id(sub.consumer))
+            assert event.ids is not None
+            self._publish(name, {"consumerId": ids_text(event.ids)}, event)
 
     # -- replay to a new advisory subscriber ---------------------------------------------
 
-    def replay(self, sub: Subscription) -> None:
-        """Tell a new subscriber of an advisory topic what already exists."""
+    def replay(self, sub: Subscription, parts: tuple[Address, ...] | None = None) -> None:
+        """Tell a new subscriber of an advisory topic (or of a composite with advisory
+        topics among its `parts`) what already exists."""
         if not self.enabled:
             return
-        name = sub.address.name
+        for part in parts if parts is not None else (sub.address,):
+            if is_advisory(part):
+                self._replay(sub, part)
+
+    def _replay(self, sub: Subscription, topic_address: Address) -> None:
+        name = topic_address.name
         core = self.core
         if name == CONNECTION:
-            for info in list(self.connections.values()):
-                self._deliver(sub, {}, {"ConnectionInfo": info})
+            for event in list(self.connections.values()):
+                self._deliver(sub, topic_address, {}, event)
             return
         for kind, topic in _KIND_TOPICS.items():
             if name == topic:
                 names = core.queues if kind in (QUEUE, TEMP_QUEUE) else core.topics
-                for address in list(names):
+                for address, q in list(names.items()):
                     if address.kind == kind and not is_advisory(address):
-                        self._deliver(sub, {}, _destination_info(address, True))
+                        owner = self.connection_id(q.owner) if q.owner is not None else None
+                        event = Event(DESTINATION_EVENT, True, address, owner=owner)
+                        self._deliver(sub, topic_address, {}, event)
                 return
         for address, q in list(core.queues.items()) + list(core.topics.items()):
             if is_advisory(address):
@@ -283,24 +393,13 @@ class Advisories:
             if name == consumer_topic(address):
                 subs = q.consumers if address.is_queue else q.subs
                 count = len(subs)
-                for consumer in list(subs):
-                    self._deliver(sub, {"consumerCount": count}, self.consumer_info(consumer))
+                for s in list(subs):
+                    event = consumer_event(s, added=True, owner=self.connection_id(s.consumer))
+                    self._deliver(sub, topic_address, {"consumerCount": count}, event)
                 return
-        producers = [(a, o) for a, o in self.producers.values() if producer_topic(a) == name]
-        for address, owner in producers:
-            info = {
-                "commandId": 0,
-                "responseRequired": False,
-                "producerId": {
-                    "connectionId": self.connection_id(owner),
-                    "sessionId": -1,
-                    "value": 1,
-                },
-                "destination": destination_json(address),
-                "dispatchAsync": False,
-                "windowSize": 0,
-            }
-            self._deliver(sub, {"producerCount": len(producers)}, {"ProducerInfo": info})
+        producers = [e for a, _, e in self.producers.values() if producer_topic(a) == name]
+        for event in producers:
+            self._deliver(sub, topic_address, {"producerCount": len(producers)}, event)
 
     # -- publishing ------------------------------------------------------------------------
 
@@ -312,30 +411,49 @@ class Advisories:
         t = core.topics.get(address)
         return len(t.subs) if t is not None else 0
 
-    def _message(self, props: dict[str, Any], body: dict[str, Any]) -> Message:
-        return Message(
-            json.dumps(body, separators=(",", ":")).encode() if body else b"",
-            properties={**self._props, "transformation": TRANSFORMATION, **props},
-            text=True,
-            type="Advisory",
-            priority=0,  # ActiveMQ's advisories leave it unset: 0
-        )
+    def _message(self, props: dict[str, Any], event: Event) -> AdvisoryMessage:
+        return AdvisoryMessage(event, {**self._props, **props})
 
-    def _publish(self, name: str, props: dict[str, Any], body: dict[str, Any]) -> None:
+    def _wanted(self, name: str) -> bool:
+        """Whether advisory topic `name` has a subscriber (else nothing is built)."""
+        return self.enabled and self.core.has_subscribers(Address(TOPIC, name))
+
+    def _publish(self, name: str, props: dict[str, Any], event: Event) -> None:
         if not self.enabled:
             return
         address = Address(TOPIC, name)
         if not self.core.has_subscribers(address):
             return
-        self.core.send(address, self._message(props, body))
+        self.core.send(address, self._message(props, event))
 
-    def _deliver(self, sub: Subscription, props: dict[str, Any], body: dict[str, Any]) -> None:
-        msg = self._message(props, body)
+    def _deliver(
+        self, sub: Subscription, topic: Address, props: dict[str, Any], event: Event
+    ) -> None:
+        msg = self._message(props, event)
         core = self.core
         msg.id = core.next_id()
         msg.timestamp = core.now_ms()
-        msg.destination = sub.address
+        msg.destination = topic
         sub.source.put(msg)
+
+
+def message_id(msg: Message) -> str:
+    """A message's id as its producer gave it (the core's own when there is none)."""
+    original = msg.properties.get(_PRODUCER_ID)
+    return original if type(original) is str else msg.id
+
+
+# -- the Event as ActiveMQ's advisory JSON (XStream, jms-advisory-json) --------------------
+
+
+def destination_json(address: Address) -> dict[str, Any]:
+    """An ActiveMQDestination as XStream writes it (its empty options map is "null")."""
+    return {"@class": _CLASS[address.kind], "string": address.name, "null": ""}
+
+
+def _ids_json(ids: Ids | None) -> dict[str, Any]:
+    conn, session, value = ids if ids is not None else ("", NO_SESSION, 0)
+    return {"connectionId": conn, "sessionId": session, "value": value}
 
 
 def _remove_info(object_id: dict[str, Any], *, response: bool = False) -> dict[str, Any]:
@@ -349,27 +467,107 @@ def _remove_info(object_id: dict[str, Any], *, response: bool = False) -> dict[s
     }
 
 
-def _destination_info(address: Address, added: bool) -> dict[str, Any]:
+def _connection_json(event: Event) -> dict[str, Any]:
+    cid = event.owner or ""
+    if not event.added:
+        return _remove_info({"@class": "ConnectionId", "value": cid}, response=True)
+    client_id, user, ip = event.client or (None, None, None)
+    body: dict[str, Any] = {
+        "commandId": 0,
+        "responseRequired": True,
+        "connectionId": {"value": cid},
+        # ActiveMQ gives a connection without a client-id its connection id.
+        "clientId": client_id or cid,
+    }
+    if ip:
+        body["clientIp"] = ip
+    if user:
+        body["userName"] = user
+    body.update(
+        password="",
+        brokerMasterConnector=False,
+        manageable=False,
+        clientMaster=True,
+        faultTolerant=False,
+        failoverReconnect=False,
+    )
+    return {"ConnectionInfo": body}
+
+
+def _consumer_json(event: Event) -> dict[str, Any]:
+    if event.address is None:
+        return {}  # a consumer the core knows no subscription of: headers alone
+    if not event.added:
+        return _remove_info({"@class": "ConsumerId", **_ids_json(event.ids)})
+    selector, prefetch, no_local, exclusive, priority = event.consumer or (None, 0, False, False, 0)
+    body: dict[str, Any] = {
+        "commandId": 0,
+        "responseRequired": False,
+        "consumerId": _ids_json(event.ids),
+        "destination": destination_json(event.address),
+        "prefetchSize": prefetch,
+        "maximumPendingMessageLimit": 0,
+        "browser": False,
+        "dispatchAsync": True,
+    }
+    if selector is not None:
+        body["selector"] = selector
+    body.update(
+        noLocal=no_local,
+        exclusive=exclusive,
+        retroactive=False,
+        priority=priority,
+        optimizedAcknowledge=False,
+        noRangeAcks=False,
+    )
+    return {"ConsumerInfo": body}
+
+
+def _producer_json(event: Event) -> dict[str, Any]:
+    producer = _ids_json(event.ids)
+    if not event.added:
+        return _remove_info({"@class": "ProducerId", **producer})
+    assert event.address is not None
     return {
-        "DestinationInfo": {
+        "ProducerInfo": {
             "commandId": 0,
             "responseRequired": False,
-            "destination": destination_json(address),
-            "operationType": ADD if added else REMOVE,
-            "timeout": 0,
+            "producerId": producer,
+            "destination": destination_json(event.address),
+            "dispatchAsync": False,
+            "windowSize": 0,
         }
     }
 
 
-def _message_json(address: Address, msg: Message) -> dict[str, Any]:
+def _destination_json(event: Event) -> dict[str, Any]:
+    assert event.address is not None
+    body: dict[str, Any] = {"commandId": 0, "responseRequired": False}
+    if event.owner is not None:
+        # A temporary destination's connection, as OpenWire's DestinationInfo shows it
+        # (ZoneMQ knows no creating connection of other destinations).
+        body["connectionId"] = {"value": event.owner}
+    body.update(
+        destination=destination_json(event.address),
+        operationType=ADD if event.added else REMOVE,
+        timeout=0,
+    )
+    return {"DestinationInfo": body}
+
+
+def _message_json(event: Event) -> dict[str, Any]:
     """The advised message (Expired, MessageDLQd) as ActiveMQ's JSON shows it, with the
     fields ZoneMQ has; its body is left out, as ActiveMQ's includeBodyForAdvisory=false."""
+    msg = event.detail
+    address = event.address
+    if not isinstance(msg, Message) or address is None:
+        return {}
     kind = "ActiveMQTextMessage" if msg.text else "ActiveMQBytesMessage"
     return {
         kind: {
             "commandId": 0,
             "responseRequired": False,
-            "messageId": {"value": msg.id},
+            "messageId": {"value": message_id(msg)},
             "destination": destination_json(address),
             "expiration": msg.expiration,
             "timestamp": msg.timestamp,
@@ -388,3 +586,19 @@ def _message_json(address: Address, msg: Message) -> dict[str, Any]:
             "jmsXGroupFirstForConsumer": False,
         }
     }
+
+
+_JSON = {
+    CONNECTION_EVENT: _connection_json,
+    CONSUMER_EVENT: _consumer_json,
+    PRODUCER_EVENT: _producer_json,
+    DESTINATION_EVENT: _destination_json,
+    MESSAGE_EVENT: _message_json,
+}
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    """`event` as the JSON ActiveMQ's STOMP transport renders its advisory structure
+    ({} when there is none)."""
+    render = _JSON.get(event.kind)
+    return render(event) if render is not None else {}

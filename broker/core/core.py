@@ -379,7 +379,7 @@ class Core:
             self.topics[address] = Topic(address, owner=owner)
         else:
             raise CoreError(INVALID, f"{address} is not a temporary destination")
-        self.advisories.destination(address)
+        self.advisories.destination(address, owner=owner)
 
     def delete_owned(self, owner: object) -> None:
         """Delete the temporary destinations of `owner`, closing their subscriptions."""
@@ -394,6 +394,7 @@ class Core:
             q = self.queues.pop(address, None)
             if q is None:
                 return
+            owner = q.owner
             for sub in list(q.consumers):
                 sub.close()  # a wildcard group's member leaves its group
             q.purge()
@@ -405,13 +406,14 @@ class Core:
             t = self.topics.pop(address, None)
             if t is None:
                 return
+            owner = t.owner
             if address.kind == TOPIC:
                 self.router.topic_deleted(t)  # wildcard subscribers stay on their others
             self.durables.unbind(t)
             for sub in list(t.subs):
                 sub.close()
             self.retired["enqueued"] += t.enqueued
-        self.advisories.destination(address, added=False)
+        self.advisories.destination(address, added=False, owner=owner)
 
     def retire(self, q: MessageQueue) -> None:
         """Keep the counters of a queue that goes, so that totals never go down."""
@@ -566,18 +568,29 @@ class Core:
     # -- connections and producers (advisories only: the core keeps no other state) ----
 
     def connected(self, conn_id: object, **info: Any) -> None:
-        """A client connection has logged in (ActiveMQ.Advisory.Connection)."""
+        """A client connection has logged in (ActiveMQ.Advisory.Connection); `info`:
+        client_id, user, and the protocol's own connection_id and detail if it has them
+        (Advisories.connection)."""
         self.advisories.connection(conn_id, added=True, **info)
 
     def disconnected(self, conn_id: object) -> None:
         self.advisories.connection(conn_id, added=False)
 
     def producer_added(
-        self, producer_id: object, address: Address | None, owner: object = None
+        self,
+        producer_id: object,
+        address: Address | None,
+        owner: object = None,
+        detail: object = None,
+        ids: tuple[str, int, int] | None = None,
     ) -> None:
         """A producer of connection `owner` bound to `address` (None: anonymous, never
-        advised) appeared; it goes with `disconnected(owner)` if not removed before."""
-        self.advisories.producer(producer_id, address, added=True, owner=owner)
+        advised) appeared; it goes with `disconnected(owner)` if not removed before.
+        `detail`: the protocol's own structure for it, `ids` its own ProducerId as
+        (connection, session, value), for its advisories."""
+        self.advisories.producer(
+            producer_id, address, added=True, owner=owner, detail=detail, ids=ids
+        )
 
     def producer_removed(self, producer_id: object) -> None:
         self.advisories.producer(producer_id, None, added=False)
@@ -777,9 +790,13 @@ class Core:
                     return router.subscribe_queues(
                         parts, consumer, ack_mode, prefetch, tag, paused, selector
                     )
-                return router.subscribe_topics(
+                sub = router.subscribe_topics(
                     parts, consumer, ack_mode, prefetch, no_local, origin, tag, paused, selector
                 )
+                if any(is_advisory(p) for p in parts):
+                    # The JMS client's ActiveMQ.Advisory.TempQueue,ActiveMQ.Advisory.TempTopic.
+                    self.advisories.replay(sub, parts)
+                return sub
             address = parts[0]
         topic: Topic | None
         if address.is_queue:

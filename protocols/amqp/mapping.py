@@ -68,8 +68,10 @@ so an AMQP consumer gets exactly what was sent: the core body is the AMQP-encode
 property JMS_AMQP_ORIGINAL_ENCODING records the section (ActiveMQ's codes: 1 no body,
 3 amqp-sequence, 6 binary value, 7 map value, 8 list value, 0 any other value). A STOMP
 consumer receives such a message as a bytes message whose body is that AMQP encoding and
-whose JMS_AMQP_ORIGINAL_ENCODING header says how to read it, much as ActiveMQ hands an
-untransformed MapMessage to STOMP as its marshalled bytes. A STOMP text body that is not
+whose JMS_AMQP_ORIGINAL_ENCODING header says how to read it (ActiveMQ 5.17.2's STOMP
+transport sends a Map or Stream message no body at all: compared live in
+tests/openwire/test_jms_bodies.py); a JMS Map or Stream message is kept in this same
+form (protocols/openwire/bodies.py). A STOMP text body that is not
 valid UTF-8 goes out as a data section.
 
 Both directions have a hand-written codec for the usual shapes, the sans-IO package

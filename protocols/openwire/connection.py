@@ -67,10 +67,11 @@ from broker.core import (
     is_wildcard,
     schedule_of,
 )
+from broker.core.advisory import AdvisoryMessage
 from broker.core.errors import WriteRefused
 from broker.core.transaction import Transaction
 from broker.push import READ_PRODUCER, PushConnection
-from protocols.openwire import mapping
+from protocols.openwire import advisories, mapping, xa
 from protocols.openwire.codec import commands as c
 from protocols.openwire.codec import fast, loose
 from protocols.openwire.codec.cache import DEFAULT_SIZE, Cache
@@ -128,6 +129,20 @@ class OwConsumer:
         # Prefetch 0: messages only on MessagePull; a pull waiting with a timeout.
         self.pull = info.prefetch_size == 0
         self.pull_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def advisory_info(self) -> c.ConsumerInfo:
+        """What ActiveMQ.Advisory.Consumer.* carries for it (broker/core/advisory.py)."""
+        return self.info
+
+    @property
+    def advisory_id(self) -> tuple[str, int, int]:
+        """Its ConsumerId as (connection, session, value), the one every advisory gives
+        it (broker/core/advisory.py: the JSON and the ConsumerInfo agree)."""
+        cid = self.info.consumer_id
+        if cid is None:
+            return ("", 0, 0)
+        return (cid.connection_id or "", cid.session_id, cid.value)
 
     def credit(self) -> None:
         sub = self.sub
@@ -453,7 +468,14 @@ class OpenWireConnection(PushConnection):
         self.resends.reconnected = info.failover_reconnect
         self.connected = True
         self.frames.max_frame_size = self.settings.max_frame_size
-        self.core.connected(self, client_id=client_id, user=self.user)
+        cid = info.connection_id
+        self.core.connected(
+            self,
+            client_id=client_id,
+            user=self.user,
+            detail=info,
+            connection_id=cid.value if cid is not None else None,
+        )
         self._respond(info)
 
     def _take_over(self, cid: c.ConnectionId) -> None:
@@ -545,7 +567,9 @@ class OpenWireConnection(PushConnection):
             address = a if type(a) is Address else None
         if info.producer_id is not None:
             self.producers[info.producer_id] = info
-            self.core.producer_added(info.producer_id, address, owner=self)
+            pid = info.producer_id
+            ids = (pid.connection_id or "", pid.session_id, pid.value)
+            self.core.producer_added(pid, address, owner=self, detail=info, ids=ids)
         self._respond(info)
 
     def _on_message(self, m: c.Message) -> None:
@@ -716,7 +740,10 @@ class OpenWireConnection(PushConnection):
         self._dispatch_num += 1
         num = self._dispatch_num
         consumer.order[num] = msg.id
-        out = mapping.openwire_message(msg)
+        if type(msg) is AdvisoryMessage:
+            out = advisories.advisory_message(msg)
+        else:
+            out = mapping.openwire_message(msg)
         mid = out.message_id
         assert mid is not None
         # A MessageId of its own (mapping.message_id_of builds one per call): the number
@@ -881,9 +908,13 @@ class OpenWireConnection(PushConnection):
 
     def _on_transaction(self, info: c.TransactionInfo) -> None:
         txid = info.transaction_id
-        if isinstance(txid, c.XATransactionId):
-            raise Refused(XA, "XA transactions are not supported by ZoneMQ")
         kind = info.type
+        if isinstance(txid, c.XATransactionId) or kind == c.TX_RECOVER:
+            answer = xa.answer(info)  # refused: protocols/openwire/xa.py
+            if isinstance(answer, tuple):
+                raise Refused(*answer)
+            self._answer(info, self._encode(answer))
+            return
         if kind == c.TX_BEGIN:
             if txid in self.txs:
                 raise Refused(JMS_EXCEPTION, f"Transaction '{txid}' already started.")
@@ -909,7 +940,7 @@ class OpenWireConnection(PushConnection):
         elif kind == c.TX_END:
             self._respond(info)
         else:
-            raise Refused(XA, "XA transactions are not supported by ZoneMQ")
+            raise Refused(XA, xa.NOT_SUPPORTED)
 
     # -- removal --------------------------------------------------------------------------
 

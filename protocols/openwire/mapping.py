@@ -3,13 +3,23 @@
 ActiveMQTextMessage        ↔ a text message (text=True; the body is the text in UTF-8,
                              as a STOMP frame without content-length carries it)
 ActiveMQBytesMessage       ↔ a bytes message (STOMP content-length, AMQP data section)
-Map, Stream, Object, and ActiveMQMessage without a body
+Map and Stream messages    ↔ their AMQP encoding (a map, a list) with property
+                             JMS_AMQP_ORIGINAL_ENCODING 7 / 3, the AMQP mapping's form
+                             (bodies.py), so AMQP consumers get a map amqp-value or an
+                             amqp-sequence as ActiveMQ's AMQP transport gives them, and
+                             an AMQP map / list (7, 3 or 8) comes to JMS as a Map /
+                             Stream message; STOMP consumers get that encoding
+                             (ActiveMQ's STOMP sends them no body)
+Object, and ActiveMQMessage without a body
                            ↔ their marshalled content as the body, and property
-                             JMS_OPENWIRE_MSG_TYPE (2, 4, 1, 0: AMQP's
-                             x-opt-jms-msg-type codes), so an OpenWire consumer gets the
-                             same kind back; STOMP and AMQP consumers get the content as
-                             bytes (ActiveMQ's STOMP sends them no body, its AMQP a map
-                             or list section: not done here)
+                             JMS_OPENWIRE_MSG_TYPE (1, 0: AMQP's x-opt-jms-msg-type
+                             codes), so an OpenWire consumer gets the same kind back; an
+                             ObjectMessage has content type
+                             application/x-java-serialized-object (ActiveMQ's mark for
+                             AMQP), and a bytes message with that content type comes
+                             to JMS as an ObjectMessage. A Map or Stream message stored
+                             by an earlier version (JMS_OPENWIRE_MSG_TYPE 2 / 4, its
+                             marshalled content) still goes out as what it was.
 compressed (useCompression)  inflated on the way in, bounded by the frame size limit
 destination ↔ queue://, topic://, temp-queue://, temp-topic:// by the structure's
               type; a physical name with commas is a composite (each part may say
@@ -34,11 +44,13 @@ import zlib
 from typing import Any
 
 from broker.core import QUEUE, TEMP_QUEUE, TEMP_TOPIC, TOPIC, Address, Message
+from protocols.openwire import bodies
 from protocols.openwire.codec import commands as c
 from protocols.openwire.codec import primitives, utf
 from protocols.openwire.codec.reader import CodecError
 
 ORIGINAL_ID = "JMS_AMQP_MessageId"
+SERIALIZED = "application/x-java-serialized-object"
 GROUP_SEQ = "JMSXGroupSeq"
 
 _KINDS: dict[type[c.Destination], str] = {
@@ -66,6 +78,8 @@ _KIND_CODES: dict[type[c.Message], int] = {
     c.StreamMessage: 4,
 }
 _KIND_CLASSES = {code: cls for cls, code in _KIND_CODES.items()}
+# JMS_AMQP_ORIGINAL_ENCODING values whose body becomes a Map or Stream message.
+_CONVERTED = (bodies.ENC_MAP, bodies.ENC_SEQUENCE, bodies.ENC_LIST)
 
 
 def address_of(dest: c.Destination) -> Address | tuple[Address, ...]:
@@ -169,10 +183,14 @@ def message_from(m: c.Message, address: Address, origin: object, *, limit: int) 
         body = bytes_of(m.content, m.compressed, limit)
         is_text = False
     else:
-        # Map, Stream, Object and a bodyless Message keep their marshalled content (as
-        # the client wrote it, inflated) and their kind, for OpenWire consumers.
+        # Object and a bodyless Message keep their marshalled content (as the client
+        # wrote it, inflated) and their kind, for OpenWire consumers; Map and Stream
+        # bodies are kept as AMQP's map and list (bodies.py).
         body = (_inflate(m.content, limit) if m.compressed else m.content) if m.content else b""
         is_text = False
+        if t is c.MapMessage or t is c.StreamMessage:
+            conv = bodies.map_to_amqp if t is c.MapMessage else bodies.stream_to_amqp
+            body = conv(body)
     props: dict[str, Any] = {}
     if m.properties:
         decoded = primitives.decode_map(m.properties)
@@ -181,9 +199,18 @@ def message_from(m: c.Message, address: Address, origin: object, *, limit: int) 
                 if type(value) in (dict, list):
                     raise CodecError(f"property {key!r} is a {type(value).__name__}")
                 props[key] = value
-    kind = _KIND_CODES.get(t)
-    if kind is not None:
-        props[BODY_KIND] = ("byte", kind)
+    content_type = None
+    if t is c.MapMessage:
+        props[bodies.ENCODING] = bodies.ENC_MAP
+    elif t is c.StreamMessage:
+        props[bodies.ENCODING] = bodies.ENC_SEQUENCE
+    else:
+        kind = _KIND_CODES.get(t)
+        if kind is not None:
+            props[BODY_KIND] = ("byte", kind)
+            if t is c.ObjectMessage:
+                # As ActiveMQ's AMQP transformer marks a serialized object.
+                content_type = SERIALIZED
     if m.message_id is not None:
         text = m.message_id.text()
         # As Java's MessageId.toString: an id is always shown with its "ID:".
@@ -212,6 +239,7 @@ def message_from(m: c.Message, address: Address, origin: object, *, limit: int) 
         group_id=m.group_id,
         type=m.type,
         origin=origin,
+        content_type=content_type,
     )
 
 
@@ -253,8 +281,12 @@ def openwire_message(msg: Message) -> c.Message:
     props: dict[str, Any] = {}
     group_seq = 0
     kind_class: type[c.Message] | None = None
+    encoding = None
     for key, value in msg.properties.items():
         if key == ORIGINAL_ID:
+            continue
+        if key == bodies.ENCODING and value in _CONVERTED:
+            encoding = value
             continue
         if key == BODY_KIND:
             kind_class = _KIND_CLASSES.get(value[1] if type(value) is tuple else value)
@@ -265,8 +297,22 @@ def openwire_message(msg: Message) -> c.Message:
                 group_seq = value
             continue
         props[key] = value
-    if kind_class is not None:
-        out: c.Message = kind_class(content=msg.body or None)
+    out: c.Message
+    if encoding is not None:
+        try:
+            if encoding == bodies.ENC_MAP:
+                out = c.MapMessage(content=bodies.amqp_to_map(msg.body))
+            else:
+                out = c.StreamMessage(content=bodies.amqp_to_stream(msg.body))
+        except CodecError:
+            # A body JMS cannot hold (nested past primitives.MAX_DEPTH): its AMQP
+            # encoding as bytes, the property saying what it is.
+            props[bodies.ENCODING] = encoding
+            out = c.BytesMessage(content=msg.body)
+    elif kind_class is not None:
+        out = kind_class(content=msg.body or None)
+    elif msg.content_type == SERIALIZED and not msg.text:
+        out = c.ObjectMessage(content=msg.body or None)
     elif msg.text:
         data = utf.encode(msg.body.decode("utf-8", "replace"))
         out = c.TextMessage(content=len(data).to_bytes(4, "big") + data)

@@ -143,7 +143,11 @@ def test_destination_advisories_on_create_and_delete(connect) -> None:
     name, created = info(frames[0])
     assert name == "DestinationInfo" and created["operationType"] == 0
     assert created["destination"] == {"@class": "ActiveMQQueue", "string": "fresh", "null": ""}
-    assert info(frames[2])[1]["destination"]["@class"] == "ActiveMQTempQueue"
+    assert "connectionId" not in created  # no creating connection known
+    temp = info(frames[2])[1]
+    assert temp["destination"]["@class"] == "ActiveMQTempQueue"
+    # Its connection's id, the prefix of its name as in ActiveMQ.
+    assert temp["destination"]["string"].startswith(temp["connectionId"]["value"] + ":")
     c.disconnect()  # the temporary queue goes with its connection
     gone = watch.listener.next()
     assert gone.headers["destination"] == ADV + "TempQueue"
