@@ -9,7 +9,8 @@
 #   bench/brokers/zonemq.sh stop            # or: kill -TERM "$pid" (graceful drain)
 #
 # Environment: ZONEMQ_BENCH_PORT (61613), ZONEMQ_BENCH_AMQP (5672), ZONEMQ_BENCH_SQS
-# (9324), ZONEMQ_BENCH_CONSOLE (8171),
+# (9324), ZONEMQ_BENCH_CONSOLE (8171), ZONEMQ_BENCH_OPENWIRE (61616; 0 = ephemeral, for a
+# second instance beside the first),
 # ZONEMQ_BENCH_DIR (/tmp/zonemq-bench), PYTHON (python3), and any ZONEMQ_* setting,
 # e.g. ZONEMQ_LISTENERS__STOMP__MAX_CONNECTIONS=20000 for the idle scenario.
 set -euo pipefail
@@ -18,6 +19,7 @@ port=${ZONEMQ_BENCH_PORT:-61613}
 console=${ZONEMQ_BENCH_CONSOLE:-8171}
 amqp=${ZONEMQ_BENCH_AMQP:-5672}
 sqs=${ZONEMQ_BENCH_SQS:-9324}
+openwire=${ZONEMQ_BENCH_OPENWIRE:-61616}
 dir=${ZONEMQ_BENCH_DIR:-/tmp/zonemq-bench}
 py=${PYTHON:-python3}
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -45,7 +47,8 @@ fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 cd "$root"
 nohup env -u ZONEMQ_BENCH_PORT -u ZONEMQ_BENCH_CONSOLE -u ZONEMQ_BENCH_DIR \
-    -u ZONEMQ_BENCH_AMQP -u ZONEMQ_BENCH_SQS \
+    -u ZONEMQ_BENCH_AMQP -u ZONEMQ_BENCH_SQS -u ZONEMQ_BENCH_OPENWIRE \
+    ZONEMQ_LISTENERS__OPENWIRE__PORT="$openwire" \
     "$py" -m broker run --bind 127.0.0.1 --stomp-port "$port" --amqp-port "$amqp" \
     --sqs-port "$sqs" --console-port "$console" --data-dir "$dir" --log-level warning >"$dir/broker.log" 2>&1 &
 echo $! >"$pidfile"

@@ -333,6 +333,7 @@ def run(args: argparse.Namespace) -> int:
     cluster = Cluster(root)
     clients: list[Any] = []
     print(f"zonemq demo failover: data and logs in {root}", flush=True)
+    failed = True  # the data and logs stay for whoever reads why
     try:
         cluster.start()
         until(lambda: cluster.in_sync() == 2, 60, "an active with two standbys in sync")
@@ -370,7 +371,8 @@ def run(args: argparse.Namespace) -> int:
         lost = sum(r.lost for r in checker.report().values())
         print()
         print("lost acknowledged messages:", lost)
-        return 0 if lost == 0 and drained else 1
+        failed = not (lost == 0 and drained)
+        return 1 if failed else 0
     except TimeoutError as exc:
         print(f"zonemq demo: {exc}; logs in {root}", file=sys.stderr)
         return 1
@@ -379,7 +381,7 @@ def run(args: argparse.Namespace) -> int:
             with contextlib.suppress(Exception):
                 client.stop()
         cluster.stop()
-        if not args.keep:
+        if not args.keep and not failed:
             shutil.rmtree(root, ignore_errors=True)
 
 
@@ -478,5 +480,9 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to recover")
     parser.add_argument("--drain", type=float, default=60.0, help="seconds to drain")
-    parser.add_argument("--keep", action="store_true", help="keep the data and logs")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the data and logs (kept anyway when the demo fails)",
+    )
     return run(parser.parse_args(argv))

@@ -5,6 +5,7 @@ and the checker's verdict (the demo exits 0 only when nothing acknowledged was l
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -28,7 +29,7 @@ def test_demo_loses_no_acknowledged_message(mode: list[str]) -> None:
         [*argv, *mode], capture_output=True, text=True, env=env, cwd=ROOT, timeout=240
     )
     out = done.stdout
-    assert done.returncode == 0, out + done.stderr[-3000:]
+    assert done.returncode == 0, out + done.stderr[-3000:] + _node_logs(out)
     assert "lost acknowledged messages: 0" in out
     for protocol in ("stomp", "amqp", "sqs"):
         assert f"{protocol}: clients acknowledged again" in out
@@ -38,3 +39,17 @@ def test_demo_loses_no_acknowledged_message(mode: list[str]) -> None:
         assert int(row[3]) > 0 and row[5] == "0"  # acknowledged > 0, lost == 0
     if mode == ["--partition"]:
         assert "stepped down" in out.split("promoted")[0]  # before anyone else is active
+
+
+def _node_logs(out: str) -> str:
+    """The tails of a failed demo's node logs (it keeps its directory when it fails)."""
+    found = re.search(r"data and logs in (\S+)", out)
+    if found is None:
+        return ""
+    root = Path(found.group(1))
+    tails = [
+        f"\n--- {p.name}\n{p.read_text(errors='replace')[-2500:]}"
+        for p in sorted(root.glob("*.log"))
+    ]
+    shutil.rmtree(root, ignore_errors=True)
+    return "".join(tails)
