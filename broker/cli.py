@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     flags.add_argument("--name", help="broker name (broker.name)")
     flags.add_argument("--stomp-port", type=int, help="STOMP port, 0 = ephemeral")
     flags.add_argument("--amqp-port", type=int, help="AMQP 1.0 port, 0 = ephemeral")
+    flags.add_argument(
+        "--openwire-port", type=int, help="OpenWire (ActiveMQ JMS client) port, 0 = ephemeral"
+    )
     flags.add_argument("--sqs-port", type=int, help="SQS HTTP API port, 0 = ephemeral")
     flags.add_argument("--console-port", type=int, help="console/metrics HTTP port, 0 = ephemeral")
     flags.add_argument(
@@ -121,6 +124,7 @@ _FLAG_OF = {
     "listeners.aws.account_id": "--account-id",
     "listeners.stomp.port": "--stomp-port",
     "listeners.amqp.port": "--amqp-port",
+    "listeners.openwire.port": "--openwire-port",
     "listeners.aws.port": "--sqs-port",
     "listeners.console.port": "--console-port",
     "store.fsync": "--fsync",
@@ -181,6 +185,7 @@ def _load_args(args: argparse.Namespace) -> tuple[str | None, dict[str, Any]]:
         "broker.log_format": args.log_format,
         "listeners.stomp.port": args.stomp_port,
         "listeners.amqp.port": args.amqp_port,
+        "listeners.openwire.port": args.openwire_port,
         "listeners.aws.port": args.sqs_port,
         "listeners.console.port": args.console_port,
         "listeners.aws.region": args.region,

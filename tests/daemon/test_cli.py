@@ -111,6 +111,23 @@ def test_stomp_port_flag_and_log_line_agree(spawn, tmp_path: Path) -> None:
     round_trip(port)
 
 
+def test_openwire_port_flag_serves_openwire_there(spawn, tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = spawn(*run_args(tmp_path, "--openwire-port", str(port)))
+    match = p.wait_for(re.compile(r"openwire listener on (\S+):(\d+)"))
+    assert (match.group(1), int(match.group(2))) == ("127.0.0.1", port)
+    # An OpenWire broker speaks first: its WireFormatInfo, with the protocol's magic.
+    with socket.create_connection(("127.0.0.1", port), timeout=START_TIMEOUT) as sock:
+        head = b""
+        while len(head) < 13:
+            chunk = sock.recv(13 - len(head))
+            assert chunk, "the broker closed before its WireFormatInfo"
+            head += chunk
+    assert head[4] == 1 and head[5:13] == b"ActiveMQ"  # WIREFORMAT_INFO, the magic
+
+
 def test_unknown_config_key_exits_2_naming_the_key(spawn, tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[listeners.stomp]\nport = 0\nmax_franes = 10\n")
