@@ -129,7 +129,9 @@ def test_one_per_second_spaces_its_posts_and_holds_no_one_else(sns: Any, endpoin
     published = time.monotonic() - t0
     assert published < 0.9  # the publisher did not wait for the throttle
     fast = [free.next() for _ in range(4)]
-    assert [a.json()["MessageId"] for a in fast] == sent
+    # Unthrottled, a courier has up to IN_FLIGHT POSTs out at once: they may arrive in
+    # any order (as a standard SNS topic's do); the throttled one below is ordered.
+    assert sorted(a.json()["MessageId"] for a in fast) == sorted(sent)
     assert fast[-1].at - fast[0].at < 0.7  # no policy: all at once
     got = [slow.next() for _ in range(4)]
     assert [a.json()["MessageId"] for a in got] == sent  # in order
