@@ -68,13 +68,22 @@ def free_port() -> int:
     lo, hi = (20000, low - 1) if low > 21000 else (high + 1, 65535)
     for _ in range(200):
         port = random.randint(lo, hi)
+        # A port is free again as soon as its probe closes, so without this one cluster's
+        # 20-odd draws could hand the same port to two listeners (about 2 % of demos).
+        if port in _handed_out:
+            continue
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
+            _handed_out.add(port)
             return port
     raise RuntimeError(f"no free loopback port in {lo}-{hi}")
+
+
+# Every port free_port has returned in this process (a few per cluster node).
+_handed_out: set[int] = set()
 
 
 class Clock:
