@@ -74,7 +74,6 @@ import binascii
 import json
 import logging
 import re
-import uuid
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -83,7 +82,7 @@ from urllib.parse import urlsplit
 from broker.core import TOPIC, Address, Core, Message
 from broker.core.queue import Subscription
 from protocols.aws import attributes as attrs
-from protocols.aws import fifo
+from protocols.aws import fifo, ids
 from protocols.aws.resolve import Context
 from protocols.aws.sns_envelope import Notification, Signer, envelope
 from protocols.aws.sns_http import HttpDeliveries, content_type, new_token, retry_delays
@@ -651,7 +650,7 @@ class SnsService:
             if seen is not None:
                 return {"MessageId": seen[0], "SequenceNumber": seen[1]}
             seq = fifo.next_sequence_number()
-        message_id = str(uuid.uuid4())
+        message_id = ids.message_id()
         address = Address(TOPIC, t.name)
         if self.core.has_subscribers(address):
             self.core.send(
@@ -886,7 +885,7 @@ class SnsService:
                 return
             t.dedup.record((None, dedup), self.core.now_ms(), msg.id, fifo.next_sequence_number())
         m = _Prepared(text, None, attributes, None, msg.group_id, dedup)
-        self._fan_out(t, m, str(uuid.uuid4()), self.core.now_ms(), self.base_url, [])
+        self._fan_out(t, m, ids.message_id(), self.core.now_ms(), self.base_url, [])
 
 
 # -- validation helpers --------------------------------------------------------------------
