@@ -107,4 +107,7 @@ class IoThread:
             # RuntimeError: the loop has closed (an unclosed journal at exit): nobody waits.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(done, result, exc)
-            del job, fn, args, result, exc  # drop references before blocking again
+            # Drop every reference before blocking again: `done` (the journal's callback)
+            # holds the batch it completes, and kept here until the next job arrived it
+            # kept the last batch's records alive after the loop was done with them.
+            del job, fn, args, result, exc, loop, done
