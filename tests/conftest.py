@@ -359,8 +359,17 @@ def connect(broker: BrokerThread) -> Iterator[Callable[..., Client]]:
 class RawClient:
     """A plain TCP socket for sending exact bytes, including bad ones."""
 
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+    def __init__(self, port: int, rcvbuf: int | None = None) -> None:
+        if rcvbuf is None:
+            self.sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+        else:
+            # Set before connecting, so the window the broker sees is this small: a
+            # client that stops reading then holds little in the kernel, whatever the
+            # machine's autotuning would have allowed.
+            self.sock = socket.socket()
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.settimeout(WAIT)
+            self.sock.connect(("127.0.0.1", port))
         self.buf = b""
 
     def send(self, data: bytes) -> None:

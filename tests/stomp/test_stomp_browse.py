@@ -139,7 +139,7 @@ def test_browsing_a_deep_paged_queue_gets_every_body_in_chunks(
     assert b.call(stubs) > total // 2  # most of the queue is paged out to the journal
 
     # A client that does not read: the broker writes only what its buffers allow.
-    lazy = RawClient(b.stomp_port)
+    lazy = RawClient(b.stomp_port, rcvbuf=16 * 1024)
     lazy.connect("1.2")
     lazy.send(b"SUBSCRIBE\nid:lazy\ndestination:/queue/browse.deep\nbrowser:true\n\n\x00")
 
